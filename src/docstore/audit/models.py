@@ -1,0 +1,52 @@
+"""The audit log: one row per action, chained by a seal for tamper evidence."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from docstore.db import Base, IdType, UTCDateTime, utcnow
+
+
+class AuditLog(Base):
+    """An action on an item. No foreign keys: the record outlives what it describes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    document_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    folder_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    share_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    # The document owner at the time, so "entries about documents I own" is one index.
+    owner_id: Mapped[int | None] = mapped_column(IdType, nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # SHA-256(previous seal || canonical bytes of this entry), filled by the sealing task.
+    seal: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (
+        Index("ix_audit_log_document_time", "document_id", "timestamp"),
+        Index("ix_audit_log_user_time", "user_id", "timestamp"),
+        Index("ix_audit_log_owner_time", "owner_id", "timestamp"),
+        Index("ix_audit_log_action_time", "action", "timestamp"),
+        Index("ix_audit_log_time", "timestamp"),
+        Index("ix_audit_log_unsealed", "seal", "id"),
+    )
+
+
+class AuditCheckpoint(Base):
+    """The seal of the last entry removed by pruning, so the chain still verifies."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    last_pruned_id: Mapped[int] = mapped_column(IdType)
+    seal: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,83 @@
+"""Settings: one pydantic-settings class read from DOCSTORE_* environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; defaults are the embedded single-machine mode."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCSTORE_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    storage_url: str | None = None
+    redis_url: str | None = None
+    admin_email: str | None = None
+    admin_password: str | None = None
+    public_url: str | None = None
+    open_signup: bool = True
+    # HMAC key for the local store's signed URLs; several processes must share it.
+    # Unset: a random key is created once and kept in DATA_DIR/secret_key.
+    secret_key: str | None = None
+
+    token_ttl_seconds: int = 30 * 24 * 3600
+    signed_url_ttl_seconds: int = 300
+    simple_upload_max_bytes: int = 64 * 1024 * 1024
+    max_file_bytes: int = 5 * 1024**4
+    upload_session_ttl_seconds: int = 24 * 3600
+    merge_max_bytes: int = 10 * 1024 * 1024
+    trash_retention_days: int = 30
+    audit_retention_days: int | None = None
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Run the background jobs inside `docstore serve` (embedded mode).
+    run_jobs_in_server: bool = True
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'docstore.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        """The blob store URL, defaulting to a folder in the data directory."""
+        if self.storage_url:
+            return self.storage_url
+        return f"file://{self.data_dir.resolve() / 'blobs'}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        """Base of the signed URLs handed out (no trailing slash)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    def resolved_secret_key(self) -> bytes:
+        """The HMAC key; created and persisted on first use when not configured."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            tmp.replace(path)
+        return path.read_text().strip().encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

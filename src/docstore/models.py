@@ -1,0 +1,28 @@
+"""Every model, imported in one place so metadata (and Alembic) sees the whole schema."""
+
+from docstore.audit.models import AuditCheckpoint, AuditLog
+from docstore.comments.models import Comment
+from docstore.db import Base
+from docstore.documents.models import Blob, Document, DocumentVersion
+from docstore.folders.models import Folder
+from docstore.retention.models import JobLease
+from docstore.sharing.models import Share
+from docstore.uploads.models import UploadSession
+from docstore.users.models import ApiToken, Plan, User
+
+__all__ = [
+    "ApiToken",
+    "AuditCheckpoint",
+    "AuditLog",
+    "Base",
+    "Blob",
+    "Comment",
+    "Document",
+    "DocumentVersion",
+    "Folder",
+    "JobLease",
+    "Plan",
+    "Share",
+    "UploadSession",
+    "User",
+]
