@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,8 @@ from sqlalchemy import BigInteger, DateTime, Integer, MetaData, create_engine, e
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -48,6 +51,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_ON_ROLLBACK = "docstore.on_rollback"
+_AFTER_COMMIT = "docstore.after_commit"
+
+
+def on_rollback(session: Session, fn: Callable[[], None]) -> None:
+    """Run `fn` if this session's transaction rolls back (or its commit fails)."""
+    session.info.setdefault(_ON_ROLLBACK, []).append(fn)
+
+
+def after_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Run `fn` once this session's transaction has committed."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+def _run_hooks(session: Session, name: str) -> None:
+    hooks: list[Callable[[], None]] = session.info.pop(name, [])
+    session.info.pop(_AFTER_COMMIT if name == _ON_ROLLBACK else _ON_ROLLBACK, None)
+    for fn in hooks:
+        try:
+            fn()
+        except Exception:  # best effort: the janitor catches what a hook could not do
+            log.exception("transaction hook %s failed", name)
 
 
 class Base(DeclarativeBase):
@@ -104,14 +131,24 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session that commits when the block succeeds and rolls back on any error."""
+        """A session that commits when the block succeeds and rolls back on any error.
+
+        Work outside the database registers hooks: `on_rollback(session, fn)` undoes a
+        side effect (e.g. deletes bytes just written) when the transaction does not commit;
+        `after_commit(session, fn)` runs once it has.
+        """
         session = self.sessionmaker()
+        session.info[_ON_ROLLBACK] = []
+        session.info[_AFTER_COMMIT] = []
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
+            _run_hooks(session, _ON_ROLLBACK)
             raise
+        else:
+            _run_hooks(session, _AFTER_COMMIT)
         finally:
             session.close()
 

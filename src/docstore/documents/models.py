@@ -60,9 +60,7 @@ class Document(Base):
     name: Mapped[str] = mapped_column(String(255))
     mime_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
     current_version_id: Mapped[int | None] = mapped_column(
-        ForeignKey(
-            "document_versions.id", use_alter=True, name="fk_documents_current_version_id"
-        ),
+        ForeignKey("document_versions.id", use_alter=True, name="fk_documents_current_version_id"),
         nullable=True,
     )
     # Highest version number handed out; bumped under the document's row lock.

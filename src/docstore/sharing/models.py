@@ -40,9 +40,7 @@ class Share(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
-        CheckConstraint(
-            "(document_id IS NULL) <> (folder_id IS NULL)", name="one_target"
-        ),
+        CheckConstraint("(document_id IS NULL) <> (folder_id IS NULL)", name="one_target"),
         CheckConstraint("permission BETWEEN 1 AND 3", name="permission_range"),
         Index("ix_shares_user_document", "shared_with_user_id", "document_id"),
         Index("ix_shares_user_folder", "shared_with_user_id", "folder_id"),

@@ -1,0 +1,184 @@
+"""The FastAPI application: routers, problem-JSON error handlers, start-up work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from docstore import migrate
+from docstore.config import Settings, get_settings
+from docstore.documents.endpoints import router as documents_router
+from docstore.errors import DocstoreError
+from docstore.folders.endpoints import router as folders_router
+from docstore.versions.endpoints import router as versions_router
+from docstore.services import Services
+from docstore.storage.base import StorageError
+from docstore.storage.endpoints import router as storage_router
+from docstore.users import service as users
+from docstore.users.endpoints import router as users_router
+
+log = logging.getLogger("docstore")
+
+API_PREFIX = "/api/v1"
+PROBLEM = "application/problem+json"
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """An RFC 9457 problem response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def startup(services: Services) -> None:
+    """Migrate the schema, make sure the default plan and the configured admin exist."""
+    migrate.upgrade(services.database.engine)
+    settings = services.settings
+    with services.database.transaction() as db:
+        users.ensure_default_plan(db)
+        if settings.admin_email and settings.admin_password:
+            users.bootstrap_admin(db, settings.admin_email, settings.admin_password)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as problem JSON; nothing internal (SQL, keys, traces) leaks."""
+
+    @app.exception_handler(DocstoreError)
+    async def _domain(_: Request, exc: DocstoreError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(400, "bad_request", "Bad request", "The body is not valid JSON.")
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return problem(422, "validation_error", "Validation failed", detail[:2000], errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        title = code.replace("_", " ").capitalize()
+        resp = problem(exc.status_code, code, title, str(exc.detail))
+        for k, v in (exc.headers or {}).items():
+            resp.headers[k] = v
+        return resp
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        # A race lost to a unique index: the same answer the up-front check would give.
+        if "live_name" in str(exc.orig):
+            return problem(409, "name_conflict", "Name taken", "An item with this name exists.")
+        log.warning("integrity error: %s", exc.orig)
+        return problem(409, "conflict", "Conflict", "The change conflicts with another one.")
+
+    @app.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        log.error("storage error: %s", exc)
+        return problem(
+            503,
+            "storage_unavailable",
+            "Storage is unavailable",
+            "Storage did not answer; nothing was changed. Try again.",
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database error: %s", exc.orig)
+        return problem(
+            503,
+            "database_unavailable",
+            "Database is unavailable",
+            "The database did not answer; nothing was changed. Try again.",
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem(500, "internal_error", "Internal error", "Something went wrong on our side.")
+
+
+def health(services: Services) -> dict[str, str]:
+    """Whether the database, storage and cache answer."""
+    try:
+        with services.database.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception:
+        database = "unavailable"
+    try:
+        storage = "ok" if services.store.check() else "unavailable"
+    except Exception:
+        storage = "unavailable"
+    cache = f"{services.cache.kind}:{'ok' if services.cache.ping() else 'unavailable'}"
+    ok = database == "ok" and storage == "ok"
+    return {
+        "status": "ok" if ok else "degraded",
+        "database": database,
+        "storage": storage,
+        "cache": cache,
+    }
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app; resources are created in the lifespan, never at import time."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services or Services.from_settings(settings)
+        await run_in_threadpool(startup, svc)
+        app.state.services = svc
+        app.state.blob_store = svc.store
+        try:
+            yield
+        finally:
+            if services is None:
+                svc.close()
+
+    app = FastAPI(
+        title="docstore",
+        version="1",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    for router in (users_router, folders_router, documents_router, versions_router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(storage_router)
+
+    @app.get(f"{API_PREFIX}/health", tags=["maintenance"])
+    @app.get("/healthz", include_in_schema=False)
+    def get_health(request: Request) -> JSONResponse:
+        """Database, storage and cache status (no auth)."""
+        body = health(request.app.state.services)
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    return app

@@ -1,0 +1,218 @@
+"""The `docstore` command: run the server and administer it on the configured database."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from docstore.config import Settings, get_settings
+
+app = typer.Typer(help="docstore: self-hosted document storage and sharing.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage accounts (directly on the database).", no_args_is_help=True)
+plan_app = typer.Typer(help="Manage plans (directly on the database).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(plan_app, name="plan")
+console = Console()
+
+
+def _services(settings: Settings | None = None) -> Any:
+    from docstore.app import startup
+    from docstore.services import Services
+
+    svc = Services.from_settings(settings or get_settings())
+    startup(svc)
+    return svc
+
+
+def _print(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, default=str, indent=2))
+        return
+    table = Table(title=title)
+    for col in rows[0].keys() if rows else []:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Server processes (needs PostgreSQL for more than 1)."),
+) -> None:
+    """Run the HTTP server; the schema is migrated on start-up.
+
+    Example: docstore serve --host 0.0.0.0 --port 8000
+    """
+    import os
+
+    import uvicorn
+
+    os.environ.setdefault("DOCSTORE_HOST", host)
+    os.environ.setdefault("DOCSTORE_PORT", str(port))
+    get_settings.cache_clear()
+    if workers > 1:
+        uvicorn.run(
+            "docstore.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=False,
+            log_level="info",
+        )
+        return
+    from docstore.app import create_app
+
+    uvicorn.run(
+        create_app(get_settings()), host=host, port=port, proxy_headers=False, log_level="info"
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Migrate the configured database to the latest schema.
+
+    Example: DOCSTORE_DATABASE_URL=postgresql+psycopg://db/docstore docstore migrate
+    """
+    svc = _services()
+    svc.close()
+    typer.echo("database is at the latest schema")
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    name: str = typer.Option(..., help="Display name."),
+    password: str = typer.Option(..., prompt=True, hide_input=True, help="Password."),
+    admin: bool = typer.Option(False, help="Make the user an administrator."),
+    plan: str | None = typer.Option(None, help="Plan name (default: free)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Create an account.
+
+    Example: docstore user create ann@example.com --name Ann --password 's3cret-pass'
+    """
+    from docstore.users import service
+
+    svc = _services()
+    with svc.database.transaction() as db:
+        user = service.create_user(
+            db, email=email, name=name, password=password, plan_name=plan, is_admin=admin
+        )
+        row = _user_row(user)
+    _print([row], as_json, "created")
+
+
+def _user_row(user: Any) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "plan": user.plan_name,
+        "quota_bytes": user.quota_bytes,
+        "used_bytes": user.used_bytes,
+        "is_admin": user.is_admin,
+    }
+
+
+@user_app.command("list")
+def user_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List accounts.
+
+    Example: docstore user list --json
+    """
+    from docstore.users import service
+
+    svc = _services()
+    with svc.database.transaction() as db:
+        rows = [_user_row(u) for u in service.list_users(db)]
+    _print(rows, as_json, "users")
+
+
+def _find_user_id(db: Any, email: str) -> int:
+    from docstore.users import repository, service
+
+    user = repository.by_email(db, service.normalise_email(email))
+    if user is None:
+        typer.echo(f"no user with email {email}", err=True)
+        raise typer.Exit(3)
+    return int(user.id)
+
+
+@user_app.command("set-quota")
+def user_set_quota(email: str, quota_bytes: int = typer.Argument(..., min=0)) -> None:
+    """Set a user's quota in bytes.
+
+    Example: docstore user set-quota ann@example.com 21474836480
+    """
+    from docstore.users import service
+
+    svc = _services()
+    with svc.database.transaction() as db:
+        service.admin_update(db, _find_user_id(db, email), quota_bytes=quota_bytes)
+    typer.echo(f"quota of {email} set to {quota_bytes} bytes")
+
+
+@user_app.command("set-plan")
+def user_set_plan(email: str, plan: str) -> None:
+    """Move a user to a plan (their quota becomes the plan's).
+
+    Example: docstore user set-plan ann@example.com team
+    """
+    from docstore.users import service
+
+    svc = _services()
+    with svc.database.transaction() as db:
+        service.admin_update(db, _find_user_id(db, email), plan_name=plan)
+    typer.echo(f"{email} is now on plan {plan}")
+
+
+@plan_app.command("set")
+def plan_set(
+    name: str,
+    quota_bytes: int = typer.Option(..., min=0, help="Default quota in bytes."),
+    max_versions: int = typer.Option(..., min=1, help="Versions kept after the window."),
+    retention_days: int = typer.Option(..., min=0, help="Days every version is kept."),
+) -> None:
+    """Create or replace a plan.
+
+    Example: docstore plan set team --quota-bytes 107374182400 --max-versions 50 --retention-days 30
+    """
+    from docstore.users import service
+
+    svc = _services()
+    with svc.database.transaction() as db:
+        service.put_plan(db, name, quota_bytes, max_versions, retention_days)
+    typer.echo(f"plan {name} saved")
+
+
+@plan_app.command("list")
+def plan_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List plans.
+
+    Example: docstore plan list
+    """
+    from docstore.users import service
+
+    svc = _services()
+    with svc.database.transaction() as db:
+        rows = [
+            {
+                "name": p.name,
+                "quota_bytes": p.quota_bytes,
+                "max_versions": p.max_versions,
+                "retention_days": p.retention_days,
+            }
+            for p in service.list_plans(db)
+        ]
+    _print(rows, as_json, "plans")
+
+
+if __name__ == "__main__":
+    app()

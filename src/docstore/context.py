@@ -1,0 +1,38 @@
+"""Who is acting and from where: passed to every service call (permissions and audit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from docstore.sharing.models import Share
+from docstore.users.models import User
+
+
+@dataclass
+class Actor:
+    """The caller: a signed-in user, or an anonymous holder of a share link."""
+
+    user: User | None
+    ip: str | None = None
+    user_agent: str | None = None
+    link: Share | None = None
+    token_id: int | None = None
+
+    @property
+    def user_id(self) -> int | None:
+        """The caller's user id, None for an anonymous link holder."""
+        return self.user.id if self.user else None
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the caller is an administrator."""
+        return bool(self.user and self.user.is_admin)
+
+    def system(self) -> Actor:
+        """A copy without link scope, for server-side bookkeeping."""
+        return Actor(user=self.user, ip=self.ip, user_agent=self.user_agent)
+
+
+def system_actor() -> Actor:
+    """The actor for background jobs and admin commands."""
+    return Actor(user=None, ip=None, user_agent="docstore-worker")

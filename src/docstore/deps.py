@@ -1,0 +1,95 @@
+"""FastAPI dependencies: the request transaction, the caller, the client address."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from docstore.context import Actor
+from docstore.errors import Unauthenticated
+from docstore.services import Services
+from docstore.users import service as users
+
+
+def get_services(request: Request) -> Services:
+    """The app's services (database, store, cache, settings)."""
+    services: Services = request.app.state.services
+    return services
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """The request's transaction: committed when the endpoint returns, else rolled back.
+
+    Declared with scope="function" so the commit happens before the response is sent:
+    a client never sees success for a write that then failed to commit.
+    """
+    with get_services(request).database.transaction() as session:
+        yield session
+
+
+DB = Annotated[Session, Depends(get_db, scope="function")]
+Svc = Annotated[Services, Depends(get_services)]
+
+
+def _in_networks(host: str, networks: list[str]) -> bool:
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for net in networks:
+        try:
+            if addr in ipaddress.ip_network(net, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def client_ip(request: Request) -> str | None:
+    """The socket's peer; X-Forwarded-For only counts when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else None
+    trusted = get_services(request).settings.trusted_proxies
+    if peer is None or not trusted or not _in_networks(peer, trusted):
+        return peer
+    # Walk the chain from the right: the first address not a trusted proxy is the client.
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _in_networks(hop, trusted):
+            return hop[:64]
+    return peer
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token from `Authorization: Bearer …`, if any."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def anonymous_actor(request: Request) -> Actor:
+    """An actor with no user, carrying the client's address for audit."""
+    return Actor(user=None, ip=client_ip(request), user_agent=request.headers.get("user-agent"))
+
+
+def get_actor(request: Request, db: DB) -> Actor:
+    """The signed-in caller, or 401."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthenticated()
+    user, row = users.authenticate(db, token)
+    actor = anonymous_actor(request)
+    actor.user = user
+    actor.token_id = row.id
+    # End the read-only auth transaction now: on SQLite it holds the write lock, and an
+    # upload endpoint would otherwise keep it for as long as the bytes take to arrive.
+    db.commit()
+    return actor
+
+
+CurrentActor = Annotated[Actor, Depends(get_actor)]

@@ -1,0 +1,159 @@
+"""Document endpoints: simple upload, read, rename/move, trash, restore, download."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from docstore.context import Actor
+from docstore.db import after_commit, on_rollback
+from docstore.deps import DB, CurrentActor, Svc
+from docstore.documents import blobs, service
+from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
+from docstore.schemas import problems
+from docstore.services import Services
+from docstore.sharing.permissions import Level
+from docstore.uploads.receive import declared_length, discard, parse_checksum, receive_body
+
+router = APIRouter(tags=["documents"])
+
+RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+def _precheck(
+    svc: Services, actor: Actor, folder_id: str | None, name: str, size: int | None
+) -> None:
+    with svc.database.transaction() as db:
+        service.check_new_document(db, actor, folder_id, name, size)
+
+
+def _finish_upload(
+    db: Session,
+    svc: Services,
+    actor: Actor,
+    folder_id: str | None,
+    name: str,
+    mime_type: str | None,
+    stored: service.StoredBytes,
+) -> DocumentOut:
+    folder, clean = service.check_new_document(db, actor, folder_id, name, None)
+    blob = service.attach_blob(db, stored)
+    if blob.id != stored.blob_id:
+        after_commit(
+            db, lambda: blobs.delete_now(svc.store.delete, svc.database, stored.blob_id, stored.key)
+        )
+    doc, _ = service.create_document(
+        db, actor, folder.id, clean, service.guess_mime(clean, mime_type), blob
+    )
+    level = Level.OWNER if doc.owner_id == actor.user_id else Level.EDIT
+    return service.document_out(db, doc, level)
+
+
+@router.post(
+    "/files",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DocumentOut,
+    openapi_extra=RAW_BODY,
+    responses=problems(400, 401, 403, 404, 409, 413, 422, 503, 507),
+)
+async def upload_file(
+    request: Request,
+    actor: CurrentActor,
+    db: DB,
+    svc: Svc,
+    name: str = Query(min_length=1, max_length=1024),
+    folder_id: str | None = None,
+    mime_type: str | None = Query(None, max_length=255),
+    x_checksum_sha256: str | None = Header(None),
+) -> DocumentOut:
+    """Simple upload of a small file: the raw body is streamed to storage and hashed."""
+    limit = svc.settings.simple_upload_max_bytes
+    expected = parse_checksum(x_checksum_sha256)
+    length = declared_length(request, limit)
+    await run_in_threadpool(_precheck, svc, actor, folder_id, name, length)
+    stored = await receive_body(request, svc, limit, expected)
+    on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
+    return await run_in_threadpool(
+        _finish_upload, db, svc, actor, folder_id, name, mime_type, stored
+    )
+
+
+@router.get("/documents/{document_id}", response_model=DocumentOut, responses=problems(401, 404))
+def get_document(document_id: int, response: Response, actor: CurrentActor, db: DB) -> DocumentOut:
+    """A document; the ETag is its current version id (for If-Match on save)."""
+    out = service.get(db, actor, document_id)
+    if out.current_version is not None:
+        response.headers["ETag"] = f'"{out.current_version.id}"'
+    return out
+
+
+@router.patch(
+    "/documents/{document_id}",
+    response_model=DocumentOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
+def update_document(
+    document_id: int, body: DocumentPatch, actor: CurrentActor, db: DB
+) -> DocumentOut:
+    """Rename and/or move a document (send `parent_folder_id` to move)."""
+    return service.update(
+        db,
+        actor,
+        document_id,
+        name=body.name,
+        move="parent_folder_id" in body.model_fields_set,
+        parent_folder_id=body.parent_folder_id,
+    )
+
+
+@router.delete(
+    "/documents/{document_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(401, 403, 404),
+)
+def delete_document(document_id: int, actor: CurrentActor, db: DB) -> Response:
+    """Move a document to the trash (owner only)."""
+    service.delete(db, actor, document_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/documents/{document_id}/restore",
+    response_model=DocumentOut,
+    responses=problems(401, 403, 404),
+)
+def restore_document(document_id: int, actor: CurrentActor, db: DB) -> DocumentOut:
+    """Bring a document back from the trash."""
+    return service.restore(db, actor, document_id)
+
+
+@router.get(
+    "/documents/{document_id}/download",
+    response_model=DownloadOut,
+    responses={
+        307: {"description": "Redirect to a short-lived signed URL"},
+        **problems(401, 404, 503),
+    },
+)
+def download_document(
+    document_id: int,
+    actor: CurrentActor,
+    db: DB,
+    svc: Svc,
+    version_id: int | None = None,
+    redirect: bool = True,
+) -> Response | DownloadOut:
+    """307 to a short-lived signed URL for the bytes, or the URL as JSON (`redirect=false`)."""
+    out = service.download(
+        db, actor, svc.store, document_id, version_id, svc.settings.signed_url_ttl_seconds
+    )
+    if redirect:
+        return RedirectResponse(out.url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+    return out

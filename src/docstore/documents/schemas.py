@@ -1,0 +1,49 @@
+"""Document bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docstore.versions.schemas import Resolution, VersionOut
+
+
+class DocumentOut(BaseModel):
+    """A document with its current version and the caller's permission on it."""
+
+    id: int
+    name: str
+    owner_id: int
+    parent_folder_id: int
+    mime_type: str
+    size_bytes: int
+    current_version: VersionOut | None
+    created_at: datetime
+    updated_at: datetime
+    is_deleted: bool
+    permission: str
+
+
+class DocumentPatch(BaseModel):
+    """Rename and/or move; `parent_folder_id: null` means the caller's root."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=1024)
+    parent_folder_id: int | str | None = None
+
+
+class DownloadOut(BaseModel):
+    """A short-lived signed URL instead of a redirect."""
+
+    url: str
+    expires_at: datetime
+
+
+class SaveOut(BaseModel):
+    """The outcome of a save: where the bytes went and how a conflict was resolved."""
+
+    resolution: Resolution
+    document: DocumentOut
+    version: VersionOut

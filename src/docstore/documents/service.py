@@ -1,0 +1,329 @@
+"""Documents: create from verified bytes, new versions, rename/move, trash, download."""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from docstore.audit.service import Action, record
+from docstore.context import Actor
+from docstore.db import utcnow
+from docstore.documents import blobs
+from docstore.documents.models import Blob, Document, DocumentVersion
+from docstore.documents.schemas import DocumentOut, DownloadOut
+from docstore.errors import Forbidden, NotFound, QuotaExceeded
+from docstore.folders import repository as folder_repo
+from docstore.folders.models import Folder
+from docstore.folders.service import ensure_free_name, resolve_id
+from docstore.names import clean_name, unique_name
+from docstore.sharing.permissions import Level, get_document_for, get_folder_for
+from docstore.storage.base import BlobStore
+from docstore.users import repository as users
+from docstore.users.models import User
+from docstore.versions.schemas import VersionOut
+
+
+@dataclass
+class StoredBytes:
+    """Bytes the server wrote and hashed itself, behind a pending blob row."""
+
+    blob_id: int
+    key: str
+    size: int
+    sha256: str
+
+
+def guess_mime(name: str, given: str | None = None) -> str:
+    """The MIME type given by the client, else guessed from the name."""
+    if given and "/" in given and len(given) <= 255:
+        return given
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def version_out(version: DocumentVersion, current_version_id: int | None) -> VersionOut:
+    """The API view of a version (no storage key)."""
+    return VersionOut(
+        id=version.id,
+        document_id=version.document_id,
+        version_number=version.version_number,
+        size_bytes=version.size_bytes,
+        checksum_sha256=version.checksum_sha256,
+        created_by=version.created_by,
+        created_at=version.created_at,
+        is_current=version.id == current_version_id,
+        keep_forever=version.keep_forever,
+        is_damaged=version.is_damaged,
+    )
+
+
+def document_out(db: Session, doc: Document, level: Level) -> DocumentOut:
+    """The API view of a document, with its current version."""
+    current = db.get(DocumentVersion, doc.current_version_id) if doc.current_version_id else None
+    return DocumentOut(
+        id=doc.id,
+        name=doc.name,
+        owner_id=doc.owner_id,
+        parent_folder_id=doc.folder_id,
+        mime_type=doc.mime_type,
+        size_bytes=current.size_bytes if current else 0,
+        current_version=version_out(current, doc.current_version_id) if current else None,
+        created_at=doc.created_at,
+        updated_at=doc.updated_at,
+        is_deleted=doc.is_deleted,
+        permission=level.name,
+    )
+
+
+def check_new_document(
+    db: Session, actor: Actor, folder_id: int | str | None, name: str, size: int | None
+) -> tuple[Folder, str]:
+    """Early checks before any byte is sent: permission, name and (if known) quota."""
+    folder, _ = get_folder_for(db, actor, resolve_id(actor, folder_id), Level.EDIT)
+    name = clean_name(name)
+    ensure_free_name(db, folder.id, name)
+    if size is not None and not users.fits(db, folder.owner_id, size):
+        raise QuotaExceeded("This file does not fit in the owner's quota.")
+    return folder, name
+
+
+def attach_blob(db: Session, stored: StoredBytes) -> Blob:
+    """The blob a new version will point at: an existing verified copy, or this one.
+
+    Cross-user deduplication happens here, after the server hashed the bytes itself,
+    so a client cannot obtain content by claiming its checksum. The duplicate object is
+    queued for deletion; the caller learns nothing about who else holds the content.
+    """
+    pending = db.get_one(Blob, stored.blob_id)
+    target = blobs.find_dedup_target(db, stored.sha256, stored.size)
+    if target is not None and target.id != pending.id:
+        pending.state = "deleting"
+        pending.sha256 = stored.sha256
+        pending.unreferenced_at = utcnow()
+        blobs.add_ref(db, target.id)
+        db.flush()
+        db.refresh(target)
+        return target
+    pending.sha256 = stored.sha256
+    pending.size_bytes = stored.size
+    pending.verified = True
+    pending.state = "active"
+    pending.ref_count = 1
+    pending.unreferenced_at = None
+    db.flush()
+    return pending
+
+
+def create_document(
+    db: Session,
+    actor: Actor,
+    folder_id: int,
+    name: str,
+    mime_type: str,
+    blob: Blob,
+    *,
+    created_by: int | None = None,
+) -> tuple[Document, DocumentVersion]:
+    """A new document with version 1 in one transaction: rows, quota charge, audit."""
+    folder = folder_repo.lock(db, folder_id)
+    if folder is None or folder.is_deleted:
+        raise NotFound()
+    ensure_free_name(db, folder.id, name)
+    now = utcnow()
+    doc = Document(
+        owner_id=folder.owner_id,
+        folder_id=folder.id,
+        name=name,
+        mime_type=mime_type,
+        created_by=created_by if created_by is not None else actor.user_id,
+        created_at=now,
+        updated_at=now,
+        last_version_number=0,
+    )
+    db.add(doc)
+    db.flush()
+    version = add_version(db, actor, doc, blob, action=Action.UPLOAD)
+    return doc, version
+
+
+def add_version(
+    db: Session,
+    actor: Actor,
+    doc: Document,
+    blob: Blob,
+    *,
+    action: Action = Action.UPLOAD,
+    restored_from: DocumentVersion | None = None,
+) -> DocumentVersion:
+    """Append a version (the caller holds the document's row lock) and charge its owner."""
+    users.charge(db, doc.owner_id, blob.size_bytes)
+    doc.last_version_number += 1
+    version = DocumentVersion(
+        document_id=doc.id,
+        version_number=doc.last_version_number,
+        blob_id=blob.id,
+        size_bytes=blob.size_bytes,
+        checksum_sha256=blob.sha256,
+        created_by=actor.user_id,
+        created_at=utcnow(),
+        restored_from_id=restored_from.id if restored_from else None,
+    )
+    db.add(version)
+    db.flush()
+    doc.current_version_id = version.id
+    doc.updated_at = version.created_at
+    db.flush()
+    details = {
+        "version_id": version.id,
+        "version_number": version.version_number,
+        "size_bytes": version.size_bytes,
+    }
+    if restored_from is not None:
+        details["restored_from_version"] = restored_from.version_number
+    record(db, actor, action, document_id=doc.id, owner_id=doc.owner_id, details=details)
+    return version
+
+
+def get(db: Session, actor: Actor, document_id: int) -> DocumentOut:
+    """A document the caller can see; reads by anyone but the owner are audited as VIEW."""
+    doc, _, level = get_document_for(db, actor, document_id, Level.VIEW)
+    if level != Level.OWNER:
+        record(db, actor, Action.VIEW, document_id=doc.id, owner_id=doc.owner_id)
+    return document_out(db, doc, level)
+
+
+def update(
+    db: Session,
+    actor: Actor,
+    document_id: int,
+    *,
+    name: str | None,
+    move: bool,
+    parent_folder_id: int | str | None,
+) -> DocumentOut:
+    """Rename and/or move a document (EDIT on it and on the target folder)."""
+    doc, _, level = get_document_for(db, actor, document_id, Level.EDIT, for_update=True)
+    new_name = clean_name(name) if name is not None else doc.name
+    now = utcnow()
+    if move:
+        target_id = resolve_id(actor, parent_folder_id)
+        if target_id != doc.folder_id:
+            target, _ = get_folder_for(db, actor, target_id, Level.EDIT)
+            if target.owner_id != doc.owner_id:
+                raise Forbidden("Items cannot be moved into another owner's folder.")
+            folder_repo.lock(db, target.id)
+            ensure_free_name(db, target.id, new_name, except_document=doc.id)
+            old = doc.folder_id
+            doc.folder_id = target.id
+            doc.updated_at = now
+            record(
+                db,
+                actor,
+                Action.MOVE,
+                document_id=doc.id,
+                owner_id=doc.owner_id,
+                details={"from_folder_id": old, "to_folder_id": target.id},
+            )
+    if new_name != doc.name:
+        folder_repo.lock(db, doc.folder_id)
+        ensure_free_name(db, doc.folder_id, new_name, except_document=doc.id)
+        record(
+            db,
+            actor,
+            Action.RENAME,
+            document_id=doc.id,
+            owner_id=doc.owner_id,
+            details={"old_name": doc.name, "new_name": new_name},
+        )
+        doc.name = new_name
+        doc.updated_at = now
+    db.flush()
+    return document_out(db, doc, level)
+
+
+def delete(db: Session, actor: Actor, document_id: int) -> None:
+    """Move a document to the trash (owner only)."""
+    doc, _, _ = get_document_for(db, actor, document_id, Level.OWNER, for_update=True)
+    doc.is_deleted = True
+    doc.deleted_at = utcnow()
+    doc.deleted_by = actor.user_id
+    doc.trash_root = True
+    db.flush()
+    record(
+        db,
+        actor,
+        Action.DELETE,
+        document_id=doc.id,
+        owner_id=doc.owner_id,
+        details={"name": doc.name},
+    )
+
+
+def restore(db: Session, actor: Actor, document_id: int) -> DocumentOut:
+    """Bring a document back from the trash: where it was, or the root; unique name."""
+    doc, folder, level = get_document_for(
+        db, actor, document_id, Level.OWNER, for_update=True, include_deleted=True
+    )
+    if not doc.is_deleted or not doc.trash_root:
+        raise NotFound("This document is not in the trash.")
+    target = folder
+    if folder.is_deleted:
+        owner = db.get_one(User, doc.owner_id)
+        assert owner.root_folder_id is not None
+        target = db.get_one(Folder, owner.root_folder_id)
+    folder_repo.lock(db, target.id)
+    doc.name = unique_name(doc.name, lambda n: folder_repo.name_taken(db, target.id, n))
+    doc.folder_id = target.id
+    doc.is_deleted = False
+    doc.deleted_at = None
+    doc.deleted_by = None
+    doc.trash_root = False
+    doc.updated_at = utcnow()
+    db.flush()
+    record(
+        db,
+        actor,
+        Action.RESTORE,
+        document_id=doc.id,
+        owner_id=doc.owner_id,
+        details={"name": doc.name, "to_folder_id": target.id},
+    )
+    return document_out(db, doc, level)
+
+
+def download(
+    db: Session,
+    actor: Actor,
+    store: BlobStore,
+    document_id: int,
+    version_id: int | None,
+    ttl_seconds: int,
+) -> DownloadOut:
+    """A short-lived signed URL for the current or a given version; audited as DOWNLOAD."""
+    doc, _, _ = get_document_for(db, actor, document_id, Level.VIEW)
+    vid = version_id if version_id is not None else doc.current_version_id
+    version = db.scalar(
+        select(DocumentVersion).where(
+            DocumentVersion.id == vid, DocumentVersion.document_id == doc.id
+        )
+    )
+    if version is None:
+        raise NotFound()
+    blob = db.get_one(Blob, version.blob_id)
+    if actor.link is not None and actor.link.expires_at is not None:
+        # A URL handed out through a link never outlives the link.
+        remaining = int((actor.link.expires_at - utcnow()).total_seconds())
+        ttl_seconds = max(1, min(ttl_seconds, remaining))
+    url = store.sign_download(blob.storage_key, ttl_seconds, doc.name, doc.mime_type)
+    record(
+        db,
+        actor,
+        Action.DOWNLOAD,
+        document_id=doc.id,
+        owner_id=doc.owner_id,
+        details={"version_id": version.id, "version_number": version.version_number},
+    )
+    return DownloadOut(url=url, expires_at=utcnow() + timedelta(seconds=ttl_seconds))

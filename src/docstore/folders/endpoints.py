@@ -1,0 +1,133 @@
+"""Folder endpoints: create, read, list children, rename/move, delete, restore."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import select
+
+from docstore.deps import DB, CurrentActor
+from docstore.documents.models import DocumentVersion
+from docstore.folders import service
+from docstore.folders.models import Folder
+from docstore.folders.schemas import ChildOut, ChildrenPage, FolderIn, FolderOut, FolderPatch
+from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from docstore.schemas import problems
+from docstore.sharing.permissions import Level
+
+router = APIRouter(prefix="/folders", tags=["folders"])
+
+
+def folder_out(folder: Folder, level: Level | None = None) -> FolderOut:
+    """The API view of a folder."""
+    return FolderOut(
+        id=folder.id,
+        name=folder.name,
+        parent_id=folder.parent_id,
+        path=folder.path,
+        owner_id=folder.owner_id,
+        created_at=folder.created_at,
+        updated_at=folder.updated_at,
+        is_deleted=folder.is_deleted,
+        permission=level.name if level is not None else None,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FolderOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
+def create_folder(body: FolderIn, actor: CurrentActor, db: DB) -> FolderOut:
+    """Create a folder inside `parent_id` (null: the caller's root)."""
+    folder = service.create(db, actor, body.name, body.parent_id)
+    return folder_out(folder, Level.OWNER if folder.owner_id == actor.user_id else Level.EDIT)
+
+
+@router.get("/{folder_id}", response_model=FolderOut, responses=problems(401, 404))
+def get_folder(folder_id: str, actor: CurrentActor, db: DB) -> FolderOut:
+    """A folder, with the caller's effective permission; `root` is the caller's root."""
+    folder, level = service.get(db, actor, folder_id)
+    return folder_out(folder, level)
+
+
+@router.get("/{folder_id}/children", response_model=ChildrenPage, responses=problems(400, 401, 404))
+def list_children(
+    folder_id: str,
+    actor: CurrentActor,
+    db: DB,
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = None,
+    order_by: Literal["name", "updated_at"] = "name",
+) -> ChildrenPage:
+    """Folders first, then documents, by name or newest first; paged with `cursor`."""
+    folder, level, page = service.children(
+        db, actor, folder_id, limit=limit, cursor=cursor, order_by=order_by
+    )
+    sizes: dict[int, int] = {}
+    version_ids = [d.current_version_id for d in page.documents if d.current_version_id]
+    if version_ids:
+        rows = db.execute(
+            select(DocumentVersion.id, DocumentVersion.size_bytes).where(
+                DocumentVersion.id.in_(version_ids)
+            )
+        )
+        sizes = {vid: size for vid, size in rows}
+    items = [
+        ChildOut(
+            kind="folder",
+            id=f.id,
+            name=f.name,
+            owner_id=f.owner_id,
+            created_at=f.created_at,
+            updated_at=f.updated_at,
+        )
+        for f in page.folders
+    ] + [
+        ChildOut(
+            kind="document",
+            id=d.id,
+            name=d.name,
+            owner_id=d.owner_id,
+            created_at=d.created_at,
+            updated_at=d.updated_at,
+            size_bytes=sizes.get(d.current_version_id or 0, 0),
+            mime_type=d.mime_type,
+            current_version_id=d.current_version_id,
+        )
+        for d in page.documents
+    ]
+    return ChildrenPage(folder=folder_out(folder, level), items=items, next_cursor=page.next_cursor)
+
+
+@router.patch("/{folder_id}", response_model=FolderOut, responses=problems(401, 403, 404, 409, 422))
+def update_folder(folder_id: str, body: FolderPatch, actor: CurrentActor, db: DB) -> FolderOut:
+    """Rename and/or move a folder; its subtree moves with it."""
+    folder = service.update_folder(
+        db,
+        actor,
+        folder_id,
+        name=body.name,
+        parent_id=body.parent_id,
+        move="parent_id" in body.model_fields_set,
+    )
+    _, level = service.get(db, actor, folder.id)
+    return folder_out(folder, level)
+
+
+@router.delete(
+    "/{folder_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401, 403, 404)
+)
+def delete_folder(folder_id: str, actor: CurrentActor, db: DB) -> Response:
+    """Move the folder and everything under it to the trash (owner only)."""
+    service.delete(db, actor, folder_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{folder_id}/restore", response_model=FolderOut, responses=problems(401, 403, 404))
+def restore_folder(folder_id: str, actor: CurrentActor, db: DB) -> FolderOut:
+    """Bring a folder back from the trash, where it was or at the root; unique name."""
+    folder = service.restore(db, actor, folder_id)
+    return folder_out(folder, Level.OWNER)

@@ -1,0 +1,94 @@
+"""Queries on the folder tree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, exists, literal, select, update
+from sqlalchemy.orm import Session
+
+from docstore.documents.models import Document
+from docstore.folders.models import Folder
+from docstore.pagination import after
+
+
+def name_taken(
+    db: Session,
+    folder_id: int,
+    name: str,
+    *,
+    except_folder: int | None = None,
+    except_document: int | None = None,
+) -> bool:
+    """Whether a live folder or document in `folder_id` already has `name`."""
+    f = select(Folder.id).where(
+        Folder.parent_id == folder_id, Folder.name == name, Folder.is_deleted.is_(False)
+    )
+    if except_folder is not None:
+        f = f.where(Folder.id != except_folder)
+    d = select(Document.id).where(
+        Document.folder_id == folder_id, Document.name == name, Document.is_deleted.is_(False)
+    )
+    if except_document is not None:
+        d = d.where(Document.id != except_document)
+    return bool(db.scalar(select(exists(f) | exists(d))))
+
+
+def lock(db: Session, folder_id: int) -> Folder | None:
+    """Take the folder's row lock (PostgreSQL): serialises name checks among its children.
+
+    On SQLite every write transaction already holds the database lock (BEGIN IMMEDIATE).
+    """
+    return db.scalar(select(Folder).where(Folder.id == folder_id).with_for_update())
+
+
+def subtree_like(path: str) -> str:
+    """LIKE pattern for a folder and everything below it (paths hold only digits and '/')."""
+    return path + "%"
+
+
+def rewrite_subtree(db: Session, old_prefix: str, new_prefix: str) -> int:
+    """Move a subtree: every path under `old_prefix` gets `new_prefix`, in one statement."""
+    from sqlalchemy import func
+
+    result = db.execute(
+        update(Folder)
+        .where(Folder.path.like(subtree_like(old_prefix)))
+        .values(path=literal(new_prefix) + func.substr(Folder.path, len(old_prefix) + 1))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def child_folders(
+    parent_id: int, order_by: str, cursor: dict[str, Any] | None
+) -> Select[tuple[Folder]]:
+    """Live subfolders of `parent_id`, in page order, after the cursor."""
+    col: Any = Folder.name if order_by == "name" else Folder.updated_at
+    desc = order_by != "name"
+    stmt = select(Folder).where(Folder.parent_id == parent_id, Folder.is_deleted.is_(False))
+    if cursor and cursor.get("p") == "f":
+        stmt = stmt.where(after(col, Folder.id, _value(cursor, order_by), cursor["i"], desc))
+    order = (col.desc(), Folder.id.desc()) if desc else (col.asc(), Folder.id.asc())
+    return stmt.order_by(*order)
+
+
+def child_documents(
+    folder_id: int, order_by: str, cursor: dict[str, Any] | None
+) -> Select[tuple[Document]]:
+    """Live documents in `folder_id`, in page order, after the cursor."""
+    col: Any = Document.name if order_by == "name" else Document.updated_at
+    desc = order_by != "name"
+    stmt = select(Document).where(Document.folder_id == folder_id, Document.is_deleted.is_(False))
+    if cursor and cursor.get("p") == "d":
+        stmt = stmt.where(after(col, Document.id, _value(cursor, order_by), cursor["i"], desc))
+    order = (col.desc(), Document.id.desc()) if desc else (col.asc(), Document.id.asc())
+    return stmt.order_by(*order)
+
+
+def _value(cursor: dict[str, Any], order_by: str) -> Any:
+    value = cursor.get("v")
+    if order_by == "updated_at":
+        return datetime.fromisoformat(str(value))
+    return str(value)

@@ -1,0 +1,51 @@
+"""Keyset pagination: opaque cursors over (sort value, id) pairs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_
+from sqlalchemy.sql import ColumnElement
+
+from docstore.errors import BadRequest
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+def encode_cursor(data: dict[str, Any]) -> str:
+    """An opaque, URL-safe cursor."""
+    raw = json.dumps(data, separators=(",", ":"), default=_default).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """The cursor's data, or 400 bad_request when it was not made by us."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest("The cursor is not valid.") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("The cursor is not valid.")
+    return data
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value))
+
+
+def after(
+    col: ColumnElement[Any], id_col: ColumnElement[Any], value: Any, last_id: int, desc: bool
+) -> ColumnElement[bool]:
+    """Rows strictly after (value, last_id) in the (col, id) order, ascending or descending."""
+    if desc:
+        return or_(col < value, and_(col == value, id_col < last_id))
+    return or_(col > value, and_(col == value, id_col > last_id))

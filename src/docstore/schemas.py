@@ -1,0 +1,55 @@
+"""Schemas shared by every domain: problem JSON and list pages."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+T = TypeVar("T")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with docstore's machine-readable `code`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list; pass `next_cursor` back as `cursor` for the next page."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (bad_request)",
+    401: "No, invalid or expired token (unauthenticated)",
+    403: "Visible but not permitted (forbidden)",
+    404: "Does not exist or is not visible to the caller (not_found)",
+    409: "Conflict (name_conflict, cycle, version_conflict, merge_conflict)",
+    410: "Link expired or revoked (link_expired)",
+    413: "Body too large (too_large)",
+    422: "Validation failed (validation_error, checksum_mismatch)",
+    429: "Too many attempts (rate_limited)",
+    503: "Storage unavailable (storage_unavailable)",
+    507: "Quota exceeded (quota_exceeded)",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries declaring the problem JSON for these statuses."""
+    return {
+        s: {
+            "model": Problem,
+            "description": _DESCRIPTIONS[s],
+            "content": {"application/problem+json": {}},
+        }
+        for s in statuses
+    }

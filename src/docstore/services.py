@@ -1,0 +1,37 @@
+"""The process's long-lived resources, built once by the app factory or a command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from docstore.cache import Cache, make_cache
+from docstore.config import Settings
+from docstore.db import Database
+from docstore.storage.base import BlobStore
+from docstore.storage.factory import make_blob_store
+
+
+@dataclass
+class Services:
+    """Settings, database, blob store and cache: what services and jobs run against."""
+
+    settings: Settings
+    database: Database
+    store: BlobStore
+    cache: Cache
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        """Build every resource from the configuration (no module-level clients)."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.resolved_database_url)
+        store = make_blob_store(
+            settings.resolved_storage_url,
+            public_url=settings.resolved_public_url,
+            secret_key=settings.resolved_secret_key(),
+        )
+        return cls(settings, database, store, make_cache(settings.redis_url))
+
+    def close(self) -> None:
+        """Release connections."""
+        self.database.dispose()

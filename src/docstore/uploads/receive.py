@@ -1,0 +1,97 @@
+"""Receiving a raw request body into the blob store while hashing it, never holding it whole."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+
+import anyio.from_thread
+import anyio.to_thread
+from starlette.requests import ClientDisconnect, Request
+
+from docstore.documents import blobs
+from docstore.documents.service import StoredBytes
+from docstore.errors import BadRequest, ChecksumMismatch, TooLarge, ValidationFailed
+from docstore.services import Services
+
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def parse_checksum(value: str | None) -> str | None:
+    """A declared SHA-256 (hex, any case), or 422 when it is malformed."""
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not SHA256_HEX.match(value):
+        raise ValidationFailed("X-Checksum-SHA256 must be 64 hexadecimal digits.")
+    return value
+
+
+def declared_length(request: Request, limit: int) -> int | None:
+    """Content-Length if sent (413 when it is over `limit`, 400 when it is garbage)."""
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        length = int(raw)
+    except ValueError as exc:
+        raise BadRequest("Content-Length is not a number.") from exc
+    if length < 0:
+        raise BadRequest("Content-Length is negative.")
+    if length > limit:
+        raise TooLarge(f"The body is over the {limit}-byte limit of this endpoint.")
+    return length
+
+
+async def receive_body(
+    request: Request, svc: Services, limit: int, expected_sha256: str | None
+) -> StoredBytes:
+    """Stream the body into a new object behind a pending blob row; hash it on the way.
+
+    On any failure the object and its pending row are removed (the janitor covers a crash).
+    """
+    key = blobs.new_key()
+    size_hint = declared_length(request, limit) or 0
+    blob_id = await anyio.to_thread.run_sync(blobs.register_pending, svc.database, key, size_hint)
+    stream = request.stream().__aiter__()
+    hasher = hashlib.sha256()
+    total = 0
+
+    async def next_chunk() -> bytes:
+        return await stream.__anext__()
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal total
+        while True:
+            try:
+                chunk = anyio.from_thread.run(next_chunk)
+            except StopAsyncIteration:
+                return
+            if not chunk:
+                continue
+            total += len(chunk)
+            if total > limit:
+                raise TooLarge(f"The body is over the {limit}-byte limit of this endpoint.")
+            hasher.update(chunk)
+            yield chunk
+
+    try:
+        await anyio.to_thread.run_sync(svc.store.put_stream, key, chunks())
+    except ClientDisconnect as exc:
+        await anyio.to_thread.run_sync(discard, svc, key, blob_id)
+        raise BadRequest("The client went away before the body was complete.") from exc
+    except BaseException:
+        await anyio.to_thread.run_sync(discard, svc, key, blob_id)
+        raise
+    digest = hasher.hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        await anyio.to_thread.run_sync(discard, svc, key, blob_id)
+        raise ChecksumMismatch()
+    return StoredBytes(blob_id=blob_id, key=key, size=total, sha256=digest)
+
+
+def discard(svc: Services, key: str, blob_id: int) -> None:
+    """Delete bytes that will not be used, and their pending row."""
+    svc.store.delete(key)
+    blobs.forget_pending(svc.database, blob_id)

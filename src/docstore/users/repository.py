@@ -1,0 +1,60 @@
+"""Queries on accounts: the atomic quota charge, tokens, plans."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from docstore.errors import QuotaExceeded
+from docstore.users.models import ApiToken, Plan, User
+
+
+def charge(db: Session, owner_id: int, size: int) -> None:
+    """Add `size` to the owner's used bytes in one conditional UPDATE, or raise 507.
+
+    The check and the increment are one statement, so concurrent writers can never
+    overshoot the quota together (the seed's FAQ answer).
+    """
+    if size == 0:
+        return
+    result = db.execute(
+        update(User)
+        .where(User.id == owner_id, User.used_bytes + size <= User.quota_bytes)
+        .values(used_bytes=User.used_bytes + size)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise QuotaExceeded("This would take the owner's storage past their quota.")
+
+
+def release(db: Session, owner_id: int, size: int) -> None:
+    """Give back `size` bytes of the owner's quota."""
+    if size == 0:
+        return
+    db.execute(
+        update(User)
+        .where(User.id == owner_id)
+        .values(used_bytes=User.used_bytes - size)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def fits(db: Session, owner_id: int, size: int) -> bool:
+    """Early check (no lock): could `size` more bytes fit in the owner's quota now?"""
+    row = db.execute(select(User.used_bytes, User.quota_bytes).where(User.id == owner_id)).one()
+    return bool(row.used_bytes + size <= row.quota_bytes)
+
+
+def by_email(db: Session, email: str) -> User | None:
+    """The user with this (normalised) email."""
+    return db.scalar(select(User).where(User.email == email))
+
+
+def token_by_digest(db: Session, digest: str) -> ApiToken | None:
+    """The token row for a presented token's digest."""
+    return db.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+
+
+def plan(db: Session, name: str) -> Plan | None:
+    """A plan by name."""
+    return db.get(Plan, name)

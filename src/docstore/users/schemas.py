@@ -1,0 +1,81 @@
+"""Account and plan request/response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+
+class UserOut(BaseModel):
+    """A user as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    name: str
+    quota_bytes: int
+    used_bytes: int
+    plan: str = Field(validation_alias="plan_name")
+    is_admin: bool
+    root_folder_id: int | None
+    created_at: datetime
+
+
+class RegisterIn(BaseModel):
+    """Open sign-up."""
+
+    email: EmailStr
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class LoginIn(BaseModel):
+    """Email and password."""
+
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class TokenOut(BaseModel):
+    """A new bearer token (shown once) and its user."""
+
+    token: str
+    expires_at: datetime
+    user: UserOut
+
+
+class AdminUserIn(BaseModel):
+    """An account created by an administrator."""
+
+    email: EmailStr
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=8, max_length=1024)
+    quota_bytes: int | None = Field(default=None, ge=0)
+    plan: str | None = Field(default=None, max_length=64)
+    is_admin: bool = False
+
+
+class AdminUserPatch(BaseModel):
+    """Fields an administrator may change."""
+
+    quota_bytes: int | None = Field(default=None, ge=0)
+    plan: str | None = Field(default=None, max_length=64)
+    is_admin: bool | None = None
+
+
+class PlanIn(BaseModel):
+    """A plan's limits."""
+
+    quota_bytes: int = Field(ge=0)
+    max_versions: int = Field(ge=1, le=1_000_000)
+    retention_days: int = Field(ge=0, le=100_000)
+
+
+class PlanOut(PlanIn):
+    """A plan as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str

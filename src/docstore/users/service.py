@@ -1,0 +1,214 @@
+"""Accounts: sign-up, login, bearer tokens, administration and plans."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from docstore.audit.service import Action, record
+from docstore.context import Actor
+from docstore.db import utcnow
+from docstore.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from docstore.folders.service import create_root
+from docstore.security import hash_password, new_token, token_digest, verify_password
+from docstore.sharing.models import Share
+from docstore.users import repository as repo
+from docstore.users.models import ApiToken, Plan, User
+
+DEFAULT_PLAN = "free"
+DEFAULT_PLAN_LIMITS = {"quota_bytes": 10 * 1024**3, "max_versions": 100, "retention_days": 30}
+
+
+class EmailTaken(Conflict):
+    """An account with this email exists already."""
+
+    code, title = "email_taken", "An account with this email already exists"
+
+
+def normalise_email(email: str) -> str:
+    """Emails compare case-insensitively."""
+    return email.strip().lower()
+
+
+def ensure_default_plan(db: Session) -> Plan:
+    """The `free` plan exists (10 GiB, 100 versions, 30 days) unless an admin changed it."""
+    plan = db.get(Plan, DEFAULT_PLAN)
+    if plan is None:
+        plan = Plan(name=DEFAULT_PLAN, **DEFAULT_PLAN_LIMITS)
+        db.add(plan)
+        db.flush()
+    return plan
+
+
+def create_user(
+    db: Session,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    plan_name: str | None = None,
+    quota_bytes: int | None = None,
+    is_admin: bool = False,
+) -> User:
+    """A new account with its root folder; pending email shares now apply to it."""
+    email = normalise_email(email)
+    plan = ensure_default_plan(db) if plan_name in (None, DEFAULT_PLAN) else db.get(Plan, plan_name)
+    if plan is None:
+        raise ValidationFailed(f"There is no plan named {plan_name!r}.")
+    if repo.by_email(db, email) is not None:
+        raise EmailTaken()
+    user = User(
+        email=email,
+        name=name.strip() or email,
+        password_hash=hash_password(password),
+        plan_name=plan.name,
+        quota_bytes=plan.quota_bytes if quota_bytes is None else quota_bytes,
+        used_bytes=0,
+        is_admin=is_admin,
+    )
+    db.add(user)
+    try:
+        with db.begin_nested():
+            db.flush()
+    except IntegrityError as exc:
+        raise EmailTaken() from exc
+    create_root(db, user)
+    # A share made to this email before the account existed takes effect now.
+    db.execute(
+        update(Share)
+        .where(Share.shared_with_email == email, Share.shared_with_user_id.is_(None))
+        .values(shared_with_user_id=user.id, kind="user")
+        .execution_options(synchronize_session=False)
+    )
+    return user
+
+
+def issue_token(
+    db: Session, user: User, ttl_seconds: int, user_agent: str | None
+) -> tuple[str, ApiToken]:
+    """A new bearer token; only its digest is stored."""
+    token = new_token()
+    row = ApiToken(
+        user_id=user.id,
+        token_hash=token_digest(token),
+        expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+        user_agent=(user_agent or "")[:512] or None,
+    )
+    db.add(row)
+    db.flush()
+    return token, row
+
+
+def login(db: Session, actor: Actor, email: str, password: str) -> User:
+    """The user whose password this is, or 401 with the same answer for any failure."""
+    user = repo.by_email(db, normalise_email(email))
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        raise Unauthenticated("Wrong email or password.")
+    record(db, actor, Action.LOGIN, user_id=user.id)
+    return user
+
+
+def authenticate(db: Session, token: str) -> tuple[User, ApiToken]:
+    """The user behind a bearer token, or 401 when it is unknown, expired or revoked."""
+    row = repo.token_by_digest(db, token_digest(token))
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+        raise Unauthenticated("The token is invalid or has expired.")
+    user = db.get(User, row.user_id)
+    if user is None or not user.is_active:
+        raise Unauthenticated("The token is invalid or has expired.")
+    return user, row
+
+
+def logout(db: Session, token_id: int) -> None:
+    """Revoke one token at once."""
+    db.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def require_admin(actor: Actor) -> None:
+    """403 unless the caller is an administrator."""
+    if not actor.is_admin:
+        raise Forbidden("Administrators only.")
+
+
+def admin_update(
+    db: Session,
+    user_id: int,
+    *,
+    quota_bytes: int | None = None,
+    plan_name: str | None = None,
+    is_admin: bool | None = None,
+) -> User:
+    """Change a user's plan, quota or admin flag; a new plan brings its default quota."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound()
+    if plan_name is not None:
+        plan = db.get(Plan, plan_name)
+        if plan is None:
+            raise ValidationFailed(f"There is no plan named {plan_name!r}.")
+        user.plan_name = plan.name
+        if quota_bytes is None:
+            user.quota_bytes = plan.quota_bytes
+    if quota_bytes is not None:
+        user.quota_bytes = quota_bytes
+    if is_admin is not None:
+        user.is_admin = is_admin
+    db.flush()
+    return user
+
+
+def list_users(db: Session) -> list[User]:
+    """Every account, oldest first."""
+    return list(db.scalars(select(User).order_by(User.id)))
+
+
+def list_plans(db: Session) -> list[Plan]:
+    """Every plan, by name."""
+    ensure_default_plan(db)
+    return list(db.scalars(select(Plan).order_by(Plan.name)))
+
+
+def put_plan(
+    db: Session, name: str, quota_bytes: int, max_versions: int, retention_days: int
+) -> Plan:
+    """Create or replace a plan."""
+    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
+        raise ValidationFailed("A plan name is 1-64 letters, digits, '-' or '_'.")
+    plan = db.get(Plan, name)
+    if plan is None:
+        plan = Plan(
+            name=name,
+            quota_bytes=quota_bytes,
+            max_versions=max_versions,
+            retention_days=retention_days,
+        )
+        db.add(plan)
+    else:
+        plan.quota_bytes = quota_bytes
+        plan.max_versions = max_versions
+        plan.retention_days = retention_days
+        plan.updated_at = utcnow()
+    db.flush()
+    return plan
+
+
+def bootstrap_admin(db: Session, email: str, password: str) -> User:
+    """Make sure the configured admin account exists and is an administrator."""
+    ensure_default_plan(db)
+    user = repo.by_email(db, normalise_email(email))
+    if user is None:
+        return create_user(db, email=email, name="Administrator", password=password, is_admin=True)
+    if not user.is_admin:
+        user.is_admin = True
+    if not verify_password(user.password_hash, password):
+        user.password_hash = hash_password(password)
+    db.flush()
+    return user
