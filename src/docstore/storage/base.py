@@ -11,9 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Protocol, runtime_checkable
 
+# S3's multipart limits; the local store enforces them too, so what works locally works on S3.
+MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last
+MAX_PART_SIZE = 5 * 1024**3
+MAX_PART_NUMBER = 10_000
+
 
 class StorageError(Exception):
     """Storage could not do what was asked (unreachable, refused, missing upload)."""
+
+
+def normalize_etag(etag: str) -> str:
+    """An ETag without quotes, lower case: how parts compare whoever reported them."""
+    return etag.strip().strip('"').lower()
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class PartInfo:
     part_number: int
     etag: str
     size: int = 0
+    # Base64 SHA-256 of the part, known when the upload was created with checksum_sha256.
+    checksum_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +90,14 @@ class BlobStore(Protocol):
         """Every stored object whose key starts with `prefix` (for fsck and the janitor)."""
         ...
 
-    def create_multipart(self, key: str, content_type: str | None = None) -> str:
-        """Start a multipart upload; returns its upload id."""
+    def create_multipart(
+        self, key: str, content_type: str | None = None, *, checksum_sha256: bool = False
+    ) -> str:
+        """Start a multipart upload; returns its upload id.
+
+        S3 fixes the checksum algorithm when the upload starts: with `checksum_sha256` every
+        part must then be signed with its SHA-256 (`sign_part`), without it none may be.
+        """
         ...
 
     def sign_part(

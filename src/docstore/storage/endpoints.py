@@ -1,0 +1,164 @@
+"""The local store's signed URLs: part uploads and downloads, served by docstore itself."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect
+
+from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE
+from docstore.storage.disposition import content_disposition, safe_content_type
+from docstore.storage.local import (
+    BUFFER_SIZE,
+    ChecksumMismatch,
+    LocalBlobStore,
+    PartWriter,
+    SignatureError,
+)
+
+router = APIRouter(include_in_schema=False)
+
+_TITLES = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    413: "Too large",
+    503: "Storage is unavailable",
+}
+
+
+def _problem(status: int, code: str, detail: str) -> JSONResponse:
+    """An RFC 9457 problem response."""
+    body = {"type": "about:blank", "title": _TITLES[status], "status": status}
+    body |= {"detail": detail, "code": code}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def _too_large() -> JSONResponse:
+    return _problem(413, "too_large", f"A part may hold at most {MAX_PART_SIZE} bytes.")
+
+
+def _unavailable() -> JSONResponse:
+    return _problem(503, "storage_unavailable", "The part could not be stored; try again.")
+
+
+def _as_int(text: str) -> int | None:
+    """A plain ASCII decimal, or None (str.isdigit alone also accepts '²')."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _local_store(request: Request) -> LocalBlobStore | None:
+    store = getattr(request.app.state, "blob_store", None)
+    return store if isinstance(store, LocalBlobStore) else None
+
+
+@router.put("/storage/parts/{upload_id}/{part_number}")
+async def put_part(request: Request, upload_id: str, part_number: str) -> Response:
+    """Receive one part through a signed URL, hashing it on the way to disk."""
+    store = _local_store(request)
+    number = _as_int(part_number)
+    if store is None or number is None or not 1 <= number <= MAX_PART_NUMBER:
+        return _problem(404, "not_found", "No such upload part URL.")
+    query = request.query_params
+    checksum = query.get("checksum_sha256")
+    try:
+        store.verify_part(
+            upload_id, number, query.get("expires", ""), checksum, query.get("signature", "")
+        )
+    except SignatureError as exc:
+        return _problem(403, "forbidden", str(exc))
+    sent_checksum = request.headers.get("x-amz-checksum-sha256")
+    if checksum is not None and sent_checksum != checksum:
+        return _problem(400, "bad_digest", "Send the x-amz-checksum-sha256 header the URL names.")
+    try:
+        if store.upload_requires_checksum(upload_id) and checksum is None:
+            return _problem(400, "bad_request", "Every part of this upload needs a checksum.")
+        writer = await anyio.to_thread.run_sync(store.open_part_writer, upload_id, number)
+    except (KeyError, ValueError):
+        return _problem(404, "not_found", "The upload does not exist (completed or aborted?).")
+    except OSError:
+        return _unavailable()
+    declared = _as_int(request.headers.get("content-length", ""))
+    if declared is not None and declared > MAX_PART_SIZE:
+        await anyio.to_thread.run_sync(writer.discard)
+        return _too_large()
+    try:
+        refused = await _receive(request, writer)
+        if refused is not None:
+            await anyio.to_thread.run_sync(writer.discard)
+            return refused
+        # A signed checksum is enforced; an unsigned one the client sends is checked as well.
+        etag = await anyio.to_thread.run_sync(writer.commit, checksum or sent_checksum)
+    except ChecksumMismatch:
+        return _problem(400, "bad_digest", "The bytes do not match x-amz-checksum-sha256.")
+    except KeyError:
+        return _problem(404, "not_found", "The upload was completed or aborted meanwhile.")
+    except OSError:
+        await anyio.to_thread.run_sync(writer.discard)
+        return _unavailable()
+    except BaseException:
+        await anyio.to_thread.run_sync(writer.discard)
+        raise
+    return Response(status_code=200, headers={"ETag": f'"{etag}"'})
+
+
+async def _receive(request: Request, writer: PartWriter) -> Response | None:
+    """Stream the body into `writer` in ~1 MiB blocks; a problem response if refused."""
+    pending: list[bytes] = []
+    pending_size = 0
+    try:
+        async for chunk in request.stream():
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= BUFFER_SIZE:
+                # hashlib and the write release the GIL: the loop keeps serving meanwhile.
+                await anyio.to_thread.run_sync(writer.write, b"".join(pending))
+                pending, pending_size = [], 0
+                if writer.size > MAX_PART_SIZE:
+                    return _too_large()
+    except ClientDisconnect:
+        return Response(status_code=400)
+    if pending:
+        await anyio.to_thread.run_sync(writer.write, b"".join(pending))
+    if writer.size > MAX_PART_SIZE:
+        return _too_large()
+    return None
+
+
+@router.api_route("/storage/objects", methods=["GET", "HEAD"])
+async def get_object(request: Request) -> Response:
+    """Serve an object through a signed URL, with Range support and a safe disposition."""
+    store = _local_store(request)
+    if store is None:
+        return _problem(404, "not_found", "Not found.")
+    query = request.query_params
+    key = query.get("key", "")
+    filename = query.get("filename", "")
+    content_type = query.get("content_type", "")
+    try:
+        store.verify_download(
+            key, query.get("expires", ""), filename, content_type, query.get("signature", "")
+        )
+        path = store.object_path(key)
+    except (SignatureError, ValueError) as exc:
+        detail = str(exc) if isinstance(exc, SignatureError) else "The URL is invalid."
+        return _problem(403, "forbidden", detail)
+    try:
+        st = await anyio.to_thread.run_sync(os.stat, path)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        return _problem(404, "not_found", "The object does not exist.")
+    media_type = safe_content_type(content_type)
+    headers = {
+        "Content-Type": media_type,
+        "Content-Disposition": content_disposition(filename),
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+    }
+    return FileResponse(path, headers=headers, media_type=media_type, stat_result=st)
