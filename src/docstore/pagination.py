@@ -42,9 +42,7 @@ def _default(value: Any) -> Any:
     raise TypeError(type(value))
 
 
-def after(
-    col: ColumnElement[Any], id_col: ColumnElement[Any], value: Any, last_id: int, desc: bool
-) -> ColumnElement[bool]:
+def after(col: Any, id_col: Any, value: Any, last_id: int, desc: bool) -> ColumnElement[bool]:
     """Rows strictly after (value, last_id) in the (col, id) order, ascending or descending."""
     if desc:
         return or_(col < value, and_(col == value, id_col < last_id))

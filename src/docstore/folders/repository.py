@@ -63,7 +63,7 @@ def rewrite_subtree(db: Session, old_prefix: str, new_prefix: str) -> int:
 
 def child_folders(
     parent_id: int, order_by: str, cursor: dict[str, Any] | None
-) -> Select[tuple[Folder]]:
+) -> Select[Folder]:
     """Live subfolders of `parent_id`, in page order, after the cursor."""
     col: Any = Folder.name if order_by == "name" else Folder.updated_at
     desc = order_by != "name"
@@ -76,7 +76,7 @@ def child_folders(
 
 def child_documents(
     folder_id: int, order_by: str, cursor: dict[str, Any] | None
-) -> Select[tuple[Document]]:
+) -> Select[Document]:
     """Live documents in `folder_id`, in page order, after the cursor."""
     col: Any = Document.name if order_by == "name" else Document.updated_at
     desc = order_by != "name"
