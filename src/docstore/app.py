@@ -24,6 +24,7 @@ from docstore.versions.endpoints import router as versions_router
 from docstore.services import Services
 from docstore.storage.base import StorageError
 from docstore.storage.endpoints import router as storage_router
+from docstore.uploads.endpoints import router as uploads_router
 from docstore.users import service as users
 from docstore.users.endpoints import router as users_router
 
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     for router in (users_router, folders_router, documents_router, versions_router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(uploads_router, prefix=API_PREFIX)
     app.include_router(storage_router)
 
     @app.get(f"{API_PREFIX}/health", tags=["maintenance"])

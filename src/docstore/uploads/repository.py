@@ -1,0 +1,120 @@
+"""Queries on upload sessions, and the one that decides whether an upload may be skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from docstore.context import Actor
+from docstore.documents.models import Blob, Document, DocumentVersion
+from docstore.errors import NotFound
+from docstore.folders.models import Folder
+from docstore.sharing.permissions import Level, document_level
+from docstore.uploads.models import UploadSession
+
+LIVE = ("pending", "completing")
+TERMINAL = ("completed", "aborted", "expired")
+# How many versions with the checksum are examined for one the caller can read: the
+# caller's own come first, so this bounds the work, never the safety (a miss only means
+# the bytes are sent and deduplicated on the server after verification).
+SKIP_CANDIDATES = 50
+
+
+def lock_own(db: Session, actor: Actor, upload_id: str) -> UploadSession:
+    """The caller's session, row-locked for the rest of the transaction; 404 for anyone else's."""
+    session = db.scalar(
+        select(UploadSession)
+        .where(UploadSession.id == upload_id, UploadSession.user_id == actor.user_id)
+        .with_for_update()
+    )
+    if session is None:
+        raise NotFound("No such upload.")
+    return session
+
+
+def lock(db: Session, upload_id: str) -> UploadSession | None:
+    """A session by id, row-locked (for background jobs)."""
+    return db.scalar(select(UploadSession).where(UploadSession.id == upload_id).with_for_update())
+
+
+def readable_blob_id(db: Session, actor: Actor, sha256: str, size: int) -> int | None:
+    """A verified, live blob with these bytes in a version the caller can already read.
+
+    Only this makes `skip_upload` safe: see `service.initiate` for why a bare checksum
+    match is never enough.
+    """
+    rows = db.execute(
+        select(DocumentVersion.blob_id, Document, Folder.path)
+        .join(Document, Document.id == DocumentVersion.document_id)
+        .join(Folder, Folder.id == Document.folder_id)
+        .join(Blob, Blob.id == DocumentVersion.blob_id)
+        .where(
+            DocumentVersion.checksum_sha256 == sha256,
+            DocumentVersion.size_bytes == size,
+            DocumentVersion.is_damaged.is_(False),
+            Document.is_deleted.is_(False),
+            Blob.state == "active",
+            Blob.verified.is_(True),
+            Blob.damaged.is_(False),
+        )
+        .order_by((Document.owner_id == actor.user_id).desc(), DocumentVersion.id)
+        .limit(SKIP_CANDIDATES)
+    ).all()
+    for blob_id, doc, folder_path in rows:
+        if document_level(db, actor, doc, folder_path) >= Level.VIEW:
+            return int(blob_id)
+    return None
+
+
+def can_read_blob(db: Session, actor: Actor, blob_id: int) -> bool:
+    """Whether the caller can still read some version stored in `blob_id`."""
+    rows = db.execute(
+        select(Document, Folder.path)
+        .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+        .join(Folder, Folder.id == Document.folder_id)
+        .where(DocumentVersion.blob_id == blob_id, Document.is_deleted.is_(False))
+        .order_by((Document.owner_id == actor.user_id).desc(), Document.id)
+        .limit(SKIP_CANDIDATES)
+    ).all()
+    return any(document_level(db, actor, doc, path) >= Level.VIEW for doc, path in rows)
+
+
+def expired_ids(db: Session, now: datetime, limit: int) -> list[str]:
+    """Live sessions past their expiry, oldest first."""
+    return list(
+        db.scalars(
+            select(UploadSession.id)
+            .where(UploadSession.state.in_(LIVE), UploadSession.expires_at < now)
+            .order_by(UploadSession.expires_at)
+            .limit(limit)
+        )
+    )
+
+
+def states_by_key(db: Session, keys: Sequence[str]) -> dict[str, str]:
+    """The state of the session that owns each storage key (keys no session owns are absent)."""
+    rows = db.execute(
+        select(UploadSession.storage_key, UploadSession.state).where(
+            UploadSession.storage_key.in_(list(keys))
+        )
+    )
+    return {key: state for key, state in rows if key is not None}
+
+
+def purge_finished(db: Session, expired_before: datetime, limit: int) -> int:
+    """Delete up to `limit` finished sessions whose expiry is older than `expired_before`."""
+    ids = (
+        select(UploadSession.id)
+        .where(UploadSession.state.in_(TERMINAL), UploadSession.expires_at < expired_before)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    result = db.execute(
+        delete(UploadSession)
+        .where(UploadSession.id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

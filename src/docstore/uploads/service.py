@@ -1,0 +1,501 @@
+"""Multipart uploads straight to storage: initiate, complete (verify, deduplicate, charge), discard.
+
+The client sends the bytes to storage itself through signed part URLs (S3's presigned
+UploadPart, or the local store's HMAC-signed URLs); the server only signs, checks and records.
+
+Completing runs in phases, each its own short transaction, because storage work (joining the
+parts, hashing the object) must happen between database writes and must never hold the
+database while it runs (on SQLite a transaction holds the write lock):
+
+  A. lock the session; pending -> completing and a `pending` blob row for the object's key,
+     committed BEFORE storage is asked to join the parts. Whatever happens next, that row
+     is the trace from which the object is found and deleted (no object is ever orphaned).
+  B. no transaction: join the parts (the local store hashes while joining; on S3 the object
+     is read back once and hashed, see `_verify`), compare with the declared SHA-256.
+     A mismatch deletes the object, aborts the session and answers 422.
+  C. lock the session again; attach the verified bytes (server-side dedup), create the
+     document or the version through `versions.service.save`, charge the owner with the
+     conditional UPDATE, mark the session completed. One transaction: all or nothing.
+
+Phase C failing (quota 507, a 409, a failed commit) leaves the session `completing` with
+its object: completing again retries (B is idempotent: a joined upload is found by its
+object), DELETE discards it, and the expiry job deletes it once the session expires.
+The row lock and the state check in C make completing twice return the same document and
+charge once, however the two calls interleave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from docstore.context import Actor
+from docstore.db import after_commit, utcnow
+from docstore.documents import blobs
+from docstore.documents import service as documents
+from docstore.documents.models import Blob, DocumentVersion
+from docstore.errors import (
+    ChecksumMismatch,
+    Conflict,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+    ValidationFailed,
+)
+from docstore.services import Services
+from docstore.sharing.permissions import Level, get_document_for
+from docstore.storage.base import (
+    MAX_PART_NUMBER,
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    PartInfo,
+    StorageError,
+    normalize_etag,
+)
+from docstore.storage.s3 import MAX_PRESIGN_SECONDS
+from docstore.uploads import repository
+from docstore.uploads.models import UploadSession
+from docstore.uploads.schemas import (
+    CompletedPart,
+    PartRequest,
+    UploadComplete,
+    UploadCreate,
+    UploadOut,
+    UploadResult,
+)
+from docstore.users import repository as users
+from docstore.versions import service as versions
+from docstore.versions.schemas import OnConflict, Resolution
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+READ_BLOCK = 8 * MiB
+
+
+def plan_parts(size: int, preferred: int) -> tuple[int, int]:
+    """(part size, part count): `preferred`, grown in whole MiB so no upload needs >10,000 parts.
+
+    Every part but the last is then at least 5 MiB, as S3 requires, and at most 5 GiB.
+    """
+    part_size = max(preferred, MIN_PART_SIZE, -(-size // MAX_PART_NUMBER))
+    part_size = min(-(-part_size // MiB) * MiB, MAX_PART_SIZE)
+    part_count = max(1, -(-size // part_size))
+    if part_count > MAX_PART_NUMBER:  # only past ABSURD_SIZE, which validation refuses
+        raise ValidationFailed("The file is too large for a multipart upload.")
+    return part_size, part_count
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a completed upload goes and who pays for it."""
+
+    owner_id: int
+    folder_id: int | None
+    document_id: int | None
+    filename: str
+    mime_type: str | None
+
+
+def _target(db: Session, actor: Actor, body: UploadCreate) -> _Target:
+    """Permission, name and target checks, all before anything is signed."""
+    if body.document_id is not None:
+        if body.folder_id is not None:
+            raise ValidationFailed("Send folder_id for a new document or document_id, not both.")
+        doc, _, _ = get_document_for(db, actor, body.document_id, Level.EDIT)
+        if body.base_version_id is not None:
+            base = db.get(DocumentVersion, body.base_version_id)
+            if base is None or base.document_id != doc.id:
+                raise ValidationFailed("base_version_id is not a version of this document.")
+        return _Target(doc.owner_id, None, doc.id, doc.name, doc.mime_type)
+    if body.base_version_id is not None:
+        raise ValidationFailed("base_version_id needs document_id.")
+    folder, name = documents.check_new_document(db, actor, body.folder_id, body.filename, None)
+    return _Target(
+        folder.owner_id, folder.id, None, name, documents.guess_mime(name, body.mime_type)
+    )
+
+
+def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
+    """Check everything, then start a multipart upload and sign one URL per part.
+
+    Sizes are validated (schema: negative or absurd is 422; here: over max_file_bytes is
+    413) and quota is checked (507) before any URL is signed.
+    """
+    settings = svc.settings
+    if body.size_bytes > settings.max_file_bytes:
+        raise TooLarge(f"Files may be at most {settings.max_file_bytes} bytes.")
+    part_size, part_count = plan_parts(body.size_bytes, settings.upload_part_size)
+    ttl = min(settings.upload_session_ttl_seconds, MAX_PRESIGN_SECONDS)
+    expires_at = utcnow() + timedelta(seconds=ttl)
+    with svc.database.transaction() as db:
+        target = _target(db, actor, body)
+        if not users.fits(db, target.owner_id, body.size_bytes):
+            raise QuotaExceeded("This file does not fit in the owner's quota.")
+        # Deduplication without the "Dropship" hole. The seed skipped the upload whenever
+        # ANY stored version had the declared checksum, so knowing a file's SHA-256 (from a
+        # leak, a public hash list, a guess among few candidates) was enough to obtain the
+        # file: claim the hash, skip the upload, download "your" copy. Here the upload is
+        # skipped only when the caller can ALREADY read a version with these bytes, so it
+        # hands them nothing new. Everyone else gets skip_upload=false and the same
+        # response whether or not someone holds the content (no existence oracle); their
+        # bytes are hashed by the server and only then, in complete, deduplicated against
+        # a verified blob (documents.service.attach_blob). A client that lies about the
+        # checksum gets 422 and never a reference to someone else's object.
+        blob_id = repository.readable_blob_id(db, actor, body.checksum_sha256, body.size_bytes)
+        skip = blob_id is not None
+        session = UploadSession(
+            id=secrets.token_urlsafe(24),
+            user_id=actor.user_id,
+            owner_id=target.owner_id,
+            folder_id=target.folder_id,
+            document_id=target.document_id,
+            base_version_id=body.base_version_id,
+            filename=target.filename,
+            mime_type=target.mime_type,
+            size_bytes=body.size_bytes,
+            checksum_sha256=body.checksum_sha256,
+            part_size=0 if skip else part_size,
+            part_count=0 if skip else part_count,
+            # The key is recorded (committed) before the storage upload exists, so the
+            # expiry job can always find and abort what a crash left behind.
+            storage_key=None if skip else blobs.new_key(),
+            skip_upload=skip,
+            blob_id=blob_id,
+            state="pending",
+            created_at=utcnow(),
+            expires_at=expires_at,
+        )
+        db.add(session)
+        db.flush()
+        upload_id, key = session.id, session.storage_key
+    if key is None:
+        return UploadOut(
+            upload_id=upload_id,
+            skip_upload=True,
+            part_size=0,
+            part_count=0,
+            parts=[],
+            expires_at=expires_at,
+        )
+    storage_id = None
+    try:
+        storage_id = svc.store.create_multipart(key, target.mime_type)
+        parts = [
+            PartRequest(
+                part_number=signed_number,
+                url=signed.url,
+                method=signed.method,
+                headers=signed.headers,
+            )
+            for signed_number, signed in (
+                (n, svc.store.sign_part(key, storage_id, n, ttl)) for n in range(1, part_count + 1)
+            )
+        ]
+        with svc.database.transaction() as db:
+            db.execute(
+                update(UploadSession)
+                .where(UploadSession.id == upload_id)
+                .values(storage_upload_id=storage_id)
+            )
+    except BaseException:
+        _abandon(svc, upload_id, key, storage_id)
+        raise
+    return UploadOut(
+        upload_id=upload_id,
+        skip_upload=False,
+        part_size=part_size,
+        part_count=part_count,
+        parts=parts,
+        expires_at=expires_at,
+    )
+
+
+def _abandon(svc: Services, upload_id: str, key: str, storage_id: str | None) -> None:
+    """Best effort after a failed initiate; the expiry job covers whatever this misses."""
+    try:
+        if storage_id is not None:
+            svc.store.abort_multipart(key, storage_id)
+        with svc.database.transaction() as db:
+            db.execute(
+                update(UploadSession)
+                .where(UploadSession.id == upload_id, UploadSession.state == "pending")
+                .values(state="aborted")
+            )
+    except Exception:
+        log.warning("upload %s: could not clean up after a failed initiate", upload_id)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What phase B needs of a session, read under its lock in phase A."""
+
+    upload_id: str
+    key: str
+    storage_id: str
+    size: int
+    sha256: str
+    blob_id: int
+
+
+def complete(svc: Services, actor: Actor, upload_id: str, body: UploadComplete) -> UploadResult:
+    """Finish an upload: phases A, B, C of the module docstring."""
+    with svc.database.transaction() as db:  # phase A
+        session = repository.lock_own(db, actor, upload_id)
+        if session.state == "completed":
+            return _result(db, actor, session)
+        _check_live(session)
+        snapshot = None if session.skip_upload else _begin_completing(db, session)
+    if snapshot is not None:  # phase B
+        digest = _join_and_verify(svc, snapshot, body.parts)
+        if digest != snapshot.sha256:
+            _discard_mismatch(svc, snapshot)
+            raise ChecksumMismatch(
+                "The uploaded bytes do not hash to checksum_sha256; nothing was stored."
+            )
+    with svc.database.transaction() as db:  # phase C
+        session = repository.lock_own(db, actor, upload_id)
+        if session.state == "completed":  # a concurrent complete won
+            return _result(db, actor, session)
+        _check_live(session)
+        if not session.skip_upload and session.state != "completing":
+            raise NotFound("No such upload.")
+        return _finish(db, svc, actor, session, body.on_conflict)
+
+
+def _check_live(session: UploadSession) -> None:
+    if session.state not in repository.LIVE:
+        raise NotFound("This upload was discarded or has expired.")
+    if session.state == "pending" and session.expires_at <= utcnow():
+        raise NotFound("This upload has expired.")
+
+
+def _begin_completing(db: Session, session: UploadSession) -> _Snapshot:
+    """pending -> completing, with the pending blob row committed before storage is asked."""
+    if session.storage_key is None or session.storage_upload_id is None:
+        raise NotFound("This upload was never started in storage.")
+    if session.state == "pending":
+        blob = Blob(
+            storage_key=session.storage_key,
+            sha256="",
+            size_bytes=session.size_bytes,
+            state="pending",
+            created_at=utcnow(),
+        )
+        db.add(blob)
+        db.flush()
+        session.blob_id = blob.id
+        session.state = "completing"
+        db.flush()
+    assert session.blob_id is not None
+    return _Snapshot(
+        upload_id=session.id,
+        key=session.storage_key,
+        storage_id=session.storage_upload_id,
+        size=session.size_bytes,
+        sha256=session.checksum_sha256,
+        blob_id=session.blob_id,
+    )
+
+
+def _choose_parts(
+    listed: list[PartInfo], sent: list[CompletedPart] | None, size: int
+) -> list[PartInfo]:
+    """The parts to join: the client's list checked against storage's, or storage's own.
+
+    Refusals are 422 and leave the upload as it is, so the client can fix it and retry.
+    """
+    if sent is None:
+        chosen = listed
+    else:
+        stored = {p.part_number: p for p in listed}
+        chosen = []
+        for part in sorted(sent, key=lambda p: p.part_number):
+            found = stored.get(part.part_number)
+            if found is None:
+                raise ValidationFailed(f"Part {part.part_number} was not uploaded.")
+            if normalize_etag(part.etag) != found.etag:
+                raise ValidationFailed(f"Part {part.part_number} does not match its ETag.")
+            chosen.append(found)
+    if not chosen:
+        raise ValidationFailed("No part has been uploaded.")
+    for info in chosen[:-1]:
+        if info.size < MIN_PART_SIZE:
+            raise ValidationFailed(
+                f"Part {info.part_number} has {info.size} bytes; every part but the last "
+                f"needs at least {MIN_PART_SIZE}."
+            )
+    total = sum(p.size for p in chosen)
+    if total != size:
+        raise ValidationFailed(f"The parts hold {total} bytes; the upload declared {size}.")
+    return chosen
+
+
+def _join_and_verify(svc: Services, snap: _Snapshot, sent: list[CompletedPart] | None) -> str:
+    """Join the parts in storage and return the SHA-256 of the object as stored."""
+    store = svc.store
+    try:
+        listed = store.list_parts(snap.key, snap.storage_id)
+    except StorageError:
+        # No such upload: an earlier attempt joined it (then the object exists), or it is
+        # gone. An outage fails `head` as well and surfaces as 503.
+        if store.head(snap.key) is None:
+            raise NotFound("The upload's parts are gone; start the upload again.") from None
+        return _verify(svc, snap)
+    chosen = _choose_parts(listed, sent, snap.size)
+    try:
+        digest = store.complete_multipart(snap.key, snap.storage_id, chosen)
+    except StorageError:
+        if store.head(snap.key) is None:  # not joined by a concurrent attempt either
+            raise
+        digest = None
+    return digest if digest is not None else _verify(svc, snap)
+
+
+def _verify(svc: Services, snap: _Snapshot) -> str:
+    """Read the stored object once and hash it.
+
+    Chosen over signing `x-amz-checksum-sha256` into each part URL: S3's multipart
+    SHA-256 is a checksum of the parts' checksums, which the client picks itself, so it
+    cannot prove the file's SHA-256; only hashing the stored bytes can. The cost is one
+    sequential GET of the object from storage per upload (no egress charge inside the
+    bucket's region) and one SHA-256 pass on the server: about 1.4 GB/s of one core for the
+    hash (SHA-NI) plus boto3's reading, i.e. roughly 1 CPU-second per GiB (bench/upload.py
+    measures it) and a complete that takes about as long as one read of the file. In
+    exchange the blob is verified before anyone can deduplicate onto it, and a mismatch
+    is a 422 at complete, never a damaged version found later.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        stream = svc.store.open(snap.key)
+    except KeyError:
+        raise NotFound("The uploaded object is gone; start the upload again.") from None
+    with stream:
+        while chunk := stream.read(READ_BLOCK):
+            digest.update(chunk)
+            size += len(chunk)
+    # A size that differs from the declared one can never hash the same: report a mismatch.
+    return digest.hexdigest() if size == snap.size else ""
+
+
+def _discard_mismatch(svc: Services, snap: _Snapshot) -> None:
+    """A checksum mismatch: abort the session, delete the object; nothing was charged."""
+    with svc.database.transaction() as db:
+        session = repository.lock(db, snap.upload_id)
+        if session is not None and session.state == "completing":
+            session.state = "aborted"
+        _drop_object(db, svc, snap.blob_id, snap.key)
+
+
+def _drop_object(db: Session, svc: Services, blob_id: int, key: str) -> None:
+    """Queue the pending blob for GC and delete its object once this transaction commits.
+
+    The row stays (state `deleting`) until blob GC deletes the object again and then the
+    row, so even bytes a concurrent, late join writes under the key are caught.
+    """
+    db.execute(
+        update(Blob)
+        .where(Blob.id == blob_id, Blob.state == "pending")
+        .values(state="deleting", unreferenced_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    after_commit(db, lambda: svc.store.delete(key))
+
+
+def _finish(
+    db: Session, svc: Services, actor: Actor, session: UploadSession, on_conflict: OnConflict
+) -> UploadResult:
+    """Phase C: the document or version, the charge and the session's end, in one transaction."""
+    assert session.blob_id is not None
+    content: documents.StoredBytes | Blob
+    if session.skip_upload:
+        blob = db.get(Blob, session.blob_id)
+        # Access may have been lost since initiate; the same rule applies again.
+        if blob is None or not repository.can_read_blob(db, actor, blob.id):
+            raise Conflict("The content is no longer available to you; upload it again.")
+        content = blob
+    else:
+        assert session.storage_key is not None
+        content = documents.StoredBytes(
+            blob_id=session.blob_id,
+            key=session.storage_key,
+            size=session.size_bytes,
+            sha256=session.checksum_sha256,
+        )
+    resolution: Resolution
+    if session.document_id is None:
+        folder, name = documents.check_new_document(
+            db, actor, session.folder_id, session.filename, None
+        )
+        blob = versions.use_content(db, content)
+        doc, version = documents.create_document(
+            db, actor, folder.id, name, documents.guess_mime(name, session.mime_type), blob
+        )
+        document_id, version_id, resolution = doc.id, version.id, "saved"
+    else:
+        saved = versions.save(
+            db,
+            svc,
+            actor,
+            session.document_id,
+            content,
+            base_version_id=session.base_version_id,
+            on_conflict=on_conflict,
+        )
+        document_id, version_id = saved.document.id, saved.version.id
+        resolution = saved.resolution
+    if isinstance(content, documents.StoredBytes):
+        pending = db.get_one(Blob, content.blob_id)
+        db.refresh(pending)
+        if pending.state == "deleting":  # deduplicated onto an existing verified blob
+            blob_id, key = content.blob_id, content.key
+            after_commit(db, lambda: blobs.delete_now(svc.store.delete, svc.database, blob_id, key))
+    session.state = "completed"
+    session.completed_at = utcnow()
+    session.result_document_id = document_id
+    session.result_version_id = version_id
+    session.result_resolution = resolution
+    db.flush()
+    return _result(db, actor, session)
+
+
+def _result(db: Session, actor: Actor, session: UploadSession) -> UploadResult:
+    """The outcome of a completed session (also for a repeated complete)."""
+    assert session.result_document_id is not None and session.result_version_id is not None
+    doc, _, level = get_document_for(db, actor, session.result_document_id, Level.VIEW)
+    version = db.get(DocumentVersion, session.result_version_id)
+    if version is None:
+        raise NotFound("The uploaded version no longer exists.")
+    out = documents.document_out(db, doc, level)
+    return UploadResult(
+        **out.model_dump(),
+        resolution=session.result_resolution or "saved",
+        version=documents.version_out(version, doc.current_version_id),
+    )
+
+
+def discard(svc: Services, actor: Actor, upload_id: str) -> None:
+    """DELETE /uploads/{id}: abort the storage upload, delete any joined object; idempotent."""
+    with svc.database.transaction() as db:
+        session = repository.lock_own(db, actor, upload_id)
+        if session.state == "completed":
+            raise Conflict("This upload is complete; delete the document or version instead.")
+        if session.state in repository.LIVE:
+            release(db, svc, session, "aborted")
+
+
+def release(db: Session, svc: Services, session: UploadSession, state: str) -> None:
+    """End a live session: storage first (a failure rolls back and is retried), then the row."""
+    if session.storage_key is not None and session.storage_upload_id is not None:
+        svc.store.abort_multipart(session.storage_key, session.storage_upload_id)
+    if session.storage_key is not None and session.blob_id is not None:
+        _drop_object(db, svc, session.blob_id, session.storage_key)
+    session.state = state
+    db.flush()
