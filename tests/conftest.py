@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.server",
     "tests.fixtures.s3",
+    "tests.fixtures.localstack",
 ]

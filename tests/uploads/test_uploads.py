@@ -388,9 +388,7 @@ def test_upload_a_new_version_with_conflict_detection(new_uploader: NewUploader)
     assert ann.me()["used_bytes"] == 3 + 3 + len(b"v3 from stale\n")
 
 
-def test_a_new_version_needs_edit_on_the_document(
-    svc: Services, new_uploader: NewUploader
-) -> None:
+def test_a_new_version_needs_edit_on_the_document(svc: Services, new_uploader: NewUploader) -> None:
     ann, bob = new_uploader(), new_uploader()
     doc = ann.upload("private.txt", b"mine")
     assert_problem(bob.initiate("x", b"theirs", document_id=doc["id"]), 404, "not_found")
@@ -422,8 +420,8 @@ def test_expired_sessions_are_aborted_by_the_job(svc: Services, new_uploader: Ne
     assert result["expired"] == 1
     assert session_row(svc, started["upload_id"]).state == "expired"
     assert session_row(svc, live["upload_id"]).state == "pending"
-    remaining = svc.store.list_multipart_uploads()
-    assert [u.upload_id for u in remaining] == [session_row(svc, live["upload_id"]).storage_upload_id]
+    remaining = [u.upload_id for u in svc.store.list_multipart_uploads()]
+    assert remaining == [session_row(svc, live["upload_id"]).storage_upload_id]
     assert objects(svc) == []
 
 
