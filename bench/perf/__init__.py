@@ -1,0 +1,1 @@
+"""docstore's performance harness: peers, ceilings and workloads behind `bench/run`."""

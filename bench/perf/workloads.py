@@ -1,0 +1,309 @@
+"""The workloads and ceilings: each returns figures for one row of the table."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.perf import load
+from bench.perf.client import API, Docstore, multipart_upload, sha256_file
+from bench.perf.util import KeepAlive, Proc, curl, log, stats
+
+GiB = 1024**3
+MB = 1e6
+
+
+# -- ceilings -------------------------------------------------------------------------------
+
+
+def sha256_ceiling(runs: int) -> dict[str, float]:
+    """hashlib SHA-256 over 256 MiB in 1 MiB blocks, MB/s."""
+    block = os.urandom(1 << 20)
+
+    def once() -> float:
+        h = hashlib.sha256()
+        t0 = time.perf_counter()
+        for _ in range(256):
+            h.update(block)
+        return 256 * (1 << 20) / (time.perf_counter() - t0) / MB
+
+    return stats([once() for _ in range(runs)])
+
+
+def fsync_write_ceiling(work: Path, size: int, runs: int) -> dict[str, float]:
+    """Write `size` bytes in 1 MiB blocks and fsync, MB/s."""
+    block = os.urandom(1 << 20)
+
+    def once() -> float:
+        path = work / "fsync-ceiling.bin"
+        t0 = time.perf_counter()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for _ in range(size >> 20):
+                os.write(fd, block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dt = time.perf_counter() - t0
+        path.unlink()
+        return size / dt / MB
+
+    return stats([once() for _ in range(runs)])
+
+
+def small_fsync_ceiling(work: Path, n: int = 300) -> dict[str, float]:
+    """Files/s for create + 4 KiB write + fsync + rename + directory fsync (one at a time)."""
+    d = work / "fsync-small"
+    d.mkdir(exist_ok=True)
+    data = os.urandom(4096)
+    t0 = time.perf_counter()
+    dfd = os.open(d, os.O_RDONLY)
+    for i in range(n):
+        tmp = d / f".t{i}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        os.replace(tmp, d / f"f{i}")
+        os.fsync(dfd)
+    os.close(dfd)
+    rate = n / (time.perf_counter() - t0)
+    return stats([rate])
+
+
+# -- 1 GiB upload / download ----------------------------------------------------------------
+
+
+def tag_file(path: Path, run: str) -> str:
+    """Make this run's bytes unique (no dedup across runs) and return their SHA-256."""
+    with path.open("r+b") as f:
+        f.write(hashlib.sha256(run.encode()).digest()[:16])
+    return sha256_file(path)
+
+
+def big_docstore(
+    ds: Docstore, folder: int, path: Path, runs: int, proc: Proc, label: str
+) -> dict[str, Any]:
+    """Upload (multipart when the API has it, else POST /files) then download, per run."""
+    size = path.stat().st_size
+    multipart = ds.has_multipart()
+    ups, downs, cpu = [], [], []
+    for i in range(runs):
+        sha = tag_file(path, f"{label}-{i}-{time.time()}")
+        name = f"big-{label}-{i}.bin"
+        c0 = proc.cpu_seconds()
+        if multipart:
+            dt, doc = multipart_upload(ds, folder, name, path, sha)
+        else:
+            dt, out = curl(
+                [
+                    "-X",
+                    "POST",
+                    "-T",
+                    str(path),
+                    "-H",
+                    f"authorization: Bearer {ds.token}",
+                    "-H",
+                    f"x-checksum-sha256: {sha}",
+                    "-H",
+                    "content-type: application/octet-stream",
+                    f"{ds.url}{API}/files?folder_id={folder}&name={name}",
+                ],
+                timeout=900,
+            )
+            import json
+
+            doc = json.loads(out)
+        c1 = proc.cpu_seconds()
+        assert doc["current_version"]["checksum_sha256"] == sha, "stored checksum differs"
+        ddt, _ = curl(
+            [
+                "-L",
+                "-o",
+                "/dev/null",
+                "-H",
+                f"authorization: Bearer {ds.token}",
+                f"{ds.url}{API}/documents/{doc['id']}/download",
+            ],
+            timeout=900,
+        )
+        c2 = proc.cpu_seconds()
+        ups.append(size / dt / MB)
+        downs.append(size / ddt / MB)
+        cpu.append(((c1 - c0) + (c2 - c1)) / (size / GiB))
+        log(
+            f"  {label} run {i}: up {ups[-1]:.0f} MB/s, down {downs[-1]:.0f} MB/s, "
+            f"server CPU {cpu[-1]:.2f} s/GiB"
+        )
+        r = ds.http.delete(f"/documents/{doc['id']}")
+        r.raise_for_status()
+    return {
+        "upload": stats(ups),
+        "download": stats(downs),
+        "cpu_per_gib": stats(cpu),
+        "method": "multipart POST /uploads" if multipart else "POST /files (simple upload)",
+    }
+
+
+def big_peer(
+    url_for: Callable[[int], str],
+    path: Path,
+    runs: int,
+    label: str,
+    cleanup: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """curl PUT then GET of the same file to a peer."""
+    size = path.stat().st_size
+    ups, downs = [], []
+    for i in range(runs):
+        tag_file(path, f"{label}-{i}-{time.time()}")
+        url = url_for(i)
+        dt, _ = curl(["-T", str(path), url], timeout=900)
+        ddt, _ = curl(["-o", "/dev/null", url], timeout=900)
+        ups.append(size / dt / MB)
+        downs.append(size / ddt / MB)
+        log(f"  {label} run {i}: up {ups[-1]:.0f} MB/s, down {downs[-1]:.0f} MB/s")
+        if cleanup:
+            cleanup(i)
+    return {"upload": stats(ups), "download": stats(downs)}
+
+
+# -- 4 KiB files ----------------------------------------------------------------------------
+
+
+def _payloads(n: int) -> list[bytes]:
+    return [os.urandom(4096) for _ in range(n)]
+
+
+def small_files(
+    send: Callable[[KeepAlive, int, bytes], None],
+    url: str,
+    headers: dict[str, str],
+    n: int,
+    clients: int,
+) -> float:
+    """files/s for `n` 4 KiB files over `clients` keep-alive connections."""
+    data = _payloads(n)
+    bounds = [n * k // clients for k in range(clients + 1)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(clients + 1)
+
+    def worker(k: int) -> None:
+        conn = KeepAlive(url, headers)
+        try:
+            barrier.wait()
+            for i in range(bounds[k], bounds[k + 1]):
+                send(conn, i, data[i])
+        except BaseException as exc:  # reported after the run
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(worker, k) for k in range(clients)]
+        barrier.wait()
+        t0 = time.perf_counter()
+        for f in futures:
+            f.result()
+        dt = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return n / dt
+
+
+def docstore_small_sender(folder: int, run: str) -> Callable[[KeepAlive, int, bytes], None]:
+    def send(conn: KeepAlive, i: int, data: bytes) -> None:
+        status, body = conn.request(
+            "POST",
+            f"{API}/files?folder_id={folder}&name={run}-{i}.txt",
+            data,
+            {
+                "x-checksum-sha256": hashlib.sha256(data).hexdigest(),
+                "content-type": "application/octet-stream",
+            },
+        )
+        if status != 201:
+            raise RuntimeError(f"docstore upload: {status} {body[:200]!r}")
+
+    return send
+
+
+def put_sender(prefix: str) -> Callable[[KeepAlive, int, bytes], None]:
+    def send(conn: KeepAlive, i: int, data: bytes) -> None:
+        status, body = conn.request("PUT", f"{prefix}/f{i}.txt", data)
+        if status not in (200, 201, 204):
+            raise RuntimeError(f"PUT {prefix}: {status} {body[:200]!r}")
+
+    return send
+
+
+# -- listing --------------------------------------------------------------------------------
+
+
+def docstore_listing(ds: Docstore, folder: int, expect: int) -> float:
+    """Seconds to fetch every page of a folder's children (limit=1000) on one connection."""
+    import json
+    from urllib.parse import quote
+
+    conn = KeepAlive(ds.url, ds.auth)
+    t0 = time.perf_counter()
+    cursor = None
+    count = 0
+    while True:
+        path = f"{API}/folders/{folder}/children?limit=1000"
+        if cursor:
+            path += f"&cursor={quote(cursor)}"
+        status, body = conn.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"listing: {status} {body[:200]!r}")
+        page = json.loads(body)
+        count += len(page["items"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    dt = time.perf_counter() - t0
+    conn.close()
+    if count != expect:
+        raise RuntimeError(f"listing returned {count} items, expected {expect}")
+    return dt
+
+
+def peer_listing(
+    url: str, method: str, path: str, headers: dict[str, str], check: bytes, expect: int
+) -> float:
+    conn = KeepAlive(url, headers)
+    t0 = time.perf_counter()
+    status, body = conn.request(method, path)
+    dt = time.perf_counter() - t0
+    conn.close()
+    if status not in (200, 207) or body.count(check) < expect:
+        raise RuntimeError(f"{method} {path}: {status}, {body.count(check)} entries")
+    return dt
+
+
+# -- shared-document GET --------------------------------------------------------------------
+
+
+def rate(
+    url: str, headers: dict[str, str], runs: int, seconds: float, proc: Proc, conns: int = 32
+) -> dict:
+    """req/s, p50, p99 over `runs` load runs (after a short warm-up), server CPU-ms/request."""
+    load.run(url, conns, 2, headers)
+    c0 = proc.cpu_seconds()
+    results = [load.run(url, conns, seconds, headers) for _ in range(runs)]
+    cpu = proc.cpu_seconds() - c0
+    bad = sum(int(r["non2xx"]) for r in results)
+    if bad:
+        raise RuntimeError(f"{bad} non-2xx answers from {url}")
+    return {
+        "rps": stats([r["rps"] for r in results]),
+        "p50_ms": stats([r["p50_ms"] for r in results]),
+        "p99_ms": stats([r["p99_ms"] for r in results]),
+        "server_cpu_ms_per_req": 1000 * cpu / sum(r["rps"] * seconds for r in results),
+    }
