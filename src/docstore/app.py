@@ -16,12 +16,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docstore import migrate
+from docstore.comments.endpoints import router as comments_router
 from docstore.config import Settings, get_settings
 from docstore.documents.endpoints import router as documents_router
 from docstore.errors import DocstoreError
 from docstore.folders.endpoints import router as folders_router
 from docstore.versions.endpoints import router as versions_router
 from docstore.services import Services
+from docstore.sharing.endpoints import links_router
+from docstore.sharing.endpoints import router as sharing_router
 from docstore.storage.base import StorageError
 from docstore.storage.endpoints import router as storage_router
 from docstore.uploads.endpoints import router as uploads_router
@@ -172,6 +175,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     install_error_handlers(app)
     for router in (users_router, folders_router, documents_router, versions_router):
+        app.include_router(router, prefix=API_PREFIX)
+    for router in (sharing_router, links_router, comments_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(uploads_router, prefix=API_PREFIX)
     app.include_router(storage_router)

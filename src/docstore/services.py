@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from docstore.cache import Cache, make_cache
 from docstore.config import Settings
 from docstore.db import Database
+from docstore.sharing.runtime import bind as bind_sharing
 from docstore.storage.base import BlobStore
 from docstore.storage.factory import make_blob_store
 
@@ -19,6 +20,10 @@ class Services:
     database: Database
     store: BlobStore
     cache: Cache
+
+    def __post_init__(self) -> None:
+        # Sessions find the permission cache and link rate limits through session.info.
+        bind_sharing(self.database, self.cache)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:

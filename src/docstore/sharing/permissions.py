@@ -1,16 +1,20 @@
 """Effective permission: the one place that decides who may see or change what.
 
 Owner, else the highest active, unexpired share for the user on the document or on any
-ancestor folder. Ancestors are the ids in the folder's materialized path, so the check is
-one query on the (user, folder) / (user, document) share indexes whose cost grows with
-folder depth, not with the number of shares.
+ancestor folder, else a link. Ancestors are the ids in the folder's materialized path, so
+the check is one query on the (user, folder) / (user, document) share indexes whose cost
+grows with folder depth, not with the number of shares. The answer is cached per
+(user, item, folder path) for 60 s (sharing/runtime.py explains why that stays correct).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
@@ -19,6 +23,7 @@ from docstore.documents.models import Document
 from docstore.errors import Forbidden, NotFound
 from docstore.folders.models import Folder
 from docstore.sharing.models import Share
+from docstore.sharing.runtime import for_session
 
 
 class Level(IntEnum):
@@ -36,20 +41,64 @@ def path_ids(path: str) -> list[int]:
     return [int(p) for p in path.strip("/").split("/") if p]
 
 
-def _share_grant(db: Session, user_id: int, folder_path: str, document_id: int | None) -> Level:
-    now = utcnow()
-    targets = [Share.folder_id.in_(path_ids(folder_path))]
+def active_share(now: datetime) -> ColumnElement[bool]:
+    """Shares that count: not revoked and not expired (to the second) at `now`."""
+    return Share.is_active.is_(True) & or_(Share.expires_at.is_(None), Share.expires_at > now)
+
+
+def _user_grants_on(user_id: int, folder_path: str, document_id: int | None) -> ColumnElement[bool]:
+    targets: list[ColumnElement[bool]] = [Share.folder_id.in_(path_ids(folder_path))]
     if document_id is not None:
         targets.append(Share.document_id == document_id)
-    best = db.scalar(
-        select(func.max(Share.permission)).where(
-            Share.shared_with_user_id == user_id,
-            Share.is_active.is_(True),
-            or_(Share.expires_at.is_(None), Share.expires_at > now),
-            or_(*targets),
-        )
+    return (Share.shared_with_user_id == user_id) & or_(*targets)
+
+
+def grant_statement(
+    user_id: int, folder_path: str, document_id: int | None, now: datetime
+) -> Select[int, datetime | None]:
+    """The one query of a check: highest active grant and the earliest end among them."""
+    return select(func.max(Share.permission), func.min(Share.expires_at)).where(
+        _user_grants_on(user_id, folder_path, document_id), active_share(now)
     )
-    return Level(best or 0)
+
+
+def _share_grant(
+    db: Session, user_id: int, folder_path: str, document_id: int | None
+) -> tuple[Level, datetime | None]:
+    """The highest grant and when the earliest expiring of the counted shares ends."""
+    now = utcnow()
+    row = db.execute(grant_statement(user_id, folder_path, document_id, now)).one()
+    best, until = row
+    if isinstance(until, str):  # SQLite hands back an aggregate over a UTC column as text
+        until = datetime.fromisoformat(until).replace(tzinfo=now.tzinfo)
+    return Level(best or 0), until
+
+
+def share_level(
+    db: Session,
+    user_id: int,
+    owner_id: int,
+    folder_path: str,
+    document_id: int | None,
+    *,
+    created_at: datetime | None = None,
+) -> Level:
+    """The user's share grant on an item of `owner_id` in `folder_path`, through the cache.
+
+    `created_at` tells apart two items that reuse one id (SQLite may hand out the id of a
+    purged row again), so a cached grant never outlives the item it was computed for.
+    """
+    grants = for_session(db).grants
+    if grants is None:
+        return _share_grant(db, user_id, folder_path, document_id)[0]
+    item = f"{folder_path}@{created_at.timestamp() if created_at else ''}"
+    cached, ticket = grants.lookup(user_id, owner_id, document_id, item)
+    if cached is not None:
+        return Level(cached)
+    level, until = _share_grant(db, user_id, folder_path, document_id)
+    if ticket is not None:
+        grants.store(ticket, int(level), until)
+    return level
 
 
 def _link_grant(actor: Actor, folder_path: str, document_id: int | None) -> Level:
@@ -66,13 +115,21 @@ def _link_grant(actor: Actor, folder_path: str, document_id: int | None) -> Leve
 
 
 def level_for(
-    db: Session, actor: Actor, owner_id: int, folder_path: str, document_id: int | None
+    db: Session,
+    actor: Actor,
+    owner_id: int,
+    folder_path: str,
+    document_id: int | None,
+    *,
+    created_at: datetime | None = None,
 ) -> Level:
     """The actor's effective level on an item given its owner and (parent) folder path."""
     if actor.user is not None:
         if actor.user.id == owner_id:
             return Level.OWNER
-        level = _share_grant(db, actor.user.id, folder_path, document_id)
+        level = share_level(
+            db, actor.user.id, owner_id, folder_path, document_id, created_at=created_at
+        )
     else:
         level = Level.NONE
     return max(level, _link_grant(actor, folder_path, document_id))
@@ -80,12 +137,12 @@ def level_for(
 
 def folder_level(db: Session, actor: Actor, folder: Folder) -> Level:
     """The actor's effective level on a folder (a share on it or any ancestor)."""
-    return level_for(db, actor, folder.owner_id, folder.path, None)
+    return level_for(db, actor, folder.owner_id, folder.path, None, created_at=folder.created_at)
 
 
 def document_level(db: Session, actor: Actor, doc: Document, folder_path: str) -> Level:
     """The actor's effective level on a document in the folder with `folder_path`."""
-    return level_for(db, actor, doc.owner_id, folder_path, doc.id)
+    return level_for(db, actor, doc.owner_id, folder_path, doc.id, created_at=doc.created_at)
 
 
 def require(level: Level, needed: Level) -> None:
@@ -142,3 +199,48 @@ def get_document_for(
         raise NotFound()
     require(level, needed)
     return doc, folder, level
+
+
+@dataclass
+class Grant:
+    """One reason for a user's access to an item."""
+
+    kind: str  # owner | direct | folder | link
+    permission: Level
+    share_id: int | None = None
+    folder_id: int | None = None
+
+
+def grants_statement(
+    user_id: int, folder_path: str, document_id: int | None, now: datetime
+) -> Select[Any]:
+    """The active shares that give `user_id` access to an item (same rule as the check)."""
+    grants = _user_grants_on(user_id, folder_path, document_id)
+    return select(Share).where(grants, active_share(now))
+
+
+def explain(
+    db: Session, actor: Actor, user_id: int | None, owner_id: int, folder_path: str,
+    document_id: int | None,
+) -> tuple[Level, list[Grant]]:  # fmt: skip
+    """Why `user_id` (or, with None, the link the actor holds) has access: strongest first,
+    then nearest; the level is what `level_for` decides."""
+    via: list[Grant] = []
+    if user_id is not None and user_id == owner_id:
+        return Level.OWNER, [Grant("owner", Level.OWNER)]
+    if user_id is not None:
+        depth = {fid: i for i, fid in enumerate(path_ids(folder_path))}
+        shares: list[Share] = list(
+            db.scalars(grants_statement(user_id, folder_path, document_id, utcnow()))
+        )
+        for s in shares:
+            if s.document_id is not None:
+                via.append(Grant("direct", Level(s.permission), s.id))
+            else:
+                via.append(Grant("folder", Level(s.permission), s.id, s.folder_id))
+        via.sort(key=lambda g: (-g.permission, -depth.get(g.folder_id or -1, len(depth))))
+    if user_id is None and actor.link is not None:
+        link_level = _link_grant(actor, folder_path, document_id)
+        if link_level > Level.NONE:
+            via.append(Grant("link", link_level, actor.link.id, actor.link.folder_id))
+    return max((g.permission for g in via), default=Level.NONE), via

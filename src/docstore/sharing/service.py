@@ -1,0 +1,407 @@
+"""Sharing rules: who may share what with whom, for how long, and revoking it at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from docstore.audit.service import Action, record
+from docstore.context import Actor
+from docstore.db import utcnow
+from docstore.documents import service as documents
+from docstore.documents.models import Document
+from docstore.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
+from docstore.folders.models import Folder
+from docstore.pagination import decode_cursor, encode_cursor
+from docstore.security import hash_password, new_token, token_digest
+from docstore.sharing.models import Share
+from docstore.sharing.permissions import (
+    Grant,
+    Level,
+    active_share,
+    explain,
+    get_document_for,
+    get_folder_for,
+)
+from docstore.sharing.runtime import grants_changed
+from docstore.sharing.schemas import (
+    AccessOut,
+    AccessVia,
+    LinkOut,
+    SharedItem,
+    ShareIn,
+    ShareOut,
+    SharePatch,
+)
+from docstore.users import repository as users
+from docstore.users.service import normalise_email
+
+
+@dataclass
+class Target:
+    """The item a share is on, as its owner sees it."""
+
+    owner_id: int
+    document_id: int | None
+    folder_id: int | None
+
+
+def share_out(share: Share, token: str | None = None, public_url: str = "") -> ShareOut:
+    """The API view of a share (the token only when it was just created)."""
+    expired = share.expires_at is not None and share.expires_at <= utcnow()
+    return ShareOut(
+        id=share.id,
+        kind=share.kind,  # type: ignore[arg-type]
+        document_id=share.document_id,
+        folder_id=share.folder_id,
+        permission=Level(share.permission).name,  # type: ignore[arg-type]
+        expires_at=share.expires_at,
+        is_active=share.is_active and not expired,
+        user_id=share.shared_with_user_id,
+        email=share.shared_with_email,
+        has_password=share.password_hash is not None,
+        created_by=share.created_by,
+        created_at=share.created_at,
+        revoked_at=share.revoked_at,
+        token=token,
+        url=f"{public_url}/api/v1/links/{token}" if token else None,
+    )
+
+
+def _owned_target(
+    db: Session,
+    actor: Actor,
+    document_id: int | None,
+    folder_id: int | None,
+    *,
+    include_deleted: bool = True,
+) -> Target:
+    """The item, if the actor owns it: 404 when they cannot see it, 403 when not the owner.
+
+    Sharing is owner-only (API.md "Permissions"), so nobody can pass on more than they hold.
+    """
+    if (document_id is None) == (folder_id is None):
+        raise ValidationFailed("Give exactly one of document_id and folder_id.")
+    if document_id is not None:
+        doc, _, _ = get_document_for(
+            db, actor, document_id, Level.OWNER, for_update=True, include_deleted=include_deleted
+        )
+        return Target(doc.owner_id, doc.id, None)
+    assert folder_id is not None
+    folder, _ = get_folder_for(
+        db, actor, folder_id, Level.OWNER, for_update=True, include_deleted=include_deleted
+    )
+    if folder.parent_id is None:
+        raise ValidationFailed("The root folder cannot be shared; share a folder inside it.")
+    return Target(folder.owner_id, None, folder.id)
+
+
+def _target_of(db: Session, actor: Actor, share: Share) -> Target:
+    return _owned_target(db, actor, share.document_id, share.folder_id)
+
+
+def _audit(
+    db: Session, actor: Actor, action: Action, share: Share, target: Target, **details: object
+) -> None:
+    grantee = (
+        "link"
+        if share.kind == "link"
+        else share.shared_with_email
+        if share.shared_with_user_id is None
+        else share.shared_with_user_id
+    )
+    record(
+        db,
+        actor,
+        action,
+        document_id=target.document_id,
+        folder_id=target.folder_id,
+        share_id=share.id,
+        owner_id=target.owner_id,
+        details={
+            "grantee": grantee,
+            "kind": share.kind,
+            "permission": Level(share.permission).name,
+            "expires_at": share.expires_at.isoformat() if share.expires_at else None,
+            **details,
+        },
+    )
+
+
+def _narrows(share: Share, permission: int, expires_at: datetime | None) -> bool:
+    """Whether the new terms take anything away (a lower level or an earlier end)."""
+    if permission < share.permission:
+        return True
+    if expires_at is None:
+        return False
+    return share.expires_at is None or expires_at < share.expires_at
+
+
+def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOut:
+    """Share an item the actor owns: with a user, a not-yet-registered email, or a link.
+
+    Sharing with someone who already has a share on the item changes that share.
+    """
+    target = _owned_target(db, actor, body.document_id, body.folder_id, include_deleted=False)
+    permission = int(Level[body.permission])
+    now = utcnow()
+    if body.expires_at is not None and body.expires_at <= now:
+        raise ValidationFailed("expires_at must be in the future.")
+    if body.link == (body.email is not None):
+        raise ValidationFailed("Give either an email or link: true.")
+    if body.password is not None and not body.link:
+        raise ValidationFailed("Only links can have a password.")
+    assert actor.user is not None
+    if body.link:
+        token = new_token()
+        share = Share(
+            kind="link",
+            token_hash=token_digest(token),
+            password_hash=hash_password(body.password) if body.password else None,
+        )
+        _fill(share, target, permission, body.expires_at, actor.user.id, now)
+        db.add(share)
+        db.flush()
+        _audit(db, actor, Action.SHARE, share, target, password=body.password is not None)
+        return share_out(share, token, public_url)
+    email = normalise_email(str(body.email))
+    user = users.by_email(db, email)
+    if user is not None and user.id == target.owner_id:
+        raise ValidationFailed("You own this item already.")
+    grantee = (
+        Share.shared_with_user_id == user.id
+        if user is not None
+        else and_(Share.shared_with_email == email, Share.shared_with_user_id.is_(None))
+    )
+    existing = db.scalar(
+        select(Share)
+        .where(
+            grantee,
+            Share.kind != "link",
+            Share.is_active.is_(True),
+            Share.document_id == target.document_id
+            if target.document_id is not None
+            else Share.folder_id == target.folder_id,
+        )
+        .order_by(Share.id)
+        .limit(1)
+    )
+    if existing is not None:
+        if existing.kind == "user":
+            narrows = _narrows(existing, permission, body.expires_at)
+            grants_changed(db, target.owner_id, strict=narrows)
+        _fill(existing, target, permission, body.expires_at, actor.user.id, now, new=False)
+        db.flush()
+        _audit(db, actor, Action.SHARE, existing, target, updated=True)
+        return share_out(existing)
+    share = Share(
+        kind="user" if user is not None else "email",
+        shared_with_user_id=user.id if user is not None else None,
+        shared_with_email=email,
+    )
+    if user is not None:
+        grants_changed(db, target.owner_id, strict=False)
+    _fill(share, target, permission, body.expires_at, actor.user.id, now)
+    db.add(share)
+    db.flush()
+    _audit(db, actor, Action.SHARE, share, target)
+    return share_out(share)
+
+
+def _fill(
+    share: Share,
+    target: Target,
+    permission: int,
+    expires_at: datetime | None,
+    by: int,
+    now: datetime,
+    *,
+    new: bool = True,
+) -> None:
+    if new:
+        share.document_id = target.document_id
+        share.folder_id = target.folder_id
+        share.created_at = now
+        share.is_active = True
+    share.permission = permission
+    share.expires_at = expires_at
+    share.created_by = by
+    share.updated_at = now
+
+
+def _load(db: Session, share_id: int) -> Share:
+    share = db.scalar(select(Share).where(Share.id == share_id).with_for_update())
+    if share is None:
+        raise NotFound()
+    return share
+
+
+def update(db: Session, actor: Actor, share_id: int, patch: SharePatch) -> ShareOut:
+    """Change a share's level and/or expiry (owner only); a narrowing applies at once."""
+    share = _load(db, share_id)
+    target = _target_of(db, actor, share)
+    if not share.is_active:
+        raise Conflict("This share was revoked; create a new one.")
+    permission = int(Level[patch.permission]) if patch.permission else share.permission
+    expires_at = patch.expires_at if "expires_at" in patch.model_fields_set else share.expires_at
+    changed_expiry = "expires_at" in patch.model_fields_set
+    if changed_expiry and expires_at is not None and expires_at <= utcnow():
+        raise ValidationFailed("expires_at must be in the future; revoke the share instead.")
+    if share.kind == "user":
+        grants_changed(db, target.owner_id, strict=_narrows(share, permission, expires_at))
+    share.permission = permission
+    share.expires_at = expires_at
+    share.updated_at = utcnow()
+    db.flush()
+    _audit(db, actor, Action.SHARE, share, target, updated=True)
+    return share_out(share)
+
+
+def revoke(db: Session, actor: Actor, share_id: int) -> None:
+    """Revoke a share (owner only): from the next request on, in every process."""
+    share = _load(db, share_id)
+    target = _target_of(db, actor, share)
+    if share.kind == "user":
+        # Also for a share revoked before: repeating the request re-invalidates the caches.
+        grants_changed(db, target.owner_id, strict=True)
+    if not share.is_active:
+        return
+    now = utcnow()
+    share.is_active = False
+    share.revoked_at = now
+    share.updated_at = now
+    db.flush()
+    _audit(db, actor, Action.UNSHARE, share, target)
+
+
+def list_for_item(
+    db: Session,
+    actor: Actor,
+    *,
+    document_id: int | None = None,
+    folder_id: int | None = None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[ShareOut], str | None]:
+    """The shares on an item, oldest first (owner only); revoked ones are left out."""
+    target = _owned_target(db, actor, document_id, folder_id)
+    stmt = select(Share).where(Share.is_active.is_(True))
+    if target.document_id is not None:
+        stmt = stmt.where(Share.document_id == target.document_id)
+    else:
+        stmt = stmt.where(Share.folder_id == target.folder_id)
+    after_id = _cursor_id(cursor)
+    if after_id is not None:
+        stmt = stmt.where(Share.id > after_id)
+    rows = list(db.scalars(stmt.order_by(Share.id).limit(limit + 1)))
+    next_cursor = encode_cursor({"i": rows[limit - 1].id}) if len(rows) > limit else None
+    return [share_out(s) for s in rows[:limit]], next_cursor
+
+
+def _cursor_id(cursor: str | None) -> int | None:
+    data = decode_cursor(cursor)
+    if data is None:
+        return None
+    if not isinstance(data.get("i"), int):
+        raise BadRequest("The cursor is not valid.")
+    return int(data["i"])
+
+
+def shared_with_me(
+    db: Session, actor: Actor, limit: int, cursor: str | None
+) -> tuple[list[SharedItem], str | None]:
+    """Live documents and folders shared with the caller by an active share, newest first."""
+    assert actor.user is not None
+    stmt = (
+        select(Share, Document, Folder)
+        .outerjoin(Document, Share.document_id == Document.id)
+        .outerjoin(Folder, Share.folder_id == Folder.id)
+        .where(
+            Share.shared_with_user_id == actor.user.id,
+            active_share(utcnow()),
+            or_(Document.is_deleted.is_(False), Folder.is_deleted.is_(False)),
+        )
+    )
+    before_id = _cursor_id(cursor)
+    if before_id is not None:
+        stmt = stmt.where(Share.id < before_id)
+    rows = list(db.execute(stmt.order_by(Share.id.desc()).limit(limit + 1)).all())
+    items: list[SharedItem] = []
+    for share, doc, folder in rows[:limit]:
+        common = {
+            "permission": Level(share.permission).name,
+            "share_id": share.id,
+            "shared_by": share.created_by,
+            "shared_at": share.created_at,
+            "expires_at": share.expires_at,
+        }
+        if doc is not None:
+            items.append(
+                SharedItem(
+                    kind="document",
+                    id=doc.id,
+                    name=doc.name,
+                    owner_id=doc.owner_id,
+                    parent_folder_id=doc.folder_id,
+                    mime_type=doc.mime_type,
+                    **common,  # type: ignore[arg-type]
+                )
+            )
+        elif folder is not None:
+            items.append(
+                SharedItem(
+                    kind="folder",
+                    id=folder.id,
+                    name=folder.name,
+                    owner_id=folder.owner_id,
+                    parent_folder_id=folder.parent_id,
+                    **common,  # type: ignore[arg-type]
+                )
+            )
+    next_cursor = encode_cursor({"i": rows[limit - 1][0].id}) if len(rows) > limit else None
+    return items, next_cursor
+
+
+def access_out(user_id: int | None, level: Level, via: list[Grant]) -> AccessOut:
+    """The API view of an explanation."""
+    return AccessOut(
+        user_id=user_id,
+        permission=level.name,
+        via=[
+            AccessVia(
+                kind=g.kind,  # type: ignore[arg-type]
+                share_id=g.share_id,
+                folder_id=g.folder_id,
+                permission=g.permission.name,
+            )
+            for g in via
+        ],
+    )
+
+
+def access(db: Session, actor: Actor, document_id: int, user_id: int | None) -> AccessOut:
+    """Why a user (or the link the actor holds) has their access to a document; only the
+    owner may ask about others."""
+    doc, folder, level = get_document_for(db, actor, document_id, Level.VIEW)
+    who = actor.user_id if user_id is None else user_id
+    if who != actor.user_id and level != Level.OWNER:
+        raise Forbidden("Only the owner can see why someone else has access.")
+    found, via = explain(db, actor, who, doc.owner_id, folder.path, doc.id)
+    return access_out(who, found, via)
+
+
+def open_document_link(db: Session, actor: Actor) -> LinkOut:
+    """What a document link shows: the document (a VIEW in the audit log) and the access."""
+    link = actor.link
+    assert link is not None and link.document_id is not None
+    doc = documents.get(db, actor, link.document_id)
+    return LinkOut(
+        kind="document",
+        permission=Level(link.permission).name,  # type: ignore[arg-type]
+        expires_at=link.expires_at,
+        document=doc,
+        access=access(db, actor, link.document_id, None),
+    )
