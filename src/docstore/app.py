@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docstore import migrate
+from docstore.audit.endpoints import router as audit_router
 from docstore.comments.endpoints import router as comments_router
 from docstore.config import Settings, get_settings
 from docstore.documents.endpoints import router as documents_router
@@ -174,7 +175,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         redoc_url=None,
     )
     install_error_handlers(app)
-    for router in (users_router, folders_router, documents_router, versions_router):
+    for router in (users_router, folders_router, documents_router, versions_router, audit_router):
         app.include_router(router, prefix=API_PREFIX)
     for router in (sharing_router, links_router, comments_router):
         app.include_router(router, prefix=API_PREFIX)

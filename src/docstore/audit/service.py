@@ -1,15 +1,20 @@
-"""Writing audit entries inside the caller's transaction."""
+"""Writing audit entries inside the caller's transaction, and reading them back."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from docstore.audit import repository as repo
 from docstore.audit.models import AuditLog
+from docstore.audit.repository import AuditFilter, Position
 from docstore.context import Actor
 from docstore.db import utcnow
+from docstore.errors import BadRequest, Unauthenticated
+from docstore.pagination import decode_cursor, encode_cursor
 
 
 class Action(StrEnum):
@@ -61,3 +66,47 @@ def record(
     )
     db.add(entry)
     return entry
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A query-string time as aware UTC; a time without an offset is taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _position(cursor: str | None) -> Position | None:
+    data = decode_cursor(cursor)
+    if data is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(data["t"])
+        entry_id = data["i"]
+    except (KeyError, TypeError, ValueError):
+        raise BadRequest("The cursor is not valid.") from None
+    if ts.tzinfo is None or not isinstance(entry_id, int) or isinstance(entry_id, bool):
+        raise BadRequest("The cursor is not valid.")
+    return Position(ts.astimezone(UTC), entry_id)
+
+
+def list_entries(
+    db: Session, actor: Actor, filters: AuditFilter, limit: int, cursor: str | None
+) -> tuple[list[AuditLog], str | None]:
+    """A page of the entries the caller may see, newest first.
+
+    A stranger's query about someone else's document is not an error: it matches nothing.
+    """
+    if actor.user is None:
+        raise Unauthenticated()
+    before = _position(cursor)
+    statements = repo.readable_statements(actor.user.id, actor.is_admin, filters, before)
+    rows: list[AuditLog] = []
+    for stmt in statements:
+        rows.extend(db.scalars(stmt.limit(limit + 1)))
+    rows.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor({"t": last.timestamp.isoformat(), "i": last.id})
+    return rows, next_cursor

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from docstore.cli.audit import app as audit_app
 from docstore.config import Settings, get_settings
 
 app = typer.Typer(help="docstore: self-hosted document storage and sharing.", no_args_is_help=True)
@@ -16,6 +17,7 @@ user_app = typer.Typer(help="Manage accounts (directly on the database).", no_ar
 plan_app = typer.Typer(help="Manage plans (directly on the database).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(plan_app, name="plan")
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 

@@ -105,9 +105,15 @@ def _check_part_number(part_number: int) -> int:
 
 
 class PartWriter:
-    """One part being received: bytes go to a temp file while MD5 and SHA-256 run."""
+    """One part being received: bytes go to a temp file while MD5 (and SHA-256) run.
 
-    def __init__(self, tmp_dir: Path, upload_dir: Path, part_number: int) -> None:
+    SHA-256 only runs when the part has a checksum to meet (`sha256=True`): it costs as
+    much CPU as writing the bytes, and the whole file is hashed again at complete anyway.
+    """
+
+    def __init__(
+        self, tmp_dir: Path, upload_dir: Path, part_number: int, *, sha256: bool = True
+    ) -> None:
         self._tmp_dir = tmp_dir
         self._upload_dir = upload_dir
         self._part_number = part_number
@@ -115,13 +121,14 @@ class PartWriter:
         self._path = Path(name)
         self._file: IO[bytes] = os.fdopen(fd, "wb", buffering=0)
         self._md5 = hashlib.md5(usedforsecurity=False)
-        self._sha256 = hashlib.sha256()
+        self._sha256 = hashlib.sha256() if sha256 else None
         self.size = 0
 
     def write(self, data: bytes) -> None:
         """Hash and write a block (call with large blocks: hashlib releases the GIL)."""
         self._md5.update(data)
-        self._sha256.update(data)
+        if self._sha256 is not None:
+            self._sha256.update(data)
         view = memoryview(data)
         while view:
             written = self._file.write(view)
@@ -132,6 +139,8 @@ class PartWriter:
         """Put the part in place unless it fails its checksum; returns its ETag (MD5 hex)."""
         try:
             if expected_sha256_b64 is not None:
+                if self._sha256 is None:
+                    raise ValueError("this part writer was opened without SHA-256")
                 actual = base64.b64encode(self._sha256.digest()).decode()
                 if actual != expected_sha256_b64.strip():
                     raise ChecksumMismatch("the part's bytes do not match its SHA-256")
@@ -323,13 +332,15 @@ class LocalBlobStore:
             raise KeyError(upload_id)
         return bool(meta.get("checksum_sha256"))
 
-    def open_part_writer(self, upload_id: str, part_number: int) -> PartWriter:
-        """Start receiving a part; KeyError when the upload does not exist."""
+    def open_part_writer(
+        self, upload_id: str, part_number: int, *, sha256: bool = True
+    ) -> PartWriter:
+        """Start receiving a part (`sha256`: its checksum will be checked); KeyError if unknown."""
         _check_part_number(part_number)
         upload_dir = self._upload_dir(upload_id)
         if not (upload_dir / _META).is_file():
             raise KeyError(upload_id)
-        return PartWriter(self.root / "tmp", upload_dir, part_number)
+        return PartWriter(self.root / "tmp", upload_dir, part_number, sha256=sha256)
 
     def sign_part(
         self,

@@ -1,0 +1,100 @@
+"""Helpers for the audit tests: reading the log over HTTP, admins, direct rows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+
+from docstore.audit.service import Action, record
+from docstore.context import system_actor
+from docstore.db import Database, utcnow
+from docstore.services import Services
+from docstore.sharing.models import Share
+from docstore.users.models import User
+from tests.fixtures.app import Api
+from tests.fixtures.app import User as ApiUser
+
+DOCSTORE = Path(sys.executable).with_name("docstore")
+
+
+def services(api: Api) -> Services:
+    """The in-process app's services."""
+    svc: Services = api.client.app.state.services  # type: ignore[attr-defined]
+    return svc
+
+
+def make_admin(api: Api, user: ApiUser) -> ApiUser:
+    """Turn a registered user into an administrator (directly on the database)."""
+    with services(api).database.transaction() as db:
+        db.execute(update(User).where(User.id == user.id).values(is_admin=True))
+    return user
+
+
+def share_directly(api: Api, owner: ApiUser, grantee: ApiUser, document_id: int, level: int) -> int:
+    """A share row written straight to the database (no SHARE entry): for tests that need
+    a sharee whatever the state of the sharing endpoints."""
+    with services(api).database.transaction() as db:
+        share = Share(
+            document_id=document_id,
+            kind="user",
+            shared_with_user_id=grantee.id,
+            permission=level,
+            created_by=owner.id,
+        )
+        db.add(share)
+        db.flush()
+        return share.id
+
+
+def entries(user: ApiUser, **params: Any) -> list[dict[str, Any]]:
+    """Every entry `user` may see under `params`, following the cursor (bounded)."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(100):
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        r = user.get("/api/v1/audit", params=query)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        out.extend(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return out
+    raise AssertionError("more than 100 pages")
+
+
+def add_entries(
+    database: Database, n: int, *, timestamp: datetime | None = None, action: Action = Action.VIEW
+) -> list[int]:
+    """`n` entries written directly, committed in one transaction; their ids."""
+    with database.transaction() as db:
+        rows = []
+        for i in range(n):
+            entry = record(
+                db, system_actor(), action, document_id=i + 1, owner_id=1, details={"i": i}
+            )
+            entry.timestamp = timestamp or utcnow()
+            rows.append(entry)
+        db.flush()
+        return [e.id for e in rows]
+
+
+def run_cli(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `docstore` executable on `database_url`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSTORE_")}
+    env.update(
+        {
+            "DOCSTORE_DATABASE_URL": database_url,
+            "DOCSTORE_DATA_DIR": str(tmp_path / "cli-data"),
+            "DOCSTORE_SECRET_KEY": "cli-secret",
+            "COLUMNS": "200",
+        }
+    )
+    return subprocess.run(
+        [str(DOCSTORE), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )

@@ -1,0 +1,309 @@
+"""Every action of API.md's list leaves exactly one entry with the right fields, and a
+request that fails mid-transaction leaves none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from docstore.app import create_app
+from docstore.audit.models import AuditLog
+from docstore.audit.service import Action
+from docstore.documents import service as documents_service
+from docstore.documents.models import Document
+from tests.audit.helpers import entries, make_admin, services, share_directly
+from tests.fixtures.app import BASE, Api, make_settings
+from tests.fixtures.app import User as ApiUser
+
+PASSWORD = "correct horse"
+
+
+def _routes(api: Api) -> set[str]:
+    """'METHOD /path' for every endpoint the app serves, from its OpenAPI document (which
+    must describe every endpoint; included routers do not show in `app.routes`)."""
+    paths = api.client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    return {f"{method.upper()} {path}" for path, ops in paths.items() for method in ops}
+
+
+def _mentions(details: dict[str, Any] | None, *candidates: object) -> bool:
+    """Whether any candidate appears among the values of `details` (one level deep)."""
+    values = list((details or {}).values())
+    return any(c in values for c in candidates)
+
+
+class Walk:
+    """Runs one step at a time and returns the single entry the step recorded."""
+
+    def __init__(self, api: Api, auditor: ApiUser) -> None:
+        self.api = api
+        self.auditor = auditor
+        self.last_id = max((e["id"] for e in entries(auditor)), default=0)
+        self.seen: list[str] = []
+
+    def step(self, action: Action, do: Callable[[], Any]) -> dict[str, Any]:
+        """Run `do`; exactly one new entry, with `action`, the test client's address and a
+        timestamp taken during the step."""
+        start = datetime.now(UTC) - timedelta(seconds=1)
+        do()
+        end = datetime.now(UTC) + timedelta(seconds=1)
+        new = [e for e in entries(self.auditor) if e["id"] > self.last_id]
+        assert [e["action"] for e in new] == [action.value], new
+        entry = new[0]
+        self.last_id = entry["id"]
+        self.seen.append(action.value)
+        assert entry["ip_address"] == "testclient"
+        assert start <= datetime.fromisoformat(entry["timestamp"]) <= end
+        return entry
+
+    def nothing(self, do: Callable[[], Any]) -> None:
+        """Run `do`; it records nothing (setup done behind the API's back)."""
+        do()
+        assert [e for e in entries(self.auditor) if e["id"] > self.last_id] == []
+
+
+def _ok(r: Any, status: int) -> Any:
+    assert r.status_code == status, r.text
+    return r.json() if r.content else None
+
+
+def test_every_action_is_recorded_once_with_its_fields(api: Api) -> None:
+    routes = _routes(api)
+    missing: list[str] = []
+    not_walked: set[str] = set()
+
+    def have(route: str, action: Action, why: str = "") -> bool:
+        if route in routes:
+            return True
+        missing.append(f"{route} ({why or action.value})")
+        not_walked.add(action.value)
+        return False
+
+    auditor = make_admin(api, api.register("auditor"))
+    ann, bob = api.register("ann"), api.register("bob")
+    ann_ua, bob_ua = {"User-Agent": "walk/ann"}, {"User-Agent": "walk/bob"}
+    walk = Walk(api, auditor)
+
+    e = walk.step(
+        Action.LOGIN,
+        lambda: _ok(
+            api.client.post(
+                "/api/v1/auth/login",
+                json={"email": ann.email, "password": PASSWORD},
+                headers=ann_ua,
+            ),
+            200,
+        ),
+    )
+    assert (e["user_id"], e["document_id"], e["user_agent"]) == (ann.id, None, "walk/ann")
+
+    e = walk.step(
+        Action.LOGIN_FAILED,
+        lambda: _ok(
+            api.client.post(
+                "/api/v1/auth/login", json={"email": ann.email, "password": "wrong"}, headers=bob_ua
+            ),
+            401,
+        ),
+    )
+    assert e["user_id"] is None and e["user_agent"] == "walk/bob"
+    assert e["details"]["email"] == ann.email
+
+    folder = ann.mkdir("reports")
+    doc: dict[str, Any] = {}
+
+    def upload() -> None:
+        doc.update(_ok(ann.upload("q1.txt", b"first draft\n", headers=ann_ua), 201))
+
+    e = walk.step(Action.UPLOAD, upload)
+    doc_id, v1 = doc["id"], doc["current_version"]["id"]
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+    assert e["user_agent"] == "walk/ann"
+    assert e["details"]["version_number"] == 1 and e["details"]["version_id"] == v1
+
+    share: dict[str, Any] = {}
+    if have("POST /api/v1/shares", Action.SHARE):
+
+        def share_it() -> None:
+            body = {"document_id": doc_id, "permission": "COMMENT", "email": bob.email}
+            share.update(_ok(ann.post("/api/v1/shares", json=body, headers=ann_ua), 201))
+
+        e = walk.step(Action.SHARE, share_it)
+        assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+        assert e["share_id"] == share["id"]
+        assert _mentions(e["details"], bob.id, bob.email), e["details"]
+        assert _mentions(e["details"], "COMMENT", 2), e["details"]
+    else:
+        walk.nothing(lambda: share.update(id=share_directly(api, ann, bob, doc_id, 2)))
+
+    e = walk.step(
+        Action.VIEW, lambda: _ok(bob.get(f"/api/v1/documents/{doc_id}", headers=bob_ua), 200)
+    )
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (bob.id, doc_id, ann.id)
+    assert e["user_agent"] == "walk/bob"
+
+    e = walk.step(
+        Action.DOWNLOAD,
+        lambda: _ok(
+            bob.get(
+                f"/api/v1/documents/{doc_id}/download",
+                params={"redirect": "false"},
+                headers=bob_ua,
+            ),
+            200,
+        ),
+    )
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (bob.id, doc_id, ann.id)
+    assert e["details"]["version_id"] == v1
+
+    if have("POST /api/v1/documents/{document_id}/comments", Action.COMMENT):
+        e = walk.step(
+            Action.COMMENT,
+            lambda: _ok(
+                bob.post(
+                    f"/api/v1/documents/{doc_id}/comments",
+                    json={"body": "Looks good."},
+                    headers=bob_ua,
+                ),
+                201,
+            ),
+        )
+        assert (e["user_id"], e["document_id"], e["owner_id"]) == (bob.id, doc_id, ann.id)
+
+    if have("POST /api/v1/shares", Action.SHARE, "link share") and have(
+        "GET /api/v1/links/{token}/download", Action.DOWNLOAD, "DOWNLOAD through a link"
+    ):
+        link: dict[str, Any] = {}
+
+        def make_link() -> None:
+            body = {"document_id": doc_id, "permission": "VIEW", "link": True}
+            link.update(_ok(ann.post("/api/v1/shares", json=body, headers=ann_ua), 201))
+
+        walk.step(Action.SHARE, make_link)
+        e = walk.step(
+            Action.DOWNLOAD,
+            lambda: api.client.get(
+                f"/api/v1/links/{link['token']}/download", headers={"User-Agent": "walk/anon"}
+            ),
+        )
+        # A link download records the link instead of a user.
+        assert (e["user_id"], e["share_id"], e["document_id"]) == (None, link["id"], doc_id)
+        assert (e["owner_id"], e["user_agent"]) == (ann.id, "walk/anon")
+
+    e = walk.step(
+        Action.RENAME,
+        lambda: _ok(ann.patch(f"/api/v1/documents/{doc_id}", json={"name": "q1-final.txt"}), 200),
+    )
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+    assert e["details"] == {"old_name": "q1.txt", "new_name": "q1-final.txt"}
+
+    e = walk.step(
+        Action.MOVE,
+        lambda: _ok(
+            ann.patch(f"/api/v1/documents/{doc_id}", json={"parent_folder_id": folder["id"]}),
+            200,
+        ),
+    )
+    assert e["details"] == {"from_folder_id": ann.root, "to_folder_id": folder["id"]}
+
+    e = walk.step(
+        Action.UPLOAD,
+        lambda: _ok(ann.post(f"/api/v1/documents/{doc_id}/versions", content=b"second\n"), 201),
+    )
+    assert e["details"]["version_number"] == 2 and e["document_id"] == doc_id
+
+    e = walk.step(
+        Action.VERSION_DELETE,
+        lambda: _ok(ann.delete(f"/api/v1/documents/{doc_id}/versions/{v1}"), 204),
+    )
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+    assert e["details"]["version_id"] == v1 and e["details"]["version_number"] == 1
+
+    if have("DELETE /api/v1/shares/{share_id}", Action.UNSHARE):
+        e = walk.step(Action.UNSHARE, lambda: _ok(ann.delete(f"/api/v1/shares/{share['id']}"), 204))
+        assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+        assert e["share_id"] == share["id"]
+
+    e = walk.step(Action.DELETE, lambda: _ok(ann.delete(f"/api/v1/documents/{doc_id}"), 204))
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+
+    e = walk.step(Action.RESTORE, lambda: _ok(ann.post(f"/api/v1/documents/{doc_id}/restore"), 200))
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+    assert e["details"]["to_folder_id"] == folder["id"]
+
+    if have("DELETE /api/v1/trash/{document_id}", Action.PURGE):
+        walk.step(Action.DELETE, lambda: _ok(ann.delete(f"/api/v1/documents/{doc_id}"), 204))
+        e = walk.step(Action.PURGE, lambda: _ok(ann.delete(f"/api/v1/trash/{doc_id}"), 204))
+        assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+
+    # The walk covers API.md's whole list (less what is not built yet).
+    assert set(walk.seen) | not_walked == {a.value for a in Action}
+    if missing:
+        pytest.skip(
+            "every other step was asserted; these endpoints do not exist yet: " + ", ".join(missing)
+        )
+
+
+@pytest.fixture
+def faulty_api(tmp_path: Path, database_url: str) -> Iterator[Api]:
+    """The app with server errors answered as 500 instead of raised into the test."""
+    app = create_app(make_settings(tmp_path, database_url))
+    with TestClient(
+        app, base_url=BASE, follow_redirects=False, raise_server_exceptions=False
+    ) as client:
+        yield Api(client)
+
+
+def _audit_rows(api: Api) -> list[tuple[str, int | None]]:
+    with services(api).database.transaction() as db:
+        return [(r.action, r.document_id) for r in db.scalars(select(AuditLog))]
+
+
+def test_fault_after_record_leaves_no_entry(
+    faulty_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = faulty_api.register("ann")
+    doc = _ok(ann.upload("a.txt", b"content"), 201)
+    before = _audit_rows(faulty_api)
+
+    def boom(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("injected fault after the RENAME entry was added")
+
+    # update() records RENAME, flushes, then builds the response with document_out.
+    monkeypatch.setattr(documents_service, "document_out", boom)
+    r = ann.patch(f"/api/v1/documents/{doc['id']}", json={"name": "b.txt"})
+    assert r.status_code == 500
+    monkeypatch.undo()
+    assert _audit_rows(faulty_api) == before
+    assert _ok(ann.get(f"/api/v1/documents/{doc['id']}"), 200)["name"] == "a.txt"
+
+
+def test_fault_on_flush_after_the_entry_reached_the_database_leaves_nothing(
+    faulty_api: Api,
+) -> None:
+    ann = faulty_api.register("ann")
+    flushed: list[int] = []
+
+    def fail_after_upload_entry(session: Session, _ctx: Any) -> None:
+        uploads = [o for o in session.new if isinstance(o, AuditLog) and o.action == "UPLOAD"]
+        if uploads:
+            flushed.append(uploads[0].id)  # the INSERT has run: it has its id
+            raise RuntimeError("injected fault on flush")
+
+    event.listen(Session, "after_flush", fail_after_upload_entry)
+    try:
+        r = ann.upload("a.txt", b"will not stay")
+    finally:
+        event.remove(Session, "after_flush", fail_after_upload_entry)
+    assert r.status_code == 500
+    assert flushed and flushed[0] is not None
+    assert _audit_rows(faulty_api) == []
+    with services(faulty_api).database.transaction() as db:
+        assert db.scalar(select(Document.id)) is None
+    assert ann.me()["used_bytes"] == 0

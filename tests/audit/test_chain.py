@@ -1,0 +1,294 @@
+"""Tamper evidence: the seal chain, the sealing task (concurrent sealers, out-of-order
+commits), verification and pruning with a checkpoint."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Table, delete, insert, select, text, update
+
+from docstore.audit.models import AuditCheckpoint, AuditLog
+from docstore.audit.sealing import (
+    GENESIS,
+    LOCK_KEY,
+    ChainFields,
+    Sealer,
+    canonical_bytes,
+    chain,
+    prune,
+    seal_until_done,
+    verify,
+)
+from docstore.audit.service import Action, record
+from docstore.audit.tasks import prune_job
+from docstore.context import system_actor
+from docstore.db import Database, utcnow
+from docstore.jobs import JOBS
+from tests.audit.helpers import add_entries
+
+TABLE = cast(Table, AuditLog.__table__)
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """The parametrized, migrated database, without the app."""
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def pg_database(pg_url: str) -> Iterator[Database]:
+    """A fresh PostgreSQL database (for what only PostgreSQL can do)."""
+    db = Database(pg_url)
+    yield db
+    db.dispose()
+
+
+def _rows(database: Database) -> list[Any]:
+    with database.transaction() as db:
+        return list(db.execute(select(TABLE).order_by(TABLE.c.id)).all())
+
+
+def _entry(**over: Any) -> SimpleNamespace:
+    base = {
+        "id": 7,
+        "user_id": 1,
+        "document_id": 2,
+        "folder_id": None,
+        "share_id": None,
+        "owner_id": 1,
+        "action": "RENAME",
+        "ip_address": "192.0.2.1",
+        "user_agent": "ua",
+        "timestamp": datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC),
+        "details": {"old_name": "a", "new_name": "b"},
+    }
+    return SimpleNamespace(**{**base, **over})
+
+
+def test_canonical_bytes_are_deterministic_and_cover_every_field() -> None:
+    a = _entry()
+    same = _entry(
+        details={"new_name": "b", "old_name": "a"},  # key order does not matter
+        timestamp=datetime(2026, 1, 2, 5, 4, 5, 678, tzinfo=UTC).astimezone(
+            datetime(2026, 1, 1, tzinfo=UTC).astimezone().tzinfo
+        ),
+    )
+    assert canonical_bytes(cast(ChainFields, a)) == canonical_bytes(cast(ChainFields, a))
+    assert b'"timestamp":"2026-01-02T03:04:05.000678Z"' in canonical_bytes(cast(ChainFields, a))
+    assert canonical_bytes(cast(ChainFields, _entry(details=same.details))) == canonical_bytes(
+        cast(ChainFields, a)
+    )
+    seal = chain(GENESIS, cast(ChainFields, a))
+    assert len(seal) == 64 and chain(seal, cast(ChainFields, a)) != seal
+    changes = {
+        "id": 8,
+        "user_id": 3,
+        "document_id": None,
+        "folder_id": 4,
+        "share_id": 5,
+        "owner_id": 6,
+        "action": "MOVE",
+        "ip_address": "192.0.2.2",
+        "user_agent": "other",
+        "timestamp": a.timestamp + timedelta(microseconds=1),
+        "details": {"old_name": "a", "new_name": "c"},
+    }
+    for name, value in changes.items():
+        assert chain(GENESIS, cast(ChainFields, _entry(**{name: value}))) != seal, name
+
+
+def test_sealer_chains_in_id_order_once(database: Database) -> None:
+    ids = add_entries(database, 5)
+    assert Sealer(batch_size=2).run(database) == {"sealed": 5}
+    assert Sealer().run(database) == {"sealed": 0}
+    prev = GENESIS
+    for row in _rows(database):
+        prev = chain(prev, cast(ChainFields, row))
+        assert row.seal == prev
+    verdict = verify(database)
+    assert verdict.ok and verdict.checked == 5 and verdict.pending == 0
+    assert (verdict.head_id, verdict.head_seal) == (ids[-1], prev)
+    add_entries(database, 2)
+    verdict = verify(database)
+    assert verdict.ok and verdict.checked == 5 and verdict.pending == 2
+
+
+def test_concurrent_sealers_build_one_chain(database: Database) -> None:
+    add_entries(database, 300)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        try:
+            for _ in range(20):
+                add_entries(database, 10)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    def sealer() -> None:
+        mine = Sealer(batch_size=25)
+        try:
+            while not stop.is_set():
+                mine.run(database)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=sealer) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    seal_until_done(database)
+    verdict = verify(database)
+    assert verdict.ok, verdict
+    assert verdict.checked == 500 and verdict.pending == 0
+
+
+def test_an_entry_committed_late_is_not_skipped(pg_database: Database) -> None:
+    """PostgreSQL hands out ids before commit: id N may commit after N+1. The sealer must
+    not seal N+1 while N can still appear."""
+    database = pg_database
+    sealer = Sealer()
+    early = database.sessionmaker()
+    try:
+        late_entry = record(early, system_actor(), Action.VIEW, document_id=1)
+        early.flush()  # id N drawn, transaction still open
+        (committed,) = add_entries(database, 1)  # id N+1, committed
+        assert committed > late_entry.id
+        for _ in range(3):
+            sealer.run(database)
+            assert [r.seal for r in _rows(database)] == [None]  # N+1 waits for N
+        early.commit()
+    finally:
+        early.close()
+    sealer.run(database)
+    rows = _rows(database)
+    assert [r.id for r in rows] == [late_entry.id, committed]
+    assert rows[0].seal == chain(GENESIS, cast(ChainFields, rows[0]))
+    assert verify(database).ok
+
+
+def test_a_rolled_back_entry_leaves_a_gap_that_verifies(pg_database: Database) -> None:
+    database = pg_database
+    sealer = Sealer()
+    doomed = database.sessionmaker()
+    try:
+        record(doomed, system_actor(), Action.VIEW, document_id=1)
+        doomed.flush()
+        add_entries(database, 1)
+        sealer.run(database)
+        doomed.rollback()
+    finally:
+        doomed.close()
+    assert sealer.run(database) == {"sealed": 1}
+    assert verify(database).ok
+
+
+def test_only_one_sealer_extends_the_chain_at_a_time(pg_database: Database) -> None:
+    database = pg_database
+    add_entries(database, 3)
+    with database.engine.connect() as other:
+        other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
+        assert Sealer().run(database) == {"sealed": 0}
+        other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
+        other.commit()
+    assert Sealer().run(database) == {"sealed": 3}
+
+
+def _sealed_log(database: Database, n: int = 8) -> list[Any]:
+    add_entries(database, n)
+    seal_until_done(database)
+    return _rows(database)
+
+
+def test_verify_reports_an_inserted_entry(database: Database) -> None:
+    add_entries(database, 6)
+    with database.engine.begin() as conn:  # a gap, as a rolled-back transaction leaves
+        conn.execute(delete(TABLE).where(TABLE.c.id == 3))
+    seal_until_done(database)
+    rows = _rows(database)
+    assert verify(database).ok
+    forged = {**rows[1]._asdict(), "id": 3, "action": "LOGIN", "seal": "f" * 64}
+    with database.engine.begin() as conn:
+        conn.execute(insert(TABLE).values(**forged))
+    verdict = verify(database)
+    assert (verdict.ok, verdict.first_broken_id, verdict.problem) == (False, 3, "inserted")
+
+    # Even with a seal computed to fit after #2, the slipped-in entry is named.
+    fitted = chain(rows[1].seal, cast(ChainFields, SimpleNamespace(**forged)))
+    with database.engine.begin() as conn:
+        conn.execute(update(TABLE).where(TABLE.c.id == 3).values(seal=fitted))
+    verdict = verify(database)
+    assert (verdict.ok, verdict.first_broken_id, verdict.problem) == (False, 3, "inserted")
+    assert verdict.last_good_id == 2
+
+
+def test_an_unsealed_entry_before_sealed_ones_is_reported(database: Database) -> None:
+    rows = _sealed_log(database, 4)
+    with database.engine.begin() as conn:
+        conn.execute(update(TABLE).where(TABLE.c.id == rows[1].id).values(seal=None))
+    verdict = verify(database)
+    assert (verdict.ok, verdict.first_broken_id, verdict.problem) == (False, rows[1].id, "inserted")
+
+
+def test_prune_removes_an_old_sealed_prefix_and_leaves_a_checkpoint(database: Database) -> None:
+    long_ago = utcnow() - timedelta(days=100)
+    old = add_entries(database, 4, timestamp=long_ago)
+    recent = add_entries(database, 1)
+    straggler = add_entries(database, 1, timestamp=long_ago)  # old, but after a recent one
+    seal_until_done(database)
+    unsealed = add_entries(database, 1, timestamp=long_ago)
+    seals = {r.id: r.seal for r in _rows(database)}
+
+    assert prune(database, 30, batch_size=3) == {"pruned": 4, "last_pruned_id": old[-1]}
+    assert [r.id for r in _rows(database)] == recent + straggler + unsealed
+    with database.transaction() as db:
+        checkpoints = [(c.last_pruned_id, c.seal) for c in db.scalars(select(AuditCheckpoint))]
+    assert checkpoints[-1] == (old[-1], seals[old[-1]])
+    verdict = verify(database)
+    assert verdict.ok and verdict.checkpoint_id == old[-1] and verdict.checked == 2
+    assert prune(database, 30)["pruned"] == 0
+
+    # A retention of 0 days takes every sealed entry, never the newest one.
+    seal_until_done(database)
+    assert prune(database, 0)["pruned"] == 2
+    assert [r.id for r in _rows(database)] == unsealed
+    assert verify(database).ok
+    add_entries(database, 2)
+    seal_until_done(database)
+    assert verify(database).ok
+
+    # An entry put back below the checkpoint is caught.
+    with database.engine.begin() as conn:
+        conn.execute(
+            insert(TABLE).values(id=old[0], action="LOGIN", timestamp=long_ago, seal=seals[old[0]])
+        )
+    verdict = verify(database)
+    assert (verdict.ok, verdict.first_broken_id, verdict.problem) == (False, old[0], "inserted")
+
+
+def test_jobs_are_registered_and_prune_follows_the_setting(database: Database) -> None:
+    # The worker imports every `docstore.<domain>.tasks` module; ours registers two jobs.
+    assert {"audit.seal", "audit.prune"} <= set(JOBS)
+    add_entries(database, 3, timestamp=utcnow() - timedelta(days=10))
+    seal_until_done(database)
+    svc: Any = SimpleNamespace(
+        database=database, settings=SimpleNamespace(audit_retention_days=None)
+    )
+    assert prune_job(svc)["pruned"] == 0
+    svc.settings.audit_retention_days = 5
+    assert prune_job(svc)["pruned"] == 2
+    assert JOBS["audit.seal"].run(svc)["sealed"] == 0
+    assert verify(database).ok
