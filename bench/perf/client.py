@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import socket
 import time
 from pathlib import Path
@@ -90,12 +89,9 @@ def put_range(
     with socket.create_connection((parts.hostname, parts.port or 80), timeout=600) as sock:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         with path.open("rb") as f:
-            sent = 0
-            while sent < count:
-                n = os.sendfile(sock.fileno(), f.fileno(), offset + sent, count - sent)
-                if n == 0:
-                    raise OSError("sendfile sent nothing")
-                sent += n
+            sent = sock.sendfile(f, offset, count)
+            if sent != count:
+                raise OSError(f"sent {sent} of {count} bytes")
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
