@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from docstore.cli.audit import app as audit_app
+from docstore.cli.user_commands import register as register_user_commands
 from docstore.config import Settings, get_settings
 
 app = typer.Typer(help="docstore: self-hosted document storage and sharing.", no_args_is_help=True)
@@ -215,6 +216,9 @@ def plan_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
         ]
     _print(rows, as_json, "plans")
 
+
+# The everyday commands over HTTP (login, ls, upload, ...) and exit codes by kind of error.
+register_user_commands(app)
 
 if __name__ == "__main__":
     app()
