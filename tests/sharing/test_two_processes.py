@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,12 +91,17 @@ def test_revoke_downgrade_and_move_through_one_process_bind_the_other(
             started = time.monotonic()
             log.append((started, bob.get(f"{API}/documents/{other['id']}").status_code))
 
+    def wait_for(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 20
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     worker = threading.Thread(target=hammer)
     worker.start()
-    time.sleep(0.3)
+    wait_for(lambda: len(log) >= 2)
     assert ann.delete(f"{API}/shares/{folder_share['id']}").status_code == 204
     returned = time.monotonic()
-    time.sleep(0.5)
+    wait_for(lambda: sum(started > returned for started, _ in log) >= 5)
     stop.set()
     worker.join(30)
     before = [status for started, status in log if started < returned]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
@@ -36,11 +36,18 @@ links_router = APIRouter(prefix="/links/{token}", tags=["links"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
+def share_problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Problem responses of share changes: 503 means the caches could not be told."""
+    out = problems(*statuses, 503)
+    out[503] = {**out[503], "description": "Permission cache unavailable (cache_unavailable)"}
+    return out
+
+
 @router.post(
     "/shares",
     status_code=status.HTTP_201_CREATED,
     response_model=ShareOut,
-    responses=problems(401, 403, 404, 422, 503),
+    responses=share_problems(401, 403, 404, 422),
 )
 def create_share(body: ShareIn, actor: CurrentActor, db: DB, svc: Svc) -> ShareOut:
     """Share a document or folder you own with an email address, or as a link.
@@ -51,7 +58,7 @@ def create_share(body: ShareIn, actor: CurrentActor, db: DB, svc: Svc) -> ShareO
 
 
 @router.patch(
-    "/shares/{share_id}", response_model=ShareOut, responses=problems(401, 403, 404, 409, 422, 503)
+    "/shares/{share_id}", response_model=ShareOut, responses=share_problems(401, 403, 404, 409, 422)
 )
 def update_share(share_id: int, body: SharePatch, actor: CurrentActor, db: DB) -> ShareOut:
     """Change a share's permission or expiry; a downgrade applies from the next request."""
@@ -61,7 +68,7 @@ def update_share(share_id: int, body: SharePatch, actor: CurrentActor, db: DB) -
 @router.delete(
     "/shares/{share_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(401, 403, 404, 503),
+    responses=share_problems(401, 403, 404),
 )
 def revoke_share(share_id: int, actor: CurrentActor, db: DB) -> Response:
     """Revoke a share: from the next request on it grants nothing, in every process."""
@@ -201,7 +208,10 @@ def _link_document(actor: Actor, document_id: int | None) -> int:
 @links_router.get(
     "/download",
     response_model=DownloadOut,
-    responses={307: {"description": "Redirect to a signed URL"}, **problems(403, 404, 410, 422)},
+    responses={
+        307: {"description": "Redirect to a signed URL"},
+        **problems(403, 404, 410, 422, 429, 503),
+    },
 )
 def link_download(
     actor: LinkActor,
