@@ -22,7 +22,7 @@ from docstore.sharing.permissions import Level, level_for
 from docstore.sharing.runtime import GrantCache
 from docstore.users.models import User
 from tests.fixtures.app import BASE, Api, make_settings
-from tests.sharing.helpers import API, code, link, share_with, tree, upload
+from tests.sharing.helpers import API, code, in_seconds, link, share_with, tree, upload
 
 PATH = "/1/7/9/"
 
@@ -201,3 +201,23 @@ def test_without_redis_checks_use_the_database_and_revokes_fail_closed(
     lk = link(ann, "VIEW", document_id=doc["id"])
     assert ann.delete(f"{API}/shares/{lk['id']}").status_code == 204
     assert api.client.get(f"{API}/links/{lk['token']}").status_code == 410
+
+
+def _expiring_grant_scenario(api: Api) -> None:
+    ann, bob = api.register("ann"), api.register("bob")
+    doc = upload(ann, "d.txt", b"d")
+    s = share_with(ann, bob, "VIEW", document_id=doc["id"], expires_at=in_seconds(2.5))
+    for _ in range(2):  # the second answer comes from the cache
+        assert bob.get(f"{API}/documents/{doc['id']}").status_code == 200
+    time.sleep(max(0.0, datetime.fromisoformat(s["expires_at"]).timestamp() - time.time()) + 0.1)
+    assert bob.get(f"{API}/documents/{doc['id']}").status_code == 404
+
+
+def test_a_cached_grant_ends_with_its_share_in_process(sqlite_url: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, sqlite_url)
+    with TestClient(create_app(settings), base_url=BASE, follow_redirects=False) as client:
+        _expiring_grant_scenario(Api(client))
+
+
+def test_a_cached_grant_ends_with_its_share_in_redis(redis_api: Api) -> None:
+    _expiring_grant_scenario(redis_api)

@@ -66,11 +66,7 @@ def _share_grant(
     db: Session, user_id: int, folder_path: str, document_id: int | None
 ) -> tuple[Level, datetime | None]:
     """The highest grant and when the earliest expiring of the counted shares ends."""
-    now = utcnow()
-    row = db.execute(grant_statement(user_id, folder_path, document_id, now)).one()
-    best, until = row
-    if isinstance(until, str):  # SQLite hands back an aggregate over a UTC column as text
-        until = datetime.fromisoformat(until).replace(tzinfo=now.tzinfo)
+    best, until = db.execute(grant_statement(user_id, folder_path, document_id, utcnow())).one()
     return Level(best or 0), until
 
 
