@@ -207,6 +207,23 @@ def test_only_one_sealer_extends_the_chain_at_a_time(pg_database: Database) -> N
     assert Sealer().run(database) == {"sealed": 3}
 
 
+def test_a_sealer_notices_another_one_moved_the_tail(database: Database) -> None:
+    first, second = Sealer(batch_size=3), Sealer(batch_size=3)
+    add_entries(database, 3)
+    assert first.run(database) == {"sealed": 3}  # `first` remembers where it left the chain
+    add_entries(database, 2)
+    assert second.run(database) == {"sealed": 2}
+    add_entries(database, 2)
+    assert first.run(database) == {"sealed": 2}  # must chain from `second`'s tail, not its own
+    verdict = verify(database)
+    assert verdict.ok and verdict.checked == 7, verdict
+    assert prune(database, 0)["pruned"] == 6  # the tail (newest entry) stays, as a checkpoint
+    add_entries(database, 1)
+    assert first.run(database) == {"sealed": 1}
+    verdict = verify(database)
+    assert verdict.ok and verdict.checked == 2, verdict
+
+
 def _sealed_log(database: Database, n: int = 8) -> list[Any]:
     add_entries(database, n)
     seal_until_done(database)

@@ -152,11 +152,14 @@ _ANY_ALIVE = text(
 
 @dataclass
 class _Horizon:
-    """What one sealer knows about one database: ids up to `final` can no longer appear."""
+    """What one sealer knows about one database: ids up to `final` can no longer appear,
+    and where it left the chain."""
 
     final: int = 0
     # (max id seen, transactions that might still insert an id below it)
     pending: tuple[int, list[str]] | None = None
+    # The (id, seal) this sealer last wrote: still the tail if nobody moved on from it.
+    tail: tuple[int, str] | None = None
 
 
 @dataclass
@@ -179,9 +182,8 @@ class Sealer:
                     break
         return {"sealed": sealed}
 
-    def _final_id(self, db: Session, key: str) -> int:
+    def _final_id(self, db: Session, horizon: _Horizon) -> int:
         """The highest id below which no uncommitted entry can exist (PostgreSQL)."""
-        horizon = self._horizons.setdefault(key, _Horizon())
         newest = int(db.scalar(select(func.coalesce(func.max(AuditLog.id), 0))) or 0)
         holders = sorted(str(v) for v in db.scalars(_LOCK_HOLDERS))
         if not holders:
@@ -197,14 +199,32 @@ class Sealer:
             horizon.pending = (newest, holders)
         return horizon.final
 
+    def _tail(self, db: Session, horizon: _Horizon) -> tuple[int, str]:
+        """The chain's tail: the one this sealer wrote last if it still is, else looked up.
+
+        chain_tail() walks back over every unsealed entry, so with a backlog it is not run
+        per batch. The remembered tail is still the tail when its row keeps that seal and the
+        entry right after it is unsealed: another sealer would have sealed that one first.
+        """
+        if horizon.tail is not None:
+            tail_id, seal = horizon.tail
+            stored = db.scalar(select(AuditLog.seal).where(AuditLog.id == tail_id))
+            after = db.execute(
+                select(AuditLog.seal).where(AuditLog.id > tail_id).order_by(AuditLog.id).limit(1)
+            ).first()
+            if stored == seal and (after is None or after.seal is None):
+                return horizon.tail
+        return chain_tail(db)
+
     def _seal_batch(self, database: Database) -> tuple[int, bool]:
+        horizon = self._horizons.setdefault(database.url, _Horizon())
         with database.transaction() as db:
             final: int | None = None
             if database.is_postgres:
                 if not _try_lock(db):
                     return 0, False  # another sealer is extending the chain right now
-                final = self._final_id(db, database.url)
-            tail_id, seal = chain_tail(db)
+                final = self._final_id(db, horizon)
+            tail_id, seal = self._tail(db, horizon)
             stmt = select(*CHAIN_COLUMNS).where(AuditLog.seal.is_(None), AuditLog.id > tail_id)
             if final is not None:
                 stmt = stmt.where(AuditLog.id <= final)
@@ -219,6 +239,7 @@ class Sealer:
             if not _write_seals(db, database.is_postgres, ids, seals):
                 # Someone sealed these rows under us: never fork the chain, roll back.
                 raise RuntimeError("audit entries were sealed concurrently; pass abandoned")
+            horizon.tail = (ids[-1], seals[-1])  # checked before use, so a rollback is harmless
             return len(rows), len(rows) == self.batch_size
 
 
