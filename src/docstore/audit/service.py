@@ -86,6 +86,8 @@ def _position(cursor: str | None) -> Position | None:
         raise BadRequest("The cursor is not valid.") from None
     if ts.tzinfo is None or not isinstance(entry_id, int) or isinstance(entry_id, bool):
         raise BadRequest("The cursor is not valid.")
+    if not -(2**63) <= entry_id < 2**63:  # a database cannot bind it: not one of ours
+        raise BadRequest("The cursor is not valid.")
     return Position(ts.astimezone(UTC), entry_id)
 
 
