@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +30,8 @@ from tests.fixtures.s3 import unique_bucket
 from tests.fixtures.server import ServerProcess, start_server
 from tests.uploads.helpers import MiB, Uploader, sha256_hex
 
-pytestmark = pytest.mark.e2e
+# One worker runs this module, so its two servers start once per run.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("uploads_e2e")]
 
 PART_SIZE = 5 * MiB
 
@@ -87,17 +89,35 @@ def deploy(
         server.stop()
 
 
-@pytest.fixture(scope="module", params=["local", "s3"])
-def deployment(
+@pytest.fixture(scope="session")
+def deployments(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     sqlite_template: Path,
-) -> Iterator[Deployment]:
-    """One server per storage mode for this module, on its own SQLite database."""
-    tmp = tmp_path_factory.mktemp(f"uploads-{request.param}")
-    shutil.copyfile(sqlite_template, tmp / "docstore.db")
-    moto = request.getfixturevalue("moto_endpoint") if request.param == "s3" else None
-    yield from deploy(tmp, f"sqlite:///{tmp / 'docstore.db'}", request.param, moto)
+) -> Iterator[dict[str, Deployment]]:
+    """One server per storage mode, started on first use and kept for the session.
+
+    Session-scoped and cached by mode, so an order that alternates the modes (as xdist may
+    hand the tests out) never stops and restarts a server.
+    """
+    with ExitStack() as stack:
+
+        class Lazy(dict[str, Deployment]):
+            def __missing__(self, mode: str) -> Deployment:
+                tmp = tmp_path_factory.mktemp(f"uploads-{mode}")
+                shutil.copyfile(sqlite_template, tmp / "docstore.db")
+                moto = request.getfixturevalue("moto_endpoint") if mode == "s3" else None
+                db_url = f"sqlite:///{tmp / 'docstore.db'}"
+                self[mode] = stack.enter_context(contextmanager(deploy)(tmp, db_url, mode, moto))
+                return self[mode]
+
+        yield Lazy()
+
+
+@pytest.fixture(params=["local", "s3"])
+def deployment(request: pytest.FixtureRequest, deployments: dict[str, Deployment]) -> Deployment:
+    """The server in local or in S3 (moto) mode."""
+    return deployments[request.param]
 
 
 def test_three_part_upload_and_byte_identical_download(deployment: Deployment) -> None:
