@@ -22,12 +22,14 @@ from docstore.config import Settings, get_settings
 from docstore.documents.endpoints import router as documents_router
 from docstore.errors import DocstoreError
 from docstore.folders.endpoints import router as folders_router
+from docstore.retention.endpoints import router as retention_router
 from docstore.versions.endpoints import router as versions_router
 from docstore.services import Services
 from docstore.sharing.endpoints import links_router
 from docstore.sharing.endpoints import router as sharing_router
 from docstore.storage.base import StorageError
 from docstore.storage.endpoints import router as storage_router
+from docstore.trash.endpoints import router as trash_router
 from docstore.uploads.endpoints import router as uploads_router
 from docstore.users import service as users
 from docstore.users.endpoints import router as users_router
@@ -160,9 +162,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         await run_in_threadpool(startup, svc)
         app.state.services = svc
         app.state.blob_store = svc.store
+        worker = None
+        if svc.settings.run_jobs_in_server:
+            from docstore.retention.worker import BackgroundWorker
+
+            worker = BackgroundWorker(svc).start()
         try:
             yield
         finally:
+            if worker is not None:
+                await run_in_threadpool(worker.stop)
             if services is None:
                 svc.close()
 
@@ -180,6 +189,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (sharing_router, links_router, comments_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(uploads_router, prefix=API_PREFIX)
+    for router in (trash_router, retention_router):
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)
 
     @app.get(f"{API_PREFIX}/health", tags=["maintenance"])

@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     # Run the background jobs inside `docstore serve` (embedded mode).
     run_jobs_in_server: bool = True
+    # Background jobs (docstore.retention): how often each runs, how long a job's lease
+    # lasts without a heartbeat, and the grace periods of blob garbage collection.
+    job_poll_seconds: float = 30.0
+    job_lease_seconds: int = 300
+    # Override a registered job's interval by name, e.g. {"retention.versions": 3600}.
+    job_intervals: dict[str, float] = Field(default_factory=dict)
+    # An unreferenced blob is deleted this long after its last reference went away.
+    blob_gc_grace_seconds: int = 3600
+    # A pending blob (or an object with no blob row) this old is a crashed upload's leftover;
+    # both must outlive the longest upload (upload_session_ttl_seconds).
+    blob_pending_grace_seconds: int = 2 * 24 * 3600
+    blob_orphan_grace_seconds: int = 2 * 24 * 3600
 
     host: str = "127.0.0.1"
     port: int = 8000

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from docstore.cli.audit import app as audit_app
+from docstore.cli.maintenance import register as register_maintenance
 from docstore.cli.user_commands import register as register_user_commands
 from docstore.config import Settings, get_settings
 
@@ -18,6 +19,7 @@ user_app = typer.Typer(help="Manage accounts (directly on the database).", no_ar
 plan_app = typer.Typer(help="Manage plans (directly on the database).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(plan_app, name="plan")
+register_maintenance(app)
 app.add_typer(audit_app, name="audit")
 console = Console()
 

@@ -26,4 +26,8 @@ class Comment(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (Index("ix_comments_document_created", "document_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_comments_document_created", "document_id", "created_at"),
+        # Deleting a version checks this foreign key (migration 0002_retention).
+        Index("ix_comments_version_id", "version_id"),
+    )

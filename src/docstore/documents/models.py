@@ -86,6 +86,8 @@ class Document(Base):
         ),
         Index("ix_documents_folder_updated", "folder_id", "updated_at"),
         Index("ix_documents_owner_trash", "owner_id", "trash_root", "deleted_at"),
+        # Deleting a version checks this foreign key (migration 0002_retention).
+        Index("ix_documents_current_version_id", "current_version_id"),
     )
 
 

@@ -1,0 +1,1 @@
+"""The trash: listing trashed items, purging them by hand and after the trash retention."""
