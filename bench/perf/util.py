@@ -148,7 +148,8 @@ def _cpu_ticks(pid: int) -> int:
 
 
 def stats(values: Sequence[float]) -> dict[str, float]:
-    """Median, min and max of repeated runs."""
+    """Median, min and max of repeated runs (a figure that could not be read is left out)."""
+    values = [v for v in values if v == v] or [float("nan")]
     return {
         "median": statistics.median(values),
         "min": min(values),

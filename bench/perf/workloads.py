@@ -298,6 +298,9 @@ def rate(
     c0 = proc.cpu_seconds()
     results = [load.run(url, conns, seconds, headers) for _ in range(runs)]
     cpu = proc.cpu_seconds() - c0
+    done = sum(r["rps"] * seconds for r in results)
+    if not done:
+        raise RuntimeError(f"no request to {url} completed in {runs} x {seconds:.0f} s")
     bad = sum(int(r["non2xx"]) for r in results)
     if bad:
         raise RuntimeError(f"{bad} non-2xx answers from {url}")
@@ -305,5 +308,5 @@ def rate(
         "rps": stats([r["rps"] for r in results]),
         "p50_ms": stats([r["p50_ms"] for r in results]),
         "p99_ms": stats([r["p99_ms"] for r in results]),
-        "server_cpu_ms_per_req": 1000 * cpu / sum(r["rps"] * seconds for r in results),
+        "server_cpu_ms_per_req": 1000 * cpu / done,
     }
