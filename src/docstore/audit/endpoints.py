@@ -12,7 +12,7 @@ from docstore.audit.schemas import AuditEntryOut, AuditPage
 from docstore.audit.service import Action
 from docstore.deps import DB, CurrentActor
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from docstore.schemas import problems
+from docstore.schemas import Id, problems
 
 router = APIRouter(tags=["audit"])
 
@@ -21,8 +21,8 @@ router = APIRouter(tags=["audit"])
 def list_audit(
     actor: CurrentActor,
     db: DB,
-    document_id: int | None = None,
-    user_id: int | None = None,
+    document_id: Id | None = None,
+    user_id: Id | None = None,
     action: Action | None = None,
     since: datetime | None = Query(None, description="Inclusive; no offset means UTC."),
     until: datetime | None = Query(None, description="Exclusive; no offset means UTC."),

@@ -8,14 +8,14 @@ from docstore.comments import service
 from docstore.comments.schemas import CommentIn, CommentOut, CommentPage
 from docstore.deps import DB, CurrentActor
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from docstore.schemas import problems
+from docstore.schemas import Id, problems
 
 router = APIRouter(prefix="/documents/{document_id}/comments", tags=["comments"])
 
 
 @router.get("", response_model=CommentPage, responses=problems(400, 401, 404))
 def list_comments(
-    document_id: int,
+    document_id: Id,
     actor: CurrentActor,
     db: DB,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
@@ -32,6 +32,6 @@ def list_comments(
     response_model=CommentOut,
     responses=problems(401, 403, 404, 422),
 )
-def add_comment(document_id: int, body: CommentIn, actor: CurrentActor, db: DB) -> CommentOut:
+def add_comment(document_id: Id, body: CommentIn, actor: CurrentActor, db: DB) -> CommentOut:
     """Comment on the document, optionally on one version (needs COMMENT)."""
     return service.add_comment(db, actor, document_id, body.body, body.version_id)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from docstore.schemas import Id
+
 
 class CommentIn(BaseModel):
     """A new comment, optionally about one version of the document."""
@@ -13,7 +15,7 @@ class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     body: str = Field(min_length=1, max_length=10_000)
-    version_id: int | None = None
+    version_id: Id | None = None
 
 
 class CommentOut(BaseModel):

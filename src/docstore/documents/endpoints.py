@@ -12,7 +12,7 @@ from docstore.db import after_commit, on_rollback
 from docstore.deps import DB, CurrentActor, Svc
 from docstore.documents import blobs, service
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
-from docstore.schemas import problems
+from docstore.schemas import Id, problems
 from docstore.services import Services
 from docstore.sharing.permissions import Level
 from docstore.uploads.receive import declared_length, discard, parse_checksum, receive_body
@@ -86,7 +86,7 @@ async def upload_file(
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses=problems(401, 404))
-def get_document(document_id: int, response: Response, actor: CurrentActor, db: DB) -> DocumentOut:
+def get_document(document_id: Id, response: Response, actor: CurrentActor, db: DB) -> DocumentOut:
     """A document; the ETag is its current version id (for If-Match on save)."""
     out = service.get(db, actor, document_id)
     if out.current_version is not None:
@@ -100,7 +100,7 @@ def get_document(document_id: int, response: Response, actor: CurrentActor, db: 
     responses=problems(401, 403, 404, 409, 422),
 )
 def update_document(
-    document_id: int, body: DocumentPatch, actor: CurrentActor, db: DB
+    document_id: Id, body: DocumentPatch, actor: CurrentActor, db: DB
 ) -> DocumentOut:
     """Rename and/or move a document (send `parent_folder_id` to move)."""
     return service.update(
@@ -118,7 +118,7 @@ def update_document(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403, 404),
 )
-def delete_document(document_id: int, actor: CurrentActor, db: DB) -> Response:
+def delete_document(document_id: Id, actor: CurrentActor, db: DB) -> Response:
     """Move a document to the trash (owner only)."""
     service.delete(db, actor, document_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -129,7 +129,7 @@ def delete_document(document_id: int, actor: CurrentActor, db: DB) -> Response:
     response_model=DocumentOut,
     responses=problems(401, 403, 404),
 )
-def restore_document(document_id: int, actor: CurrentActor, db: DB) -> DocumentOut:
+def restore_document(document_id: Id, actor: CurrentActor, db: DB) -> DocumentOut:
     """Bring a document back from the trash."""
     return service.restore(db, actor, document_id)
 
@@ -143,11 +143,11 @@ def restore_document(document_id: int, actor: CurrentActor, db: DB) -> DocumentO
     },
 )
 def download_document(
-    document_id: int,
+    document_id: Id,
     actor: CurrentActor,
     db: DB,
     svc: Svc,
-    version_id: int | None = None,
+    version_id: Id | None = None,
     redirect: bool = True,
 ) -> Response | DownloadOut:
     """307 to a short-lived signed URL for the bytes, or the URL as JSON (`redirect=false`)."""

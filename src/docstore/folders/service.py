@@ -39,9 +39,12 @@ def resolve_id(actor: Actor, folder_id: int | str | None) -> int:
             raise Unauthenticated() if actor.user is None else NotFound()
         return actor.user.root_folder_id
     try:
-        return int(folder_id)
+        number = int(folder_id)
     except (TypeError, ValueError):
         raise NotFound() from None
+    if not -(2**63) <= number < 2**63:  # names no row (and SQLite cannot bind it)
+        raise NotFound()
+    return number
 
 
 def ensure_free_name(

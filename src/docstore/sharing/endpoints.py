@@ -15,7 +15,7 @@ from docstore.documents.schemas import DownloadOut, SaveOut
 from docstore.errors import ValidationFailed
 from docstore.folders import endpoints as folders
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from docstore.schemas import problems
+from docstore.schemas import Id, problems
 from docstore.sharing import links, service
 from docstore.sharing.permissions import Level
 from docstore.sharing.schemas import (
@@ -60,7 +60,7 @@ def create_share(body: ShareIn, actor: CurrentActor, db: DB, svc: Svc) -> ShareO
 @router.patch(
     "/shares/{share_id}", response_model=ShareOut, responses=share_problems(401, 403, 404, 409, 422)
 )
-def update_share(share_id: int, body: SharePatch, actor: CurrentActor, db: DB) -> ShareOut:
+def update_share(share_id: Id, body: SharePatch, actor: CurrentActor, db: DB) -> ShareOut:
     """Change a share's permission or expiry; a downgrade applies from the next request."""
     return service.update(db, actor, share_id, body)
 
@@ -70,7 +70,7 @@ def update_share(share_id: int, body: SharePatch, actor: CurrentActor, db: DB) -
     status_code=status.HTTP_204_NO_CONTENT,
     responses=share_problems(401, 403, 404),
 )
-def revoke_share(share_id: int, actor: CurrentActor, db: DB) -> Response:
+def revoke_share(share_id: Id, actor: CurrentActor, db: DB) -> Response:
     """Revoke a share: from the next request on it grants nothing, in every process."""
     service.revoke(db, actor, share_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -82,7 +82,7 @@ def revoke_share(share_id: int, actor: CurrentActor, db: DB) -> Response:
     responses=problems(400, 401, 403, 404),
 )
 def document_shares(
-    document_id: int,
+    document_id: Id,
     actor: CurrentActor,
     db: DB,
     limit: Limit = DEFAULT_LIMIT,
@@ -99,7 +99,7 @@ def document_shares(
     "/folders/{folder_id}/shares", response_model=SharePage, responses=problems(400, 401, 403, 404)
 )
 def folder_shares(
-    folder_id: int,
+    folder_id: Id,
     actor: CurrentActor,
     db: DB,
     limit: Limit = DEFAULT_LIMIT,
@@ -125,7 +125,7 @@ def shared_with_me(
     "/documents/{document_id}/access", response_model=AccessOut, responses=problems(401, 403, 404)
 )
 def document_access(
-    document_id: int, actor: CurrentActor, db: DB, user_id: int | None = None
+    document_id: Id, actor: CurrentActor, db: DB, user_id: Id | None = None
 ) -> AccessOut:
     """Your effective permission and why; the owner may ask about anyone (`user_id`)."""
     return service.access(db, actor, document_id, user_id)
@@ -173,7 +173,7 @@ LinkActor = Annotated[Actor, Depends(get_link_actor)]
 def open_link(
     actor: LinkActor,
     db: DB,
-    folder_id: int | None = None,
+    folder_id: Id | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
     order_by: Literal["name", "updated_at"] = "name",
@@ -217,8 +217,8 @@ def link_download(
     actor: LinkActor,
     db: DB,
     svc: Svc,
-    document_id: int | None = None,
-    version_id: int | None = None,
+    document_id: Id | None = None,
+    version_id: Id | None = None,
     redirect: bool = True,
 ) -> Response | DownloadOut:
     """307 to a signed URL (never valid past the link's expiry) for the linked document or
@@ -248,8 +248,8 @@ async def link_save_version(
     actor: LinkActor,
     db: DB,
     svc: Svc,
-    document_id: int | None = None,
-    base_version_id: int | None = None,
+    document_id: Id | None = None,
+    base_version_id: Id | None = None,
     on_conflict: OnConflict = "reject",
     if_match: str | None = Header(None),
     x_checksum_sha256: str | None = Header(None),

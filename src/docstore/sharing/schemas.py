@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from docstore.documents.schemas import DocumentOut
 from docstore.folders.schemas import ChildOut, FolderOut
+from docstore.schemas import Id
 
 PermissionName = Literal["VIEW", "COMMENT", "EDIT"]
 
@@ -29,8 +30,8 @@ class ShareIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    document_id: int | None = None
-    folder_id: int | None = None
+    document_id: Id | None = None
+    folder_id: Id | None = None
     permission: PermissionName
     email: EmailStr | None = None
     link: bool = False

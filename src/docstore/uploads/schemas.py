@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from docstore.documents.schemas import DocumentOut
+from docstore.schemas import Id
 from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE
 from docstore.uploads.receive import SHA256_HEX
 from docstore.versions.schemas import OnConflict, Resolution, VersionOut
@@ -28,8 +29,8 @@ class UploadCreate(BaseModel):
     size_bytes: StrictInt = Field(ge=0, le=ABSURD_SIZE)
     checksum_sha256: str = Field(description="SHA-256 of the whole file, 64 hex digits")
     folder_id: int | str | None = None
-    document_id: StrictInt | None = None
-    base_version_id: StrictInt | None = None
+    document_id: Annotated[StrictInt, Id] | None = None
+    base_version_id: Annotated[StrictInt, Id] | None = None
     mime_type: str | None = Field(default=None, max_length=255)
 
     @field_validator("checksum_sha256")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 from docstore.audit.service import Action, record
 from docstore.deps import DB, CurrentActor, Svc, anonymous_actor
 from docstore.errors import Forbidden, Unauthenticated
-from docstore.schemas import problems
+from docstore.schemas import Id, problems
 from docstore.users import service
 from docstore.users.schemas import (
     AdminUserIn,
@@ -111,7 +111,7 @@ def admin_create_user(body: AdminUserIn, actor: CurrentActor, db: DB) -> UserOut
 @router.patch(
     "/admin/users/{user_id}", response_model=UserOut, responses=problems(401, 403, 404, 422)
 )
-def admin_update_user(user_id: int, body: AdminUserPatch, actor: CurrentActor, db: DB) -> UserOut:
+def admin_update_user(user_id: Id, body: AdminUserPatch, actor: CurrentActor, db: DB) -> UserOut:
     """Change a user's quota, plan or admin flag (admin)."""
     service.require_admin(actor)
     user = service.admin_update(

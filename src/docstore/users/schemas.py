@@ -52,7 +52,7 @@ class AdminUserIn(BaseModel):
     email: EmailStr
     name: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=8, max_length=1024)
-    quota_bytes: int | None = Field(default=None, ge=0)
+    quota_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
     plan: str | None = Field(default=None, max_length=64)
     is_admin: bool = False
 
@@ -60,7 +60,7 @@ class AdminUserIn(BaseModel):
 class AdminUserPatch(BaseModel):
     """Fields an administrator may change."""
 
-    quota_bytes: int | None = Field(default=None, ge=0)
+    quota_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
     plan: str | None = Field(default=None, max_length=64)
     is_admin: bool | None = None
 
@@ -68,7 +68,7 @@ class AdminUserPatch(BaseModel):
 class PlanIn(BaseModel):
     """A plan's limits."""
 
-    quota_bytes: int = Field(ge=0)
+    quota_bytes: int = Field(ge=0, le=2**63 - 1)
     max_versions: int = Field(ge=1, le=1_000_000)
     retention_days: int = Field(ge=0, le=100_000)
 

@@ -12,7 +12,7 @@ from docstore.deps import DB, CurrentActor, Svc
 from docstore.documents.schemas import SaveOut
 from docstore.errors import BadRequest, QuotaExceeded
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from docstore.schemas import problems
+from docstore.schemas import Id, problems
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_document_for
 from docstore.uploads.receive import declared_length, discard, parse_checksum, receive_body
@@ -91,7 +91,7 @@ async def save_raw(
 
 @router.get("", response_model=VersionPage, responses=problems(400, 401, 404))
 def list_versions(
-    document_id: int,
+    document_id: Id,
     actor: CurrentActor,
     db: DB,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
@@ -110,12 +110,12 @@ def list_versions(
     responses=problems(400, 401, 403, 404, 409, 413, 422, 503, 507),
 )
 async def save_version(
-    document_id: int,
+    document_id: Id,
     request: Request,
     actor: CurrentActor,
     db: DB,
     svc: Svc,
-    base_version_id: int | None = None,
+    base_version_id: Id | None = None,
     on_conflict: OnConflict = "reject",
     if_match: str | None = Header(None),
     x_checksum_sha256: str | None = Header(None),
@@ -133,7 +133,7 @@ async def save_version(
     response_model=SaveOut,
     responses=problems(401, 403, 404, 409, 507),
 )
-def restore_version(document_id: int, version_id: int, actor: CurrentActor, db: DB) -> SaveOut:
+def restore_version(document_id: Id, version_id: Id, actor: CurrentActor, db: DB) -> SaveOut:
     """A new current version with this version's content (no re-upload)."""
     return service.restore(db, actor, document_id, version_id)
 
@@ -142,7 +142,7 @@ def restore_version(document_id: int, version_id: int, actor: CurrentActor, db: 
     "/{version_id}", response_model=VersionOut, responses=problems(401, 403, 404, 422)
 )
 def pin_version(
-    document_id: int, version_id: int, body: VersionPatch, actor: CurrentActor, db: DB
+    document_id: Id, version_id: Id, body: VersionPatch, actor: CurrentActor, db: DB
 ) -> VersionOut:
     """Pin (`keep_forever: true`) or unpin a version."""
     return service.pin(db, actor, document_id, version_id, body.keep_forever)
@@ -153,7 +153,7 @@ def pin_version(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403, 404, 409),
 )
-def delete_version(document_id: int, version_id: int, actor: CurrentActor, db: DB) -> Response:
+def delete_version(document_id: Id, version_id: Id, actor: CurrentActor, db: DB) -> Response:
     """Delete a version that is not the current one (owner only); frees its quota."""
     service.delete(db, actor, document_id, version_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
