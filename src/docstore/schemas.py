@@ -48,13 +48,18 @@ _DESCRIPTIONS = {
 }
 
 
+_PROBLEM_REF = "#/components/schemas/Problem"
+
+
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries declaring the problem JSON for these statuses."""
     return {
         s: {
             "model": Problem,
             "description": _DESCRIPTIONS[s],
-            "content": {"application/problem+json": {}},
+            # The body is sent as application/problem+json: give that media type the schema
+            # too, or response validation (schemathesis) has nothing to check it against.
+            "content": {"application/problem+json": {"schema": {"$ref": _PROBLEM_REF}}},
         }
         for s in statuses
     }

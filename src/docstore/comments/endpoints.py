@@ -30,7 +30,7 @@ def list_comments(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentOut,
-    responses=problems(401, 403, 404, 422),
+    responses=problems(400, 401, 403, 404, 422),
 )
 def add_comment(document_id: Id, body: CommentIn, actor: CurrentActor, db: DB) -> CommentOut:
     """Comment on the document, optionally on one version (needs COMMENT)."""

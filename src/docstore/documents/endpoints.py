@@ -97,7 +97,7 @@ def get_document(document_id: Id, response: Response, actor: CurrentActor, db: D
 @router.patch(
     "/documents/{document_id}",
     response_model=DocumentOut,
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(400, 401, 403, 404, 409, 422),
 )
 def update_document(
     document_id: Id, body: DocumentPatch, actor: CurrentActor, db: DB

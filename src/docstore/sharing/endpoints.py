@@ -47,7 +47,7 @@ def share_problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     "/shares",
     status_code=status.HTTP_201_CREATED,
     response_model=ShareOut,
-    responses=share_problems(401, 403, 404, 422),
+    responses=share_problems(400, 401, 403, 404, 422),
 )
 def create_share(body: ShareIn, actor: CurrentActor, db: DB, svc: Svc) -> ShareOut:
     """Share a document or folder you own with an email address, or as a link.
@@ -58,7 +58,9 @@ def create_share(body: ShareIn, actor: CurrentActor, db: DB, svc: Svc) -> ShareO
 
 
 @router.patch(
-    "/shares/{share_id}", response_model=ShareOut, responses=share_problems(401, 403, 404, 409, 422)
+    "/shares/{share_id}",
+    response_model=ShareOut,
+    responses=share_problems(400, 401, 403, 404, 409, 422),
 )
 def update_share(share_id: Id, body: SharePatch, actor: CurrentActor, db: DB) -> ShareOut:
     """Change a share's permission or expiry; a downgrade applies from the next request."""

@@ -27,7 +27,7 @@ router = APIRouter(tags=["users"])
     "/auth/register",
     status_code=status.HTTP_201_CREATED,
     response_model=TokenOut,
-    responses=problems(403, 409, 422),
+    responses=problems(400, 403, 409, 422),
 )
 def register(body: RegisterIn, request: Request, db: DB, svc: Svc) -> TokenOut:
     """Open sign-up: creates the account and signs it in."""
@@ -40,7 +40,7 @@ def register(body: RegisterIn, request: Request, db: DB, svc: Svc) -> TokenOut:
     return TokenOut(token=token, expires_at=row.expires_at, user=UserOut.model_validate(user))
 
 
-@router.post("/auth/login", response_model=TokenOut, responses=problems(401, 422, 429))
+@router.post("/auth/login", response_model=TokenOut, responses=problems(400, 401, 422, 429))
 def login(body: LoginIn, request: Request, db: DB, svc: Svc) -> TokenOut:
     """Exchange email and password for a bearer token."""
     actor = anonymous_actor(request)
@@ -91,7 +91,7 @@ def admin_list_users(actor: CurrentActor, db: DB) -> list[UserOut]:
     "/admin/users",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=problems(401, 403, 409, 422),
+    responses=problems(400, 401, 403, 409, 422),
 )
 def admin_create_user(body: AdminUserIn, actor: CurrentActor, db: DB) -> UserOut:
     """Create an account (admin)."""
@@ -109,7 +109,7 @@ def admin_create_user(body: AdminUserIn, actor: CurrentActor, db: DB) -> UserOut
 
 
 @router.patch(
-    "/admin/users/{user_id}", response_model=UserOut, responses=problems(401, 403, 404, 422)
+    "/admin/users/{user_id}", response_model=UserOut, responses=problems(400, 401, 403, 404, 422)
 )
 def admin_update_user(user_id: Id, body: AdminUserPatch, actor: CurrentActor, db: DB) -> UserOut:
     """Change a user's quota, plan or admin flag (admin)."""
@@ -127,7 +127,7 @@ def list_plans(actor: CurrentActor, db: DB) -> list[PlanOut]:
     return [PlanOut.model_validate(p) for p in service.list_plans(db)]
 
 
-@router.put("/admin/plans/{name}", response_model=PlanOut, responses=problems(401, 403, 422))
+@router.put("/admin/plans/{name}", response_model=PlanOut, responses=problems(400, 401, 403, 422))
 def put_plan(name: str, body: PlanIn, actor: CurrentActor, db: DB) -> PlanOut:
     """Create or replace a plan (admin)."""
     service.require_admin(actor)

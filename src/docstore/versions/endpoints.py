@@ -139,7 +139,7 @@ def restore_version(document_id: Id, version_id: Id, actor: CurrentActor, db: DB
 
 
 @router.patch(
-    "/{version_id}", response_model=VersionOut, responses=problems(401, 403, 404, 422)
+    "/{version_id}", response_model=VersionOut, responses=problems(400, 401, 403, 404, 422)
 )
 def pin_version(
     document_id: Id, version_id: Id, body: VersionPatch, actor: CurrentActor, db: DB
