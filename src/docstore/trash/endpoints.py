@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from docstore.deps import DB, CurrentActor
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from docstore.schemas import problems
+from docstore.schemas import Id, problems
 from docstore.trash import service
 from docstore.trash.schemas import TrashPage
 
@@ -36,7 +36,7 @@ def empty_trash(actor: CurrentActor, db: DB) -> Response:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403, 404),
 )
-def purge_folder(folder_id: int, actor: CurrentActor, db: DB) -> Response:
+def purge_folder(folder_id: Id, actor: CurrentActor, db: DB) -> Response:
     """Purge a trashed folder and everything that went to the trash with it."""
     service.purge_folder_entry(db, actor, folder_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -47,7 +47,7 @@ def purge_folder(folder_id: int, actor: CurrentActor, db: DB) -> Response:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(401, 403, 404),
 )
-def purge_document(document_id: int, actor: CurrentActor, db: DB) -> Response:
+def purge_document(document_id: Id, actor: CurrentActor, db: DB) -> Response:
     """Purge a trashed document: its versions are removed and its quota released."""
     service.purge_document(db, actor, document_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
