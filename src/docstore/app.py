@@ -33,6 +33,7 @@ from docstore.trash.endpoints import router as trash_router
 from docstore.uploads.endpoints import router as uploads_router
 from docstore.users import service as users
 from docstore.users.endpoints import router as users_router
+from docstore.web.routes import install as install_web
 
 log = logging.getLogger("docstore")
 
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (trash_router, retention_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)
+    install_web(app, settings)
 
     @app.get(f"{API_PREFIX}/health", tags=["maintenance"])
     @app.get("/healthz", include_in_schema=False)

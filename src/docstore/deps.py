@@ -13,6 +13,7 @@ from docstore.context import Actor
 from docstore.errors import Unauthenticated
 from docstore.services import Services
 from docstore.users import service as users
+from docstore.web import session as web_session
 
 
 def get_services(request: Request) -> Services:
@@ -78,11 +79,19 @@ def anonymous_actor(request: Request) -> Actor:
 
 
 def get_actor(request: Request, db: DB) -> Actor:
-    """The signed-in caller, or 401."""
+    """The signed-in caller (bearer token, or the web UI's session cookie), or 401.
+
+    A state-changing request authenticated by the cookie must carry the page's CSRF token.
+    """
     token = bearer_token(request)
+    from_cookie = token is None
     if token is None:
-        raise Unauthenticated()
+        token = web_session.cookie_token(request)
+        if token is None:
+            raise Unauthenticated()
     user, row = users.authenticate(db, token)
+    if from_cookie:
+        web_session.check_csrf(request, token)
     actor = anonymous_actor(request)
     actor.user = user
     actor.token_id = row.id

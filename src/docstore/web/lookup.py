@@ -1,0 +1,141 @@
+"""Names the pages show for ids the JSON API returns (owners, authors, folders, documents).
+
+Every answer is scoped to what the caller may see: an item's name only with VIEW on it, a
+person's name only when the two are linked by a share or the person wrote a version or a
+comment of a document the caller can read. An id outside that is simply left out.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from docstore.comments.models import Comment
+from docstore.context import Actor
+from docstore.db import utcnow
+from docstore.documents.models import Document, DocumentVersion
+from docstore.errors import DocstoreError
+from docstore.folders.models import Folder
+from docstore.sharing.models import Share
+from docstore.sharing.permissions import Level, get_document_for, get_folder_for
+from docstore.users.models import User
+
+MAX_IDS = 200
+
+
+def parse_ids(raw: str | None) -> list[int]:
+    """Comma-separated integer ids (at most MAX_IDS; anything else ignored)."""
+    ids: list[int] = []
+    for part in (raw or "").split(","):
+        part = part.strip()
+        if part.isdigit() and len(part) < 19:
+            ids.append(int(part))
+    return list(dict.fromkeys(ids))[:MAX_IDS]
+
+
+def folder_names(db: Session, actor: Actor, ids: list[int]) -> dict[int, str]:
+    """Names of the folders the caller can see (their own trashed ones included)."""
+    out: dict[int, str] = {}
+    for folder_id in ids:
+        try:
+            folder, _ = get_folder_for(db, actor, folder_id, Level.VIEW, include_deleted=True)
+        except DocstoreError:
+            continue
+        out[folder.id] = folder.name
+    return out
+
+
+def document_names(db: Session, actor: Actor, ids: list[int]) -> dict[int, str]:
+    """Names of the documents the caller can see (their own trashed ones included)."""
+    out: dict[int, str] = {}
+    for document_id in ids:
+        try:
+            doc, _, _ = get_document_for(db, actor, document_id, Level.VIEW, include_deleted=True)
+        except DocstoreError:
+            continue
+        out[doc.id] = doc.name
+    return out
+
+
+def _share_linked(db: Session, me: int, ids: list[int]) -> set[int]:
+    """People who shared something with me, or with whom I shared, or who own what I got."""
+    owners_of_shared = (
+        select(Document.owner_id)
+        .where(Document.id.in_(select(Share.document_id).where(Share.shared_with_user_id == me)))
+        .union(
+            select(Folder.owner_id).where(
+                Folder.id.in_(select(Share.folder_id).where(Share.shared_with_user_id == me))
+            )
+        )
+    )
+    rows = db.scalars(
+        select(User.id).where(
+            User.id.in_(ids),
+            or_(
+                User.id.in_(select(Share.shared_with_user_id).where(Share.created_by == me)),
+                User.id.in_(select(Share.created_by).where(Share.shared_with_user_id == me)),
+                User.id.in_(owners_of_shared),
+            ),
+        )
+    )
+    return set(rows)
+
+
+def _authors(db: Session, actor: Actor, document_id: int, ids: list[int]) -> set[int]:
+    """People who wrote a version or a comment of a document the caller can read."""
+    try:
+        doc, _, _ = get_document_for(db, actor, document_id, Level.VIEW)
+    except DocstoreError:
+        return set()
+    versions = select(DocumentVersion.created_by).where(
+        and_(DocumentVersion.document_id == doc.id, DocumentVersion.created_by.in_(ids))
+    )
+    comments = select(Comment.author_id).where(
+        and_(Comment.document_id == doc.id, Comment.author_id.in_(ids))
+    )
+    return {i for i in db.scalars(versions.union(comments)) if i is not None} | {doc.owner_id}
+
+
+def user_names(
+    db: Session, actor: Actor, ids: list[int], document_id: int | None
+) -> dict[int, str]:
+    """Display names of the people the caller is linked with (see the module docstring)."""
+    if actor.user is None or not ids:
+        return {}
+    me = actor.user.id
+    visible = {me} | _share_linked(db, me, ids)
+    if document_id is not None:
+        visible |= _authors(db, actor, document_id, ids)
+    wanted = [i for i in ids if i in visible]
+    if not wanted:
+        return {}
+    rows = db.execute(select(User.id, User.name).where(User.id.in_(wanted)))
+    return {uid: name for uid, name in rows}
+
+
+def shared_children(db: Session, actor: Actor, folder_id: int) -> dict[str, list[int]]:
+    """Which direct children of a folder the caller owns carry an active share."""
+    if actor.user is None:
+        return {"folders": [], "documents": []}
+    try:
+        folder, level = get_folder_for(db, actor, folder_id, Level.VIEW)
+    except DocstoreError:
+        return {"folders": [], "documents": []}
+    if level != Level.OWNER:
+        return {"folders": [], "documents": []}
+    now = utcnow()
+    live = and_(Share.is_active.is_(True), or_(Share.expires_at.is_(None), Share.expires_at > now))
+    docs = (
+        select(Share.document_id)
+        .join(Document, Document.id == Share.document_id)
+        .where(live, Document.folder_id == folder.id, Document.is_deleted.is_(False))
+    )
+    folders = (
+        select(Share.folder_id)
+        .join(Folder, Folder.id == Share.folder_id)
+        .where(live, Folder.parent_id == folder.id, Folder.is_deleted.is_(False))
+    )
+    return {
+        "folders": sorted({i for i in db.scalars(folders) if i is not None}),
+        "documents": sorted({i for i in db.scalars(docs) if i is not None}),
+    }
