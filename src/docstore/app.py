@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -104,6 +104,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem(409, "name_conflict", "Name taken", "An item with this name exists.")
         log.warning("integrity error: %s", exc.orig)
         return problem(409, "conflict", "Conflict", "The change conflicts with another one.")
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the request carried (PostgreSQL: a NUL character in
+        # text, a number out of range): the client's input, not a server fault.
+        log.info("database refused a value: %s", str(exc.orig).splitlines()[0])
+        return problem(
+            422,
+            "validation_error",
+            "Validation failed",
+            "A value cannot be stored (text may not contain NUL characters).",
+        )
 
     @app.exception_handler(StorageError)
     async def _storage(_: Request, exc: StorageError) -> JSONResponse:
