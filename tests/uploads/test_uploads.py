@@ -517,3 +517,19 @@ def test_storage_outage_at_complete_is_503_and_retryable(
         assert_problem(ann.complete(started["upload_id"]), 503, "storage_unavailable")
     assert ann.complete(started["upload_id"]).status_code == 201
     assert ann.me()["used_bytes"] == 1000
+
+
+def test_discarding_after_a_refused_complete_deletes_the_joined_object(
+    svc: Services, new_uploader: NewUploader
+) -> None:
+    ann = new_uploader()
+    set_quota(svc, ann.user_id, 100)
+    data = os.urandom(100)
+    started = ann.initiate("later.bin", data).json()
+    ann.put_parts(started, data)
+    set_quota(svc, ann.user_id, 50)  # the quota shrank while the bytes were on their way
+    assert_problem(ann.complete(started["upload_id"]), 507, "quota_exceeded")
+    assert len(objects(svc)) == 1  # joined and verified, waiting for a retry
+    assert ann.discard(started["upload_id"]).status_code == 204
+    assert objects(svc) == [] and svc.store.list_multipart_uploads() == []
+    assert ann.me()["used_bytes"] == 0
