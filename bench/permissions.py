@@ -45,7 +45,7 @@ from docstore.cache import MemoryCache, RedisCache
 from docstore.context import Actor
 from docstore.db import Database, utcnow
 from docstore.security import hash_password
-from docstore.sharing.permissions import Level, grant_statement, level_for
+from docstore.sharing.permissions import Level, grant_params, grant_statement, level_for
 from docstore.sharing.runtime import RUNTIME_KEY, GrantCache, SharingRuntime
 from docstore.users.models import User
 
@@ -61,6 +61,7 @@ DEPTH = 50
 SHARES = 100_000
 FOLDERS_PER_USER = 4
 OWNER, READER = 1, 2  # the owner of the deep tree, and the user whose access is checked
+HEAVY, HEAVY_SHARES = 3, 20_000  # a user with very many shares (VIEW near the chain's top)
 READER_DEPTH = 25  # the reader's share is on the folder this deep in the owner's tree
 
 
@@ -184,7 +185,20 @@ def build(db: Database) -> dict[str, Any]:
         )
         # The rest: random folders of random owners to random users; a tenth revoked and a
         # tenth expired (they stay in the table and the index, and must not count).
-        rest = SHARES - 1 - 5000
+        # One user holds 20,000 shares: a check must not cost more for them.
+        run(
+            text(
+                "WITH pool AS (SELECT array_agg(id) AS ids FROM folders"
+                "  WHERE parent_id IS NOT NULL AND owner_id <> :o)"
+                " INSERT INTO shares (folder_id, kind, shared_with_user_id, permission,"
+                " created_by, created_at, updated_at, is_active)"
+                " SELECT ids[1 + floor(random() * array_length(ids, 1))::int], 'user', :u,"
+                " 1 + (g % 3), 1, now(), now(), true"
+                " FROM generate_series(1, :k) g, pool"
+            ),
+            {"o": OWNER, "u": HEAVY, "k": HEAVY_SHARES},
+        )
+        rest = SHARES - 1 - 5000 - HEAVY_SHARES
         run(
             text(
                 "WITH pool AS (SELECT array_agg(id) AS ids FROM folders"
@@ -223,21 +237,26 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
 
 
 def time_checks(
-    db: Database, runtime: SharingRuntime | None, world: dict[str, Any], n: int
+    db: Database,
+    runtime: SharingRuntime | None,
+    world: dict[str, Any],
+    n: int,
+    user_id: int = READER,
+    expect: Level = Level.COMMENT,
 ) -> dict[str, float]:
-    """Latency of `level_for` for the reader on the deep document (warmed up first)."""
+    """Latency of `level_for` for a user on the deep document (warmed up first)."""
     with db.sessionmaker() as session:
         if runtime is not None:
             session.info[RUNTIME_KEY] = runtime
         else:
             session.info.pop(RUNTIME_KEY, None)
-        actor = Actor(user=session.get_one(User, READER))
+        actor = Actor(user=session.get_one(User, user_id))
         path, doc_id = world["chain_path"], world["document_id"]
         check: Callable[[], Level] = lambda: level_for(  # noqa: E731
             session, actor, OWNER, path, doc_id
         )
         for _ in range(50):
-            assert check() == Level.COMMENT
+            assert check() == expect
         samples = []
         for _ in range(n):
             start = time.perf_counter_ns()
@@ -247,11 +266,25 @@ def time_checks(
     return _percentiles(samples)
 
 
-def explain_query(db: Database, world: dict[str, Any], n: int) -> dict[str, Any]:
+def time_round_trip(db: Database, n: int) -> dict[str, float]:
+    """`SELECT 1` through the same session machinery: the floor under any database check."""
+    with db.sessionmaker() as session:
+        for _ in range(50):
+            session.execute(text("SELECT 1"))
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter_ns()
+            session.execute(text("SELECT 1")).scalar_one()
+            samples.append(time.perf_counter_ns() - start)
+    return _percentiles(samples)
+
+
+def explain_query(db: Database, world: dict[str, Any], n: int, user_id: int) -> dict[str, Any]:
     """PostgreSQL's own execution time of the check's query (EXPLAIN ANALYZE), and the
     indexes its plan uses: the database's share of a cold check, free of client overhead."""
-    stmt = grant_statement(READER, world["chain_path"], world["document_id"], utcnow())
-    compiled = stmt.compile(dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True})
+    stmt = grant_statement(db.engine.dialect.name)
+    params = grant_params(user_id, world["chain_path"], world["document_id"], utcnow())
+    compiled = stmt.compile(dialect=db.engine.dialect)
     sql = "EXPLAIN (ANALYZE, FORMAT JSON) " + str(compiled)
     samples, indexes = [], set()
     with db.engine.connect() as conn:
@@ -259,7 +292,7 @@ def explain_query(db: Database, world: dict[str, Any], n: int) -> dict[str, Any]
         assert raw is not None
         with raw.cursor() as cur:
             for _ in range(n):
-                cur.execute(sql, compiled.params)
+                cur.execute(sql, compiled.construct_params(params))
                 plan = cur.fetchone()[0][0]
                 samples.append(int(plan["Execution Time"] * 1e6))
                 indexes |= set(re.findall(r'"Index Name": "([^"]+)"', json.dumps(plan)))
@@ -375,6 +408,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="load duration per run")
     parser.add_argument("--checks", type=int, default=3000, help="timed checks per row")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
     name = f"docstore_bench_perm_{os.getpid()}"
     admin = psycopg.connect(ADMIN_DSN, autocommit=True)
@@ -392,9 +426,14 @@ def main() -> None:
         built = time.perf_counter() - t0
         console.print(f"built {world['counts']} in {built:.1f} s (chain depth {DEPTH})")
 
-        plan = explain_query(db, world, min(args.checks, 1000))
+        plan = explain_query(db, world, min(args.checks, 1000), READER)
         rows.append({"what": "check query, PostgreSQL execution (EXPLAIN ANALYZE)", **plan})
+        heavy_plan = explain_query(db, world, min(args.checks, 1000), HEAVY)
+        rows.append({"what": f"the same, user with {HEAVY_SHARES:,} shares", **heavy_plan})
+        rows.append({"what": "baseline: SELECT 1 round trip", **time_round_trip(db, args.checks)})
         rows.append({"what": "check, cold (database)", **time_checks(db, None, world, args.checks)})
+        heavy = time_checks(db, None, world, args.checks, HEAVY, Level.VIEW)
+        rows.append({"what": f"check, cold, a user with {HEAVY_SHARES:,} shares", **heavy})
         if redis_url:
             warm = SharingRuntime(
                 cache=RedisCache(redis_url), grants=GrantCache(RedisCache(redis_url))
@@ -419,14 +458,20 @@ def main() -> None:
                     )
                     assert r.status_code == 200 and r.json()["permission"] == "COMMENT", r.text
                     result = load(base, path, world["token"], args.seconds)
+                    baseline = load(base, "/api/v1/users/me", world["token"], args.seconds)
                 finally:
                     proc.terminate()
                     proc.wait(30)
                 cache = "Redis" if redis_url else "no cache"
                 rows.append({"what": f"GET /documents/{{id}}, {workers} process(es), {cache}",
                              **result})  # fmt: skip
+                rows.append({"what": f"baseline: GET /users/me, {workers} process(es)",
+                             **baseline})  # fmt: skip
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if args.keep:
+            console.print(f"kept database {name}")
+        else:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
         if redis_url:
             _clear_prefix(prefix)
@@ -441,7 +486,10 @@ def main() -> None:
             f"{rate:,.0f}" if rate is not None else "",
         )  # fmt: skip
     console.print(table)
-    console.print(f"index scans in the check's plan: {', '.join(plan['indexes'])}")
+    console.print(
+        f"indexes in the check's plan: {', '.join(plan['indexes'])};"
+        f" for the user with many shares: {', '.join(heavy_plan['indexes'])}"
+    )
     console.print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(

@@ -14,11 +14,23 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
-from docstore.db import utcnow
+from docstore.db import UTCDateTime, utcnow
 from docstore.documents.models import Document
 from docstore.errors import Forbidden, NotFound
 from docstore.folders.models import Folder
@@ -41,7 +53,7 @@ def path_ids(path: str) -> list[int]:
     return [int(p) for p in path.strip("/").split("/") if p]
 
 
-def active_share(now: datetime) -> ColumnElement[bool]:
+def active_share(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Shares that count: not revoked and not expired (to the second) at `now`."""
     return Share.is_active.is_(True) & or_(Share.expires_at.is_(None), Share.expires_at > now)
 
@@ -53,20 +65,71 @@ def _user_grants_on(user_id: int, folder_path: str, document_id: int | None) -> 
     return (Share.shared_with_user_id == user_id) & or_(*targets)
 
 
-def grant_statement(
-    user_id: int, folder_path: str, document_id: int | None, now: datetime
-) -> Select[int, datetime | None]:
-    """The one query of a check: highest active grant and the earliest end among them."""
-    return select(func.max(Share.permission), func.min(Share.expires_at)).where(
-        _user_grants_on(user_id, folder_path, document_id), active_share(now)
+def _grant_statement(postgres: bool) -> Select[Any, Any]:
+    """The one query of a check, built once: the highest active grant of :user_id on
+    :document_id or any folder in :ancestors, and the earliest end among those grants.
+
+    On PostgreSQL each ancestor is one probe of the (user, folder) index whatever plan the
+    server caches for the prepared statement: with an OR over both share indexes, a generic
+    plan scans all of the user's shares instead (100 ms for a user with 20,000 of them).
+    """
+    user, now = bindparam("user_id", type_=BigInteger), bindparam("now", type_=UTCDateTime)
+    cols = (Share.permission, Share.expires_at)
+    live = active_share(now)
+    on_document = select(*cols).where(
+        Share.shared_with_user_id == user, Share.document_id == bindparam("document_id"), live
     )
+    if postgres:
+        ids = bindparam("ancestors", type_=ARRAY(BigInteger))
+        ancestor = func.unnest(ids).table_valued("fid").render_derived(name="ancestor")
+        per_ancestor = (
+            select(*cols)
+            .where(Share.shared_with_user_id == user, Share.folder_id == ancestor.c.fid, live)
+            .offset(literal_column("0"))  # a fence: the subquery stays one probe per ancestor
+            .lateral("per_ancestor")
+        )
+        on_folders = (
+            select(per_ancestor.c.permission, per_ancestor.c.expires_at)
+            .select_from(ancestor)
+            .join(per_ancestor, true())
+        )
+    else:
+        on_folders = select(*cols).where(
+            Share.shared_with_user_id == user,
+            Share.folder_id.in_(bindparam("ancestors", expanding=True)),
+            live,
+        )
+    grants = union_all(on_folders, on_document).subquery("grants")
+    return select(func.max(grants.c.permission), func.min(grants.c.expires_at))
+
+
+_GRANT = {True: _grant_statement(postgres=True), False: _grant_statement(postgres=False)}
+
+
+def grant_statement(dialect: str) -> Select[Any, Any]:
+    """The check's statement for a database dialect (parameters: see `grant_params`)."""
+    return _GRANT[dialect == "postgresql"]
+
+
+def grant_params(
+    user_id: int, folder_path: str, document_id: int | None, now: datetime
+) -> dict[str, Any]:
+    """The parameters of `grant_statement` for a check (document_id None: a folder)."""
+    return {
+        "user_id": user_id,
+        "ancestors": path_ids(folder_path),
+        "document_id": document_id,
+        "now": now,
+    }
 
 
 def _share_grant(
     db: Session, user_id: int, folder_path: str, document_id: int | None
 ) -> tuple[Level, datetime | None]:
     """The highest grant and when the earliest expiring of the counted shares ends."""
-    best, until = db.execute(grant_statement(user_id, folder_path, document_id, utcnow())).one()
+    stmt = grant_statement(db.get_bind().dialect.name)
+    params = grant_params(user_id, folder_path, document_id, utcnow())
+    best, until = db.execute(stmt, params).one()
     return Level(best or 0), until
 
 
