@@ -16,6 +16,7 @@ from sqlalchemy import event, select
 from docstore.app import create_app
 from docstore.cache import Cache, MemoryCache, RedisCache, make_cache, split_prefix
 from docstore.context import Actor
+from docstore.db import Database
 from docstore.sharing import runtime
 from docstore.sharing.models import Share
 from docstore.sharing.permissions import Level, level_for
@@ -221,3 +222,19 @@ def test_a_cached_grant_ends_with_its_share_in_process(sqlite_url: str, tmp_path
 
 def test_a_cached_grant_ends_with_its_share_in_redis(redis_api: Api) -> None:
     _expiring_grant_scenario(redis_api)
+
+
+def test_grants_are_cached_in_process_only_where_one_process_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sqlite, postgres = Database("sqlite://"), Database("postgresql+psycopg://x@127.0.0.1:1/x")
+    redis_cache = RedisCache("redis://127.0.0.1:1/0")  # never contacted here
+    assert runtime.bind(sqlite, MemoryCache()).grants is not None
+    assert runtime.bind(postgres, MemoryCache()).grants is None
+    assert runtime.bind(postgres, redis_cache).grants is not None
+    with sqlite.sessionmaker() as session:
+        assert runtime.for_session(session).grants is not None
+    # One of `docstore serve --workers N`: another worker could not be told about a revoke.
+    monkeypatch.setattr(runtime.multiprocessing, "parent_process", lambda: object())
+    assert runtime.bind(sqlite, MemoryCache()).grants is None
+    assert runtime.bind(sqlite, redis_cache).grants is not None

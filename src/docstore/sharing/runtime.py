@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -150,13 +151,15 @@ _UNBOUND = SharingRuntime(cache=MemoryCache(), grants=None)
 def bind(database: Database, cache: Cache) -> SharingRuntime:
     """Make the runtime reachable from every session of `database`.
 
-    The in-process cache is only used for grants on SQLite (one process); on PostgreSQL
-    several processes may serve one database, and only Redis is shared between them.
+    Grants are cached in Redis, or in-process only where this process is the only server:
+    on SQLite, and not as one of `serve --workers N`. On PostgreSQL several processes may
+    serve one database, and a revoke in one must reach the caches of all.
     """
-    shared = cache.kind == "redis" or not database.is_postgres
+    alone = not database.is_postgres and multiprocessing.parent_process() is None
+    shared = cache.kind == "redis" or alone
     runtime = SharingRuntime(cache=cache, grants=GrantCache(cache) if shared else None)
     if not shared:
-        log.info("no Redis configured on PostgreSQL: permissions are checked in the database")
+        log.info("no Redis configured: permissions are checked in the database every time")
     database.sessionmaker.configure(info={RUNTIME_KEY: runtime})
     return runtime
 
