@@ -64,7 +64,7 @@ def test_user_and_plan_commands_then_the_account_works_over_http(cli: Cli) -> No
 def test_fsck_is_clean_on_a_healthy_store_and_fails_on_a_damaged_one(
     tmp_path: Path,
 ) -> None:
-    srv = start_server(tmp_path / "fsck", None)
+    srv = start_server(tmp_path / "fsck", None, {"DOCSTORE_RUN_JOBS_IN_SERVER": "false"})
     try:
         cli = Cli(srv, tmp_path / "home")
         cli.signup()
