@@ -9,11 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
+from docstore.audit.models import AuditLog
 from docstore.audit.service import Action, record
 from docstore.context import system_actor
-from docstore.db import Database, utcnow
+from docstore.db import Database
 from docstore.services import Services
 from docstore.sharing.models import Share
 from docstore.users.models import User
@@ -71,17 +72,16 @@ def entries(user: ApiUser, **params: Any) -> list[dict[str, Any]]:
 def add_entries(
     database: Database, n: int, *, timestamp: datetime | None = None, action: Action = Action.VIEW
 ) -> list[int]:
-    """`n` entries written directly, committed in one transaction; their ids."""
+    """`n` entries written by `record`, committed in one transaction; their ids. Callers
+    write from one thread at a time, so the new ids are those above the old maximum."""
     with database.transaction() as db:
-        rows = []
+        before = db.scalar(select(func.coalesce(func.max(AuditLog.id), 0)))
         for i in range(n):
-            entry = record(
-                db, system_actor(), action, document_id=i + 1, owner_id=1, details={"i": i}
-            )
-            entry.timestamp = timestamp or utcnow()
-            rows.append(entry)
-        db.flush()
-        return [e.id for e in rows]
+            record(db, system_actor(), action, document_id=i + 1, owner_id=1, details={"i": i})
+        mine = AuditLog.id > before
+        if timestamp is not None:
+            db.execute(update(AuditLog).where(mine).values(timestamp=timestamp))
+        return list(db.scalars(select(AuditLog.id).where(mine).order_by(AuditLog.id)))
 
 
 def run_cli(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

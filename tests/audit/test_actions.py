@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
-from sqlalchemy.orm import Session
 
 from docstore.app import create_app
 from docstore.audit.models import AuditLog
@@ -284,25 +283,23 @@ def test_fault_after_record_leaves_no_entry(
     assert _ok(ann.get(f"/api/v1/documents/{doc['id']}"), 200)["name"] == "a.txt"
 
 
-def test_fault_on_flush_after_the_entry_reached_the_database_leaves_nothing(
-    faulty_api: Api,
-) -> None:
+def test_fault_after_the_entry_reached_the_database_leaves_nothing(faulty_api: Api) -> None:
     ann = faulty_api.register("ann")
-    flushed: list[int] = []
+    engine = services(faulty_api).database.engine
+    written: list[str] = []
 
-    def fail_after_upload_entry(session: Session, _ctx: Any) -> None:
-        uploads = [o for o in session.new if isinstance(o, AuditLog) and o.action == "UPLOAD"]
-        if uploads:
-            flushed.append(uploads[0].id)  # the INSERT has run: it has its id
-            raise RuntimeError("injected fault on flush")
+    def fail_after_upload_entry(_c: Any, _cur: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.startswith("INSERT INTO audit_log") and "UPLOAD" in repr(params):
+            written.append(statement)  # the row is in the transaction now
+            raise RuntimeError("injected fault after the UPLOAD entry was written")
 
-    event.listen(Session, "after_flush", fail_after_upload_entry)
+    event.listen(engine, "after_cursor_execute", fail_after_upload_entry)
     try:
         r = ann.upload("a.txt", b"will not stay")
     finally:
-        event.remove(Session, "after_flush", fail_after_upload_entry)
+        event.remove(engine, "after_cursor_execute", fail_after_upload_entry)
     assert r.status_code == 500
-    assert flushed and flushed[0] is not None
+    assert written
     assert _audit_rows(faulty_api) == []
     with services(faulty_api).database.transaction() as db:
         assert db.scalar(select(Document.id)) is None

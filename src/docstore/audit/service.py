@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from docstore.audit import repository as repo
@@ -15,6 +16,8 @@ from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.errors import BadRequest, Unauthenticated
 from docstore.pagination import decode_cursor, encode_cursor
+
+_INSERT = cast(Table, AuditLog.__table__).insert()
 
 
 class Action(StrEnum):
@@ -47,25 +50,31 @@ def record(
     owner_id: int | None = None,
     user_id: int | None = None,
     details: dict[str, Any] | None = None,
-) -> AuditLog:
-    """Add an entry to the session: it commits or rolls back with the action it records."""
+) -> None:
+    """Write an entry in the session's transaction: it commits or rolls back with the action
+    it records.
+
+    A plain INSERT, run now rather than at the next flush: the ORM's unit of work costs a
+    third more CPU for a row nothing in the request reads back (audit rows have no foreign
+    keys, so writing them before the rest of the flush changes nothing).
+    """
     if actor.link is not None and actor.user is None:
         share_id = share_id or actor.link.id
         details = {**(details or {}), "via_link": actor.link.id}
-    entry = AuditLog(
-        user_id=user_id if user_id is not None else actor.user_id,
-        document_id=document_id,
-        folder_id=folder_id,
-        share_id=share_id,
-        owner_id=owner_id,
-        action=action.value,
-        ip_address=actor.ip,
-        user_agent=(actor.user_agent or "")[:512] or None,
-        timestamp=utcnow(),
-        details=details,
-    )
-    db.add(entry)
-    return entry
+    row: dict[str, Any] = {
+        "user_id": user_id if user_id is not None else actor.user_id,
+        "document_id": document_id,
+        "folder_id": folder_id,
+        "share_id": share_id,
+        "owner_id": owner_id,
+        "action": action.value,
+        "ip_address": actor.ip,
+        "user_agent": (actor.user_agent or "")[:512] or None,
+        "timestamp": utcnow(),
+    }
+    if details is not None:  # absent, not None: None would be stored as JSON 'null'
+        row["details"] = details
+    db.connection().execute(_INSERT, row)
 
 
 def as_utc(value: datetime | None) -> datetime | None:
