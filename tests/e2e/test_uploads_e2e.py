@@ -246,8 +246,9 @@ def test_expired_session_is_cleaned_up(deployment: Deployment) -> None:
 
 
 def test_twenty_concurrent_completes_against_a_quota_for_five(tmp_path: Path, pg_url: str) -> None:
-    """On PostgreSQL: exactly five fit, and used_bytes is exactly their sum."""
-    for deployment in deploy(tmp_path, pg_url, "local", None):
+    """On PostgreSQL: exactly five fit, used_bytes is exactly their sum; racing completes of
+    one session make one document."""
+    with contextmanager(deploy)(tmp_path, pg_url, "local", None) as deployment:
         ann = deployment.user("racer")
         sizes = [64 * 1024 + i for i in range(20)]
         # Any five fit (5 * max < quota), no six do (6 * min > quota).
@@ -278,3 +279,19 @@ def test_twenty_concurrent_completes_against_a_quota_for_five(tmp_path: Path, pg
         ]
         assert {r.status_code for r in again} == {201}
         assert ann.me()["used_bytes"] == won
+
+        # Eight completes of one session at once: one document, charged once.
+        engine = make_engine(pg_url)
+        with engine.begin() as conn:
+            conn.execute(update(User).where(User.id == ann.user_id).values(quota_bytes=10**12))
+        engine.dispose()
+        data = os.urandom(2 * PART_SIZE + 1)
+        one = ann.initiate("once.bin", data).json()
+        ann.put_parts(one, data)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            same = list(pool.map(ann.complete, [one["upload_id"]] * 8))
+        assert [r.status_code for r in same] == [201] * 8, [r.text for r in same]
+        assert len({r.json()["id"] for r in same}) == 1
+        assert len({r.json()["version"]["id"] for r in same}) == 1
+        assert ann.me()["used_bytes"] == won + len(data)
+        assert ann.download(same[0].json()["id"]).content == data
