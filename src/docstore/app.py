@@ -22,6 +22,7 @@ from docstore.config import Settings, get_settings
 from docstore.documents.endpoints import router as documents_router
 from docstore.errors import DocstoreError
 from docstore.folders.endpoints import router as folders_router
+from docstore.limits import BodyLimits
 from docstore.retention.endpoints import router as retention_router
 from docstore.versions.endpoints import router as versions_router
 from docstore.services import Services
@@ -197,6 +198,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimits,
+        json_max_bytes=settings.json_max_bytes,
+        read_timeout=settings.body_read_timeout_seconds,
+    )
     for router in (users_router, folders_router, documents_router, versions_router, audit_router):
         app.include_router(router, prefix=API_PREFIX)
     for router in (sharing_router, links_router, comments_router):

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     # Multipart part size; grown for very large files so no upload needs >10,000 parts.
     upload_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
     merge_max_bytes: int = 10 * 1024 * 1024
+    # Every request body (docstore.limits): JSON bodies over this are 413, and a body whose
+    # next chunk takes longer than the timeout to arrive is refused (slow-loris).
+    json_max_bytes: int = 1024 * 1024
+    body_read_timeout_seconds: float = 60.0
+    # Request heads (docstore.server): larger is 431, slower than this is disconnected.
+    max_header_bytes: int = 64 * 1024
+    header_timeout_seconds: float = 30.0
     trash_retention_days: int = 30
     audit_retention_days: int | None = None
     trusted_proxies: list[str] = Field(default_factory=list)

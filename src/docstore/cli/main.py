@@ -70,12 +70,19 @@ def serve(
             workers=workers,
             proxy_headers=False,
             log_level="info",
+            http="docstore.server:GuardedHttpToolsProtocol",
         )
         return
     from docstore.app import create_app
+    from docstore.server import GuardedHttpToolsProtocol
 
     uvicorn.run(
-        create_app(get_settings()), host=host, port=port, proxy_headers=False, log_level="info"
+        create_app(get_settings()),
+        host=host,
+        port=port,
+        proxy_headers=False,
+        log_level="info",
+        http=GuardedHttpToolsProtocol,
     )
 
 

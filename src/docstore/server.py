@@ -1,0 +1,77 @@
+"""The HTTP protocol `docstore serve` runs: uvicorn's httptools protocol with the limits it
+lacks. httptools buffers a request head of any size and uvicorn never times out a head
+that arrives slowly, so a client could hold memory and connections for ever. Here a head
+over DOCSTORE_MAX_HEADER_BYTES gets 431, and one not complete within
+DOCSTORE_HEADER_TIMEOUT_SECONDS of its first byte (or of the connection) is closed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from docstore.config import get_settings
+
+_431 = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+    b"content-length: 31\r\n\r\nRequest header fields too large"
+)
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with a size limit and a deadline on each request head."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = get_settings()
+        self.max_header_bytes = settings.max_header_bytes
+        self.header_timeout = settings.header_timeout_seconds
+        self.head_bytes = 0
+        self.in_head = True
+        self.head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.in_head and self.head_timer is None:
+            self._arm()
+        super().data_received(data)
+        if not self.in_head or self.transport.is_closing():
+            return
+        self.head_bytes += len(data)
+        if self.head_bytes > self.max_header_bytes:
+            self._disarm()
+            self.transport.write(_431)
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_bytes = 0
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        self.in_head = True
+        super().on_response_complete()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self.head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.in_head and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
