@@ -18,7 +18,9 @@ from tests.web.conftest import SERVER_ENV, Web
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Request, Route
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+# One worker runs every browser flow (scripts/test uses --dist loadgroup): one server and one
+# Chromium instead of one per worker, on a 2-core machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 SHA256_VECTORS = {
     "": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
@@ -203,7 +205,7 @@ def test_edit_text_see_versions_and_restore_v1(web: Web) -> None:
     expect_toast(page, "Version 1 restored as version 3")
     page.locator("#version-rows tr").nth(2).wait_for()
     page.wait_for_function(
-        "() => !document.querySelector('.text-preview').textContent.includes('review')"
+        "() => /outline\\n?$/.test(document.querySelector('.text-preview')?.textContent ?? '')"
     )
     assert ui.content_of(web.api, auth, doc["id"]) == b"Plan\n- draft the outline\n"
     page.get_by_role("button", name="Pin version 1").click()
@@ -548,7 +550,7 @@ def test_previews_and_comments(web: Web) -> None:
     ui.sign_in(page, web.email("ann"), f"/documents/{picture['id']}")
     image = page.locator("img.image-preview")
     image.wait_for()
-    page.wait_for_function("() => document.querySelector('img.image-preview').naturalWidth === 64")
+    page.wait_for_function("() => document.querySelector('img.image-preview')?.naturalWidth === 64")
 
     page.goto(f"/documents/{notes['id']}")
     body = page.locator(".markdown-body")

@@ -336,6 +336,7 @@ async function reload_() {
   }
   await lookupNames({ users: [doc.owner_id, doc.current_version && doc.current_version.created_by].filter(Boolean), documentId: id });
   showHeader();
+  refreshQuota();
   await Promise.all([showCrumbs(), showAccess(), showPreview(), showVersions(), showComments()]);
 }
 const reload = reload_;
