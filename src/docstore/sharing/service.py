@@ -99,10 +99,6 @@ def _owned_target(
     return Target(folder.owner_id, None, folder.id)
 
 
-def _target_of(db: Session, actor: Actor, share: Share) -> Target:
-    return _owned_target(db, actor, share.document_id, share.folder_id)
-
-
 def _audit(
     db: Session, actor: Actor, action: Action, share: Share, target: Target, **details: object
 ) -> None:
@@ -232,17 +228,20 @@ def _fill(
     share.updated_at = now
 
 
-def _load(db: Session, share_id: int) -> Share:
-    share = db.scalar(select(Share).where(Share.id == share_id).with_for_update())
+def _load(db: Session, actor: Actor, share_id: int) -> tuple[Share, Target]:
+    """A share the actor may change (the owner of its item), locked after its item: the
+    order `create` takes them in, so concurrent changes wait instead of deadlocking."""
+    share = db.get(Share, share_id)
     if share is None:
         raise NotFound()
-    return share
+    target = _owned_target(db, actor, share.document_id, share.folder_id)
+    db.refresh(share, with_for_update=True)
+    return share, target
 
 
 def update(db: Session, actor: Actor, share_id: int, patch: SharePatch) -> ShareOut:
     """Change a share's level and/or expiry (owner only); a narrowing applies at once."""
-    share = _load(db, share_id)
-    target = _target_of(db, actor, share)
+    share, target = _load(db, actor, share_id)
     if not share.is_active:
         raise Conflict("This share was revoked; create a new one.")
     permission = int(Level[patch.permission]) if patch.permission else share.permission
@@ -262,8 +261,7 @@ def update(db: Session, actor: Actor, share_id: int, patch: SharePatch) -> Share
 
 def revoke(db: Session, actor: Actor, share_id: int) -> None:
     """Revoke a share (owner only): from the next request on, in every process."""
-    share = _load(db, share_id)
-    target = _target_of(db, actor, share)
+    share, target = _load(db, actor, share_id)
     if share.kind == "user":
         # Also for a share revoked before: repeating the request re-invalidates the caches.
         grants_changed(db, target.owner_id, strict=True)
