@@ -24,7 +24,6 @@ from docstore.errors import DocstoreError
 from docstore.folders.endpoints import router as folders_router
 from docstore.limits import BodyLimits
 from docstore.retention.endpoints import router as retention_router
-from docstore.versions.endpoints import router as versions_router
 from docstore.services import Services
 from docstore.sharing.endpoints import links_router
 from docstore.sharing.endpoints import router as sharing_router
@@ -34,6 +33,7 @@ from docstore.trash.endpoints import router as trash_router
 from docstore.uploads.endpoints import router as uploads_router
 from docstore.users import service as users
 from docstore.users.endpoints import router as users_router
+from docstore.versions.endpoints import router as versions_router
 from docstore.web.routes import install as install_web
 
 log = logging.getLogger("docstore")

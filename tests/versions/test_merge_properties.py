@@ -26,13 +26,13 @@ def disjoint_edits(draw: st.DrawFn) -> tuple[list[str], list[str], list[str]]:
         kind = draw(st.sampled_from(["replace", "insert", "delete"]))
         new = f"<{tag}>\n"
         if kind == "replace":
-            return lines[:i] + [new] + lines[i + 1 :]
+            return [*lines[:i], new, *lines[i + 1 :]]
         if kind == "insert":
-            return lines[:i] + [new] + lines[i:]
+            return [*lines[:i], new, *lines[i:]]
         return lines[:i] + lines[i + 1 :] + [new]  # delete one line, mark the range
 
-    current = edit(left, "current") + [base[cut]] + right
-    incoming = left + [base[cut]] + edit(right, "incoming")
+    current = [*edit(left, "current"), base[cut], *right]
+    incoming = [*left, base[cut], *edit(right, "incoming")]
     return base, current, incoming
 
 

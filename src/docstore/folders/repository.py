@@ -61,9 +61,7 @@ def rewrite_subtree(db: Session, old_prefix: str, new_prefix: str) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def child_folders(
-    parent_id: int, order_by: str, cursor: dict[str, Any] | None
-) -> Select[Folder]:
+def child_folders(parent_id: int, order_by: str, cursor: dict[str, Any] | None) -> Select[Folder]:
     """Live subfolders of `parent_id`, in page order, after the cursor."""
     col: Any = Folder.name if order_by == "name" else Folder.updated_at
     desc = order_by != "name"

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+
 class VersionOut(BaseModel):
     """A version as the API shows it; `is_current` comes from the document's pointer."""
 
