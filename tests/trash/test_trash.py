@@ -83,17 +83,29 @@ def test_restore_with_a_name_clash_and_into_the_root(api: Api) -> None:
     r = ann.post(f"/api/v1/folders/{box['id']}/restore")
     assert r.status_code == 200 and r.json()["name"] == "box (2)"
 
-    # A document whose folder was purged comes back to the root.
+    # Items deleted on their own before their folder keep their trash entries when the
+    # folder is purged, and come back to the root.
     projects = ann.mkdir("projects")
     plan = ann.upload("plan.txt", b"plan", folder=projects["id"]).json()
+    drafts = ann.mkdir("drafts", projects["id"])
+    draft = ann.upload("draft.txt", b"draft", folder=drafts["id"]).json()
     assert ann.delete(f"/api/v1/documents/{plan['id']}").status_code == 204
+    assert ann.delete(f"/api/v1/folders/{drafts['id']}").status_code == 204
     assert ann.delete(f"/api/v1/folders/{projects['id']}").status_code == 204
     assert ann.delete(f"/api/v1/trash/folders/{projects['id']}").status_code == 204
-    item = next(i for i in _trash(ann) if i["id"] == plan["id"])
-    assert item["original_parent_id"] == ann.root
+    items = {i["id"]: i for i in _trash(ann)}
+    assert projects["id"] not in items
+    assert items[plan["id"]]["original_parent_id"] == ann.root
+    assert items[drafts["id"]]["original_parent_id"] == ann.root
     r = ann.post(f"/api/v1/documents/{plan['id']}/restore")
     assert r.status_code == 200 and r.json()["parent_folder_id"] == ann.root
     assert ann.download(plan["id"]).content == b"plan"
+    r = ann.post(f"/api/v1/folders/{drafts['id']}/restore")
+    assert r.status_code == 200, r.text
+    assert r.json()["parent_id"] == ann.root
+    assert r.json()["path"] == f"/{ann.root}/{drafts['id']}/"
+    assert ann.download(draft["id"]).content == b"draft"
+    assert "draft.txt" in _children(ann, drafts["id"])
 
 
 def test_purge_releases_quota_and_keeps_shared_blobs(api: Api) -> None:

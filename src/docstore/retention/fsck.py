@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from docstore.db import utcnow
@@ -88,12 +88,13 @@ def _expected_used() -> Any:
 def check_quota(db: Session, report: FsckReport, repair: bool) -> None:
     """used_bytes == the sum of the user's versions, in one statement (one snapshot)."""
     expected = _expected_used()
-    rows = db.execute(select(User.id, User.email, User.used_bytes, expected.label("expected")))
-    count = 0
-    for row in rows.all():
-        count += 1
-        if row.used_bytes == row.expected:
-            continue
+    rows = db.execute(
+        select(User.id, User.email, User.used_bytes, expected.label("expected")).where(
+            User.used_bytes != expected
+        )
+    ).all()
+    report.checked["users"] = int(db.scalar(select(func.count()).select_from(User)) or 0)
+    for row in rows:
         finding = Finding(
             "quota",
             f"user {row.id} ({row.email})",
@@ -108,7 +109,6 @@ def check_quota(db: Session, report: FsckReport, repair: bool) -> None:
             )
             finding.repaired = True
         report.findings.append(finding)
-    report.checked["users"] = count
 
 
 def check_ref_counts(db: Session, report: FsckReport, repair: bool, now: datetime) -> None:
@@ -121,10 +121,11 @@ def check_ref_counts(db: Session, report: FsckReport, repair: bool, now: datetim
     )
     rows = db.execute(
         select(Blob.id, Blob.ref_count, Blob.state, refs.label("refs")).where(
-            Blob.state != "pending"
+            Blob.state != "pending",
+            or_(Blob.ref_count != refs, and_(Blob.state != "active", refs > 0)),
         )
     ).all()
-    report.checked["blobs"] = len(rows)
+    report.checked["blobs"] = int(db.scalar(select(func.count()).select_from(Blob)) or 0)
     for row in rows:
         if row.refs > 0 and row.state != "active":
             finding = Finding(

@@ -26,6 +26,7 @@ from docstore.context import Actor
 from docstore.db import Database, UTCDateTime, utcnow
 from docstore.documents.models import Blob
 from docstore.users import repository as users
+from docstore.users.models import User
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -146,9 +147,31 @@ def release(
     per_owner: dict[int, int] = defaultdict(int)
     for r in removed:
         per_owner[owner_of[r.document_id]] += r.size_bytes
-    for owner_id in sorted(per_owner):
-        users.release(db, owner_id, per_owner[owner_id])
+    _release_quota(db, per_owner)
     return out
+
+
+def _release_quota(db: Session, per_owner: Mapping[int, int]) -> None:
+    """`used_bytes -= n` for each owner, in id order."""
+    owners = sorted(o for o, n in per_owner.items() if n)
+    if db.get_bind().dialect.name == "postgresql" and len(owners) > 1:
+        gives = (
+            func.unnest(
+                bindparam("owners", owners, type_=ARRAY(BigInteger)),
+                bindparam("sizes", [per_owner[o] for o in owners], type_=ARRAY(BigInteger)),
+            )
+            .table_valued("id", "n")
+            .render_derived("gives")
+        )
+        db.execute(
+            update(User)
+            .where(User.id == gives.c.id)
+            .values(used_bytes=User.used_bytes - gives.c.n)
+            .execution_options(synchronize_session=False)
+        )
+        return
+    for owner_id in owners:
+        users.release(db, owner_id, per_owner[owner_id])
 
 
 def _drop_refs(db: Session, per_blob: Mapping[int, int], stamp: Any) -> Iterator[Any]:

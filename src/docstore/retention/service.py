@@ -35,8 +35,9 @@ from docstore.users.models import Plan, User
 
 log = logging.getLogger(__name__)
 
-# Documents per batch: each batch is one transaction, so locks are held briefly.
-BATCH_DOCUMENTS = 5000
+# Documents per batch: each batch is one transaction, so locks are held briefly. SQLite
+# has one writer: smaller batches let requests in between.
+BATCH_DOCUMENTS = {"postgresql": 5000, "sqlite": 1000}
 
 RETURNING = (
     DocumentVersion.id,
@@ -166,7 +167,7 @@ def run(
     *,
     now: datetime | None = None,
     dry_run: bool = False,
-    batch_documents: int = BATCH_DOCUMENTS,
+    batch_documents: int | None = None,
     actor: Actor | None = None,
 ) -> RetentionResult:
     """Apply every plan's retention to every document, one transaction per batch.
@@ -177,6 +178,7 @@ def run(
     """
     now = now or utcnow()
     actor = actor or system_actor()
+    batch_documents = batch_documents or BATCH_DOCUMENTS.get(database.engine.dialect.name, 1000)
     result = RetentionResult(dry_run=dry_run)
     with database.transaction() as db:
         plans = list(db.scalars(select(Plan)))
