@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from tests.fixtures.app import Api, User
@@ -17,6 +18,11 @@ def _save(u: User, doc_id: int, data: bytes, **params: object) -> object:
 
 
 def test_save_conflict_copy_merge_restore_delete(api: Api) -> None:
+    version_scenario(api, lambda: _objects(api))
+
+
+def version_scenario(api: Api, objects: Callable[[], int]) -> None:
+    """The issue's walk-through; run in-process here and against the real server in e2e."""
     ann = api.register("ann")
     doc = ann.upload("notes.txt", b"a\nb\nc\n").json()
     v1 = doc["current_version"]["id"]
@@ -51,13 +57,13 @@ def test_save_conflict_copy_merge_restore_delete(api: Api) -> None:
     assert r.json()["current_version_id"] == v3["id"] and r.json()["conflicts"] == 1
     assert len(ann.get(f"/api/v1/documents/{doc['id']}/versions").json()["items"]) == count
 
-    before = _objects(api)
+    before = objects()
     used = ann.me()["used_bytes"]
     r = ann.post(f"/api/v1/documents/{doc['id']}/versions/{v1}/restore")
     assert r.status_code == 201
     assert r.json()["version"]["version_number"] == 4
     assert ann.download(doc["id"]).content == b"a\nb\nc\n"
-    assert _objects(api) == before
+    assert objects() == before
     assert ann.me()["used_bytes"] == used + 6
 
     versions = ann.get(f"/api/v1/documents/{doc['id']}/versions").json()["items"]
