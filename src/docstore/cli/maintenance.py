@@ -102,7 +102,9 @@ def retention_run(
         typer.echo(json.dumps(result))
         return
     title = "retention (dry run: nothing removed)" if dry_run else "retention"
-    console.print(_table(title, [result]))
+    rows = [{"": key.replace("_", " "), "value": f"{value:,}" if isinstance(value, int) else value}
+            for key, value in result.items() if key != "dry_run"]  # fmt: skip
+    console.print(_table(title, rows))
 
 
 def fsck(

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import BigInteger, Integer, bindparam, case, func, insert, literal, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -62,9 +62,8 @@ def chunked(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-@dataclass(frozen=True)
-class Removed:
-    """One version row as its DELETE returned it."""
+class Removed(NamedTuple):
+    """One version row as its DELETE returned it (the columns of service.RETURNING)."""
 
     id: int
     document_id: int
@@ -121,7 +120,7 @@ def record_many(
 
 def as_removed(rows: Iterable[Any]) -> list[Removed]:
     """Rows returned by `DELETE FROM document_versions ... RETURNING` (see `RETURNING`)."""
-    return [Removed(r.id, r.document_id, r.blob_id, r.size_bytes, r.version_number) for r in rows]
+    return [Removed(*r) for r in rows]
 
 
 def release(

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Select, case, delete, func, literal, select
+from sqlalchemy import Select, case, delete, func, literal, select, text
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action
@@ -126,6 +126,9 @@ def _delete_batch(
     db: Session, *, actor: Actor, plans: list[Plan], now: datetime, lo: int, hi: int
 ) -> Released:
     """Remove one range's doomed versions; quota, blob refs and audit in this transaction."""
+    if db.get_bind().dialect.name == "postgresql":
+        # The window sorts a batch's versions: keep that sort in memory, for this batch only.
+        db.execute(text("SET LOCAL work_mem = '32MB'"))
     ids = doomed(plans, now, lo, hi, ids_only=True)
     stmt = (
         delete(DocumentVersion)
