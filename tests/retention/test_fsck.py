@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
 
 from docstore.config import Settings
+from docstore.db import utcnow
 from docstore.documents.models import Blob
 from docstore.storage.local import LocalBlobStore
 from docstore.users.models import User as UserRow
@@ -51,12 +53,17 @@ def test_fsck_finds_injected_faults_and_repairs_them(api: Api, settings: Setting
     rotten = ann.upload("rotten.txt", b"these bytes will rot").json()
     miscounted = ann.upload("count.txt", b"a blob with a wrong ref_count").json()
     bob.upload("fine.txt", b"bob's file")
+    gone = ann.upload("gone.txt", b"purged long ago").json()
     svc = services(api)
     store = svc.store
     assert isinstance(store, LocalBlobStore)
     lost_blob = blob_of(api, lost["current_version"]["id"])
     rotten_blob = blob_of(api, rotten["current_version"]["id"])
     counted_blob = blob_of(api, miscounted["current_version"]["id"])
+    # Purged, and the GC that should have deleted its object after the grace never ran.
+    leftover = blob_of(api, gone["current_version"]["id"])
+    assert ann.delete(f"/api/v1/documents/{gone['id']}").status_code == 204
+    assert ann.delete(f"/api/v1/trash/{gone['id']}").status_code == 204
 
     store.delete(lost_blob.storage_key)
     store.object_path(rotten_blob.storage_key).write_bytes(b"THESE BYTES WILL ROT")  # same size
@@ -67,11 +74,17 @@ def test_fsck_finds_injected_faults_and_repairs_them(api: Api, settings: Setting
     with svc.database.transaction() as db:
         db.execute(update(UserRow).where(UserRow.id == bob.id).values(used_bytes=123))
         db.execute(update(Blob).where(Blob.id == counted_blob.id).values(ref_count=5))
+        db.execute(
+            update(Blob)
+            .where(Blob.id == leftover.id)
+            .values(unreferenced_at=utcnow() - timedelta(hours=2))
+        )
 
     expected = {
         ("missing_object", f"blob {lost_blob.id}"),
         ("ref_count", f"blob {counted_blob.id}"),
         ("orphan_object", f"object {orphan}"),
+        ("unreferenced_blob", f"blob {leftover.id}"),
         ("quota", f"user {bob.id} ({bob.email})"),
     }
     code, out = _fsck(settings, "--json")
@@ -89,7 +102,7 @@ def test_fsck_finds_injected_faults_and_repairs_them(api: Api, settings: Setting
     assert code == 0, out
     assert "clean" in out
     assert bob.me()["used_bytes"] == len(b"bob's file")
-    assert orphan not in {o.key for o in store.iter_objects()}
+    assert {o.key for o in store.iter_objects()}.isdisjoint({orphan, leftover.storage_key})
     for doc, damaged in ((lost, True), (rotten, True), (miscounted, False)):
         versions = ann.get(f"/api/v1/documents/{doc['id']}/versions").json()["items"]
         assert versions[0]["is_damaged"] is damaged

@@ -112,7 +112,7 @@ def fsck(
     rehash: bool = typer.Option(False, "--rehash", help="Also verify every object's SHA-256."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Check quotas, reference counts, stored objects and orphans; exit 1 if anything is wrong.
+    """Check quotas, ref counts, objects, GC leftovers and orphans; exit 1 if anything is wrong.
 
     Example: docstore fsck --rehash --repair
     """

@@ -7,12 +7,15 @@ Checks, each reported as findings:
   a referenced blob is `active`;
 * objects: every referenced blob's object exists with the right size (`rehash`: and the
   right SHA-256);
+* leftovers: no blob past its grace period that the GC should have deleted (unreferenced,
+  queued but not deleted, or pending from an upload that never finished);
 * orphans: no object under the blob prefix without a blob row, past the grace period.
 
-Repair recomputes `used_bytes` and `ref_count`, reactivates a referenced blob, deletes
-orphan objects and flags damaged blobs and their versions (`blobs.damaged`,
-`document_versions.is_damaged`: dedup skips them, the API shows them). Damage that is
-already flagged is reported as known, not as a new finding, so a second run is clean.
+Repair recomputes `used_bytes` and `ref_count`, reactivates a referenced blob, runs the
+blob GC for leftovers, deletes orphan objects and flags damaged blobs and their versions
+(`blobs.damaged`, `document_versions.is_damaged`: dedup skips them, the API shows them).
+Damage that is already flagged is reported as known, not as a new finding, so a second
+run is clean.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from docstore.db import utcnow
 from docstore.documents.models import Blob, Document, DocumentVersion
+from docstore.retention import gc
 from docstore.retention.gc import orphans
 from docstore.services import Services
 from docstore.users.models import User
@@ -277,6 +281,54 @@ def check_orphans(svc: Services, report: FsckReport, repair: bool, now: datetime
     report.checked["orphans"] = count
 
 
+def _leftovers(db: Session, svc: Services, now: datetime) -> list[tuple[str, int, str]]:
+    """Blob rows whose object should be gone by now: what the blob GC has not done yet."""
+    settings = svc.settings
+    gc_cutoff = now - timedelta(seconds=settings.blob_gc_grace_seconds)
+    pending_cutoff = now - timedelta(seconds=gc.pending_grace_seconds(settings))
+    unreferenced = ~select(DocumentVersion.id).where(DocumentVersion.blob_id == Blob.id).exists()
+    rows = db.execute(
+        select(Blob.id, Blob.state, Blob.delete_attempts)
+        .where(
+            or_(
+                and_(Blob.state == "active", unreferenced, Blob.unreferenced_at < gc_cutoff),
+                and_(Blob.state == "deleting", Blob.unreferenced_at < gc_cutoff),
+                and_(Blob.state == "pending", Blob.created_at < pending_cutoff),
+            )
+        )
+        .order_by(Blob.id)
+    ).all()
+    out = []
+    for blob_id, state, attempts in rows:
+        if state == "active":
+            out.append(("unreferenced_blob", blob_id, "no version uses it, past the GC grace"))
+        elif state == "deleting":
+            tries = f" ({attempts} failed storage deletes)" if attempts else ""
+            out.append(("undeleted_blob", blob_id, f"queued for deletion, not deleted{tries}"))
+        else:
+            out.append(("stale_pending", blob_id, "an upload that never finished"))
+    return out
+
+
+def check_leftovers(svc: Services, report: FsckReport, repair: bool, now: datetime) -> None:
+    """No stored object outlives the grace periods without a version using it.
+
+    Repair runs the blob GC as of `now`; what its storage deletes could not remove stays
+    reported.
+    """
+    with svc.database.transaction() as db:
+        found = _leftovers(db, svc, now)
+    remaining: set[int] = {blob_id for _, blob_id, _ in found}
+    if repair and found:
+        gc.collect(svc.database, svc.store, svc.settings, now=now)
+        with svc.database.transaction() as db:
+            remaining = {blob_id for _, blob_id, _ in _leftovers(db, svc, now)}
+    for check, blob_id, detail in found:
+        report.findings.append(
+            Finding(check, f"blob {blob_id}", detail, repaired=repair and blob_id not in remaining)
+        )
+
+
 def run(
     svc: Services, *, repair: bool = False, rehash: bool = False, now: datetime | None = None
 ) -> FsckReport:
@@ -288,5 +340,6 @@ def run(
     with svc.database.transaction() as db:
         check_ref_counts(db, report, repair, now)
     check_objects(svc, report, repair, rehash)
+    check_leftovers(svc, report, repair, now)
     check_orphans(svc, report, repair, now)
     return report

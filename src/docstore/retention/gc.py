@@ -174,6 +174,11 @@ def delete_claimed(database: Database, store: BlobStore, result: GcResult) -> No
         result.delete_failures += len(failed)
 
 
+def pending_grace_seconds(settings: Settings) -> int:
+    """How old a pending blob must be to be a crashed upload's: older than any upload."""
+    return max(settings.blob_pending_grace_seconds, settings.upload_session_ttl_seconds + 3600)
+
+
 def collect(
     database: Database, store: BlobStore, settings: Settings, *, now: datetime | None = None
 ) -> GcResult:
@@ -184,10 +189,7 @@ def collect(
     now = now or utcnow()
     result = GcResult()
     unref_cutoff = now - timedelta(seconds=settings.blob_gc_grace_seconds)
-    pending_grace = max(
-        settings.blob_pending_grace_seconds, settings.upload_session_ttl_seconds + 3600
-    )
-    pending_cutoff = now - timedelta(seconds=pending_grace)
+    pending_cutoff = now - timedelta(seconds=pending_grace_seconds(settings))
     while True:
         with database.transaction() as db:
             n = claim_unreferenced(db, unref_cutoff, now, CLAIM_BATCH)
