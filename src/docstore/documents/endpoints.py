@@ -12,19 +12,12 @@ from docstore.db import after_commit, on_rollback
 from docstore.deps import DB, CurrentActor, Svc
 from docstore.documents import blobs, service
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
-from docstore.schemas import Id, problems
+from docstore.schemas import RAW_BODY, Id, problems
 from docstore.services import Services
 from docstore.sharing.permissions import Level
 from docstore.uploads.receive import declared_length, discard, parse_checksum, receive_body
 
 router = APIRouter(tags=["documents"])
-
-RAW_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    }
-}
 
 
 def _precheck(

@@ -12,7 +12,7 @@ from docstore.deps import DB, CurrentActor, Svc
 from docstore.documents.schemas import SaveOut
 from docstore.errors import BadRequest, QuotaExceeded
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from docstore.schemas import Id, problems
+from docstore.schemas import RAW_BODY, Id, problems
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_document_for
 from docstore.uploads.receive import declared_length, discard, parse_checksum, receive_body
@@ -21,13 +21,6 @@ from docstore.versions import service
 from docstore.versions.schemas import OnConflict, VersionOut, VersionPatch
 
 router = APIRouter(prefix="/documents/{document_id}/versions", tags=["versions"])
-
-RAW_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-    }
-}
 
 
 class VersionPage(BaseModel):
