@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +23,7 @@ from docstore.errors import DocstoreError
 from docstore.folders.endpoints import router as folders_router
 from docstore.limits import BodyLimits
 from docstore.retention.endpoints import router as retention_router
+from docstore.schemas import problem_response
 from docstore.services import Services
 from docstore.sharing.endpoints import links_router
 from docstore.sharing.endpoints import router as sharing_router
@@ -39,7 +39,6 @@ from docstore.web.routes import install as install_web
 log = logging.getLogger("docstore")
 
 API_PREFIX = "/api/v1"
-PROBLEM = "application/problem+json"
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthenticated",
@@ -54,11 +53,7 @@ _STATUS_CODES = {
 }
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    """An RFC 9457 problem response."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
-    body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+problem = problem_response
 
 
 def startup(services: Services) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, TypeVar
 
 import annotated_types
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 T = TypeVar("T")
@@ -72,3 +73,10 @@ RAW_BODY: dict[str, Any] = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
+
+
+def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """An RFC 9457 problem response with docstore's `code`."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from docstore.schemas import problem_response
 from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE
 from docstore.storage.disposition import content_disposition, safe_content_type
 from docstore.storage.local import (
@@ -33,10 +34,8 @@ _TITLES = {
 
 
 def _problem(status: int, code: str, detail: str) -> JSONResponse:
-    """An RFC 9457 problem response."""
-    body = {"type": "about:blank", "title": _TITLES[status], "status": status}
-    body |= {"detail": detail, "code": code}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    """An RFC 9457 problem response titled by its status."""
+    return problem_response(status, code, _TITLES[status], detail)
 
 
 def _too_large() -> JSONResponse:
