@@ -38,9 +38,16 @@ def name_taken(
 def lock(db: Session, folder_id: int) -> Folder | None:
     """Take the folder's row lock (PostgreSQL): serialises name checks among its children.
 
+    FOR NO KEY UPDATE, not FOR UPDATE: lockers still exclude each other, but the foreign-key
+    checks of rows that point at the folder (KEY SHARE) do not wait for it. A version save
+    holds the owner's `users` row (quota) and then, updating its document row a second time,
+    KEY SHAREs the folder; a document being created there held the folder FOR UPDATE and
+    then waited for that `users` row: a deadlock, and a 503 for one of them.
+
     On SQLite every write transaction already holds the database lock (BEGIN IMMEDIATE).
     """
-    return db.scalar(select(Folder).where(Folder.id == folder_id).with_for_update())
+    stmt = select(Folder).where(Folder.id == folder_id).with_for_update(key_share=True)
+    return db.scalar(stmt)
 
 
 def subtree_like(path: str) -> str:
