@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
+from docstore.storage import local
 from docstore.storage.base import (
     BlobStore,
     PartInfo,
@@ -26,7 +27,7 @@ from docstore.storage.base import (
     StorageError,
     normalize_etag,
 )
-from docstore.storage.local import LocalBlobStore
+from docstore.storage.local import LocalBlobStore, PartBusy
 from docstore.storage.s3 import S3BlobStore
 from tests.storage.conftest import SECRET, StorageServer
 
@@ -431,6 +432,83 @@ def test_part_for_an_aborted_upload_is_404(local_store: LocalBlobStore, http: ht
     assert_problem(send(http, request, b"data"), 404, "not_found")
     assert not (local_store.root / "multipart" / upload_id).exists()
     assert list((local_store.root / "tmp").iterdir()) == []
+
+
+def test_parts_land_in_place_and_complete_renames_without_copying(
+    local_store: LocalBlobStore, http: httpx.Client
+) -> None:
+    key = "blobs/in-place"
+    parts = [os.urandom(5 * MiB), os.urandom(5 * MiB), b"tail"]
+    upload_id = local_store.create_multipart(key, part_size=5 * MiB, size=10 * MiB + 4)
+    data_file = local_store.root / "multipart" / upload_id / "data"
+    # Sent out of order: each part goes to its own offset of the one file.
+    reported = {}
+    for number in (3, 1, 2):
+        request = local_store.sign_part(key, upload_id, number, 300)
+        response = send(http, request, parts[number - 1])
+        assert response.status_code == 200, response.text
+        reported[number] = PartInfo(number, response.headers["etag"])
+    inode = data_file.stat().st_ino
+    digest = local_store.complete_multipart(key, upload_id, [reported[n] for n in (1, 2, 3)])
+    assert digest == hashlib.sha256(b"".join(parts)).hexdigest()
+    assert local_store.object_path(key).stat().st_ino == inode  # renamed, not copied
+    with local_store.open(key) as f:
+        assert f.read() == b"".join(parts)
+
+
+def test_a_part_never_writes_past_its_place(
+    local_store: LocalBlobStore, http: httpx.Client
+) -> None:
+    key = "blobs/overflow"
+    upload_id = local_store.create_multipart(key, part_size=5 * MiB, size=5 * MiB + 10)
+    data_file = local_store.root / "multipart" / upload_id / "data"
+    first = local_store.sign_part(key, upload_id, 1, 300)
+    # Declared too big: refused before a byte is read.
+    assert_problem(send(http, first, os.urandom(5 * MiB + 1)), 413, "too_large")
+    last = local_store.sign_part(key, upload_id, 2, 300)
+    # Streamed without a length (chunked): refused once it passes the declared size.
+    chunks = iter([b"x" * 6, b"y" * (2 * MiB)])
+    response = http.put(last.url, content=chunks)
+    assert_problem(response, 413, "too_large")
+    assert local_store.list_parts(key, upload_id) == []
+    assert data_file.stat().st_size <= 5 * MiB + 10
+    assert send(http, last, b"0123456789").status_code == 200
+    assert [p.size for p in local_store.list_parts(key, upload_id)] == [10]
+
+
+def test_one_part_is_written_by_one_request_at_a_time(local_store: LocalBlobStore) -> None:
+    upload_id = local_store.create_multipart("blobs/busy")
+    writer = local_store.open_part_writer(upload_id, 1)
+    with pytest.raises(PartBusy):
+        local_store.open_part_writer(upload_id, 1)
+    other = local_store.open_part_writer(upload_id, 2)  # another part is fine
+    other.discard()
+    writer.write(b"first")
+    etag = writer.commit()
+    again = local_store.open_part_writer(upload_id, 1)  # a retry starts over
+    assert local_store.list_parts("blobs/busy", upload_id) == []
+    again.write(b"second")
+    assert again.commit() != etag
+    assert [p.size for p in local_store.list_parts("blobs/busy", upload_id)] == [6]
+
+
+def test_complete_waits_for_parts_in_flight(
+    local_store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "COMPLETE_WAIT_SECONDS", 0.2)
+    upload_id = local_store.create_multipart("blobs/in-flight")
+    writer = local_store.open_part_writer(upload_id, 1)
+    writer.write(b"done")
+    etag = writer.commit()
+    late = local_store.open_part_writer(upload_id, 2)
+    with pytest.raises(StorageError, match="still being received"):
+        local_store.complete_multipart("blobs/in-flight", upload_id, [PartInfo(1, etag)])
+    late.discard()
+    local_store.complete_multipart("blobs/in-flight", upload_id, [PartInfo(1, etag)])
+    with local_store.open("blobs/in-flight") as f:
+        assert f.read() == b"done"
+    with pytest.raises(KeyError):  # the upload is gone: no part can join it now
+        local_store.open_part_writer(upload_id, 2)
 
 
 def test_a_part_finishing_after_abort_is_not_kept(local_store: LocalBlobStore) -> None:

@@ -278,10 +278,15 @@ def test_a_small_part_before_the_last_is_refused(new_uploader: NewUploader) -> N
     ann = new_uploader()
     data = os.urandom(5 * MiB + 100)
     started = ann.initiate("small.bin", data).json()
-    # Part 1 holds too little; part 2 the rest: the sizes add up, the rule does not.
+    # Part 1 holds too little; part 2 the rest would make the sizes add up, but a part
+    # never holds more than part_size: it is refused as it arrives.
     uneven = {**started, "part_size": 50}
     ann.put_parts({**uneven, "parts": started["parts"][:1]}, data)
     r = ann.api.put(started["parts"][1]["url"], content=data[50:])
+    assert_problem(r, 413, "too_large")
+    assert_problem(ann.complete(started["upload_id"]), 422, "validation_error")
+    # With a planned-size part 2, the short part 1 is still refused.
+    r = ann.api.put(started["parts"][1]["url"], content=data[started["part_size"] :])
     assert r.status_code == 200
     assert_problem(ann.complete(started["upload_id"]), 422, "validation_error")
 

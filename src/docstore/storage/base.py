@@ -91,12 +91,21 @@ class BlobStore(Protocol):
         ...
 
     def create_multipart(
-        self, key: str, content_type: str | None = None, *, checksum_sha256: bool = False
+        self,
+        key: str,
+        content_type: str | None = None,
+        *,
+        checksum_sha256: bool = False,
+        part_size: int = MIN_PART_SIZE,
+        size: int | None = None,
     ) -> str:
         """Start a multipart upload; returns its upload id.
 
         S3 fixes the checksum algorithm when the upload starts: with `checksum_sha256` every
         part must then be signed with its SHA-256 (`sign_part`), without it none may be.
+        Every part but the last will hold exactly `part_size` bytes, `size` in all
+        (docstore plans them): the local store writes each part at its offset in one file
+        and refuses a byte past its place; S3 needs neither hint.
         """
         ...
 

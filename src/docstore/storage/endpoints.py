@@ -18,6 +18,8 @@ from docstore.storage.local import (
     BUFFER_SIZE,
     ChecksumMismatch,
     LocalBlobStore,
+    PartBusy,
+    PartTooLarge,
     PartWriter,
     SignatureError,
 )
@@ -28,6 +30,7 @@ _TITLES = {
     400: "Bad request",
     403: "Forbidden",
     404: "Not found",
+    409: "Conflict",
     413: "Too large",
     503: "Storage is unavailable",
 }
@@ -38,8 +41,16 @@ def _problem(status: int, code: str, detail: str) -> JSONResponse:
     return problem_response(status, code, _TITLES[status], detail)
 
 
-def _too_large() -> JSONResponse:
-    return _problem(413, "too_large", f"A part may hold at most {MAX_PART_SIZE} bytes.")
+def _too_large(limit: int = MAX_PART_SIZE) -> JSONResponse:
+    return _problem(413, "too_large", f"A part of this upload may hold at most {limit} bytes.")
+
+
+def _busy() -> JSONResponse:
+    return _problem(
+        409,
+        "conflict",
+        "This part is being sent by another request, or the upload is being completed; retry.",
+    )
 
 
 def _unavailable() -> JSONResponse:
@@ -84,12 +95,14 @@ async def put_part(request: Request, upload_id: str, part_number: str) -> Respon
         )
     except (KeyError, ValueError):
         return _problem(404, "not_found", "The upload does not exist (completed or aborted?).")
+    except PartBusy:
+        return _busy()
     except OSError:
         return _unavailable()
     declared = _as_int(request.headers.get("content-length", ""))
-    if declared is not None and declared > MAX_PART_SIZE:
+    if declared is not None and declared > writer.limit:
         await anyio.to_thread.run_sync(writer.discard)
-        return _too_large()
+        return _too_large(writer.limit)
     try:
         refused = await _receive(request, writer)
         if refused is not None:
@@ -97,6 +110,9 @@ async def put_part(request: Request, upload_id: str, part_number: str) -> Respon
             return refused
         # A signed checksum is enforced; an unsigned one the client sends is checked as well.
         etag = await anyio.to_thread.run_sync(writer.commit, checksum or sent_checksum)
+    except PartTooLarge:
+        await anyio.to_thread.run_sync(writer.discard)
+        return _too_large(writer.limit)
     except ChecksumMismatch:
         return _problem(400, "bad_digest", "The bytes do not match x-amz-checksum-sha256.")
     except KeyError:
@@ -120,16 +136,13 @@ async def _receive(request: Request, writer: PartWriter) -> Response | None:
             pending_size += len(chunk)
             if pending_size >= BUFFER_SIZE:
                 # hashlib and the write release the GIL: the loop keeps serving meanwhile.
+                # Past the part's place in the file: PartTooLarge, before a byte lands there.
                 await anyio.to_thread.run_sync(writer.write, b"".join(pending))
                 pending, pending_size = [], 0
-                if writer.size > MAX_PART_SIZE:
-                    return _too_large()
     except ClientDisconnect:
         return Response(status_code=400)
     if pending:
         await anyio.to_thread.run_sync(writer.write, b"".join(pending))
-    if writer.size > MAX_PART_SIZE:
-        return _too_large()
     return None
 
 

@@ -1,14 +1,16 @@
 """Blobs on local disk, with signed URLs served by docstore itself (storage/endpoints.py).
 
-Layout under `root`: `objects/<key>`, `multipart/<upload id>/<part number>` (plus
-`meta.json` and an `<n>.md5` cache per part), and `tmp/` for everything being written,
-so that a rename puts a complete file in place and a crash never shows a partial one.
+Layout under `root`: `objects/<key>`; `multipart/<upload id>/` holding `meta.json`, the
+upload's `data` file (part n at offset (n - 1) * part_size), a record `<n>` per part
+received ("size md5") and lock files; `tmp/` for everything being written, so that a
+rename puts a complete file in place and a crash never shows a partial one.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import hashlib
 import hmac
 import json
@@ -22,11 +24,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import BinaryIO
 from urllib.parse import urlencode
 
 from docstore.storage.base import (
     MAX_PART_NUMBER,
+    MAX_PART_SIZE,
     MIN_PART_SIZE,
     MultipartInfo,
     ObjectInfo,
@@ -38,8 +41,12 @@ from docstore.storage.base import (
 from docstore.storage.disposition import clip_filename, safe_content_type
 
 BUFFER_SIZE = 1024 * 1024
+HASH_BLOCK = 4 * 1024 * 1024
+COMPLETE_WAIT_SECONDS = 30
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _META = "meta.json"
+_DATA = "data"
+_LOCK = "upload.lock"
 
 
 class SignatureError(Exception):
@@ -104,39 +111,93 @@ def _check_part_number(part_number: int) -> int:
     return part_number
 
 
-class PartWriter:
-    """One part being received: bytes go to a temp file while MD5 (and SHA-256) run.
+class PartBusy(Exception):
+    """Another request is writing this part, or the upload is being completed."""
 
-    SHA-256 only runs when the part has a checksum to meet (`sha256=True`): it costs as
-    much CPU as writing the bytes, and the whole file is hashed again at complete anyway.
+
+class PartTooLarge(Exception):
+    """More bytes than the part's place in the upload's file can hold."""
+
+
+def _locked(path: Path, operation: int) -> int:
+    """An fd of `path` (created if need be) holding a non-blocking flock; PartBusy if taken.
+
+    flock locks belong to the open file, so they exclude threads of one process as well as
+    other processes, and the kernel drops them when a crashed process's files close.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise PartBusy("the part is being written by another request") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class PartWriter:
+    """One part being received straight into its place in the upload's file.
+
+    Part n owns bytes [(n-1) * part_size, n * part_size) of the upload's `data` file, so
+    completing only hashes and renames it: the bytes are written once. MD5 (the ETag) and,
+    when the part has a checksum to meet, SHA-256 run on the way.
+
+    Locks: every writer holds `upload.lock` shared (complete takes it exclusively) and
+    `<n>.lock` exclusively, so two requests never interleave bytes in one place. The
+    part's record `<n>` ("size md5") is removed before the first byte is written and put
+    back, after fdatasync, once the part is whole: a listed part's bytes are on disk.
     """
 
     def __init__(
-        self, tmp_dir: Path, upload_dir: Path, part_number: int, *, sha256: bool = True
+        self,
+        tmp_dir: Path,
+        upload_dir: Path,
+        part_number: int,
+        part_size: int,
+        *,
+        limit: int | None = None,
+        sha256: bool = True,
     ) -> None:
         self._tmp_dir = tmp_dir
         self._upload_dir = upload_dir
         self._part_number = part_number
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="part-")
-        self._path = Path(name)
-        self._file: IO[bytes] = os.fdopen(fd, "wb", buffering=0)
+        self._offset = (part_number - 1) * part_size
+        self.limit = part_size if limit is None else limit
+        self._fds: list[int] = []
+        try:
+            self._fds.append(_locked(upload_dir / _LOCK, fcntl.LOCK_SH))
+            self._fds.append(_locked(upload_dir / f"{part_number}.lock", fcntl.LOCK_EX))
+            (upload_dir / str(part_number)).unlink(missing_ok=True)
+            self._fd = os.open(upload_dir / _DATA, os.O_WRONLY | os.O_CLOEXEC)
+            self._fds.append(self._fd)
+        except (FileNotFoundError, NotADirectoryError):
+            self._close()
+            raise KeyError("the upload was completed or aborted") from None
+        except BaseException:
+            self._close()
+            raise
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256() if sha256 else None
         self.size = 0
 
     def write(self, data: bytes) -> None:
-        """Hash and write a block (call with large blocks: hashlib releases the GIL)."""
+        """Hash and write a block at its place (large blocks: hashlib releases the GIL)."""
+        if self.size + len(data) > self.limit:
+            raise PartTooLarge(f"a part of this upload may hold at most {self.limit} bytes")
         self._md5.update(data)
         if self._sha256 is not None:
             self._sha256.update(data)
         view = memoryview(data)
+        offset = self._offset + self.size
         while view:
-            written = self._file.write(view)
-            view = view[written or 0 :]
+            written = os.pwrite(self._fd, view, offset)
+            view, offset = view[written:], offset + written
         self.size += len(data)
 
     def commit(self, expected_sha256_b64: str | None = None) -> str:
-        """Put the part in place unless it fails its checksum; returns its ETag (MD5 hex)."""
+        """Record the part unless it fails its checksum; returns its ETag (MD5 hex)."""
         try:
             if expected_sha256_b64 is not None:
                 if self._sha256 is None:
@@ -145,29 +206,25 @@ class PartWriter:
                 if actual != expected_sha256_b64.strip():
                     raise ChecksumMismatch("the part's bytes do not match its SHA-256")
             etag = self._md5.hexdigest()
-            os.fsync(self._file.fileno())
-            st = os.fstat(self._file.fileno())
-            self._file.close()
+            os.fdatasync(self._fd)
             try:
-                # The cache names the exact file it describes, so a stale one is never believed.
                 _write_small(
-                    self._tmp_dir,
-                    self._upload_dir / f"{self._part_number}.md5",
-                    f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {etag}",
+                    self._tmp_dir, self._upload_dir / str(self._part_number), f"{self.size} {etag}"
                 )
-                os.replace(self._path, self._upload_dir / str(self._part_number))
+                _fsync_dir(self._upload_dir)
             except FileNotFoundError:
                 raise KeyError("the upload was completed or aborted meanwhile") from None
-            _fsync_dir(self._upload_dir)
             return etag
-        except BaseException:
-            self.discard()
-            raise
+        finally:
+            self._close()
 
     def discard(self) -> None:
-        """Drop what was received; nothing of this part is kept."""
-        self._file.close()
-        self._path.unlink(missing_ok=True)
+        """Give up the part: it stays unlisted, and its place is free for a retry."""
+        self._close()
+
+    def _close(self) -> None:
+        while self._fds:
+            os.close(self._fds.pop())
 
 
 class LocalBlobStore:
@@ -309,14 +366,35 @@ class LocalBlobStore:
     # -- multipart -----------------------------------------------------------------------
 
     def create_multipart(
-        self, key: str, content_type: str | None = None, *, checksum_sha256: bool = False
+        self,
+        key: str,
+        content_type: str | None = None,
+        *,
+        checksum_sha256: bool = False,
+        part_size: int = MIN_PART_SIZE,
+        size: int | None = None,
     ) -> str:
-        """Make the upload's directory (built in tmp, then renamed: never half-made)."""
+        """Make the upload's directory (built in tmp, then renamed: never half-made).
+
+        Every part but the last must hold exactly `part_size` bytes: part n is written at
+        offset (n - 1) * part_size of one file, which complete renames into place. With
+        the declared `size`, no part may bring the file past it either.
+        """
         check_key(key)
+        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+            raise ValueError(f"part_size must be {MIN_PART_SIZE}..{MAX_PART_SIZE} bytes")
         upload_id = secrets.token_urlsafe(24)
         staging = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix="upload-"))
-        meta = {"key": key, "content_type": content_type, "checksum_sha256": checksum_sha256}
+        meta = {
+            "key": key,
+            "content_type": content_type,
+            "checksum_sha256": checksum_sha256,
+            "part_size": part_size,
+            "size": size,
+        }
         try:
+            for name in (_DATA, _LOCK):
+                (staging / name).touch(mode=0o600)
             _write_small(self.root / "tmp", staging / _META, json.dumps(meta))
             os.replace(staging, self._upload_dir(upload_id))
         except OSError as exc:
@@ -335,12 +413,28 @@ class LocalBlobStore:
     def open_part_writer(
         self, upload_id: str, part_number: int, *, sha256: bool = True
     ) -> PartWriter:
-        """Start receiving a part (`sha256`: its checksum will be checked); KeyError if unknown."""
+        """Start receiving a part (`sha256`: its checksum will be checked).
+
+        KeyError if the upload is unknown; PartBusy if the part (or the upload, being
+        completed) is taken by another request.
+        """
         _check_part_number(part_number)
-        upload_dir = self._upload_dir(upload_id)
-        if not (upload_dir / _META).is_file():
+        meta = self._read_meta(upload_id)
+        part_size = meta.get("part_size") if meta is not None else None
+        if not isinstance(part_size, int):
             raise KeyError(upload_id)
-        return PartWriter(self.root / "tmp", upload_dir, part_number, sha256=sha256)
+        limit = part_size
+        declared = meta.get("size") if meta is not None else None
+        if isinstance(declared, int):
+            limit = max(0, min(part_size, declared - (part_number - 1) * part_size))
+        return PartWriter(
+            self.root / "tmp",
+            self._upload_dir(upload_id),
+            part_number,
+            part_size,
+            limit=limit,
+            sha256=sha256,
+        )
 
     def sign_part(
         self,
@@ -383,91 +477,86 @@ class LocalBlobStore:
     def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
         """The parts received, in part-number order; StorageError for an unknown upload."""
         upload_dir, _ = self._upload_for(key, upload_id)
-        parts = []
         try:
             names = [n for n in os.listdir(upload_dir) if n.isdigit()]
         except FileNotFoundError:
             raise StorageError("no such multipart upload") from None
+        parts = []
         for name in sorted(names, key=int):
-            try:
-                with (upload_dir / name).open("rb") as f:
-                    st = os.fstat(f.fileno())
-                    etag = self._cached_etag(upload_dir, name, st) or _md5_of(f)
-            except FileNotFoundError:
-                continue
-            parts.append(PartInfo(int(name), etag, st.st_size))
+            record = _read_record(upload_dir, int(name))
+            if record is not None:
+                parts.append(PartInfo(int(name), record[1], record[0]))
         return parts
 
-    def _cached_etag(self, upload_dir: Path, name: str, st: os.stat_result) -> str | None:
-        """The part's MD5 as recorded when it arrived, if the record is about this very file."""
-        try:
-            ino, size, mtime_ns, etag = (upload_dir / f"{name}.md5").read_text().split()
-        except (FileNotFoundError, ValueError):
-            return None
-        if (int(ino), int(size), int(mtime_ns)) != (st.st_ino, st.st_size, st.st_mtime_ns):
-            return None
-        return etag
-
     def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> str:
-        """Join the parts in order into the object; returns the whole file's SHA-256 hex."""
-        upload_dir, _ = self._upload_for(key, upload_id)
+        """Check the parts, hash the upload's file and rename it into place.
+
+        Returns the whole file's SHA-256 hex. The parts must be 1..n, each but the last
+        exactly `part_size` bytes; parts beyond n are dropped. Waits (bounded) for parts
+        still being written, which new ones cannot join meanwhile.
+        """
+        upload_dir, meta = self._upload_for(key, upload_id)
+        part_size = meta.get("part_size")
         ordered = sorted(parts, key=lambda p: p.part_number)
+        if not isinstance(part_size, int):
+            raise StorageError("this upload was started by an older docstore; start again")
         if not ordered:
             raise StorageError("a multipart upload needs at least one part")
-        if len({p.part_number for p in ordered}) != len(ordered):
-            raise StorageError("a part number is listed twice")
-        fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="complete-")
-        tmp = Path(name)
-        sha256 = hashlib.sha256()
-        buf = bytearray(BUFFER_SIZE)
-        view = memoryview(buf)
+        if [p.part_number for p in ordered] != list(range(1, len(ordered) + 1)):
+            raise StorageError("the parts must be numbered 1 to n, each once")
+        lock = self._lock_upload(upload_dir)
         try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                for index, part in enumerate(ordered):
-                    last = index == len(ordered) - 1
-                    self._append_part(upload_dir, part, last, out, sha256, view)
-                os.fsync(out.fileno())
-            self._place(tmp, key)
+            total = self._check_parts(upload_dir, ordered, part_size)
+            data = upload_dir / _DATA
+            sha256 = hashlib.sha256()
+            with data.open("r+b", buffering=0) as f:
+                if os.fstat(f.fileno()).st_size != total:
+                    os.ftruncate(f.fileno(), total)
+                buf = memoryview(bytearray(HASH_BLOCK))
+                while n := f.readinto(buf):
+                    sha256.update(buf[:n])
+                os.fsync(f.fileno())
+            self._place(data, key)
+            self._remove_upload_dir(upload_dir)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StorageError(f"could not complete the upload: {exc.strerror}") from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._remove_upload_dir(upload_dir)
+        finally:
+            os.close(lock)
         return sha256.hexdigest()
 
-    def _append_part(
-        self,
-        upload_dir: Path,
-        part: PartInfo,
-        last: bool,
-        out: IO[bytes],
-        sha256: hashlib._Hash,
-        view: memoryview,
-    ) -> None:
-        """Copy one part to `out` while hashing, after checking it is the part the client sent."""
-        name = str(part.part_number)
-        try:
-            f = (upload_dir / name).open("rb", buffering=0)
-        except FileNotFoundError:
-            raise StorageError(f"part {part.part_number} was not uploaded") from None
-        with f:
-            st = os.fstat(f.fileno())
-            if not last and st.st_size < MIN_PART_SIZE:
-                raise StorageError(f"part {part.part_number} is smaller than {MIN_PART_SIZE} bytes")
-            cached = self._cached_etag(upload_dir, name, st)
-            md5 = None if cached else hashlib.md5(usedforsecurity=False)
-            while n := f.readinto(view):
-                chunk = view[:n]
-                sha256.update(chunk)
-                if md5 is not None:
-                    md5.update(chunk)
-                while chunk:
-                    chunk = chunk[out.write(chunk) or 0 :]
-            etag = cached or (md5.hexdigest() if md5 is not None else "")
-        if normalize_etag(part.etag) != etag:
-            raise StorageError(f"part {part.part_number} does not match its ETag")
+    def _lock_upload(self, upload_dir: Path) -> int:
+        """The upload's lock held exclusively, once no part is being written (bounded wait)."""
+        deadline = time.monotonic() + COMPLETE_WAIT_SECONDS
+        while True:
+            try:
+                return _locked(upload_dir / _LOCK, fcntl.LOCK_EX)
+            except FileNotFoundError:
+                raise StorageError("no such multipart upload") from None
+            except PartBusy:
+                if time.monotonic() >= deadline:
+                    raise StorageError("parts of this upload are still being received") from None
+                time.sleep(0.05)
+
+    def _check_parts(self, upload_dir: Path, ordered: list[PartInfo], part_size: int) -> int:
+        """The object's size if every part is the one the client sent, at its full size."""
+        total = 0
+        for part in ordered:
+            record = _read_record(upload_dir, part.part_number)
+            if record is None:
+                raise StorageError(f"part {part.part_number} was not uploaded")
+            size, etag = record
+            if normalize_etag(part.etag) != etag:
+                raise StorageError(f"part {part.part_number} does not match its ETag")
+            if part is not ordered[-1] and size != part_size:
+                raise StorageError(
+                    f"part {part.part_number} has {size} bytes; every part but the last "
+                    f"must have {part_size}"
+                )
+            total += size
+        for name in os.listdir(upload_dir):
+            if name.isdigit() and int(name) > len(ordered):  # not in the object: forget it
+                (upload_dir / name).unlink(missing_ok=True)
+        return total
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Remove the upload and its parts; an unknown upload is fine."""
@@ -601,8 +690,10 @@ def _parse_expiry(expires: str) -> int:
         raise SignatureError("the URL's signature is invalid") from None
 
 
-def _md5_of(f: BinaryIO) -> str:
-    md5 = hashlib.md5(usedforsecurity=False)
-    while chunk := f.read(BUFFER_SIZE):
-        md5.update(chunk)
-    return md5.hexdigest()
+def _read_record(upload_dir: Path, part_number: int) -> tuple[int, str] | None:
+    """(size, ETag) of a part received whole, or None."""
+    try:
+        size, etag = (upload_dir / str(part_number)).read_text().split()
+        return int(size), etag
+    except (FileNotFoundError, ValueError):
+        return None

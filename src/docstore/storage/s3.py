@@ -32,7 +32,39 @@ if TYPE_CHECKING:
 PUT_PART_SIZE = 8 * 1024 * 1024
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-_URL_OPTIONS = {"endpoint_url", "region", "create_bucket"}
+_URL_OPTIONS = {
+    "endpoint_url",
+    "region",
+    "create_bucket",
+    "connect_timeout",
+    "read_timeout",
+    "max_attempts",
+}
+# Storage that stops answering must fail a request within seconds, never hang it (botocore
+# waits 60 s per attempt by default). READ_TIMEOUT bounds each wait for the next bytes; S3
+# keeps long operations (CompleteMultipartUpload) alive with whitespace, so a healthy store
+# never goes that quiet. MAX_ATTEMPTS counts the first try: a call gives up after at most
+# MAX_ATTEMPTS waits of READ_TIMEOUT plus the backoff between them.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
+MAX_ATTEMPTS = 3
+
+
+def _positive(
+    options: dict[str, str], name: str, default: float, *, integer: bool = False
+) -> float:
+    """A positive number from the URL's options (a whole one with `integer`), or `default`."""
+    text = options.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 3600:
+        kind = "a whole number" if integer else "a number of seconds"
+        raise ValueError(f"{name} must be {kind} above 0 and below 3600")
+    return value
 
 
 def _error_code(exc: ClientError) -> str:
@@ -62,14 +94,18 @@ class S3BlobStore:
         endpoint_url: str | None = None,
         region: str | None = None,
         create_bucket: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.bucket = bucket
         self.region = region
         config = Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=10,
+            retries={"total_max_attempts": max_attempts, "mode": "standard"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
         )
         session = boto3.session.Session()
         self.client: S3Client = session.client(
@@ -80,7 +116,11 @@ class S3BlobStore:
 
     @classmethod
     def from_url(cls, url: str) -> S3BlobStore:
-        """Build from `s3://BUCKET?endpoint_url=...&region=...&create_bucket=true`."""
+        """Build from `s3://BUCKET?endpoint_url=...&region=...&create_bucket=true`.
+
+        `connect_timeout`, `read_timeout` (seconds) and `max_attempts` tune how soon an
+        unreachable store fails a request.
+        """
         parts = urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc:
             raise ValueError(f"not an s3://BUCKET URL: {url!r}")
@@ -98,6 +138,9 @@ class S3BlobStore:
             endpoint_url=options.get("endpoint_url") or None,
             region=options.get("region") or None,
             create_bucket=create in ("true", "1"),
+            connect_timeout=_positive(options, "connect_timeout", CONNECT_TIMEOUT),
+            read_timeout=_positive(options, "read_timeout", READ_TIMEOUT),
+            max_attempts=int(_positive(options, "max_attempts", MAX_ATTEMPTS, integer=True)),
         )
 
     def _ensure_bucket(self) -> None:
@@ -218,9 +261,19 @@ class S3BlobStore:
     # -- multipart -----------------------------------------------------------------------
 
     def create_multipart(
-        self, key: str, content_type: str | None = None, *, checksum_sha256: bool = False
+        self,
+        key: str,
+        content_type: str | None = None,
+        *,
+        checksum_sha256: bool = False,
+        part_size: int = MIN_PART_SIZE,
+        size: int | None = None,
     ) -> str:
-        """Start an upload; with `checksum_sha256` S3 demands a SHA-256 with every part."""
+        """Start an upload; with `checksum_sha256` S3 demands a SHA-256 with every part.
+
+        `part_size` and `size` are hints for stores that lay parts out themselves; S3
+        takes any (a part too big fails at complete, and the expiry job aborts it).
+        """
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if content_type:
             params["ContentType"] = safe_content_type(content_type)

@@ -186,7 +186,9 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
         )
     storage_id = None
     try:
-        storage_id = svc.store.create_multipart(key, target.mime_type)
+        storage_id = svc.store.create_multipart(
+            key, target.mime_type, part_size=part_size, size=body.size_bytes
+        )
         parts = [
             PartRequest(
                 part_number=signed_number,
@@ -240,6 +242,7 @@ class _Snapshot:
     key: str
     storage_id: str
     size: int
+    part_size: int
     sha256: str
     blob_id: int
 
@@ -299,13 +302,14 @@ def _begin_completing(db: Session, session: UploadSession) -> _Snapshot:
         key=session.storage_key,
         storage_id=session.storage_upload_id,
         size=session.size_bytes,
+        part_size=session.part_size,
         sha256=session.checksum_sha256,
         blob_id=session.blob_id,
     )
 
 
 def _choose_parts(
-    listed: list[PartInfo], sent: list[CompletedPart] | None, size: int
+    listed: list[PartInfo], sent: list[CompletedPart] | None, size: int, part_size: int
 ) -> list[PartInfo]:
     """The parts to join: the client's list checked against storage's, or storage's own.
 
@@ -325,11 +329,14 @@ def _choose_parts(
             chosen.append(found)
     if not chosen:
         raise ValidationFailed("No part has been uploaded.")
-    for info in chosen[:-1]:
-        if info.size < MIN_PART_SIZE:
+    for number, info in enumerate(chosen, start=1):
+        if info.part_number != number:
+            raise ValidationFailed(f"Part {number} was not uploaded.")
+        if info is not chosen[-1] and info.size != part_size:
+            # The size the upload was planned with (the response to POST /uploads).
             raise ValidationFailed(
                 f"Part {info.part_number} has {info.size} bytes; every part but the last "
-                f"needs at least {MIN_PART_SIZE}."
+                f"must have part_size ({part_size}) bytes."
             )
     total = sum(p.size for p in chosen)
     if total != size:
@@ -348,7 +355,7 @@ def _join_and_verify(svc: Services, snap: _Snapshot, sent: list[CompletedPart] |
         if store.head(snap.key) is None:
             raise NotFound("The upload's parts are gone; start the upload again.") from None
         return _verify(svc, snap)
-    chosen = _choose_parts(listed, sent, snap.size)
+    chosen = _choose_parts(listed, sent, snap.size, snap.part_size)
     try:
         digest = store.complete_multipart(snap.key, snap.storage_id, chosen)
     except StorageError:
