@@ -36,6 +36,8 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from docstore.config import Settings
+from docstore.storage.factory import make_blob_store
 from docstore.uploads.service import plan_parts
 
 MiB = 1024 * 1024
@@ -43,6 +45,7 @@ GiB = 1024 * MiB
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "upload.json"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SECRET = "bench-secret"  # noqa: S105 - a throwaway server's signing key
 
 
 def free_port() -> int:
@@ -116,11 +119,12 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         data = work / f"server-{self.port}"
         data.mkdir()
+        self.data = data
         self.log = data / "server.log"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSTORE_")}
         full_env |= {
             "DOCSTORE_DATA_DIR": str(data),
-            "DOCSTORE_SECRET_KEY": "bench-secret",
+            "DOCSTORE_SECRET_KEY": SECRET,
             "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
             **env,
         }
@@ -235,16 +239,19 @@ def bench_local(work: Path, src: Path, sha: str, parts: list[Path], parallel: in
             per_gib(cpu_down, size),
             {"part_phase_mb_s": mb_s(size, part_s), "complete_s": round(up_s - part_s, 2)},
         )
-        # Ceiling: the whole file in one PUT to one signed part URL of the same store, and
-        # a GET of the stored object's signed URL.
-        started = srv.api(
-            "POST", "/uploads", json={"filename": "ceiling.bin", "size_bytes": size,
-                                      "checksum_sha256": "0" * 64},  # never completed
-        ).json()  # fmt: skip
+        # Ceiling: the whole file in one PUT to one signed part URL of the same store
+        # (an upload laid out as a single part of the file's size), and a GET of the
+        # stored object's signed URL.
+        store = Settings(
+            data_dir=srv.data, secret_key=SECRET, public_url=srv.url
+        ).resolved_storage_url
+        local = make_blob_store(store, public_url=srv.url, secret_key=SECRET.encode())
+        upload_id = local.create_multipart("bench/ceiling", part_size=size, size=size)
+        part_url = local.sign_part("bench/ceiling", upload_id, 1, 3600).url
         cpu0, t0 = srv.cpu(), time.perf_counter()
-        curl("-T", str(src), "-o", "/dev/null", started["parts"][0]["url"])
+        curl("-T", str(src), "-o", "/dev/null", part_url)
         put_s, cpu_put = time.perf_counter() - t0, srv.cpu() - cpu0
-        srv.api("DELETE", f"/uploads/{started['upload_id']}")
+        local.abort_multipart("bench/ceiling", upload_id)
         url = srv.api("GET", f"/documents/{doc['id']}/download", params={"redirect": "false"})
         cpu0, t0 = srv.cpu(), time.perf_counter()
         curl("-o", "/dev/null", url.json()["url"])
