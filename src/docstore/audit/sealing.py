@@ -274,10 +274,14 @@ def seal_until_done(database: Database, *, rounds: int = 50, pause: float = 0.05
     for _ in range(rounds):
         total += int(sealer.run(database)["sealed"])
         with database.transaction() as db:
+            tail_id, _ = chain_tail(db)
             left = db.scalar(
-                select(func.count()).select_from(AuditLog).where(AuditLog.seal.is_(None))
+                select(AuditLog.id)
+                .where(AuditLog.id > tail_id, AuditLog.seal.is_(None))
+                .order_by(AuditLog.id)
+                .limit(1)
             )
-        if not left:
+        if left is None:
             break
         time.sleep(pause)
     return total
