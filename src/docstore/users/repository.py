@@ -50,9 +50,14 @@ def by_email(db: Session, email: str) -> User | None:
     return db.scalar(select(User).where(User.email == email))
 
 
-def token_by_digest(db: Session, digest: str) -> ApiToken | None:
-    """The token row for a presented token's digest."""
-    return db.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+def token_and_user(db: Session, digest: str) -> tuple[ApiToken, User] | None:
+    """The token row for a presented token's digest and its user, in one round trip."""
+    row = db.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == digest)
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def plan(db: Session, name: str) -> Plan | None:

@@ -114,11 +114,11 @@ def login(db: Session, actor: Actor, email: str, password: str) -> User:
 
 def authenticate(db: Session, token: str) -> tuple[User, ApiToken]:
     """The user behind a bearer token, or 401 when it is unknown, expired or revoked."""
-    row = repo.token_by_digest(db, token_digest(token))
-    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+    found = repo.token_and_user(db, token_digest(token))
+    if found is None:
         raise Unauthenticated("The token is invalid or has expired.")
-    user = db.get(User, row.user_id)
-    if user is None or not user.is_active:
+    row, user = found
+    if row.revoked_at is not None or row.expires_at <= utcnow() or not user.is_active:
         raise Unauthenticated("The token is invalid or has expired.")
     return user, row
 
