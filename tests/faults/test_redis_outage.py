@@ -1,0 +1,208 @@
+"""Redis stopped or flushed while the real server decides permissions from its cache.
+
+The server's Redis is a loopback proxy (so "stopped" never touches the shared Redis) and
+its keys live under a prefix of their own (so "flushed" deletes only this server's keys).
+Revokes and downgrades go on while the cache breaks; after every step each permission the
+server answers must match the share rows, and nothing may fail with a 5xx other than the
+documented 503 `cache_unavailable` for a revoke that could not be made effective.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.faults.helpers import API, Client, host_port, problem
+from tests.fixtures.proxy import TcpProxy
+from tests.fixtures.server import ServerProcess, start_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+CYCLES = 12
+
+
+@pytest.fixture
+def server_on_redis(
+    tmp_path: Path,
+    pg_url: str,
+    redis_prefix: tuple[str, str],
+    make_proxy: Callable[[str, int], TcpProxy],
+) -> Iterator[tuple[ServerProcess, TcpProxy]]:
+    url, prefix = redis_prefix
+    proxy = make_proxy(*host_port(url))
+    db = url.rsplit("/", 1)[1] or "0"
+    env = {
+        "DOCSTORE_REDIS_URL": f"redis://{proxy.address}/{db}?prefix={prefix}",
+        "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
+    }
+    server = start_server(tmp_path, pg_url, env)
+    try:
+        yield server, proxy
+    finally:
+        server.stop()
+
+
+class Sharing:
+    """Ann's document shared with Bob, and what Bob may do with it (the reference model)."""
+
+    def __init__(self, ann: Client, bob: Client, bob_email: str) -> None:
+        self.ann, self.bob, self.bob_email = ann, bob, bob_email
+        r = ann.put_file("shared.txt", b"hello")
+        assert r.status_code == 201, r.text
+        self.doc = r.json()["id"]
+        self.level: str | None = None
+        self.share_id: int | None = None
+
+    def grant(self, level: str) -> None:
+        body = {"document_id": self.doc, "email": self.bob_email, "permission": level}
+        r = self.ann.post(f"{API}/shares", json=body)
+        assert r.status_code == 201, r.text
+        self.share_id, self.level = r.json()["id"], level
+
+    def change(self, level: str | None) -> bool:
+        """Downgrade (a level) or revoke (None); False when the server said 503 (unchanged)."""
+        assert self.share_id is not None
+        url = f"{API}/shares/{self.share_id}"
+        if level is None:
+            r = self.ann.request("DELETE", url)
+            ok = 204
+        else:
+            r = self.ann.request("PATCH", url, json={"permission": level})
+            ok = 200
+        if problem(r) == (503, "cache_unavailable"):
+            return False
+        assert r.status_code == ok, r.text
+        self.level = level
+        if level is None:
+            self.share_id = None
+        return True
+
+    def check(self) -> None:
+        """Bob's reads and writes answer exactly what the model says, twice (cache warm)."""
+        for _ in range(2):
+            r = self.bob.get(f"{API}/documents/{self.doc}")
+            if self.level is None:
+                assert problem(r) == (404, "not_found"), r.text
+                continue
+            assert r.status_code == 200, r.text
+            assert r.json()["permission"] == self.level
+        w = self.bob.post(f"{API}/documents/{self.doc}/versions", content=os.urandom(8))
+        expected = {None: 404, "VIEW": 403, "EDIT": 201}[self.level]
+        assert w.status_code == expected, w.text
+
+
+def _users(server: ServerProcess) -> tuple[Client, Client, str]:
+    ann = Client.register(server.url, "ann")
+    bob = Client.register(server.url, "bob")
+    r = bob.get(f"{API}/users/me")
+    return ann, bob, r.json()["email"]
+
+
+def _cycle(model: Sharing, attempts: int = 20) -> None:
+    """Grant EDIT, use it, downgrade to VIEW, revoke; each change retried while refused."""
+    model.grant("EDIT")
+    model.check()
+    for level in ("VIEW", None):
+        for _ in range(attempts):
+            if model.change(level):
+                break
+            model.check()  # refused: nothing changed, and the old grant is still served
+        else:
+            pytest.fail(f"the change to {level} was refused {attempts} times")
+        model.check()
+
+
+def test_redis_stopped_mid_run_keeps_permissions_exact(
+    server_on_redis: tuple[ServerProcess, TcpProxy],
+) -> None:
+    server, proxy = server_on_redis
+    ann, bob, email = _users(server)
+    model = Sharing(ann, bob, email)
+    _cycle(model)  # Redis up: warm caches
+
+    # Redis goes away with grants cached in it; a revoke made just before must hold.
+    model.grant("EDIT")
+    model.check()
+    assert model.change(None)
+    proxy.refuse()
+    model.check()
+    model.grant("EDIT")  # widening works without the cache
+    model.check()
+    # Narrowing cannot be announced to other processes' caches: refused, nothing changed.
+    assert not model.change("VIEW")
+    model.check()
+    # The service keeps serving everything else.
+    assert ann.put_file("during.txt", b"x").status_code == 201
+    assert ann.get(f"{API}/folders/root/children").status_code == 200
+
+    proxy.resume()
+    for _ in range(20):  # the breaker retries Redis after 2 s; the change is retried
+        if model.change("VIEW"):
+            break
+        model.check()
+    assert model.level == "VIEW"
+    model.check()
+    assert model.change(None)
+    model.check()
+
+    # Redis flapping while revokes go on: stopped and back every few requests.
+    for i in range(CYCLES // 2):
+        (proxy.refuse if i % 2 == 0 else proxy.resume)()
+        model.grant("EDIT")
+        model.check()
+        proxy.resume()
+        _cycle(model)
+    proxy.resume()
+    model.check()
+
+
+def test_redis_flushed_mid_run_keeps_permissions_exact(
+    server_on_redis: tuple[ServerProcess, TcpProxy], redis_prefix: tuple[str, str]
+) -> None:
+    server, _ = server_on_redis
+    url, prefix = redis_prefix
+    ann, bob, email = _users(server)
+    model = Sharing(ann, bob, email)
+    client = redis.Redis.from_url(url, socket_timeout=5)
+
+    def flush() -> int:
+        """FLUSHDB, but only of this server's keys (the Redis is shared)."""
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        return int(client.unlink(*keys)) if keys else 0
+
+    # Warm grants flushed away after a revoke: the revoke holds.
+    model.grant("EDIT")
+    model.check()
+    assert flush() > 0
+    model.check()
+    assert model.change(None)
+    model.check()
+    flush()
+    model.check()
+
+    # Flushes racing every change and every check.
+    stop = threading.Event()
+    flushes = 0
+
+    def flusher() -> None:
+        nonlocal flushes
+        while not stop.is_set() and flushes < 100_000:
+            flush()
+            flushes += 1
+
+    thread = threading.Thread(target=flusher, daemon=True)
+    thread.start()
+    try:
+        for _ in range(CYCLES):
+            _cycle(model)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert flushes > 0
+    model.check()
+    client.close()

@@ -1,0 +1,120 @@
+"""Storage (S3 on moto) unreachable while the real server takes uploads and downloads.
+
+The server's storage endpoint is a loopback proxy in front of moto, so storage can be
+made to refuse connections or to hang without touching moto itself. The signed URLs the
+server hands out point at the same proxy: clients lose storage too, as they would.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from tests.faults.helpers import API, Client, MiB, host_port, problem, sha256_hex
+from tests.fixtures.proxy import TcpProxy
+from tests.fixtures.s3 import unique_bucket
+from tests.fixtures.server import ServerProcess, start_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+PART = 5 * MiB
+
+
+@pytest.fixture
+def s3_behind_proxy(
+    tmp_path: Path,
+    pg_url: str,
+    moto_endpoint: str,
+    make_proxy: Callable[[str, int], TcpProxy],
+) -> Iterator[tuple[ServerProcess, TcpProxy]]:
+    proxy = make_proxy(*host_port(moto_endpoint))
+    query = urlencode(
+        {
+            "endpoint_url": f"http://{proxy.address}",
+            "region": "us-east-1",
+            "create_bucket": "true",
+            # A hung store fails each call after 1 s (the defaults allow 3 attempts of 10 s).
+            "connect_timeout": "1",
+            "read_timeout": "1",
+            "max_attempts": "1",
+        }
+    )
+    env = {
+        "DOCSTORE_STORAGE_URL": f"s3://{unique_bucket()}?{query}",
+        "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
+        "DOCSTORE_UPLOAD_PART_SIZE": str(PART),
+    }
+    server = start_server(tmp_path, pg_url, env)
+    try:
+        yield server, proxy
+    finally:
+        server.stop()
+
+
+def _documents(user: Client) -> list[str]:
+    r = user.get(f"{API}/folders/root/children")
+    assert r.status_code == 200, r.text
+    return sorted(i["name"] for i in r.json()["items"] if i["kind"] == "document")
+
+
+def _outage(ann: Client, proxy: TcpProxy, fault: str) -> None:
+    """Every storage-bound call during one outage, then the same calls once it is over."""
+    before = os.urandom(1000)
+    kept = ann.put_file(f"before-{fault}.txt", before).json()
+    big = os.urandom(PART + 777)
+    # An upload whose parts reached storage before the outage: complete runs during it.
+    started = ann.initiate(f"big-{fault}.bin", big).json()
+    parts = ann.put_parts(started, big)
+    base = kept["current_version"]["id"]
+    assert ann.post(f"{API}/documents/{kept['id']}/versions", content=b"v2").status_code == 201
+    used = ann.used_bytes()
+    names = _documents(ann)
+
+    getattr(proxy, fault)()
+    small = os.urandom(2000)
+    # Simple upload: the server streams the bytes to storage itself.
+    assert problem(ann.put_file(f"small-{fault}.txt", small)) == (503, "storage_unavailable")
+    # Multipart: starting needs storage, and so does joining the parts.
+    assert problem(ann.initiate("other.bin", big)) == (503, "storage_unavailable")
+    assert problem(ann.complete(started["upload_id"], parts)) == (503, "storage_unavailable")
+    # A merge reads the current version's bytes on the server.
+    merged = ann.post(
+        f"{API}/documents/{kept['id']}/versions",
+        params={"base_version_id": base, "on_conflict": "merge"},
+        content=b"v3",
+    )
+    assert problem(merged) == (503, "storage_unavailable")
+    # Download: the API still answers (signing needs no storage round trip); the signed
+    # URL points at storage itself, which is down for the client too.
+    r = ann.get(f"{API}/documents/{kept['id']}/download", params={"version_id": base})
+    assert r.status_code == 307, r.text
+    with httpx.Client(timeout=2, trust_env=False) as raw, pytest.raises(httpx.TransportError):
+        raw.get(r.headers["location"])
+    # Nothing was charged and nothing appeared.
+    assert ann.used_bytes() == used
+    assert _documents(ann) == names
+
+    proxy.resume()
+    # The service heals by itself: the same calls now succeed, with no restart.
+    done = ann.complete(started["upload_id"], parts)
+    assert done.status_code == 201, done.text
+    assert done.json()["current_version"]["checksum_sha256"] == sha256_hex(big)
+    assert ann.put_file(f"small-{fault}.txt", small).status_code == 201
+    assert ann.download(kept["id"], base) == before
+    assert ann.download(done.json()["id"]) == big
+    assert ann.used_bytes() == used + len(small) + len(big)
+
+
+def test_storage_refusing_then_hanging_is_503_charges_nothing_and_heals(
+    s3_behind_proxy: tuple[ServerProcess, TcpProxy],
+) -> None:
+    server, proxy = s3_behind_proxy
+    ann = Client.register(server.url, "ann", timeout=120)
+    _outage(ann, proxy, "refuse")  # storage down: connections refused
+    _outage(ann, proxy, "stall")  # storage hung: connections open, nothing answers
+    ann.close()
