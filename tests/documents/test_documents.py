@@ -211,3 +211,20 @@ def test_openapi_lists_every_endpoint(api: Api) -> None:
         assert path in paths, path
     assert "application/octet-stream" in paths["/api/v1/files"]["post"]["requestBody"]["content"]
     assert "507" in paths["/api/v1/files"]["post"]["responses"]
+
+
+def test_download_of_a_lost_object_is_503_not_a_dead_link(api: Api) -> None:
+    """The server checks storage before signing: a missing object is never a 307."""
+    ann = api.register()
+    doc = ann.upload("lost.txt", b"bytes that will vanish").json()
+    services = api.client.app.state.services  # type: ignore[attr-defined]
+    with services.database.transaction() as db:
+        blob = db.scalar(
+            select(Blob).join(DocumentVersion).where(DocumentVersion.document_id == doc["id"])
+        )
+        key = blob.storage_key
+    services.store.delete(key)
+    r = ann.get(f"/api/v1/documents/{doc['id']}/download")
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "storage_unavailable"
+    assert "location" not in r.headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +16,7 @@ from docstore.db import utcnow
 from docstore.documents import blobs
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.documents.schemas import DocumentOut, DownloadOut
-from docstore.errors import Forbidden, NotFound, QuotaExceeded
+from docstore.errors import Forbidden, NotFound, QuotaExceeded, StorageUnavailable
 from docstore.folders import repository as folder_repo
 from docstore.folders.models import Folder
 from docstore.folders.service import ensure_free_name, resolve_id
@@ -25,6 +26,8 @@ from docstore.storage.base import BlobStore
 from docstore.users import repository as users
 from docstore.users.models import User
 from docstore.versions.schemas import VersionOut
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -317,6 +320,12 @@ def download(
         # A URL handed out through a link never outlives the link.
         remaining = int((actor.link.expires_at - utcnow()).total_seconds())
         ttl_seconds = max(1, min(ttl_seconds, remaining))
+    # Ask storage before handing out a URL: signing alone needs no round trip, so an
+    # outage (or a lost object) would otherwise surface as a dead link in the client.
+    # One HEAD (a stat on local disk); unreachable storage raises StorageError -> 503.
+    if store.head(blob.storage_key) is None:
+        log.error("version %s: its object is missing from storage (run fsck)", version.id)
+        raise StorageUnavailable("The stored bytes of this version cannot be read right now.")
     url = store.sign_download(blob.storage_key, ttl_seconds, doc.name, doc.mime_type)
     record(
         db,
