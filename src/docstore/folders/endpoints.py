@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select
 
 from docstore.deps import DB, CurrentActor
-from docstore.documents.models import DocumentVersion
 from docstore.folders import service
 from docstore.folders.models import Folder
 from docstore.folders.schemas import ChildOut, ChildrenPage, FolderIn, FolderOut, FolderPatch
@@ -66,34 +64,30 @@ def list_children(
     folder, level, page = service.children(
         db, actor, folder_id, limit=limit, cursor=cursor, order_by=order_by
     )
-    sizes: dict[int, int] = {}
-    version_ids = [d.current_version_id for d in page.documents if d.current_version_id]
-    if version_ids:
-        rows = db.execute(
-            select(DocumentVersion.id, DocumentVersion.size_bytes).where(
-                DocumentVersion.id.in_(version_ids)
-            )
-        )
-        sizes = {vid: size for vid, size in rows}
+    # Rows straight from the database, so built without validation (model_construct):
+    # validating 1,000 entries again cost more than fetching them.
     items = [
-        ChildOut(
+        ChildOut.model_construct(
             kind="folder",
             id=f.id,
             name=f.name,
             owner_id=f.owner_id,
             created_at=f.created_at,
             updated_at=f.updated_at,
+            size_bytes=None,
+            mime_type=None,
+            current_version_id=None,
         )
         for f in page.folders
     ] + [
-        ChildOut(
+        ChildOut.model_construct(
             kind="document",
             id=d.id,
             name=d.name,
             owner_id=d.owner_id,
             created_at=d.created_at,
             updated_at=d.updated_at,
-            size_bytes=sizes.get(d.current_version_id or 0, 0),
+            size_bytes=d.size_bytes or 0,
             mime_type=d.mime_type,
             current_version_id=d.current_version_id,
         )

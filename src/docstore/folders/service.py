@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Row, and_, select, update
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
@@ -94,8 +94,8 @@ def get(db: Session, actor: Actor, folder_id: int | str) -> tuple[Folder, Level]
 class Children:
     """One page of a folder's children: folders first, then documents."""
 
-    folders: list[Folder]
-    documents: list[Document]
+    folders: list[Row[Any]]  # repository.child_folders rows
+    documents: list[Row[Any]]  # repository.child_documents rows
     next_cursor: str | None
 
 
@@ -111,15 +111,15 @@ def children(
     """A page of the folder's live children."""
     folder, level = get(db, actor, folder_id)
     cur = _check_cursor(decode_cursor(cursor), order_by)
-    folders: list[Folder] = []
+    folders: list[Row[Any]] = []
     if cur is None or cur["p"] == "f":
-        folders = list(db.scalars(repo.child_folders(folder.id, order_by, cur).limit(limit + 1)))
-    documents: list[Document] = []
+        folders = list(db.execute(repo.child_folders(folder.id, order_by, cur).limit(limit + 1)))
+    documents: list[Row[Any]] = []
     room = limit + 1 - len(folders)
     if room > 0:
         doc_cursor = cur if cur and cur["p"] == "d" else None
         stmt = repo.child_documents(folder.id, order_by, doc_cursor).limit(room)
-        documents = list(db.scalars(stmt))
+        documents = list(db.execute(stmt))
     items: list[tuple[str, Any]] = [("f", f) for f in folders] + [("d", d) for d in documents]
     next_cursor = None
     if len(items) > limit:
