@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from docstore.context import Actor
 from docstore.db import UTCDateTime, utcnow
-from docstore.documents.models import Document
+from docstore.documents.models import Document, DocumentVersion
 from docstore.errors import Forbidden, NotFound
 from docstore.folders.models import Folder
 from docstore.sharing.models import Share
@@ -236,6 +236,10 @@ def get_folder_for(
     return folder, level
 
 
+# session.info key: objects loaded alongside a checked document, kept alive for the session.
+_LOADED = "docstore.loaded"
+
+
 def get_document_for(
     db: Session,
     actor: Actor,
@@ -245,14 +249,33 @@ def get_document_for(
     for_update: bool = False,
     include_deleted: bool = False,
 ) -> tuple[Document, Folder, Level]:
-    """Load a document (and its folder) the actor may act on at `needed`, or raise 404/403."""
-    stmt = select(Document).where(Document.id == document_id)
+    """Load a document (and its folder) the actor may act on at `needed`, or raise 404/403.
+
+    One round trip: the folder is joined in and, for reads, so is the current version,
+    which lands in the session's identity map for `document_out` to find without a query.
+    """
+    found: Any
     if for_update:
-        stmt = stmt.with_for_update()
-    doc = db.scalar(stmt)
-    if doc is None:
+        found = db.execute(
+            select(Document, Folder)
+            .join(Folder, Folder.id == Document.folder_id)
+            .where(Document.id == document_id)
+            .with_for_update(of=Document)
+        ).first()
+    else:
+        found = db.execute(
+            select(Document, Folder, DocumentVersion)
+            .join(Folder, Folder.id == Document.folder_id)
+            .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+            .where(Document.id == document_id)
+        ).first()
+        if found is not None and found[2] is not None:
+            # The identity map holds objects weakly: keep the version for this transaction.
+            db.info.setdefault(_LOADED, []).append(found[2])
+    if found is None:
         raise NotFound()
-    folder = db.get_one(Folder, doc.folder_id)
+    doc: Document = found[0]
+    folder: Folder = found[1]
     level = document_level(db, actor, doc, folder.path)
     if doc.is_deleted and not (include_deleted and level == Level.OWNER):
         raise NotFound()
