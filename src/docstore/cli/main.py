@@ -50,6 +50,11 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, help="Server processes (needs PostgreSQL for more than 1)."),
+    access_log: bool = typer.Option(
+        False,
+        help="Also log a line per request (off: the audit log already records every "
+        "access, and the line costs CPU on every request).",
+    ),
 ) -> None:
     """Run the HTTP server; the schema is migrated on start-up.
 
@@ -59,6 +64,9 @@ def serve(
 
     import uvicorn
 
+    from docstore.server import limit_malloc_arenas
+
+    limit_malloc_arenas()
     os.environ.setdefault("DOCSTORE_HOST", host)
     os.environ.setdefault("DOCSTORE_PORT", str(port))
     get_settings.cache_clear()
@@ -70,6 +78,7 @@ def serve(
             workers=workers,
             proxy_headers=False,
             log_level="info",
+            access_log=access_log,
             http="docstore.server:GuardedHttpToolsProtocol",
         )
         return
@@ -82,6 +91,7 @@ def serve(
         port=port,
         proxy_headers=False,
         log_level="info",
+        access_log=access_log,
         http=GuardedHttpToolsProtocol,
     )
 
