@@ -7,11 +7,35 @@ DOCSTORE_HEADER_TIMEOUT_SECONDS of its first byte (or of the connection) is clos
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import os
+import sys
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from docstore.config import get_settings
+
+M_ARENA_MAX = -8  # glibc <malloc.h>
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> None:
+    """Cap glibc's malloc arenas at 2 for this process and the workers it starts, unless
+    MALLOC_ARENA_MAX is set.
+
+    glibc gives threads that allocate at the same time arenas of their own, up to 8 per
+    core, and keeps the memory each one grew to. With the request thread pool (40 threads)
+    that cost ~9 MiB of RSS a minute under bench/soak.py, while no Python object grew
+    (tracemalloc); with 2 arenas RSS stayed flat at the same request rate.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return
+    os.environ["MALLOC_ARENA_MAX"] = str(MALLOC_ARENAS)  # read at start-up by worker processes
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to tune
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
 
 _431 = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
