@@ -1,0 +1,1 @@
+"""The soak, short: mixed load on PostgreSQL + Redis + S3, then fsck (bench/soak.py)."""
