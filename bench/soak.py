@@ -88,7 +88,9 @@ AWS_ENV = {
 OPS: dict[str, set[str]] = {
     "upload: POST /uploads": {"404 not_found", "409 version_conflict"},
     "upload: PUT part (S3)": set(),
-    "upload: complete": {"404 not_found", "409 version_conflict"},
+    # 409 conflict: a dedup (skip_upload) complete after another client purged the only
+    # version with those bytes: the caller must send them after all.
+    "upload: complete": {"404 not_found", "409 version_conflict", "409 conflict"},
     "upload: POST /files": set(),
     "get document": {"404 not_found"},
     "save (current base)": {"404 not_found", "409 version_conflict", "403 forbidden"},
