@@ -48,6 +48,9 @@ _URL_OPTIONS = {
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
 MAX_ATTEMPTS = 3
+# CompleteMultipartUpload alone may stay silent for long: stores that do not send S3's
+# whitespace keep-alive (moto took 12 s for 1 GiB here) join the parts before answering.
+COMPLETE_READ_TIMEOUT = 300.0
 
 
 def _positive(
@@ -100,17 +103,22 @@ class S3BlobStore:
     ) -> None:
         self.bucket = bucket
         self.region = region
-        config = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"total_max_attempts": max_attempts, "mode": "standard"},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
+
+        def make_client(read: float) -> S3Client:
+            config = Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                retries={"total_max_attempts": max_attempts, "mode": "standard"},
+                connect_timeout=connect_timeout,
+                read_timeout=read,
+            )
+            return session.client(
+                "s3", endpoint_url=endpoint_url, region_name=region, config=config
+            )
+
         session = boto3.session.Session()
-        self.client: S3Client = session.client(
-            "s3", endpoint_url=endpoint_url, region_name=region, config=config
-        )
+        self.client: S3Client = make_client(read_timeout)
+        self._complete_client = make_client(max(read_timeout, COMPLETE_READ_TIMEOUT))
         if create_bucket:
             self._ensure_bucket()
 
@@ -353,7 +361,7 @@ class S3BlobStore:
                 entry["ChecksumSHA256"] = checksum
             body.append(entry)
         with _storage_errors("complete the upload"):
-            self.client.complete_multipart_upload(
+            self._complete_client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": body}
             )
         return None
