@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -168,6 +169,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = services or Services.from_settings(settings)
+        # Sync endpoints hop through worker threads several times per request (dependencies,
+        # the endpoint, response validation), each hop taking a token. With AnyIO's default
+        # 40, requests queued on the database (SQLite's write lock, or a full pool) could
+        # hold every token while the request holding the lock waited for one to finish
+        # (seen: 32 clients that disconnected mid-request left SQLite stalled for 30 s).
+        # More tokens than requests admitted (uvicorn's limit_concurrency) rules that out.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, svc.settings.max_concurrent_requests + 16)
         await run_in_threadpool(startup, svc)
         app.state.services = svc
         app.state.blob_store = svc.store

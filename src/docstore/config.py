@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # Request heads (docstore.server): larger is 431, slower than this is disconnected.
     max_header_bytes: int = 64 * 1024
     header_timeout_seconds: float = 30.0
+    # Requests (and open connections) one server process takes at once; beyond, 503. The
+    # worker-thread pool gets more tokens than this, so a request holding a database lock
+    # always finds a thread to finish on (see app.lifespan).
+    max_concurrent_requests: int = Field(1000, ge=1)
     trash_retention_days: int = 30
     audit_retention_days: int | None = None
     trusted_proxies: list[str] = Field(default_factory=list)

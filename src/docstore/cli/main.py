@@ -79,6 +79,7 @@ def serve(
             proxy_headers=False,
             log_level="info",
             access_log=access_log,
+            limit_concurrency=get_settings().max_concurrent_requests,
             http="docstore.server:GuardedHttpToolsProtocol",
         )
         return
@@ -92,6 +93,7 @@ def serve(
         proxy_headers=False,
         log_level="info",
         access_log=access_log,
+        limit_concurrency=get_settings().max_concurrent_requests,
         http=GuardedHttpToolsProtocol,
     )
 
