@@ -43,7 +43,14 @@ def test_two_workers_on_one_postgres_never_overlap(tmp_path: Path, pg_url: str) 
             text("CREATE TABLE job_runs (holder text, started timestamptz, ended timestamptz)")
         )
 
+    done = threading.Event()
+    counts: dict[str, int] = {}
+
     def exclusive(svc: Services) -> dict[str, Any]:
+        name = threading.current_thread().name
+        counts[name] = counts.get(name, 0) + 1
+        if len(counts) == 2 and min(counts.values()) >= 5:
+            done.set()
         with svc.database.engine.begin() as conn:
             run_id = conn.execute(
                 text("INSERT INTO job_runs VALUES (:h, clock_timestamp(), NULL) RETURNING ctid"),
@@ -59,9 +66,14 @@ def test_two_workers_on_one_postgres_never_overlap(tmp_path: Path, pg_url: str) 
     job = Job("test.exclusive", 0.0, exclusive)
 
     def loop(svc: Services) -> None:
+        # Until each worker has run the job 5 times (bounded): how often a worker wins the
+        # lease depends on scheduling, so a fixed number of passes proved nothing on a busy box.
         worker = Worker(svc, jobs={job.name: job})
-        for _ in range(40):
+        for _ in range(3000):
+            if done.is_set():
+                return
             worker.run_pending()
+            time.sleep(0.002)
 
     threads = [
         threading.Thread(target=loop, args=(svc,), name=f"w{i}")
