@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.server",
     "tests.fixtures.s3",
     "tests.fixtures.localstack",
+    "tests.fixtures.redis",
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from docstore.cache import split_prefix
 from tests.faults.helpers import API, Client, host_port, problem
 from tests.fixtures.proxy import TcpProxy
 from tests.fixtures.server import ServerProcess, start_server
@@ -30,10 +31,10 @@ CYCLES = 12
 def server_on_redis(
     tmp_path: Path,
     pg_url: str,
-    redis_prefix: tuple[str, str],
+    redis_url: str,
     make_proxy: Callable[[str, int], TcpProxy],
 ) -> Iterator[tuple[ServerProcess, TcpProxy]]:
-    url, prefix = redis_prefix
+    url, prefix = split_prefix(redis_url)
     proxy = make_proxy(*host_port(url))
     db = url.rsplit("/", 1)[1] or "0"
     env = {
@@ -162,10 +163,10 @@ def test_redis_stopped_mid_run_keeps_permissions_exact(
 
 
 def test_redis_flushed_mid_run_keeps_permissions_exact(
-    server_on_redis: tuple[ServerProcess, TcpProxy], redis_prefix: tuple[str, str]
+    server_on_redis: tuple[ServerProcess, TcpProxy], redis_url: str
 ) -> None:
     server, _ = server_on_redis
-    url, prefix = redis_prefix
+    url, prefix = split_prefix(redis_url)
     ann, bob, email = _users(server)
     model = Sharing(ann, bob, email)
     client = redis.Redis.from_url(url, socket_timeout=5)

@@ -9,29 +9,23 @@ memory, every download byte-exact, no answer a correct server cannot give).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.fixtures.services import missing
+from tests.fixtures.redis import REDIS_URL, require_redis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("DOCSTORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECONDS = 30
 CLIENTS = 8  # a 2-core CI box runs other tests beside this one (pytest -n 4)
 
 
 def test_soak_30s(pg_url: str, moto_endpoint: str, tmp_path: Path) -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        missing("Redis", str(exc))
+    require_redis().close()
     out = tmp_path / "soak.json"
     run = subprocess.run(
         [
