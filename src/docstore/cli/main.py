@@ -70,32 +70,22 @@ def serve(
     os.environ.setdefault("DOCSTORE_HOST", host)
     os.environ.setdefault("DOCSTORE_PORT", str(port))
     get_settings.cache_clear()
-    if workers > 1:
-        uvicorn.run(
-            "docstore.asgi:app",
-            host=host,
-            port=port,
-            workers=workers,
-            proxy_headers=False,
-            log_level="info",
-            access_log=access_log,
-            limit_concurrency=get_settings().max_concurrent_requests,
-            http="docstore.server:GuardedHttpToolsProtocol",
-        )
+    settings = get_settings()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "proxy_headers": False,
+        "log_level": "info",
+        "access_log": access_log,
+        "limit_concurrency": settings.max_concurrent_requests,
+        "http": "docstore.server:GuardedHttpToolsProtocol",
+    }
+    if workers > 1:  # each worker process builds its app from the environment
+        uvicorn.run("docstore.asgi:app", workers=workers, **options)
         return
     from docstore.app import create_app
-    from docstore.server import GuardedHttpToolsProtocol
 
-    uvicorn.run(
-        create_app(get_settings()),
-        host=host,
-        port=port,
-        proxy_headers=False,
-        log_level="info",
-        access_log=access_log,
-        limit_concurrency=get_settings().max_concurrent_requests,
-        http=GuardedHttpToolsProtocol,
-    )
+    uvicorn.run(create_app(settings), **options)
 
 
 @app.command()
