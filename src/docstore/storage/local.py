@@ -155,16 +155,16 @@ class PartWriter:
         tmp_dir: Path,
         upload_dir: Path,
         part_number: int,
-        part_size: int,
         *,
-        limit: int | None = None,
+        offset: int,
+        limit: int,
         sha256: bool = True,
     ) -> None:
         self._tmp_dir = tmp_dir
         self._upload_dir = upload_dir
         self._part_number = part_number
-        self._offset = (part_number - 1) * part_size
-        self.limit = part_size if limit is None else limit
+        self._offset = offset  # where the part's place in the file starts
+        self.limit = limit  # how many bytes the place holds
         self._fds: list[int] = []
         try:
             self._fds.append(_locked(upload_dir / _LOCK, fcntl.LOCK_SH))
@@ -419,19 +419,19 @@ class LocalBlobStore:
         completed) is taken by another request.
         """
         _check_part_number(part_number)
-        meta = self._read_meta(upload_id)
-        part_size = meta.get("part_size") if meta is not None else None
+        meta = self._read_meta(upload_id) or {}
+        part_size, declared = meta.get("part_size"), meta.get("size")
         if not isinstance(part_size, int):
             raise KeyError(upload_id)
+        offset = (part_number - 1) * part_size
         limit = part_size
-        declared = meta.get("size") if meta is not None else None
-        if isinstance(declared, int):
-            limit = max(0, min(part_size, declared - (part_number - 1) * part_size))
+        if isinstance(declared, int):  # the last part holds what is left of the file
+            limit = max(0, min(part_size, declared - offset))
         return PartWriter(
             self.root / "tmp",
             self._upload_dir(upload_id),
             part_number,
-            part_size,
+            offset=offset,
             limit=limit,
             sha256=sha256,
         )
