@@ -24,10 +24,16 @@ def register_pending(database: Database, key: str, size: int) -> int:
     grace period and deletes the object: no object stays orphaned without a trace.
     """
     with database.transaction() as db:
-        blob = Blob(storage_key=key, sha256="", size_bytes=size, state="pending")
-        db.add(blob)
-        db.flush()
-        return blob.id
+        return add_pending(db, key, size)
+
+
+def add_pending(db: Session, key: str, size: int) -> int:
+    """`register_pending` inside the caller's transaction, which must commit before the
+    bytes are written."""
+    blob = Blob(storage_key=key, sha256="", size_bytes=size, state="pending")
+    db.add(blob)
+    db.flush()
+    return blob.id
 
 
 def forget_pending(database: Database, blob_id: int) -> None:

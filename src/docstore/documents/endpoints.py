@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from docstore.context import Actor
 from docstore.db import after_commit, on_rollback
-from docstore.deps import DB, CurrentActor, Svc
+from docstore.deps import DB, CurrentActor, Svc, in_request_transaction
 from docstore.documents import blobs, service
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
 from docstore.schemas import RAW_BODY, Id, problems
@@ -18,13 +18,6 @@ from docstore.sharing.permissions import Level
 from docstore.uploads.receive import declared_length, discard, parse_checksum, receive_body
 
 router = APIRouter(tags=["documents"])
-
-
-def _precheck(
-    svc: Services, actor: Actor, folder_id: str | None, name: str, size: int | None
-) -> None:
-    with svc.database.transaction() as db:
-        service.check_new_document(db, actor, folder_id, name, size)
 
 
 def _finish_upload(
@@ -58,30 +51,44 @@ def _finish_upload(
 )
 async def upload_file(
     request: Request,
-    actor: CurrentActor,
-    db: DB,
     svc: Svc,
     name: str = Query(min_length=1, max_length=1024),
     folder_id: str | None = None,
     mime_type: str | None = Query(None, max_length=255),
     x_checksum_sha256: str | None = Header(None),
 ) -> DocumentOut:
-    """Simple upload of a small file: the raw body is streamed to storage and hashed."""
+    """Simple upload of a small file: the raw body is streamed to storage and hashed.
+
+    Three steps, each one worker-thread hop: authenticate, check the name, folder and quota
+    and commit the pending blob row (one transaction); store the bytes; record the
+    document (second transaction, which re-checks everything).
+    """
     limit = svc.settings.simple_upload_max_bytes
-    expected = parse_checksum(x_checksum_sha256)
-    length = declared_length(request, limit)
-    await run_in_threadpool(_precheck, svc, actor, folder_id, name, length)
-    stored = await receive_body(request, svc, limit, expected)
-    on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
-    return await run_in_threadpool(
-        _finish_upload, db, svc, actor, folder_id, name, mime_type, stored
-    )
+    key = blobs.new_key()
+
+    def start(db: Session, actor: Actor) -> tuple[Actor, str | None, int]:
+        expected = parse_checksum(x_checksum_sha256)
+        length = declared_length(request, limit)
+        service.check_new_document(db, actor, folder_id, name, length)
+        return actor, expected, blobs.add_pending(db, key, length or 0)
+
+    actor, expected, blob_id = await in_request_transaction(request, start)
+    stored = await receive_body(request, svc, limit, expected, pending=(key, blob_id))
+
+    def finish() -> DocumentOut:
+        with svc.database.transaction() as db:
+            on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
+            return _finish_upload(db, svc, actor, folder_id, name, mime_type, stored)
+
+    return await run_in_threadpool(finish)
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses=problems(401, 404))
-def get_document(document_id: Id, response: Response, actor: CurrentActor, db: DB) -> DocumentOut:
+async def get_document(document_id: Id, request: Request, response: Response) -> DocumentOut:
     """A document; the ETag is its current version id (for If-Match on save)."""
-    out = service.get(db, actor, document_id)
+    out = await in_request_transaction(
+        request, lambda db, actor: service.get(db, actor, document_id)
+    )
     if out.current_version is not None:
         response.headers["ETag"] = f'"{out.current_version.id}"'
     return out

@@ -44,29 +44,53 @@ def declared_length(request: Request, limit: int) -> int | None:
     return length
 
 
+# A body declared this small is read on the event loop and handed to the store whole:
+# one thread hop instead of one per chunk.
+SMALL_BODY = 256 * 1024
+
+
 async def receive_body(
-    request: Request, svc: Services, limit: int, expected_sha256: str | None
+    request: Request,
+    svc: Services,
+    limit: int,
+    expected_sha256: str | None,
+    pending: tuple[str, int] | None = None,
 ) -> StoredBytes:
     """Stream the body into a new object behind a pending blob row; hash it on the way.
 
+    `pending` is a (key, blob id) the caller already registered and committed (see
+    `blobs.add_pending`); without it a pending row is registered here first.
     On any failure the object and its pending row are removed (the janitor covers a crash).
     """
-    key = blobs.new_key()
     size_hint = declared_length(request, limit) or 0
-    blob_id = await anyio.to_thread.run_sync(blobs.register_pending, svc.database, key, size_hint)
+    if pending is None:
+        key = blobs.new_key()
+        blob_id = await anyio.to_thread.run_sync(
+            blobs.register_pending, svc.database, key, size_hint
+        )
+    else:
+        key, blob_id = pending
     stream = request.stream().__aiter__()
     hasher = hashlib.sha256()
     total = 0
+    early: list[bytes] | None = None
+    if 0 < size_hint <= SMALL_BODY:
+        try:
+            early = [chunk async for chunk in stream]
+        except BaseException:
+            await anyio.to_thread.run_sync(discard, svc, key, blob_id)
+            raise
 
     async def next_chunk() -> bytes:
         return await stream.__anext__()
 
     def chunks() -> Iterator[bytes]:
         nonlocal total
+        ready = iter(early) if early is not None else None
         while True:
             try:
-                chunk = anyio.from_thread.run(next_chunk)
-            except StopAsyncIteration:
+                chunk = next(ready) if ready is not None else anyio.from_thread.run(next_chunk)
+            except (StopAsyncIteration, StopIteration):
                 return
             if not chunk:
                 continue
