@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic_core import to_json
+from sqlalchemy.orm import Session
 
-from docstore.deps import DB, CurrentActor
+from docstore.context import Actor
+from docstore.deps import DB, CurrentActor, in_request_transaction
 from docstore.folders import service
 from docstore.folders.models import Folder
-from docstore.folders.schemas import ChildOut, ChildrenPage, FolderIn, FolderOut, FolderPatch
+from docstore.folders.repository import CHILD_FIELDS
+from docstore.folders.schemas import ChildrenPage, FolderIn, FolderOut, FolderPatch
+from docstore.folders.service import Children
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from docstore.schemas import problems
 from docstore.sharing.permissions import Level
@@ -52,48 +57,43 @@ def get_folder(folder_id: str, actor: CurrentActor, db: DB) -> FolderOut:
 
 
 @router.get("/{folder_id}/children", response_model=ChildrenPage, responses=problems(400, 401, 404))
-def list_children(
+async def list_children(
     folder_id: str,
-    actor: CurrentActor,
-    db: DB,
+    request: Request,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
     order_by: Literal["name", "updated_at"] = "name",
-) -> ChildrenPage:
+) -> Response:
     """Folders first, then documents, by name or newest first; paged with `cursor`."""
+
+    def page_json(db: Session, actor: Actor) -> bytes:
+        folder, page = children_page(db, actor, folder_id, limit, cursor, order_by)
+        return to_json(
+            {"folder": folder, "items": child_items(page), "next_cursor": page.next_cursor}
+        )
+
+    body = await in_request_transaction(request, page_json)
+    return Response(body, media_type="application/json")
+
+
+def children_page(
+    db: Session, actor: Actor, folder_id: str, limit: int, cursor: str | None, order_by: str
+) -> tuple[FolderOut, Children]:
+    """A folder the caller can see and one page of its children."""
     folder, level, page = service.children(
         db, actor, folder_id, limit=limit, cursor=cursor, order_by=order_by
     )
-    # Rows straight from the database, so built without validation (model_construct):
-    # validating 1,000 entries again cost more than fetching them.
-    items = [
-        ChildOut.model_construct(
-            kind="folder",
-            id=f.id,
-            name=f.name,
-            owner_id=f.owner_id,
-            created_at=f.created_at,
-            updated_at=f.updated_at,
-            size_bytes=None,
-            mime_type=None,
-            current_version_id=None,
-        )
-        for f in page.folders
-    ] + [
-        ChildOut.model_construct(
-            kind="document",
-            id=d.id,
-            name=d.name,
-            owner_id=d.owner_id,
-            created_at=d.created_at,
-            updated_at=d.updated_at,
-            size_bytes=d.size_bytes or 0,
-            mime_type=d.mime_type,
-            current_version_id=d.current_version_id,
-        )
-        for d in page.documents
-    ]
-    return ChildrenPage(folder=folder_out(folder, level), items=items, next_cursor=page.next_cursor)
+    return folder_out(folder, level), page
+
+
+def child_items(page: Children) -> list[dict[str, Any]]:
+    """A page's entries as `ChildOut`-shaped dicts, zipped from the rows without a model each.
+
+    A page is up to 1,000 rows straight from the database: building and validating a
+    `ChildOut` for each cost more than fetching them. The rows come in `ChildOut`'s field
+    order (`CHILD_FIELDS`) and are serialised by pydantic's own encoder: the same JSON.
+    """
+    return [dict(zip(CHILD_FIELDS, row, strict=True)) for row in (*page.folders, *page.documents)]
 
 
 @router.patch(

@@ -5,12 +5,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, literal, select, update
+from sqlalchemy import Select, exists, false, func, literal, null, select, update
 from sqlalchemy.orm import Session
 
 from docstore.documents.models import Document, DocumentVersion
 from docstore.folders.models import Folder
 from docstore.pagination import after
+
+# Live rows are filtered with `is_deleted == false()`, which renders `= 0` / `= false`: the
+# live-name unique indexes are partial (WHERE is_deleted = 0), and SQLite only uses one when
+# the query repeats that term; `IS 0` (what `.is_(False)` renders) made it sort the folder.
+
+# The columns of a listing row, in `ChildOut`'s order: a row zips straight into its entry.
+CHILD_FIELDS = (
+    "kind",
+    "id",
+    "name",
+    "owner_id",
+    "created_at",
+    "updated_at",
+    "size_bytes",
+    "mime_type",
+    "current_version_id",
+)
 
 
 def name_taken(
@@ -23,12 +40,12 @@ def name_taken(
 ) -> bool:
     """Whether a live folder or document in `folder_id` already has `name`."""
     f = select(Folder.id).where(
-        Folder.parent_id == folder_id, Folder.name == name, Folder.is_deleted.is_(False)
+        Folder.parent_id == folder_id, Folder.name == name, Folder.is_deleted == false()
     )
     if except_folder is not None:
         f = f.where(Folder.id != except_folder)
     d = select(Document.id).where(
-        Document.folder_id == folder_id, Document.name == name, Document.is_deleted.is_(False)
+        Document.folder_id == folder_id, Document.name == name, Document.is_deleted == false()
     )
     if except_document is not None:
         d = d.where(Document.id != except_document)
@@ -70,8 +87,9 @@ def rewrite_subtree(db: Session, old_prefix: str, new_prefix: str) -> int:
 
 def child_folders(
     parent_id: int, order_by: str, cursor: dict[str, Any] | None
-) -> Select[int, str, int, datetime, datetime]:
-    """Live subfolders of `parent_id` as listing rows, in page order, after the cursor.
+) -> Select[str, int, str, int, datetime, datetime, None, None, None]:
+    """Live subfolders of `parent_id` as listing rows (`CHILD_FIELDS`), in page order,
+    after the cursor.
 
     Plain columns, not ORM objects: a listing page is up to 1,000 rows that nothing
     changes, and the identity map would cost more than the query.
@@ -79,8 +97,16 @@ def child_folders(
     col: Any = Folder.name if order_by == "name" else Folder.updated_at
     desc = order_by != "name"
     stmt = select(
-        Folder.id, Folder.name, Folder.owner_id, Folder.created_at, Folder.updated_at
-    ).where(Folder.parent_id == parent_id, Folder.is_deleted.is_(False))
+        literal("folder").label("kind"),
+        Folder.id,
+        Folder.name,
+        Folder.owner_id,
+        Folder.created_at,
+        Folder.updated_at,
+        null().label("size_bytes"),
+        null().label("mime_type"),
+        null().label("current_version_id"),
+    ).where(Folder.parent_id == parent_id, Folder.is_deleted == false())
     if cursor and cursor.get("p") == "f":
         stmt = stmt.where(after(col, Folder.id, _value(cursor, order_by), cursor["i"], desc))
     order = (col.desc(), Folder.id.desc()) if desc else (col.asc(), Folder.id.asc())
@@ -89,24 +115,25 @@ def child_folders(
 
 def child_documents(
     folder_id: int, order_by: str, cursor: dict[str, Any] | None
-) -> Select[int, str, int, datetime, datetime, str, int | None, int]:
-    """Live documents in `folder_id` as listing rows with their current size, in page
-    order, after the cursor (one statement: the size comes from a join, not a second query)."""
+) -> Select[str, int, str, int, datetime, datetime, int, str | None, int | None]:
+    """Live documents in `folder_id` as listing rows (`CHILD_FIELDS`), in page order, after
+    the cursor (one statement: the size comes from a join, not a second query)."""
     col: Any = Document.name if order_by == "name" else Document.updated_at
     desc = order_by != "name"
     stmt = (
         select(
+            literal("document").label("kind"),
             Document.id,
             Document.name,
             Document.owner_id,
             Document.created_at,
             Document.updated_at,
+            func.coalesce(DocumentVersion.size_bytes, 0).label("size_bytes"),
             Document.mime_type,
             Document.current_version_id,
-            DocumentVersion.size_bytes,
         )
         .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
-        .where(Document.folder_id == folder_id, Document.is_deleted.is_(False))
+        .where(Document.folder_id == folder_id, Document.is_deleted == false())
     )
     if cursor and cursor.get("p") == "d":
         stmt = stmt.where(after(col, Document.id, _value(cursor, order_by), cursor["i"], desc))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, select, update
+from sqlalchemy import Row, and_, false, select, update
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
@@ -214,7 +214,7 @@ def delete(db: Session, actor: Actor, folder_id: int | str) -> None:
     # this folder brings back exactly what this delete took.
     db.execute(
         update(Document)
-        .where(Document.folder_id.in_(subtree), Document.is_deleted.is_(False))
+        .where(Document.folder_id.in_(subtree), Document.is_deleted == false())
         .values(is_deleted=True, deleted_at=now, deleted_by=actor.user_id, trash_root=False)
         .execution_options(synchronize_session=False)
     )
@@ -222,7 +222,7 @@ def delete(db: Session, actor: Actor, folder_id: int | str) -> None:
         update(Folder)
         .where(
             Folder.path.like(repo.subtree_like(folder.path)),
-            Folder.is_deleted.is_(False),
+            Folder.is_deleted == false(),
         )
         .values(
             is_deleted=True,

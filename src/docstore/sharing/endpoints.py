@@ -14,6 +14,7 @@ from docstore.documents import service as documents
 from docstore.documents.schemas import DownloadOut, SaveOut
 from docstore.errors import ValidationFailed
 from docstore.folders import endpoints as folders
+from docstore.folders.schemas import ChildOut
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from docstore.schemas import Id, problems
 from docstore.sharing import links, service
@@ -185,15 +186,15 @@ def open_link(
     assert link is not None
     if link.document_id is not None and folder_id is None:
         return service.open_document_link(db, actor)
-    page = folders.list_children(
-        str(folder_id or link.folder_id or 0), actor, db, limit, cursor, order_by
+    folder, page = folders.children_page(
+        db, actor, str(folder_id or link.folder_id or 0), limit, cursor, order_by
     )
     return LinkOut(
         kind="folder",
         permission=Level(link.permission).name,  # type: ignore[arg-type]
         expires_at=link.expires_at,
-        folder=page.folder,
-        items=page.items,
+        folder=folder,
+        items=[ChildOut.model_construct(**item) for item in folders.child_items(page)],
         next_cursor=page.next_cursor,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
@@ -320,7 +320,7 @@ def shared_with_me(
         .where(
             Share.shared_with_user_id == actor.user.id,
             active_share(utcnow()),
-            or_(Document.is_deleted.is_(False), Folder.is_deleted.is_(False)),
+            or_(Document.is_deleted == false(), Folder.is_deleted == false()),
         )
     )
     before_id = _cursor_id(cursor)

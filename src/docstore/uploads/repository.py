@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, false, select
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
@@ -55,7 +55,7 @@ def readable_blob_id(db: Session, actor: Actor, sha256: str, size: int) -> int |
             DocumentVersion.checksum_sha256 == sha256,
             DocumentVersion.size_bytes == size,
             DocumentVersion.is_damaged.is_(False),
-            Document.is_deleted.is_(False),
+            Document.is_deleted == false(),
             Blob.state == "active",
             Blob.verified.is_(True),
             Blob.damaged.is_(False),
@@ -75,7 +75,7 @@ def can_read_blob(db: Session, actor: Actor, blob_id: int) -> bool:
         select(Document, Folder.path)
         .join(DocumentVersion, DocumentVersion.document_id == Document.id)
         .join(Folder, Folder.id == Document.folder_id)
-        .where(DocumentVersion.blob_id == blob_id, Document.is_deleted.is_(False))
+        .where(DocumentVersion.blob_id == blob_id, Document.is_deleted == false())
         .order_by((Document.owner_id == actor.user_id).desc(), Document.id)
         .limit(SKIP_CANDIDATES)
     ).all()

@@ -7,7 +7,7 @@ comment of a document the caller can read. An id outside that is simply left out
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from docstore.comments.models import Comment
@@ -128,12 +128,12 @@ def shared_children(db: Session, actor: Actor, folder_id: int) -> dict[str, list
     docs = (
         select(Share.document_id)
         .join(Document, Document.id == Share.document_id)
-        .where(live, Document.folder_id == folder.id, Document.is_deleted.is_(False))
+        .where(live, Document.folder_id == folder.id, Document.is_deleted == false())
     )
     folders = (
         select(Share.folder_id)
         .join(Folder, Folder.id == Share.folder_id)
-        .where(live, Folder.parent_id == folder.id, Folder.is_deleted.is_(False))
+        .where(live, Folder.parent_id == folder.id, Folder.is_deleted == false())
     )
     return {
         "folders": sorted({i for i in db.scalars(folders) if i is not None}),
