@@ -238,6 +238,13 @@ def get_folder_for(
 
 # session.info key: objects loaded alongside a checked document, kept alive for the session.
 _LOADED = "docstore.loaded"
+# Every document read runs this: built once (see users.repository._TOKEN_AND_USER).
+_DOCUMENT_READ = (
+    select(Document, Folder, DocumentVersion)
+    .join(Folder, Folder.id == Document.folder_id)
+    .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+    .where(Document.id == bindparam("document_id"))
+)
 
 
 def get_document_for(
@@ -263,12 +270,7 @@ def get_document_for(
             .with_for_update(of=Document)
         ).first()
     else:
-        found = db.execute(
-            select(Document, Folder, DocumentVersion)
-            .join(Folder, Folder.id == Document.folder_id)
-            .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
-            .where(Document.id == document_id)
-        ).first()
+        found = db.execute(_DOCUMENT_READ, {"document_id": document_id}).first()
         if found is not None and found[2] is not None:
             # The identity map holds objects weakly: keep the version for this transaction.
             db.info.setdefault(_LOADED, []).append(found[2])
