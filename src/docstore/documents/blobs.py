@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from docstore.db import Database, utcnow
@@ -46,25 +46,29 @@ def forget_pending(database: Database, blob_id: int) -> None:
         )
 
 
+# Built once: every upload looks for a copy.
+_DEDUP_TARGET = (
+    select(Blob)
+    .where(
+        Blob.sha256 == bindparam("sha256"),
+        Blob.size_bytes == bindparam("size"),
+        Blob.verified.is_(True),
+        Blob.damaged.is_(False),
+        Blob.state == "active",
+    )
+    .order_by(Blob.id)
+    .limit(1)
+    .with_for_update()
+)
+
+
 def find_dedup_target(db: Session, sha256: str, size: int) -> Blob | None:
     """A verified, healthy, live blob with these bytes, locked against a concurrent GC.
 
     Safe only for bytes the server hashed itself: a checksum a client merely claims is
     never a reason to hand out someone else's object (the "Dropship" hole).
     """
-    return db.scalar(
-        select(Blob)
-        .where(
-            Blob.sha256 == sha256,
-            Blob.size_bytes == size,
-            Blob.verified.is_(True),
-            Blob.damaged.is_(False),
-            Blob.state == "active",
-        )
-        .order_by(Blob.id)
-        .limit(1)
-        .with_for_update()
-    )
+    return db.scalar(_DEDUP_TARGET, {"sha256": sha256, "size": size})
 
 
 def add_ref(db: Session, blob_id: int) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, exists, false, func, literal, null, select, update
+from sqlalchemy import Select, bindparam, exists, false, func, literal, null, select, update
 from sqlalchemy.orm import Session
 
 from docstore.documents.models import Document, DocumentVersion
@@ -39,17 +40,35 @@ def name_taken(
     except_document: int | None = None,
 ) -> bool:
     """Whether a live folder or document in `folder_id` already has `name`."""
+    stmt = _name_taken_statement(except_folder is not None, except_document is not None)
+    params = {
+        "folder_id": folder_id,
+        "name": name,
+        "except_folder": except_folder,
+        "except_document": except_document,
+    }
+    return bool(db.scalar(stmt, params))
+
+
+@cache
+def _name_taken_statement(except_folder: bool, except_document: bool) -> Select[bool]:
+    # Built once per shape (every upload and rename runs it): building the statement cost
+    # more CPU than running it (see bench/PROFILE.md, session 3).
     f = select(Folder.id).where(
-        Folder.parent_id == folder_id, Folder.name == name, Folder.is_deleted == false()
+        Folder.parent_id == bindparam("folder_id"),
+        Folder.name == bindparam("name"),
+        Folder.is_deleted == false(),
     )
-    if except_folder is not None:
-        f = f.where(Folder.id != except_folder)
+    if except_folder:
+        f = f.where(Folder.id != bindparam("except_folder"))
     d = select(Document.id).where(
-        Document.folder_id == folder_id, Document.name == name, Document.is_deleted == false()
+        Document.folder_id == bindparam("folder_id"),
+        Document.name == bindparam("name"),
+        Document.is_deleted == false(),
     )
-    if except_document is not None:
-        d = d.where(Document.id != except_document)
-    return bool(db.scalar(select(exists(f) | exists(d))))
+    if except_document:
+        d = d.where(Document.id != bindparam("except_document"))
+    return select(exists(f) | exists(d))
 
 
 def lock(db: Session, folder_id: int) -> Folder | None:
@@ -63,8 +82,10 @@ def lock(db: Session, folder_id: int) -> Folder | None:
 
     On SQLite every write transaction already holds the database lock (BEGIN IMMEDIATE).
     """
-    stmt = select(Folder).where(Folder.id == folder_id).with_for_update(key_share=True)
-    return db.scalar(stmt)
+    return db.scalar(_LOCK, {"folder_id": folder_id})
+
+
+_LOCK = select(Folder).where(Folder.id == bindparam("folder_id")).with_for_update(key_share=True)
 
 
 def subtree_like(path: str) -> str:

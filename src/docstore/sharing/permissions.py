@@ -222,10 +222,7 @@ def get_folder_for(
     include_deleted: bool = False,
 ) -> tuple[Folder, Level]:
     """Load a folder the actor may act on at `needed`, or raise 404/403."""
-    stmt = select(Folder).where(Folder.id == folder_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    folder = db.scalar(stmt)
+    folder = db.scalar(_FOLDER_FOR_UPDATE if for_update else _FOLDER, {"folder_id": folder_id})
     if folder is None:
         raise NotFound()
     level = folder_level(db, actor, folder)
@@ -234,6 +231,11 @@ def get_folder_for(
         raise NotFound()
     require(level, needed)
     return folder, level
+
+
+# Built once, as _DOCUMENT_READ below.
+_FOLDER = select(Folder).where(Folder.id == bindparam("folder_id"))
+_FOLDER_FOR_UPDATE = _FOLDER.with_for_update()
 
 
 # session.info key: objects loaded alongside a checked document, kept alive for the session.

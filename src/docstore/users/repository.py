@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import BigInteger, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from docstore.errors import QuotaExceeded
 from docstore.users.models import ApiToken, Plan, User
+
+# Built once (every upload and save runs it; see _TOKEN_AND_USER).
+_CHARGE = (
+    update(User)
+    .where(
+        User.id == bindparam("owner_id"),
+        User.used_bytes + bindparam("size", type_=BigInteger) <= User.quota_bytes,
+    )
+    .values(used_bytes=User.used_bytes + bindparam("size", type_=BigInteger))
+    .execution_options(synchronize_session=False)
+)
+_FITS = select(User.used_bytes, User.quota_bytes).where(User.id == bindparam("owner_id"))
 
 
 def charge(db: Session, owner_id: int, size: int) -> None:
@@ -17,12 +29,7 @@ def charge(db: Session, owner_id: int, size: int) -> None:
     """
     if size == 0:
         return
-    result = db.execute(
-        update(User)
-        .where(User.id == owner_id, User.used_bytes + size <= User.quota_bytes)
-        .values(used_bytes=User.used_bytes + size)
-        .execution_options(synchronize_session=False)
-    )
+    result = db.execute(_CHARGE, {"owner_id": owner_id, "size": size})
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise QuotaExceeded("This would take the owner's storage past their quota.")
 
@@ -41,7 +48,7 @@ def release(db: Session, owner_id: int, size: int) -> None:
 
 def fits(db: Session, owner_id: int, size: int) -> bool:
     """Early check (no lock): could `size` more bytes fit in the owner's quota now?"""
-    row = db.execute(select(User.used_bytes, User.quota_bytes).where(User.id == owner_id)).one()
+    row = db.execute(_FITS, {"owner_id": owner_id}).one()
     return bool(row.used_bytes + size <= row.quota_bytes)
 
 
