@@ -29,7 +29,7 @@ def _finish_upload(
     mime_type: str | None,
     stored: service.StoredBytes,
 ) -> DocumentOut:
-    folder, clean = service.check_new_document(db, actor, folder_id, name, None)
+    folder, clean = service.target_folder(db, actor, folder_id, name)
     blob = service.attach_blob(db, stored)
     if blob.id != stored.blob_id:
         after_commit(

@@ -85,12 +85,23 @@ def check_new_document(
     db: Session, actor: Actor, folder_id: int | str | None, name: str, size: int | None
 ) -> tuple[Folder, str]:
     """Early checks before any byte is sent: permission, name and (if known) quota."""
-    folder, _ = get_folder_for(db, actor, resolve_id(actor, folder_id), Level.EDIT)
-    name = clean_name(name)
+    folder, name = target_folder(db, actor, folder_id, name)
     ensure_free_name(db, folder.id, name)
     if size is not None and not users.fits(db, folder.owner_id, size):
         raise QuotaExceeded("This file does not fit in the owner's quota.")
     return folder, name
+
+
+def target_folder(
+    db: Session, actor: Actor, folder_id: int | str | None, name: str
+) -> tuple[Folder, str]:
+    """The folder a new document goes in (EDIT needed) and its cleaned name.
+
+    What a request checks again once the bytes are stored; whether the name is free is
+    then `create_document`'s check, made under the folder lock.
+    """
+    folder, _ = get_folder_for(db, actor, resolve_id(actor, folder_id), Level.EDIT)
+    return folder, clean_name(name)
 
 
 def attach_blob(db: Session, stored: StoredBytes) -> Blob:

@@ -440,9 +440,7 @@ def _finish(
         )
     resolution: Resolution
     if session.document_id is None:
-        folder, name = documents.check_new_document(
-            db, actor, session.folder_id, session.filename, None
-        )
+        folder, name = documents.target_folder(db, actor, session.folder_id, session.filename)
         blob = versions.use_content(db, content)
         doc, version = documents.create_document(
             db, actor, folder.id, name, documents.guess_mime(name, session.mime_type), blob
