@@ -42,7 +42,15 @@ def docstore(work: Path, name: str, env: dict[str, str] | None = None) -> Proc:
     )
     e.update(env or {})
     cmd = [str(BIN / "docstore"), "serve", "--host", HOST, "--port", str(port)]
-    if os.environ.get("BENCH_PROFILE"):
+    profile = os.environ.get("BENCH_PROFILE")
+    if profile == "calls":
+        # yappi in the server process: call counts and CPU per function, written when the
+        # server stops (bench/perf/yappi_serve.py).
+        out = Path(__file__).resolve().parents[1] / "results" / f"calls-{name}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        e["BENCH_YAPPI_OUT"] = str(out)
+        cmd = [str(BIN / "python"), "-m", "bench.perf.yappi_serve", *cmd[1:]]
+    elif profile:
         # py-spy record around the server: collapsed stacks per server in bench/results/
         # (summarise with `python -m bench.perf.stacks FILE`).
         out = Path(__file__).resolve().parents[1] / "results" / f"profile-{name}.txt"
