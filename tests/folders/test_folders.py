@@ -146,6 +146,17 @@ def test_children_listing_order_and_paging(api: Api) -> None:
     page = ann.get("/api/v1/folders/root/children", params={"order_by": "updated_at"}).json()
     docs = [i["name"] for i in page["items"] if i["kind"] == "document"]
     assert docs == ["b.txt", "a.txt", "m.txt", "z.txt"]
+    # Paged newest first, one entry a page: the cursor carries a timestamp; same order.
+    whole = [(i["kind"], i["name"]) for i in page["items"]]
+    paged, cursor = [], None
+    for _ in range(len(whole) + 1):
+        params = {"order_by": "updated_at", "limit": 1, **({"cursor": cursor} if cursor else {})}
+        one = ann.get("/api/v1/folders/root/children", params=params).json()
+        paged += [(i["kind"], i["name"]) for i in one["items"]]
+        cursor = one["next_cursor"]
+        if not cursor:
+            break
+    assert paged == whole
     sizes = {i["name"]: i["size_bytes"] for i in page["items"] if i["kind"] == "document"}
     assert sizes["m.txt"] == 5
     r = ann.get("/api/v1/folders/root/children", params={"cursor": "garbage!"})

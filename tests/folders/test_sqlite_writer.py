@@ -91,12 +91,12 @@ def test_listing_queries_seek_the_live_name_index(database: Database) -> None:
     """`is_deleted IS 0` (what `.is_(False)` renders) made SQLite ignore the partial
     live-name index and sort the whole folder for every page."""
     cursor = {"p": "d", "v": "m.txt", "i": 5, "o": "name"}
-    stmt = repository.child_documents(1, "name", cursor).limit(1001)
+    stmt, params = repository.child_documents(1, "name", cursor, 1001)
     compiled = stmt.compile(database.engine)
     with database.engine.connect() as conn:
         plan = conn.exec_driver_sql(
             f"EXPLAIN QUERY PLAN {compiled}",
-            tuple(compiled.params[name] for name in compiled.positiontup or ()),
+            tuple(compiled.construct_params(params)[name] for name in compiled.positiontup or ()),
         ).all()
     steps = " | ".join(str(row[-1]) for row in plan)
     assert "USING INDEX uq_documents_live_name (folder_id=? AND name>?)" in steps, steps

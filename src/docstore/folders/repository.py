@@ -107,14 +107,41 @@ def rewrite_subtree(db: Session, old_prefix: str, new_prefix: str) -> int:
 
 
 def child_folders(
-    parent_id: int, order_by: str, cursor: dict[str, Any] | None
-) -> Select[str, int, str, int, datetime, datetime, None, None, None]:
+    parent_id: int, order_by: str, cursor: dict[str, Any] | None, limit: int
+) -> tuple[Select[str, int, str, int, datetime, datetime, None, None, None], dict[str, Any]]:
     """Live subfolders of `parent_id` as listing rows (`CHILD_FIELDS`), in page order,
-    after the cursor.
+    after the cursor: the statement and its parameters.
 
     Plain columns, not ORM objects: a listing page is up to 1,000 rows that nothing
     changes, and the identity map would cost more than the query.
     """
+    after_cursor = bool(cursor and cursor.get("p") == "f")
+    params = {"parent_id": parent_id, "limit": limit}
+    if cursor and after_cursor:
+        params.update(after_value=_value(cursor, order_by), after_id=cursor["i"])
+    return _child_folders_statement(order_by, after_cursor), params
+
+
+def child_documents(
+    folder_id: int, order_by: str, cursor: dict[str, Any] | None, limit: int
+) -> tuple[
+    Select[str, int, str, int, datetime, datetime, int, str | None, int | None], dict[str, Any]
+]:
+    """Live documents in `folder_id` as listing rows (`CHILD_FIELDS`), in page order, after
+    the cursor (one statement: the size comes from a join, not a second query)."""
+    after_cursor = bool(cursor and cursor.get("p") == "d")
+    params = {"folder_id": folder_id, "limit": limit}
+    if cursor and after_cursor:
+        params.update(after_value=_value(cursor, order_by), after_id=cursor["i"])
+    return _child_documents_statement(order_by, after_cursor), params
+
+
+# The listing statements are built once per shape (order, with or without a cursor):
+# building one cost 0.37 ms, against ~3 ms to run it for 1,000 rows.
+@cache
+def _child_folders_statement(
+    order_by: str, after_cursor: bool
+) -> Select[str, int, str, int, datetime, datetime, None, None, None]:
     col: Any = Folder.name if order_by == "name" else Folder.updated_at
     desc = order_by != "name"
     stmt = select(
@@ -127,18 +154,17 @@ def child_folders(
         null().label("size_bytes"),
         null().label("mime_type"),
         null().label("current_version_id"),
-    ).where(Folder.parent_id == parent_id, Folder.is_deleted == false())
-    if cursor and cursor.get("p") == "f":
-        stmt = stmt.where(after(col, Folder.id, _value(cursor, order_by), cursor["i"], desc))
+    ).where(Folder.parent_id == bindparam("parent_id"), Folder.is_deleted == false())
+    if after_cursor:
+        stmt = stmt.where(after(col, Folder.id, desc))
     order = (col.desc(), Folder.id.desc()) if desc else (col.asc(), Folder.id.asc())
-    return stmt.order_by(*order)
+    return stmt.order_by(*order).limit(bindparam("limit"))
 
 
-def child_documents(
-    folder_id: int, order_by: str, cursor: dict[str, Any] | None
+@cache
+def _child_documents_statement(
+    order_by: str, after_cursor: bool
 ) -> Select[str, int, str, int, datetime, datetime, int, str | None, int | None]:
-    """Live documents in `folder_id` as listing rows (`CHILD_FIELDS`), in page order, after
-    the cursor (one statement: the size comes from a join, not a second query)."""
     col: Any = Document.name if order_by == "name" else Document.updated_at
     desc = order_by != "name"
     stmt = (
@@ -154,12 +180,12 @@ def child_documents(
             Document.current_version_id,
         )
         .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
-        .where(Document.folder_id == folder_id, Document.is_deleted == false())
+        .where(Document.folder_id == bindparam("folder_id"), Document.is_deleted == false())
     )
-    if cursor and cursor.get("p") == "d":
-        stmt = stmt.where(after(col, Document.id, _value(cursor, order_by), cursor["i"], desc))
+    if after_cursor:
+        stmt = stmt.where(after(col, Document.id, desc))
     order = (col.desc(), Document.id.desc()) if desc else (col.asc(), Document.id.asc())
-    return stmt.order_by(*order)
+    return stmt.order_by(*order).limit(bindparam("limit"))
 
 
 def _value(cursor: dict[str, Any], order_by: str) -> Any:

@@ -115,14 +115,14 @@ def children(
     if cur is None or cur["p"] == "f":
         # Core rows straight from the connection: the session's ORM result layer cost a
         # sixth of a 1,000-row page for rows that are not entities.
-        stmt_f = repo.child_folders(folder.id, order_by, cur).limit(limit + 1)
-        folders = list(db.connection().execute(stmt_f))
+        stmt_f, params = repo.child_folders(folder.id, order_by, cur, limit + 1)
+        folders = list(db.connection().execute(stmt_f, params))
     documents: list[Row[Any]] = []
     room = limit + 1 - len(folders)
     if room > 0:
         doc_cursor = cur if cur and cur["p"] == "d" else None
-        stmt = repo.child_documents(folder.id, order_by, doc_cursor).limit(room)
-        documents = list(db.connection().execute(stmt))
+        stmt, params = repo.child_documents(folder.id, order_by, doc_cursor, room)
+        documents = list(db.connection().execute(stmt, params))
     items: list[tuple[str, Any]] = [("f", f) for f in folders] + [("d", d) for d in documents]
     next_cursor = None
     if len(items) > limit:
