@@ -67,9 +67,18 @@ def _read_until_closed(sock: socket.socket, deadline: float) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/files?name=slow.txt", "/api/v1/folders"], ids=["upload", "json"]
+    ("path", "length"),
+    [
+        ("/api/v1/files?name=slow.txt", 1_000_000),
+        # Declared small: read whole on the event loop before it is stored (SMALL_BODY).
+        ("/api/v1/files?name=slow-small.txt", 1000),
+        ("/api/v1/folders", 1_000_000),
+    ],
+    ids=["upload", "small-upload", "json"],
 )
-def test_slow_loris_bodies_are_cut_off(strict_server: tuple[ServerProcess, str], path: str) -> None:
+def test_slow_loris_bodies_are_cut_off(
+    strict_server: tuple[ServerProcess, str], path: str, length: int
+) -> None:
     """Headers, then a body dribbled slower than the read timeout: the server answers and
     closes within the timeout plus slack, and keeps serving everyone else."""
     srv, token = strict_server
@@ -77,7 +86,7 @@ def test_slow_loris_bodies_are_cut_off(strict_server: tuple[ServerProcess, str],
     content_type = "application/json" if "folders" in path else "application/octet-stream"
     head = (
         f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: 1000000\r\n\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
     )
     started = time.monotonic()
     sock.sendall(head.encode() + b"{")
@@ -101,6 +110,39 @@ def test_slow_loris_bodies_are_cut_off(strict_server: tuple[ServerProcess, str],
     assert b"problem+json" in answer
     r = httpx.get(f"{srv.url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
+    assert "Traceback" not in srv.log.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("length", [1000, 1_000_000], ids=["small", "streamed"])
+def test_an_upload_whose_client_hangs_up_leaves_nothing(
+    strict_server: tuple[ServerProcess, str], length: int
+) -> None:
+    """Half a body, then the connection closed: no document, no charge, the pending blob
+    row given up and its bytes gone, and no traceback in the log."""
+    srv, token = strict_server
+    auth = {"Authorization": f"Bearer {token}"}
+    sock = _connect(srv.url)
+    try:
+        sock.sendall(
+            f"POST /api/v1/files?name=gone.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer"
+            f" {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {length}"
+            f"\r\n\r\n".encode()
+            + b"x" * (length // 2)
+        )
+        time.sleep(0.5)  # the server has the head and half the body
+    finally:
+        sock.close()
+    deadline = time.monotonic() + SLACK
+    blobs = srv.data_dir / "blobs"
+    while time.monotonic() < deadline:  # the server notices the hang-up and cleans up
+        left = [p for p in blobs.rglob("*") if p.is_file()] if blobs.exists() else []
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == []
+    listing = httpx.get(f"{srv.url}/api/v1/folders/root/children", headers=auth).json()
+    assert listing["items"] == []
+    assert httpx.get(f"{srv.url}/api/v1/users/me", headers=auth).json()["used_bytes"] == 0
     assert "Traceback" not in srv.log.read_text(errors="replace")
 
 

@@ -77,6 +77,9 @@ async def receive_body(
     if 0 < size_hint <= SMALL_BODY:
         try:
             early = [chunk async for chunk in stream]
+        except ClientDisconnect as exc:
+            await anyio.to_thread.run_sync(discard, svc, key, blob_id)
+            raise BadRequest("The client went away before the body was complete.") from exc
         except BaseException:
             await anyio.to_thread.run_sync(discard, svc, key, blob_id)
             raise
