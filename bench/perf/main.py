@@ -2,8 +2,8 @@
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
 BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get
-(a subset, for iterating), BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers) or =calls (yappi call counts
-and CPU per function, bench/perf/yappi_serve.py).
+(a subset, for iterating), BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers)
+or =calls (yappi call counts and CPU per function, bench/perf/yappi_serve.py).
 """
 
 from __future__ import annotations
