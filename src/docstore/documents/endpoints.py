@@ -61,7 +61,8 @@ async def upload_file(
 
     Three steps, each one worker-thread hop: authenticate, check the name, folder and quota
     and commit the pending blob row (one transaction); store the bytes; record the
-    document (second transaction, which re-checks everything).
+    document (second transaction: permission again, the name under the folder lock, the
+    quota as the charge itself).
     """
     limit = svc.settings.simple_upload_max_bytes
     key = blobs.new_key()
