@@ -115,11 +115,9 @@ def child_folders(
     Plain columns, not ORM objects: a listing page is up to 1,000 rows that nothing
     changes, and the identity map would cost more than the query.
     """
-    after_cursor = bool(cursor and cursor.get("p") == "f")
-    params = {"parent_id": parent_id, "limit": limit}
-    if cursor and after_cursor:
-        params.update(after_value=_value(cursor, order_by), after_id=cursor["i"])
-    return _child_folders_statement(order_by, after_cursor), params
+    position = _after_params(cursor, "f", order_by)
+    params = {"parent_id": parent_id, "limit": limit, **position}
+    return _child_folders_statement(order_by, bool(position)), params
 
 
 def child_documents(
@@ -129,11 +127,17 @@ def child_documents(
 ]:
     """Live documents in `folder_id` as listing rows (`CHILD_FIELDS`), in page order, after
     the cursor (one statement: the size comes from a join, not a second query)."""
-    after_cursor = bool(cursor and cursor.get("p") == "d")
-    params = {"folder_id": folder_id, "limit": limit}
-    if cursor and after_cursor:
-        params.update(after_value=_value(cursor, order_by), after_id=cursor["i"])
-    return _child_documents_statement(order_by, after_cursor), params
+    position = _after_params(cursor, "d", order_by)
+    params = {"folder_id": folder_id, "limit": limit, **position}
+    return _child_documents_statement(order_by, bool(position)), params
+
+
+def _after_params(cursor: dict[str, Any] | None, kind: str, order_by: str) -> dict[str, Any]:
+    """The cursor's position as `pagination.after` binds it, when it is in `kind`'s part
+    of the listing (folders "f", then documents "d"); else nothing."""
+    if cursor is None or cursor.get("p") != kind:
+        return {}
+    return {"after_value": _value(cursor, order_by), "after_id": cursor["i"]}
 
 
 # The listing statements are built once per shape (order, with or without a cursor):

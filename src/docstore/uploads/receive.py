@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import anyio.from_thread
 import anyio.to_thread
@@ -75,14 +76,8 @@ async def receive_body(
     total = 0
     early: list[bytes] | None = None
     if 0 < size_hint <= SMALL_BODY:
-        try:
+        async with _discard_on_failure(svc, key, blob_id):
             early = [chunk async for chunk in stream]
-        except ClientDisconnect as exc:
-            await anyio.to_thread.run_sync(discard, svc, key, blob_id)
-            raise BadRequest("The client went away before the body was complete.") from exc
-        except BaseException:
-            await anyio.to_thread.run_sync(discard, svc, key, blob_id)
-            raise
 
     async def next_chunk() -> bytes:
         return await stream.__anext__()
@@ -103,19 +98,27 @@ async def receive_body(
             hasher.update(chunk)
             yield chunk
 
-    try:
+    async with _discard_on_failure(svc, key, blob_id):
         await anyio.to_thread.run_sync(svc.store.put_stream, key, chunks())
+    digest = hasher.hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        await anyio.to_thread.run_sync(discard, svc, key, blob_id)
+        raise ChecksumMismatch()
+    return StoredBytes(blob_id=blob_id, key=key, size=total, sha256=digest)
+
+
+@asynccontextmanager
+async def _discard_on_failure(svc: Services, key: str, blob_id: int) -> AsyncIterator[None]:
+    """Discard the bytes and their pending row if the block fails; a client that went
+    away mid-body is a 400."""
+    try:
+        yield
     except ClientDisconnect as exc:
         await anyio.to_thread.run_sync(discard, svc, key, blob_id)
         raise BadRequest("The client went away before the body was complete.") from exc
     except BaseException:
         await anyio.to_thread.run_sync(discard, svc, key, blob_id)
         raise
-    digest = hasher.hexdigest()
-    if expected_sha256 is not None and digest != expected_sha256:
-        await anyio.to_thread.run_sync(discard, svc, key, blob_id)
-        raise ChecksumMismatch()
-    return StoredBytes(blob_id=blob_id, key=key, size=total, sha256=digest)
 
 
 def discard(svc: Services, key: str, blob_id: int) -> None:
