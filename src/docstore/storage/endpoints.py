@@ -9,6 +9,7 @@ from functools import partial
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from docstore.schemas import problem_response
@@ -72,7 +73,7 @@ def _local_store(request: Request) -> LocalBlobStore | None:
 
 @router.put("/storage/parts/{upload_id}/{part_number}")
 async def put_part(request: Request, upload_id: str, part_number: str) -> Response:
-    """Receive one part through a signed URL, hashing it on the way to disk."""
+    """Receive one part through a signed URL into its place in the upload's file."""
     store = _local_store(request)
     number = _as_int(part_number)
     if store is None or number is None or not 1 <= number <= MAX_PART_NUMBER:
@@ -126,7 +127,10 @@ async def put_part(request: Request, upload_id: str, part_number: str) -> Respon
     except BaseException:
         await anyio.to_thread.run_sync(writer.discard)
         raise
-    return Response(status_code=200, headers={"ETag": f'"{etag}"'})
+    # Once the answer is sent, carry the upload's SHA-256 over the parts now in order, so
+    # complete does not hash the whole file after the last part (see hash_ahead).
+    ahead = BackgroundTask(store.hash_ahead, upload_id)
+    return Response(status_code=200, headers={"ETag": f'"{etag}"'}, background=ahead)
 
 
 async def _receive(request: Request, writer: PartWriter) -> Response | None:
