@@ -602,10 +602,6 @@ class LocalBlobStore:
                     prefix.hasher = before
                     return
                 prefix.etags.append(record[1])
-                # The part is on disk (its record is written after fdatasync) and hashed:
-                # drop it from the page cache rather than let a large upload push out what
-                # is hot. Freed pages are what the next part's writes reuse.
-                os.posix_fadvise(fd, prefix.size, part_size, os.POSIX_FADV_DONTNEED)
                 prefix.size += part_size
         except OSError:
             return
