@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from docstore.folders.models import Folder
+from docstore.folders.schemas import ChildOut
 from tests.fixtures.app import Api, User
 
 BAD_NAMES = [
@@ -163,6 +164,34 @@ def test_children_listing_order_and_paging(api: Api) -> None:
     assert r.status_code == 400 and r.json()["code"] == "bad_request"
     r = ann.get("/api/v1/folders/root/children", params={"limit": 1001})
     assert r.status_code == 422
+
+
+def test_listing_entries_are_child_out_and_pages_split_between_folders_and_documents(
+    api: Api,
+) -> None:
+    """Entries are built from rows without a model (folders/endpoints.py): each must still
+    be exactly a ChildOut. A page that ends on the last folder moves on to the documents."""
+    ann = api.register()
+    top = ann.mkdir("top")["id"]
+    for name in ("f1", "f2"):
+        ann.mkdir(name, parent=top)
+    for name in ("d1.txt", "d2.txt"):
+        assert ann.upload(name, b"12345", folder=top).status_code == 201
+    pages, cursor = [], None
+    for _ in range(4):
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = ann.get(f"/api/v1/folders/{top}/children", params=params).json()
+        pages.append([(i["kind"], i["name"]) for i in page["items"]])
+        for item in page["items"]:
+            assert set(item) == set(ChildOut.model_fields)
+            assert ChildOut.model_validate(item).model_dump(mode="json") == item
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert pages == [
+        [("folder", "f1"), ("folder", "f2")],
+        [("document", "d1.txt"), ("document", "d2.txt")],
+    ]
 
 
 def test_delete_folder_to_trash_and_restore_with_subtree(api: Api) -> None:

@@ -91,9 +91,11 @@ def child_items(page: Children) -> list[dict[str, Any]]:
 
     A page is up to 1,000 rows straight from the database: building and validating a
     `ChildOut` for each cost more than fetching them. The rows come in `ChildOut`'s field
-    order (`CHILD_FIELDS`) and are serialised by pydantic's own encoder: the same JSON.
+    order (`CHILD_FIELDS`) and are serialised by pydantic's own encoder: the same JSON
+    (tests/folders hold every entry to `ChildOut`). `zip` is not strict: that check cost a
+    third of building the entries.
     """
-    return [dict(zip(CHILD_FIELDS, row, strict=True)) for row in (*page.folders, *page.documents)]
+    return [dict(zip(CHILD_FIELDS, row)) for row in (*page.folders, *page.documents)]  # noqa: B905
 
 
 @router.patch(

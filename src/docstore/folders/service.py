@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,8 +95,8 @@ def get(db: Session, actor: Actor, folder_id: int | str) -> tuple[Folder, Level]
 class Children:
     """One page of a folder's children: folders first, then documents."""
 
-    folders: list[Row[Any]]  # repository.child_folders rows
-    documents: list[Row[Any]]  # repository.child_documents rows
+    folders: Sequence[Row[Any]]  # repository.child_folders rows
+    documents: Sequence[Row[Any]]  # repository.child_documents rows
     next_cursor: str | None
 
 
@@ -111,30 +112,29 @@ def children(
     """A page of the folder's live children."""
     folder, level = get(db, actor, folder_id)
     cur = _check_cursor(decode_cursor(cursor), order_by)
-    folders: list[Row[Any]] = []
+    folders: Sequence[Any] = ()
     if cur is None or cur["p"] == "f":
-        # Core rows straight from the connection: the session's ORM result layer cost a
-        # sixth of a 1,000-row page for rows that are not entities.
+        # Core rows straight from the connection, fetched all at once: the session's ORM
+        # result layer, and fetching row by row, each cost a sixth of a 1,000-row page.
         stmt_f, params = repo.child_folders(folder.id, order_by, cur, limit + 1)
-        folders = list(db.connection().execute(stmt_f, params))
-    documents: list[Row[Any]] = []
+        folders = db.connection().execute(stmt_f, params).all()
+    documents: Sequence[Any] = ()
     room = limit + 1 - len(folders)
     if room > 0:
         doc_cursor = cur if cur and cur["p"] == "d" else None
         stmt, params = repo.child_documents(folder.id, order_by, doc_cursor, room)
-        documents = list(db.connection().execute(stmt, params))
-    items: list[tuple[str, Any]] = [("f", f) for f in folders] + [("d", d) for d in documents]
+        documents = db.connection().execute(stmt, params).all()
     next_cursor = None
-    if len(items) > limit:
-        kind, last = items[limit - 1]
+    if len(folders) + len(documents) > limit:  # one row more than the page: there is more
+        if len(folders) >= limit:
+            kind, last = "f", folders[limit - 1]
+            folders, documents = folders[:limit], ()
+        else:
+            documents = documents[: limit - len(folders)]
+            kind, last = "d", documents[-1]
         value = last.name if order_by == "name" else last.updated_at
         next_cursor = encode_cursor({"p": kind, "v": value, "i": last.id, "o": order_by})
-        items = items[:limit]
-    page = Children(
-        folders=[x for k, x in items if k == "f"],
-        documents=[x for k, x in items if k == "d"],
-        next_cursor=next_cursor,
-    )
+    page = Children(folders=folders, documents=documents, next_cursor=next_cursor)
     return folder, level, page
 
 
