@@ -56,6 +56,9 @@ COMPLETE_WAIT_SECONDS = 30
 # Uploads whose prefix SHA-256 one process carries forward at once (oldest dropped first).
 MAX_PREFIXES = 64
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{16,128}")
+# A backslash or a control character: never in a key (a regex, not a generator over the
+# characters, which yappi showed at ~80 calls per upload).
+_BAD_KEY_CHAR = re.compile(r"[\x00-\x1f\x7f\\]")
 _META = "meta.json"
 _DATA = "data"
 _LOCK = "upload.lock"
@@ -102,8 +105,7 @@ def check_key(key: str) -> str:
         not key
         or ".." in key
         or key.startswith("/")
-        or "\\" in key
-        or any(ord(c) < 0x20 or c == "\x7f" for c in key)
+        or _BAD_KEY_CHAR.search(key)
         or any(part in ("", ".") for part in key.split("/"))
         or len(key.encode()) > 1024
     ):
