@@ -588,27 +588,22 @@ class LocalBlobStore:
         if not prefix.lock.acquire(blocking=False):
             return
         try:
-            fd = os.open(upload_dir / _DATA, os.O_RDONLY | os.O_CLOEXEC)
+            with (upload_dir / _DATA).open("rb", buffering=0) as f:
+                while not prefix.taken:
+                    number = len(prefix.etags) + 1
+                    record = _read_record(upload_dir, number)
+                    if record is None or record[0] != part_size:
+                        return
+                    before = prefix.hasher.copy()
+                    read = _hash_range(f.fileno(), prefix.hasher, prefix.size, part_size)
+                    if read != part_size or _read_record(upload_dir, number) != record:
+                        prefix.hasher = before
+                        return
+                    prefix.etags.append(record[1])
+                    prefix.size += part_size
         except OSError:
-            prefix.lock.release()
-            return  # completed or aborted meanwhile
-        try:
-            while not prefix.taken:
-                number = len(prefix.etags) + 1
-                record = _read_record(upload_dir, number)
-                if record is None or record[0] != part_size:
-                    return
-                before = prefix.hasher.copy()
-                read = _hash_range(fd, prefix.hasher, prefix.size, part_size)
-                if read != part_size or _read_record(upload_dir, number) != record:
-                    prefix.hasher = before
-                    return
-                prefix.etags.append(record[1])
-                prefix.size += part_size
-        except OSError:
-            return
+            return  # completed or aborted meanwhile: complete hashes what is missing
         finally:
-            os.close(fd)
             prefix.lock.release()
 
     def _take_prefix(self, upload_id: str, ordered: list[PartInfo]) -> tuple[Any, int]:

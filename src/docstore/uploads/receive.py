@@ -82,14 +82,17 @@ async def receive_body(
             early = [chunk async for chunk in stream]
 
     async def next_batch() -> bytes:
-        """The next chunks, gathered on the loop up to RECEIVE_BATCH bytes (b"" at the end):
-        one thread hop per batch instead of one per received chunk (~64 KiB)."""
+        """The next chunks, gathered on the loop up to RECEIVE_BATCH bytes: one thread hop
+        per batch instead of one per received chunk (~64 KiB). StopAsyncIteration at the
+        end, as the stream itself."""
         batch: list[bytes] = []
         size = 0
         while size < RECEIVE_BATCH:
             try:
                 chunk = await stream.__anext__()
             except StopAsyncIteration:
+                if not batch:
+                    raise
                 break
             batch.append(chunk)
             size += len(chunk)
@@ -101,11 +104,9 @@ async def receive_body(
         while True:
             try:
                 chunk = next(ready) if ready is not None else anyio.from_thread.run(next_batch)
-            except StopIteration:
+            except (StopAsyncIteration, StopIteration):
                 return
             if not chunk:
-                if ready is None:
-                    return
                 continue
             total += len(chunk)
             if total > limit:
