@@ -73,6 +73,8 @@ _ON_ROLLBACK = "docstore.on_rollback"
 _WRITER = "docstore.sqlite_writer"
 SQLITE_LOCK_TIMEOUT = 30.0
 _AFTER_COMMIT = "docstore.after_commit"
+# session.info key: set on sessions of `Database.read_transaction`.
+READ_ONLY = "docstore.read_only"
 
 
 def on_rollback(session: Session, fn: Callable[[], None]) -> None:
@@ -101,23 +103,46 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def _sqlite_engine(url: str, *, read_only: bool, **kwargs: Any) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (below) instead of pysqlite's implicit one.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        if read_only:  # SQLite itself refuses any write on these connections
+            cur.execute("PRAGMA query_only=ON")
+        cur.close()
+
+    if read_only:
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin_read(conn: Any) -> None:
+            # A deferred BEGIN: in WAL mode a reader sees the last commit before its first
+            # read and never waits for the writer, nor the writer for it.
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def make_read_engine(url: str) -> Engine | None:
+    """For a SQLite file, a second engine whose connections can only read and take no
+    write lock; None where the main engine serves reads too (PostgreSQL, in-memory SQLite).
+    """
+    if not url.startswith("sqlite") or url in ("sqlite://", "sqlite:///:memory:"):
+        return None
+    return _sqlite_engine(url, read_only=True)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and write-serialising transactions."""
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
-        )
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Let SQLAlchemy emit BEGIN itself (below) instead of pysqlite's implicit one.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
+        engine = _sqlite_engine(url, read_only=False, **kwargs)
 
         writer = threading.Lock()
 
@@ -158,7 +183,19 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        read_engine = make_read_engine(url)
+        self.read_engine = read_engine or self.engine
+        # Reads are calls into this process's SQLite library, never a network round trip.
+        self.local_reads = read_engine is not None
+        self.read_sessionmaker = sessionmaker(
+            self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
+        )
         self._lock = threading.Lock()
+
+    def configure_sessions(self, info: dict[str, Any]) -> None:
+        """Put `info` into every session either session factory hands out."""
+        self.sessionmaker.configure(info=info)
+        self.read_sessionmaker.configure(info={**info, READ_ONLY: True})
 
     @property
     def is_postgres(self) -> bool:
@@ -173,7 +210,18 @@ class Database:
         side effect (e.g. deletes bytes just written) when the transaction does not commit;
         `after_commit(session, fn)` runs once it has.
         """
-        session = self.sessionmaker()
+        yield from self._run(self.sessionmaker())
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Session]:
+        """A transaction for a request that only reads: on SQLite it neither takes nor
+        waits for the write lock, and the database refuses writes in it. Audit entries
+        recorded in it are kept in `session.info` for the caller to write (see
+        audit.service.record and audit.group_commit).
+        """
+        yield from self._run(self.read_sessionmaker())
+
+    def _run(self, session: Session) -> Iterator[Session]:
         session.info[_ON_ROLLBACK] = []
         session.info[_AFTER_COMMIT] = []
         try:
@@ -191,3 +239,5 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

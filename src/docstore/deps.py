@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterator
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from docstore.audit import service as audit
 from docstore.context import Actor
 from docstore.errors import Unauthenticated
 from docstore.services import Services
@@ -124,6 +125,27 @@ async def in_request_transaction(request: Request, work: Callable[[Session, Acto
             return work(db, authenticate_request(request, db))
 
     return await run_in_threadpool(run)
+
+
+async def in_request_read(request: Request, work: Callable[[Session, Actor], T]) -> T:
+    """`in_request_transaction` for an endpoint that only reads the database: a read-only
+    transaction, whose audit entries the group commit writes before the answer is sent.
+
+    On embedded SQLite (no Redis: every lookup is in this process) the transaction runs on
+    the event loop itself. A read there takes tens of microseconds and waits for no lock
+    (WAL), while a worker-thread hop costs more than the whole read: the GIL changes hands
+    at every call into sqlite3 (bench/PROFILE.md, session 5). `work` must therefore do
+    nothing but database reads and in-process lookups.
+    """
+    svc = get_services(request)
+
+    def run() -> tuple[T, list[dict[str, Any]]]:
+        with svc.database.read_transaction() as db:
+            return work(db, authenticate_request(request, db)), audit.deferred(db)
+
+    result, entries = run() if svc.inline_reads else await run_in_threadpool(run)
+    await svc.audit_log.write(entries)
+    return result
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from docstore.audit.group_commit import GroupCommit
 from docstore.cache import Cache, make_cache
 from docstore.config import Settings
 from docstore.db import Database
@@ -14,16 +15,22 @@ from docstore.storage.factory import make_blob_store
 
 @dataclass
 class Services:
-    """Settings, database, blob store and cache: what services and jobs run against."""
+    """Settings, database, blob store and cache: what services and jobs run against, and
+    the group commit that writes the audit entries of read requests."""
 
     settings: Settings
     database: Database
     store: BlobStore
     cache: Cache
+    audit_log: GroupCommit = field(init=False)
+    # Read-only request transactions run on the event loop (deps.in_request_read).
+    inline_reads: bool = field(init=False)
 
     def __post_init__(self) -> None:
         # Sessions find the permission cache and link rate limits through session.info.
         bind_sharing(self.database, self.cache)
+        self.audit_log = GroupCommit(self.database)
+        self.inline_reads = self.database.local_reads and self.cache.kind == "memory"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:

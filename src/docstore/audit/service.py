@@ -13,11 +13,13 @@ from docstore.audit import repository as repo
 from docstore.audit.models import AuditLog
 from docstore.audit.repository import AuditFilter, Position
 from docstore.context import Actor
-from docstore.db import utcnow
+from docstore.db import READ_ONLY, utcnow
 from docstore.errors import BadRequest, Unauthenticated
 from docstore.pagination import decode_cursor, encode_cursor
 
 _INSERT = cast(Table, AuditLog.__table__).insert()
+# session.info key: entries recorded in a read transaction, not yet written.
+DEFERRED = "docstore.audit.deferred"
 
 
 class Action(StrEnum):
@@ -74,7 +76,28 @@ def record(
     }
     if details is not None:  # absent, not None: None would be stored as JSON 'null'
         row["details"] = details
+    if db.info.get(READ_ONLY):
+        # A read request's entry: its caller writes it with others' in one transaction,
+        # and answers only once that has committed (audit.group_commit).
+        db.info.setdefault(DEFERRED, []).append(row)
+        return
     db.connection().execute(_INSERT, row)
+
+
+def deferred(db: Session) -> list[dict[str, Any]]:
+    """The entries a read transaction recorded, for `GroupCommit.write`."""
+    rows: list[dict[str, Any]] = db.info.get(DEFERRED, [])
+    return rows
+
+
+def insert_rows(db: Session, rows: list[dict[str, Any]]) -> None:
+    """Write entries `record` deferred: one executemany per set of columns given (an entry
+    without details must not get a JSON null)."""
+    by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(frozenset(row), []).append(row)
+    for same in by_columns.values():
+        db.connection().execute(_INSERT, same)
 
 
 def as_utc(value: datetime | None) -> datetime | None:

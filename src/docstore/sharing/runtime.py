@@ -160,7 +160,7 @@ def bind(database: Database, cache: Cache) -> SharingRuntime:
     runtime = SharingRuntime(cache=cache, grants=GrantCache(cache) if shared else None)
     if not shared:
         log.info("no Redis configured: permissions are checked in the database every time")
-    database.sessionmaker.configure(info={RUNTIME_KEY: runtime})
+    database.configure_sessions({RUNTIME_KEY: runtime})
     return runtime
 
 
