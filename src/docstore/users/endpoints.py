@@ -9,6 +9,7 @@ from docstore.deps import DB, CurrentActor, Svc, anonymous_actor
 from docstore.errors import Forbidden, Unauthenticated
 from docstore.schemas import Id, problems
 from docstore.users import service
+from docstore.users.models import User
 from docstore.users.schemas import (
     AdminUserIn,
     AdminUserPatch,
@@ -75,9 +76,8 @@ def logout(actor: CurrentActor, db: DB) -> Response:
 @router.get("/users/me", response_model=UserOut, responses=problems(401))
 def me(actor: CurrentActor, db: DB) -> UserOut:
     """The caller's account, quota and usage."""
-    assert actor.user is not None
-    db.refresh(actor.user)
-    return UserOut.model_validate(actor.user)
+    assert actor.user_id is not None
+    return UserOut.model_validate(db.get_one(User, actor.user_id))
 
 
 @router.get("/admin/users", response_model=list[UserOut], responses=problems(401, 403))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import BigInteger, bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from docstore.errors import QuotaExceeded
 from docstore.users.models import ApiToken, Plan, User
@@ -58,18 +61,43 @@ def by_email(db: Session, email: str) -> User | None:
 
 
 # Built once: every authenticated request runs it, and building the statement cost a third
-# of the lookup (SQLAlchemy caches the compiled SQL, not the Python objects).
+# of the lookup (SQLAlchemy caches the compiled SQL, not the Python objects). Plain columns:
+# loading the two rows as ORM entities cost more CPU than the query (bench/PROFILE.md).
+_USER_COLUMNS = tuple(c.key for c in User.__table__.c)
 _TOKEN_AND_USER = (
-    select(ApiToken, User)
+    select(
+        ApiToken.id.label("token_id"),
+        ApiToken.expires_at.label("token_expires_at"),
+        ApiToken.revoked_at.label("token_revoked_at"),
+        *User.__table__.c,
+    )
     .join(User, User.id == ApiToken.user_id)
     .where(ApiToken.token_hash == bindparam("digest"))
 )
 
 
-def token_and_user(db: Session, digest: str) -> tuple[ApiToken, User] | None:
-    """The token row for a presented token's digest and its user, in one round trip."""
-    row = db.execute(_TOKEN_AND_USER, {"digest": digest}).first()
-    return None if row is None else (row[0], row[1])
+@dataclass(frozen=True)
+class TokenState:
+    """What authentication needs of a token row."""
+
+    id: int
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+def token_and_user(db: Session, digest: str) -> tuple[TokenState, User] | None:
+    """The token for a presented token's digest and its user, in one round trip.
+
+    The user is a detached instance, as if loaded by an earlier session: reading its
+    attributes needs no session, and `db.get(User, id)` loads the row afresh.
+    """
+    row = db.connection().execute(_TOKEN_AND_USER, {"digest": digest}).first()
+    if row is None:
+        return None
+    m = row._mapping
+    user = User(**{k: m[k] for k in _USER_COLUMNS})
+    make_transient_to_detached(user)
+    return TokenState(row.token_id, row.token_expires_at, row.token_revoked_at), user
 
 
 def plan(db: Session, name: str) -> Plan | None:

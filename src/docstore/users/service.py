@@ -112,7 +112,7 @@ def login(db: Session, actor: Actor, email: str, password: str) -> User:
     return user
 
 
-def authenticate(db: Session, token: str) -> tuple[User, ApiToken]:
+def authenticate(db: Session, token: str) -> tuple[User, repo.TokenState]:
     """The user behind a bearer token, or 401 when it is unknown, expired or revoked."""
     found = repo.token_and_user(db, token_digest(token))
     if found is None:
