@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from docstore.db import Database, utcnow
+from docstore.db import Database, detached, utcnow
 from docstore.documents.models import Blob
 
 
@@ -30,10 +30,58 @@ def register_pending(database: Database, key: str, size: int) -> int:
 def add_pending(db: Session, key: str, size: int) -> int:
     """`register_pending` inside the caller's transaction, which must commit before the
     bytes are written."""
-    blob = Blob(storage_key=key, sha256="", size_bytes=size, state="pending")
-    db.add(blob)
-    db.flush()
-    return blob.id
+    row = db.connection().execute(
+        _ADD_PENDING,
+        {"storage_key": key, "sha256": "", "size_bytes": size, "created_at": utcnow()},
+    )
+    return int(row.scalar_one())
+
+
+# Built once: every upload runs it (a Core INSERT: the unit of work cost 3x the statement).
+_ADD_PENDING = (
+    insert(Blob)
+    .values(
+        storage_key=bindparam("storage_key"),
+        sha256=bindparam("sha256"),
+        size_bytes=bindparam("size_bytes"),
+        created_at=bindparam("created_at"),
+        state="pending",
+        verified=False,
+        damaged=False,
+        ref_count=0,
+        delete_attempts=0,
+    )
+    .returning(Blob.id)
+)
+
+
+def activate(db: Session, blob_id: int, sha256: str, size: int) -> Blob:
+    """Make a pending blob the verified, live copy of these bytes (one reference).
+
+    One Core UPDATE ... RETURNING instead of loading the row and flushing it: the unit of
+    work cost more than the statement on every upload.
+    """
+    row = (
+        db.connection()
+        .execute(_ACTIVATE, {"blob_id": blob_id, "sha256": sha256, "size_bytes": size})
+        .one()
+    )
+    return detached(Blob, row._mapping)
+
+
+_ACTIVATE = (
+    update(Blob)
+    .where(Blob.id == bindparam("blob_id"))
+    .values(
+        sha256=bindparam("sha256"),
+        size_bytes=bindparam("size_bytes"),
+        verified=True,
+        state="active",
+        ref_count=1,
+        unreferenced_at=None,
+    )
+    .returning(*Blob.__table__.c)
+)
 
 
 def forget_pending(database: Database, blob_id: int) -> None:

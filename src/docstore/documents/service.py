@@ -7,12 +7,12 @@ import mimetypes
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
 from docstore.context import Actor
-from docstore.db import utcnow
+from docstore.db import inserted, utcnow
 from docstore.documents import blobs
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.documents.schemas import DocumentOut, DownloadOut
@@ -117,9 +117,9 @@ def attach_blob(db: Session, stored: StoredBytes) -> Blob:
     so a client cannot obtain content by claiming its checksum. The duplicate object is
     queued for deletion; the caller learns nothing about who else holds the content.
     """
-    pending = db.get_one(Blob, stored.blob_id)
     target = blobs.find_dedup_target(db, stored.sha256, stored.size)
-    if target is not None and target.id != pending.id:
+    if target is not None and target.id != stored.blob_id:
+        pending = db.get_one(Blob, stored.blob_id)
         pending.state = "deleting"
         pending.sha256 = stored.sha256
         pending.unreferenced_at = utcnow()
@@ -127,14 +127,7 @@ def attach_blob(db: Session, stored: StoredBytes) -> Blob:
         db.flush()
         db.refresh(target)
         return target
-    pending.sha256 = stored.sha256
-    pending.size_bytes = stored.size
-    pending.verified = True
-    pending.state = "active"
-    pending.ref_count = 1
-    pending.unreferenced_at = None
-    db.flush()
-    return pending
+    return blobs.activate(db, stored.blob_id, stored.sha256, stored.size)
 
 
 def create_document(
@@ -153,20 +146,55 @@ def create_document(
         raise NotFound()
     ensure_free_name(db, folder.id, name)
     now = utcnow()
-    doc = Document(
-        owner_id=folder.owner_id,
-        folder_id=folder.id,
-        name=name,
-        mime_type=mime_type,
-        created_by=created_by if created_by is not None else actor.user_id,
-        created_at=now,
-        updated_at=now,
-        last_version_number=0,
+    doc: Document = inserted(
+        db,
+        _INSERT_DOCUMENT,
+        {
+            "owner_id": folder.owner_id,
+            "folder_id": folder.id,
+            "name": name,
+            "mime_type": mime_type,
+            "created_by": created_by if created_by is not None else actor.user_id,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    db.add(doc)
-    db.flush()
     version = add_version(db, actor, doc, blob, action=Action.UPLOAD)
     return doc, version
+
+
+# Built once; Core INSERTs returning the whole row (db.inserted).
+_INSERT_DOCUMENT = (
+    insert(Document)
+    .values(
+        **{
+            k: bindparam(k)
+            for k in (
+                "owner_id", "folder_id", "name", "mime_type", "created_by", "created_at",
+                "updated_at",
+            )
+        },
+        last_version_number=0,
+        is_deleted=False,
+        trash_root=False,
+    )
+    .returning(*Document.__table__.c)
+)  # fmt: skip
+_INSERT_VERSION = (
+    insert(DocumentVersion)
+    .values(
+        **{
+            k: bindparam(k)
+            for k in (
+                "document_id", "version_number", "blob_id", "size_bytes", "checksum_sha256",
+                "created_by", "created_at", "restored_from_id",
+            )
+        },
+        keep_forever=False,
+        is_damaged=False,
+    )
+    .returning(*DocumentVersion.__table__.c)
+)  # fmt: skip
 
 
 def add_version(
@@ -180,22 +208,24 @@ def add_version(
 ) -> DocumentVersion:
     """Append a version (the caller holds the document's row lock) and charge its owner."""
     users.charge(db, doc.owner_id, blob.size_bytes)
-    doc.last_version_number += 1
-    version = DocumentVersion(
-        document_id=doc.id,
-        version_number=doc.last_version_number,
-        blob_id=blob.id,
-        size_bytes=blob.size_bytes,
-        checksum_sha256=blob.sha256,
-        created_by=actor.user_id,
-        created_at=utcnow(),
-        restored_from_id=restored_from.id if restored_from else None,
+    version: DocumentVersion = inserted(
+        db,
+        _INSERT_VERSION,
+        {
+            "document_id": doc.id,
+            "version_number": doc.last_version_number + 1,
+            "blob_id": blob.id,
+            "size_bytes": blob.size_bytes,
+            "checksum_sha256": blob.sha256,
+            "created_by": actor.user_id,
+            "created_at": utcnow(),
+            "restored_from_id": restored_from.id if restored_from else None,
+        },
     )
-    db.add(version)
-    db.flush()
+    doc.last_version_number = version.version_number
     doc.current_version_id = version.id
     doc.updated_at = version.created_at
-    db.flush()
+    db.flush()  # the document row: later Core statements in this transaction read it
     details = {
         "version_id": version.id,
         "version_number": version.version_number,

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import BigInteger, bindparam, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
+from docstore.db import detached
 from docstore.errors import QuotaExceeded
 from docstore.users.models import ApiToken, Plan, User
 
@@ -63,7 +64,6 @@ def by_email(db: Session, email: str) -> User | None:
 # Built once: every authenticated request runs it, and building the statement cost a third
 # of the lookup (SQLAlchemy caches the compiled SQL, not the Python objects). Plain columns:
 # loading the two rows as ORM entities cost more CPU than the query (bench/PROFILE.md).
-_USER_COLUMNS = tuple(c.key for c in User.__table__.c)
 _TOKEN_AND_USER = (
     select(
         ApiToken.id.label("token_id"),
@@ -94,9 +94,7 @@ def token_and_user(db: Session, digest: str) -> tuple[TokenState, User] | None:
     row = db.connection().execute(_TOKEN_AND_USER, {"digest": digest}).first()
     if row is None:
         return None
-    m = row._mapping
-    user = User(**{k: m[k] for k in _USER_COLUMNS})
-    make_transient_to_detached(user)
+    user = detached(User, row._mapping)
     return TokenState(row.token_id, row.token_expires_at, row.token_revoked_at), user
 
 
