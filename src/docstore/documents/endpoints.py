@@ -87,7 +87,9 @@ async def upload_file(
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses=problems(401, 404))
 async def get_document(document_id: Id, request: Request, response: Response) -> DocumentOut:
     """A document; the ETag is its current version id (for If-Match on save)."""
-    out = await in_request_read(request, lambda db, actor: service.get(db, actor, document_id))
+    out = await in_request_read(
+        request, lambda db, actor, token: service.get_with_token(db, actor, token, document_id)
+    )
     if out.current_version is not None:
         response.headers["ETag"] = f'"{out.current_version.id}"'
     return out

@@ -6,8 +6,9 @@ import logging
 import mimetypes
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
@@ -21,6 +22,7 @@ from docstore.folders import repository as folder_repo
 from docstore.folders.models import Folder
 from docstore.folders.service import ensure_free_name, resolve_id
 from docstore.names import clean_name, unique_name
+from docstore.security import token_digest
 from docstore.sharing.permissions import (
     Level,
     get_document_for,
@@ -30,7 +32,8 @@ from docstore.sharing.permissions import (
 )
 from docstore.storage.base import BlobStore
 from docstore.users import repository as users
-from docstore.users.models import User
+from docstore.users import service as users_service
+from docstore.users.models import ApiToken, User
 from docstore.versions.schemas import VersionOut
 
 log = logging.getLogger(__name__)
@@ -237,64 +240,86 @@ def add_version(
     return version
 
 
-_VERSION_FIELDS = tuple(VersionOut.model_fields)
-# Built once: what GET /documents/{id} reads, in one statement, as plain rows. The ORM's
-# three entities cost more CPU than the rest of the read (bench/PROFILE.md, session 5).
+_VERSION_FIELDS = tuple(f for f in VersionOut.model_fields if f != "is_current")
+# What GET /documents/{id} reads, as plain columns: the document, its folder's path and its
+# current version. ORM entities for these rows cost more CPU than the rest of the read
+# (bench/PROFILE.md, session 5).
+_DOCUMENT_COLUMNS = (
+    *(
+        getattr(Document, f).label(f"d_{f}")
+        for f in (
+            "id", "name", "owner_id", "folder_id", "mime_type", "current_version_id",
+            "created_at", "updated_at", "is_deleted",
+        )
+    ),
+    Folder.path.label("d_path"),
+    *(getattr(DocumentVersion, f).label(f"v_{f}") for f in _VERSION_FIELDS),
+)  # fmt: skip
+# Built once. For an actor already known (a link's holder):
 _VIEW = (
-    select(
-        Document.id,
-        Document.name,
-        Document.owner_id,
-        Document.folder_id,
-        Document.mime_type,
-        Document.current_version_id,
-        Document.created_at,
-        Document.updated_at,
-        Document.is_deleted,
-        Folder.path,
-        *(
-            getattr(DocumentVersion, f).label(f"v_{f}")
-            for f in _VERSION_FIELDS
-            if f != "is_current"
-        ),
-    )
+    select(*_DOCUMENT_COLUMNS)
     .join(Folder, Folder.id == Document.folder_id)
     .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
     .where(Document.id == bindparam("document_id"))
 )
+# For a request with a token: the token and its user (users.repository.TOKEN_COLUMNS) in
+# the same statement, with the document outer-joined so that an unknown document still
+# authenticates the caller first. One round trip instead of two.
+_VIEW_WITH_TOKEN = (
+    select(*users.TOKEN_COLUMNS, *_DOCUMENT_COLUMNS)
+    .select_from(ApiToken)
+    .join(User, User.id == ApiToken.user_id)
+    .outerjoin(Document, Document.id == bindparam("document_id"))
+    .outerjoin(Folder, Folder.id == Document.folder_id)
+    .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+    .where(ApiToken.token_hash == bindparam("digest"))
+)
 
 
 def get(db: Session, actor: Actor, document_id: int) -> DocumentOut:
-    """A document the caller can see; reads by anyone but the owner are audited as VIEW.
-
-    The same checks as `get_document_for(..., Level.VIEW)`, on one row of columns.
-    """
+    """A document the caller can see; reads by anyone but the owner are audited as VIEW."""
     row = db.connection().execute(_VIEW, {"document_id": document_id}).first()
-    if row is None:
+    return _view(db, actor, row)
+
+
+def get_with_token(db: Session, actor: Actor, token: str, document_id: int) -> DocumentOut:
+    """`get` for the holder of `token`, authenticated in the same statement (401 as
+    `users.service.authenticate`)."""
+    row = (
+        db.connection()
+        .execute(_VIEW_WITH_TOKEN, {"digest": token_digest(token), "document_id": document_id})
+        .first()
+    )
+    actor.user, actor.token_id = users_service.check_token(row)
+    return _view(db, actor, row)
+
+
+def _view(db: Session, actor: Actor, row: Row[Any] | None) -> DocumentOut:
+    """The checks of `get_document_for(..., Level.VIEW)` on one row of `_DOCUMENT_COLUMNS`,
+    the VIEW entry, and the answer."""
+    if row is None or row.d_id is None:
         raise NotFound()
-    level = level_for(db, actor, row.owner_id, row.path, row.id, created_at=row.created_at)
-    if row.is_deleted:
+    level = level_for(db, actor, row.d_owner_id, row.d_path, row.d_id, created_at=row.d_created_at)
+    if row.d_is_deleted:
         raise NotFound()
     require(level, Level.VIEW)
     if level != Level.OWNER:
-        record(db, actor, Action.VIEW, document_id=row.id, owner_id=row.owner_id)
+        record(db, actor, Action.VIEW, document_id=row.d_id, owner_id=row.d_owner_id)
     current = None
-    if row.current_version_id is not None:
+    if row.d_current_version_id is not None:
         m = row._mapping
-        current = VersionOut(
-            **{f: m[f"v_{f}"] for f in _VERSION_FIELDS if f != "is_current"}, is_current=True
-        )
+        current = VersionOut(**{f: m[f"v_{f}"] for f in _VERSION_FIELDS}, is_current=True)
     return DocumentOut(
-        id=row.id,
-        name=row.name,
-        owner_id=row.owner_id,
-        parent_folder_id=row.folder_id,
-        mime_type=row.mime_type,
+        id=row.d_id,
+        name=row.d_name,
+        owner_id=row.d_owner_id,
+        parent_folder_id=row.d_folder_id,
+        mime_type=row.d_mime_type,
         size_bytes=current.size_bytes if current else 0,
         current_version=current,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        is_deleted=row.is_deleted,
+        created_at=row.d_created_at,
+        updated_at=row.d_updated_at,
+        is_deleted=row.d_is_deleted,
         permission=level.name,
     )
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, select, update
+from sqlalchemy import BigInteger, Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from docstore.db import detached
@@ -61,16 +62,20 @@ def by_email(db: Session, email: str) -> User | None:
     return db.scalar(select(User).where(User.email == email))
 
 
+# What authentication reads of a token and its user, as plain columns: loading the two rows
+# as ORM entities cost more CPU than the query (bench/PROFILE.md, session 5). The user's
+# columns keep their names (for `detached`); a statement may add others (documents.service
+# reads a document in the same round trip).
+TOKEN_COLUMNS = (
+    ApiToken.id.label("token_id"),
+    ApiToken.expires_at.label("token_expires_at"),
+    ApiToken.revoked_at.label("token_revoked_at"),
+    *User.__table__.c,
+)
 # Built once: every authenticated request runs it, and building the statement cost a third
-# of the lookup (SQLAlchemy caches the compiled SQL, not the Python objects). Plain columns:
-# loading the two rows as ORM entities cost more CPU than the query (bench/PROFILE.md).
+# of the lookup (SQLAlchemy caches the compiled SQL, not the Python objects).
 _TOKEN_AND_USER = (
-    select(
-        ApiToken.id.label("token_id"),
-        ApiToken.expires_at.label("token_expires_at"),
-        ApiToken.revoked_at.label("token_revoked_at"),
-        *User.__table__.c,
-    )
+    select(*TOKEN_COLUMNS)
     .join(User, User.id == ApiToken.user_id)
     .where(ApiToken.token_hash == bindparam("digest"))
 )
@@ -85,17 +90,17 @@ class TokenState:
     revoked_at: datetime | None
 
 
-def token_and_user(db: Session, digest: str) -> tuple[TokenState, User] | None:
-    """The token for a presented token's digest and its user, in one round trip.
-
-    The user is a detached instance, as if loaded by an earlier session: reading its
-    attributes needs no session, and `db.get(User, id)` loads the row afresh.
-    """
-    row = db.connection().execute(_TOKEN_AND_USER, {"digest": digest}).first()
-    if row is None:
-        return None
+def token_from_row(row: Row[Any]) -> tuple[TokenState, User]:
+    """The token and its user from a row holding `TOKEN_COLUMNS`. The user is a detached
+    instance, as if loaded by an earlier session: reading its attributes needs no session,
+    and `db.get(User, id)` loads the row afresh."""
     user = detached(User, row._mapping)
     return TokenState(row.token_id, row.token_expires_at, row.token_revoked_at), user
+
+
+def token_and_user(db: Session, digest: str) -> Row[Any] | None:
+    """The row of `TOKEN_COLUMNS` for a presented token's digest, in one round trip."""
+    return db.connection().execute(_TOKEN_AND_USER, {"digest": digest}).first()
 
 
 def plan(db: Session, name: str) -> Plan | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -112,15 +113,21 @@ def login(db: Session, actor: Actor, email: str, password: str) -> User:
     return user
 
 
-def authenticate(db: Session, token: str) -> tuple[User, repo.TokenState]:
-    """The user behind a bearer token, or 401 when it is unknown, expired or revoked."""
-    found = repo.token_and_user(db, token_digest(token))
-    if found is None:
+def authenticate(db: Session, token: str) -> tuple[User, int]:
+    """The user behind a bearer token and the token's id, or 401 when it is unknown,
+    expired or revoked."""
+    return check_token(repo.token_and_user(db, token_digest(token)))
+
+
+def check_token(row: Row[Any] | None) -> tuple[User, int]:
+    """The user and token id from a row of `repository.TOKEN_COLUMNS` (None: no such
+    token), or 401 when the token is expired or revoked or its user disabled."""
+    if row is None:
         raise Unauthenticated("The token is invalid or has expired.")
-    row, user = found
-    if row.revoked_at is not None or row.expires_at <= utcnow() or not user.is_active:
+    token, user = repo.token_from_row(row)
+    if token.revoked_at is not None or token.expires_at <= utcnow() or not user.is_active:
         raise Unauthenticated("The token is invalid or has expired.")
-    return user, row
+    return user, token.id
 
 
 def logout(db: Session, token_id: int) -> None:

@@ -318,10 +318,10 @@ async def logout(request: Request, db: DB, svc: Svc) -> Response:
 
         def revoke() -> None:
             try:
-                _, row = users.authenticate(db, token)
+                _, token_id = users.authenticate(db, token)
             except Unauthenticated:
                 return
-            users.logout(db, row.id)
+            users.logout(db, token_id)
 
         await run_in_threadpool(revoke)
     response = RedirectResponse("/login", status_code=303)

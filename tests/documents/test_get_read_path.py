@@ -1,0 +1,68 @@
+"""GET /documents/{id} reads the caller's token, user and the document in one statement
+(documents.service.get_with_token): authentication must still come first and answer as
+every other endpoint does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from docstore.users.models import User
+from tests.audit.helpers import services
+from tests.fixtures.app import Api
+from tests.web.test_session_security import sign_in
+
+
+def _document(api: Api) -> tuple[Any, int]:
+    owner = api.register()
+    r = owner.upload("a.txt", b"hello\n")
+    assert r.status_code == 201, r.text
+    return owner, int(r.json()["id"])
+
+
+def _get(api: Api, doc_id: int, token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return api.client.get(f"/api/v1/documents/{doc_id}", headers=headers)
+
+
+def test_a_bad_token_is_401_whether_or_not_the_document_exists(api: Api) -> None:
+    _, doc_id = _document(api)
+    for target in (doc_id, doc_id + 1000):
+        for token in ("not-a-token", None):
+            r = _get(api, target, token)
+            assert r.status_code == 401, r.text
+            assert r.json()["code"] == "unauthenticated"
+
+
+def test_a_good_token_on_a_missing_or_unshared_document_is_404(api: Api) -> None:
+    owner, doc_id = _document(api)
+    stranger = api.register()
+    assert _get(api, doc_id + 1000, owner.token).status_code == 404
+    r = _get(api, doc_id, stranger.token)
+    assert r.status_code == 404 and "a.txt" not in r.text
+    ok = _get(api, doc_id, owner.token)
+    assert ok.status_code == 200
+    assert ok.json()["permission"] == "OWNER" and ok.headers["ETag"]
+
+
+def test_a_revoked_token_or_a_disabled_user_is_401(api: Api) -> None:
+    owner, doc_id = _document(api)
+    assert owner.post("/api/v1/auth/logout").status_code == 204
+    assert _get(api, doc_id, owner.token).status_code == 401
+
+    other = api.register()
+    r = other.upload("b.txt", b"bye\n")
+    other_doc = int(r.json()["id"])
+    assert _get(api, other_doc, other.token).status_code == 200
+    with services(api).database.transaction() as db:
+        db.execute(update(User).where(User.id == other.id).values(is_active=False))
+    assert _get(api, other_doc, other.token).status_code == 401
+
+
+def test_the_session_cookie_reads_a_document(api: Api) -> None:
+    owner, doc_id = _document(api)
+    assert sign_in(api.client, owner.email).status_code == 303
+    r = api.client.get(f"/api/v1/documents/{doc_id}")
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "a.txt"
