@@ -126,6 +126,12 @@ def inserted(db: Session, statement: Any, params: dict[str, Any]) -> Any:
     return obj
 
 
+def _driver_begin(conn: Any, statement: str) -> None:
+    # Straight to sqlite3: SQLAlchemy's execution context for the BEGIN was 7 % of the
+    # event loop's time serving GET /documents/{id} (py-spy; bench/PROFILE.md, session 5).
+    conn.connection.driver_connection.execute(statement)
+
+
 def _sqlite_engine(url: str, *, read_only: bool, **kwargs: Any) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
 
@@ -148,9 +154,7 @@ def _sqlite_engine(url: str, *, read_only: bool, **kwargs: Any) -> Engine:
         def _sqlite_begin_read(conn: Any) -> None:
             # A deferred BEGIN: in WAL mode a reader sees the last commit before its first
             # read and never waits for the writer, nor the writer for it.
-            # Straight to sqlite3: SQLAlchemy's execution context for this BEGIN was 7 % of
-            # the event loop's time serving GET /documents/{id} (py-spy; PROFILE.md).
-            conn.connection.driver_connection.execute("BEGIN")
+            _driver_begin(conn, "BEGIN")
 
     return engine
 
@@ -187,7 +191,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             # IMMEDIATE takes the write lock up front: a read-then-write transaction can
             # then never fail with "database is locked" when it upgrades (SQLite has no
             # row locks, so this is what stands in for SELECT ... FOR UPDATE).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _driver_begin(conn, "BEGIN IMMEDIATE")
 
         @event.listens_for(engine, "checkin")
         def _sqlite_checkin(_dbapi_conn: Any, record: Any) -> None:

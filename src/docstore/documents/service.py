@@ -9,7 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from docstore.audit.service import Action, record
 from docstore.context import Actor
@@ -183,6 +185,15 @@ _INSERT_DOCUMENT = (
     )
     .returning(*Document.__table__.c)
 )  # fmt: skip
+_POINT_AT_VERSION = (
+    sql_update(Document)
+    .where(Document.id == bindparam("document_id"))
+    .values(
+        last_version_number=bindparam("last_version_number"),
+        current_version_id=bindparam("current_version_id"),
+        updated_at=bindparam("updated_at"),
+    )
+)
 _INSERT_VERSION = (
     insert(DocumentVersion)
     .values(
@@ -225,10 +236,16 @@ def add_version(
             "restored_from_id": restored_from.id if restored_from else None,
         },
     )
-    doc.last_version_number = version.version_number
-    doc.current_version_id = version.id
-    doc.updated_at = version.created_at
-    db.flush()  # the document row: later Core statements in this transaction read it
+    # The document row now, as one Core UPDATE (no unit-of-work flush); the instance is
+    # told the values are the row's, so nothing of this is left to flush.
+    moved = {
+        "last_version_number": version.version_number,
+        "current_version_id": version.id,
+        "updated_at": version.created_at,
+    }
+    db.connection().execute(_POINT_AT_VERSION, {"document_id": doc.id, **moved})
+    for key, value in moved.items():
+        set_committed_value(doc, key, value)
     details = {
         "version_id": version.id,
         "version_number": version.version_number,
