@@ -1,0 +1,73 @@
+"""db.detached and db.inserted: ORM instances built from Core rows on the hot paths behave
+as loaded ones (attributes readable, nothing pending, later changes flushed as UPDATEs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, select
+
+from docstore.db import Database, detached, inserted, utcnow
+from docstore.documents.models import Blob
+
+
+@pytest.fixture
+def database(database_url: str) -> Any:
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+def _statements(database: Database) -> list[str]:
+    seen: list[str] = []
+
+    @event.listens_for(database.engine, "before_cursor_execute")
+    def _seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement.split()[0].upper())
+
+    return seen
+
+
+_INSERT = insert(Blob).returning(*Blob.__table__.c)
+
+
+def _values(key: str) -> dict[str, Any]:
+    return {
+        "storage_key": key,
+        "sha256": "0" * 64,
+        "size_bytes": 3,
+        "state": "active",
+        "verified": True,
+        "damaged": False,
+        "ref_count": 1,
+        "delete_attempts": 0,
+        "created_at": utcnow(),
+    }
+
+
+def test_inserted_instance_is_persistent_and_flushes_changes_as_update(database: Database) -> None:
+    seen = _statements(database)
+    with database.transaction() as db:
+        blob: Blob = inserted(db, _INSERT, _values("k1"))
+        assert blob.id and blob.storage_key == "k1" and blob.ref_count == 1
+        assert blob in db and not db.dirty and not db.new
+        assert db.get(Blob, blob.id) is blob  # in the identity map: no second SELECT
+        blob.ref_count = 2
+    assert seen.count("INSERT") == 1 and seen.count("UPDATE") == 1
+    with database.transaction() as db:
+        assert db.scalar(select(Blob.ref_count).where(Blob.storage_key == "k1")) == 2
+
+
+def test_detached_instance_reads_without_a_session_and_writes_nothing(database: Database) -> None:
+    with database.transaction() as db:
+        blob_id = db.connection().execute(_INSERT, _values("k2")).one().id
+    with database.transaction() as db:
+        row = db.connection().execute(select(*Blob.__table__.c).where(Blob.id == blob_id)).one()
+        blob = detached(Blob, row._mapping)
+        assert blob not in db
+    # Outside any session, every column reads as stored; the instance is a detached copy.
+    assert (blob.id, blob.storage_key, blob.size_bytes, blob.verified) == (blob_id, "k2", 3, True)
+    with database.transaction() as db:
+        fresh = db.get(Blob, blob_id)
+        assert fresh is not blob and fresh is not None and fresh.storage_key == "k2"
