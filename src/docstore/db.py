@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import (
     DeclarativeBase,
     Session,
@@ -29,6 +30,7 @@ from sqlalchemy.orm import (
     make_transient_to_detached,
     sessionmaker,
 )
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,44 @@ class UTCDateTime(TypeDecorator[datetime]):
             return datetime.fromisoformat(value + "+00:00")
 
         return process
+
+
+class ApiTime(TypeDecorator[Any]):
+    """A UTC timestamp column as the API writes it. On SQLite the database renders the
+    text itself (`api_time`), so rows pass through without a datetime per value; elsewhere
+    it is an aware datetime, as `UTCDateTime`."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return None
+        return UTCDateTime().result_processor(dialect, coltype)
+
+
+class _ApiTimeText(FunctionElement[Any]):
+    inherit_cache = True
+    type = ApiTime()
+
+
+def api_time(column: Any) -> Any:
+    """`column` (a UTCDateTime) as the API renders it: the JSON of a 1,000-row listing page
+    spent a sixth of its time making datetimes from SQLite's text and back (PROFILE.md)."""
+    return _ApiTimeText(column)
+
+
+@compiles(_ApiTimeText)
+def _api_time_default(element: _ApiTimeText, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(next(iter(element.clauses)), **kw))
+
+
+@compiles(_ApiTimeText, "sqlite")
+def _api_time_sqlite(element: _ApiTimeText, compiler: Any, **kw: Any) -> str:
+    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC); pydantic writes an aware datetime as
+    # 'YYYY-MM-DDTHH:MM:SS.ffffffZ', leaving out a zero fraction.
+    x = compiler.process(next(iter(element.clauses)), **kw)
+    return f"replace(replace({x}, '.000000', ''), ' ', 'T') || 'Z'"
 
 
 _ON_ROLLBACK = "docstore.on_rollback"

@@ -87,8 +87,11 @@ def authenticate_request(request: Request, db: Session) -> Actor:
 
     A state-changing request authenticated by the cookie must carry the page's CSRF token.
     """
-    token = presented_token(request)
-    actor = anonymous_actor(request)
+    return authenticate_as(anonymous_actor(request), db, presented_token(request))
+
+
+def authenticate_as(actor: Actor, db: Session, token: str) -> Actor:
+    """`actor` signed in as the holder of `token`, or 401."""
     actor.user, actor.token_id = users.authenticate(db, token)
     return actor
 
@@ -131,13 +134,9 @@ async def in_request_transaction(request: Request, work: Callable[[Session, Acto
     return await run_in_threadpool(run)
 
 
-async def in_request_read(request: Request, work: Callable[[Session, Actor, str], T]) -> T:
+async def in_request_read(request: Request, work: Callable[[Session, Actor], T]) -> T:
     """`in_request_transaction` for an endpoint that only reads the database: a read-only
     transaction, whose audit entries the group commit writes before the answer is sent.
-
-    `work` gets an actor without a user and the presented token, and must authenticate
-    the token (`users.service.check_token`) before anything else: a hot read does it in
-    the same statement as its fetch (documents.service.get), one round trip instead of two.
 
     On embedded SQLite (no Redis: every lookup is in this process) the transaction runs on
     the event loop itself. A read there takes tens of microseconds and waits for no lock
@@ -145,6 +144,16 @@ async def in_request_read(request: Request, work: Callable[[Session, Actor, str]
     at every call into sqlite3 (bench/PROFILE.md, session 5). `work` must therefore do
     nothing but database reads and in-process lookups.
     """
+    return await in_request_read_token(
+        request, lambda db, actor, token: work(db, authenticate_as(actor, db, token))
+    )
+
+
+async def in_request_read_token(request: Request, work: Callable[[Session, Actor, str], T]) -> T:
+    """`in_request_read` where `work` authenticates the presented token itself, before
+    anything else (`users.service.check_token`): a hot read does it in the same statement
+    as its fetch (documents.service.get_with_token), one round trip instead of two. `work`
+    gets an actor without a user yet."""
     svc = get_services(request)
     token = presented_token(request)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy import select, update
+
+from docstore.documents.models import Document
 from docstore.folders.models import Folder
 from docstore.folders.schemas import ChildOut
+from tests.audit.helpers import services
 from tests.fixtures.app import Api, User
 
 BAD_NAMES = [
@@ -264,3 +268,47 @@ def test_move_document_between_folders(api: Api) -> None:
     assert (r.json()["parent_folder_id"], r.json()["name"]) == (b["id"], "e.txt")
     r = ann.patch(f"/api/v1/documents/{doc['id']}", json={"parent_folder_id": None})
     assert r.json()["parent_folder_id"] == ann.root
+
+
+def test_listing_times_are_written_as_everywhere_else_and_page_by_updated_at(api: Api) -> None:
+    """On SQLite the listing's timestamps are rendered by the database (db.api_time): they
+    must be the strings every other endpoint writes, a zero fraction left out, and a
+    cursor on `updated_at` must still page through them in order."""
+    ann = api.register()
+    top = ann.mkdir("times")["id"]
+    times = {
+        "whole.txt": datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC),
+        "tenths.txt": datetime(2026, 3, 1, 12, 0, 1, 120000, tzinfo=UTC),
+        "micro.txt": datetime(2026, 3, 1, 12, 0, 2, 123456, tzinfo=UTC),
+    }
+    ids = {}
+    for name, when in times.items():
+        r = ann.upload(name, b"x", folder=top)
+        assert r.status_code == 201, r.text
+        ids[name] = r.json()["id"]
+        with services(api).database.transaction() as db:
+            db.execute(
+                update(Document)
+                .where(Document.id == ids[name])
+                .values(created_at=when, updated_at=when)
+            )
+    seen, cursor = [], None
+    for _ in range(5):
+        params = {"limit": 1, "order_by": "updated_at", **({"cursor": cursor} if cursor else {})}
+        page = ann.get(f"/api/v1/folders/{top}/children", params=params).json()
+        for item in page["items"]:
+            one = ann.get(f"/api/v1/documents/{item['id']}").json()
+            assert (item["created_at"], item["updated_at"]) == (
+                one["created_at"],
+                one["updated_at"],
+            )
+            assert ChildOut.model_validate(item).model_dump(mode="json") == item
+            seen.append((item["name"], item["updated_at"]))
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [
+        ("micro.txt", "2026-03-01T12:00:02.123456Z"),
+        ("tenths.txt", "2026-03-01T12:00:01.120000Z"),
+        ("whole.txt", "2026-03-01T12:00:00Z"),
+    ]

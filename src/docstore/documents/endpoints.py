@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from docstore.context import Actor
 from docstore.db import after_commit, on_rollback
-from docstore.deps import DB, CurrentActor, Svc, in_request_read, in_request_transaction
+from docstore.deps import DB, CurrentActor, Svc, in_request_read_token, in_request_transaction
 from docstore.documents import blobs, service
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
 from docstore.schemas import RAW_BODY, Id, problems
@@ -87,7 +87,7 @@ async def upload_file(
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses=problems(401, 404))
 async def get_document(document_id: Id, request: Request, response: Response) -> DocumentOut:
     """A document; the ETag is its current version id (for If-Match on save)."""
-    out = await in_request_read(
+    out = await in_request_read_token(
         request, lambda db, actor, token: service.get_with_token(db, actor, token, document_id)
     )
     if out.current_version is not None:

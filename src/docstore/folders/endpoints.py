@@ -9,7 +9,7 @@ from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
-from docstore.deps import DB, CurrentActor, in_request_transaction
+from docstore.deps import DB, CurrentActor, in_request_read
 from docstore.folders import service
 from docstore.folders.models import Folder
 from docstore.folders.repository import CHILD_FIELDS
@@ -72,7 +72,7 @@ async def list_children(
             {"folder": folder, "items": child_items(page), "next_cursor": page.next_cursor}
         )
 
-    body = await in_request_transaction(request, page_json)
+    body = await in_request_read(request, page_json)
     return Response(body, media_type="application/json")
 
 

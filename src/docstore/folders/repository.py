@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, exists, false, func, literal, null, select, update
 from sqlalchemy.orm import Session
 
+from docstore.db import api_time
 from docstore.documents.models import Document, DocumentVersion
 from docstore.folders.models import Folder
 from docstore.pagination import after
@@ -153,8 +154,8 @@ def _child_folders_statement(
         Folder.id,
         Folder.name,
         Folder.owner_id,
-        Folder.created_at,
-        Folder.updated_at,
+        api_time(Folder.created_at).label("created_at"),
+        api_time(Folder.updated_at).label("updated_at"),
         null().label("size_bytes"),
         null().label("mime_type"),
         null().label("current_version_id"),
@@ -177,8 +178,8 @@ def _child_documents_statement(
             Document.id,
             Document.name,
             Document.owner_id,
-            Document.created_at,
-            Document.updated_at,
+            api_time(Document.created_at).label("created_at"),
+            api_time(Document.updated_at).label("updated_at"),
             func.coalesce(DocumentVersion.size_bytes, 0).label("size_bytes"),
             Document.mime_type,
             Document.current_version_id,
