@@ -194,7 +194,8 @@ def open_link(
         permission=Level(link.permission).name,  # type: ignore[arg-type]
         expires_at=link.expires_at,
         folder=folder,
-        items=[ChildOut.model_construct(**item) for item in folders.child_items(page)],
+        # Validated, not constructed: on SQLite the rows carry the times as API text.
+        items=[ChildOut.model_validate(item) for item in folders.child_items(page)],
         next_cursor=page.next_cursor,
     )
 
