@@ -206,3 +206,31 @@ def test_get_whose_entry_cannot_be_written_is_refused(tmp_path: Path, sqlite_url
         assert reader.get(f"/api/v1/documents/{doc_id}").status_code == 200
         with services(api).database.transaction() as db:
             assert db.get(Document, doc_id) is not None
+
+
+def test_reads_run_on_the_loop_only_on_embedded_sqlite(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    """The event loop may only run reads that never leave the process: SQLite with the
+    in-process cache. With Redis (or on PostgreSQL) the read goes to a worker thread, and
+    still answers and logs the same."""
+    from fastapi.testclient import TestClient
+
+    from docstore.app import create_app
+    from tests.fixtures.app import BASE
+
+    for redis in (None, redis_url):
+        settings = make_settings(tmp_path / str(bool(redis)), database_url, redis_url=redis)
+        with TestClient(create_app(settings), base_url=BASE) as client:
+            api = Api(client)
+            svc = services(api)
+            assert svc.inline_reads == (redis is None and not svc.database.is_postgres)
+            _, reader, doc_id = _reader_gets_document(api)
+            assert reader.get(f"/api/v1/documents/{doc_id}").status_code == 200
+            with svc.database.transaction() as db:
+                views = db.scalar(
+                    select(func.count())
+                    .select_from(AuditLog)
+                    .where(AuditLog.action == "VIEW", AuditLog.document_id == doc_id)
+                )
+            assert views == 1
