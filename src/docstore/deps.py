@@ -87,7 +87,11 @@ def authenticate_request(request: Request, db: Session) -> Actor:
 
     A state-changing request authenticated by the cookie must carry the page's CSRF token.
     """
-    return authenticate_as(anonymous_actor(request), db, presented_token(request))
+    token, from_cookie = presented_token(request)
+    actor = authenticate_as(anonymous_actor(request), db, token)
+    if from_cookie:
+        web_session.check_csrf(request, token)
+    return actor
 
 
 def authenticate_as(actor: Actor, db: Session, token: str) -> Actor:
@@ -96,17 +100,17 @@ def authenticate_as(actor: Actor, db: Session, token: str) -> Actor:
     return actor
 
 
-def presented_token(request: Request) -> str:
-    """The bearer token, else the web UI's session cookie (a state-changing request must
-    then carry the page's CSRF token), or 401. Not yet checked against the database."""
+def presented_token(request: Request) -> tuple[str, bool]:
+    """The bearer token, else the web UI's session cookie (then True: a state-changing
+    request must carry the page's CSRF token, checked once the token is), or 401. Not yet
+    checked against the database."""
     token = bearer_token(request)
     if token is not None:
-        return token
+        return token, False
     token = web_session.cookie_token(request)
     if token is None:
         raise Unauthenticated()
-    web_session.check_csrf(request, token)
-    return token
+    return token, True
 
 
 def get_actor(request: Request, db: DB) -> Actor:
@@ -155,11 +159,14 @@ async def in_request_read_token(request: Request, work: Callable[[Session, Actor
     as its fetch (documents.service.get_with_token), one round trip instead of two. `work`
     gets an actor without a user yet."""
     svc = get_services(request)
-    token = presented_token(request)
+    token, from_cookie = presented_token(request)
 
     def run() -> tuple[T, list[dict[str, Any]]]:
         with svc.database.read_transaction() as db:
-            return work(db, anonymous_actor(request), token), audit.deferred(db)
+            result = work(db, anonymous_actor(request), token)
+            if from_cookie:  # as authenticate_request: once the token is known good
+                web_session.check_csrf(request, token)
+            return result, audit.deferred(db)
 
     result, entries = run() if svc.inline_reads else await run_in_threadpool(run)
     await svc.audit_log.write(entries)

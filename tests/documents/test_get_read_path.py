@@ -66,3 +66,19 @@ def test_the_session_cookie_reads_a_document(api: Api) -> None:
     r = api.client.get(f"/api/v1/documents/{doc_id}")
     assert r.status_code == 200, r.text
     assert r.json()["name"] == "a.txt"
+
+
+def test_a_bogus_session_cookie_is_401_before_any_csrf_check(api: Api) -> None:
+    """Authentication first, then CSRF: a write with a cookie that is no session is 401,
+    and a read with it too (deps.presented_token leaves the CSRF check to after it)."""
+    owner, doc_id = _document(api)
+    api.client.cookies.set("docstore_session", "not-a-session")
+    r = api.client.post("/api/v1/folders", json={"name": "x", "parent_id": None})
+    assert r.status_code == 401, r.text
+    assert api.client.get(f"/api/v1/documents/{doc_id}").status_code == 401
+    api.client.cookies.clear()
+    assert sign_in(api.client, owner.email).status_code == 303
+    # A real session without the page's CSRF token: the write is refused, the read is not.
+    r = api.client.post("/api/v1/folders", json={"name": "x", "parent_id": None})
+    assert r.status_code == 403, r.text
+    assert api.client.get(f"/api/v1/documents/{doc_id}").status_code == 200

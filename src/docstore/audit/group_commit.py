@@ -1,7 +1,7 @@
 """Group commit for the audit entries of read requests.
 
-A read (`GET /documents/{id}` by someone other than the owner, a download) must leave an
-audit entry, and before this each read was a write transaction of its own: on SQLite it
+A read (`GET /documents/{id}` by someone other than the owner) must leave an audit
+entry, and before this each read was a write transaction of its own: on SQLite it
 queued on the process's write lock, on PostgreSQL it was a commit with a WAL flush. Now
 the read runs in a read-only transaction, and its entries go to `GroupCommit.write`, which
 answers once they are committed. Entries that arrive while a batch is being written form
