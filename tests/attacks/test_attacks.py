@@ -429,3 +429,51 @@ def test_nul_characters_in_text_never_cause_a_500(api: Api) -> None:
         ann.post(f"{API}/files", params={"name": "m.txt", "mime_type": "text/\x00"}, content=b"x"),
     ):
         assert r.status_code in (201, 401, 422), r.text
+
+
+def _admits_any_size(
+    schema: dict[str, Any], components: dict[str, Any], seen: frozenset[str]
+) -> bool:
+    """Whether a JSON schema lets a body grow without bound (an array without maxItems, a
+    free string without maxLength)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return name not in seen and _admits_any_size(components[name], components, seen | {name})
+    kind = schema.get("type")
+    if kind == "array" and "maxItems" not in schema:
+        return True
+    if kind == "string" and not {"maxLength", "enum", "format"} & set(schema):
+        return True
+    parts = [schema.get("items") or {}, *schema.get("properties", {}).values()]
+    parts += [*schema.get("anyOf", []), *schema.get("oneOf", []), *schema.get("allOf", [])]
+    return any(_admits_any_size(p, components, seen) for p in parts if p)
+
+
+def test_every_json_body_that_can_outgrow_the_limit_documents_413(api: Api) -> None:
+    """BodyLimits answers 413 to any JSON body over DOCSTORE_JSON_MAX_BYTES; where the schema
+    allows such a body, the operation must say so (schemathesis found complete without it)."""
+    spec = api.client.app.openapi()  # type: ignore[attr-defined]
+    components = spec["components"]["schemas"]
+    missing = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if (
+                body
+                and _admits_any_size(body["schema"], components, frozenset())
+                and "413" not in op["responses"]
+            ):
+                missing.append(f"{method.upper()} {path}")
+    assert missing == []
+
+
+def test_a_parts_list_over_the_json_limit_is_413(api: Api) -> None:
+    ann = api.register()
+    data = b"0123456789"
+    started = ann.post(
+        f"{API}/uploads", json={"filename": "p.bin", "size_bytes": 10, "checksum_sha256": sha(data)}
+    ).json()
+    parts = [{"part_number": 1, "etag": "x" * 64}] * 20_000
+    r = ann.post(f"{API}/uploads/{started['upload_id']}/complete", json={"parts": parts})
+    assert r.status_code == 413, r.text
+    assert r.json()["code"] == "too_large"

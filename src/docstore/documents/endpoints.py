@@ -98,7 +98,7 @@ async def get_document(document_id: Id, request: Request, response: Response) ->
 @router.patch(
     "/documents/{document_id}",
     response_model=DocumentOut,
-    responses=problems(400, 401, 403, 404, 409, 422),
+    responses=problems(400, 401, 403, 404, 409, 413, 422),
 )
 def update_document(
     document_id: Id, body: DocumentPatch, actor: CurrentActor, db: DB

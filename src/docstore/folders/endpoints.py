@@ -41,7 +41,7 @@ def folder_out(folder: Folder, level: Level | None = None) -> FolderOut:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=FolderOut,
-    responses=problems(400, 401, 403, 404, 409, 422),
+    responses=problems(400, 401, 403, 404, 409, 413, 422),
 )
 def create_folder(body: FolderIn, actor: CurrentActor, db: DB) -> FolderOut:
     """Create a folder inside `parent_id` (null: the caller's root)."""
@@ -99,7 +99,7 @@ def child_items(page: Children) -> list[dict[str, Any]]:
 
 
 @router.patch(
-    "/{folder_id}", response_model=FolderOut, responses=problems(400, 401, 403, 404, 409, 422)
+    "/{folder_id}", response_model=FolderOut, responses=problems(400, 401, 403, 404, 409, 413, 422)
 )
 def update_folder(folder_id: str, body: FolderPatch, actor: CurrentActor, db: DB) -> FolderOut:
     """Rename and/or move a folder; its subtree moves with it."""
