@@ -161,18 +161,19 @@ class Base(DeclarativeBase):
 M = TypeVar("M", bound=Base)
 
 
-def detached(model: type[M], row: RowMapping) -> M:
-    """An instance of `model` from a Core row holding all its columns, as if an earlier
-    session had loaded it: attributes read without a session, nothing pending to flush,
-    and `Session.get` still loads the row afresh. For hot paths where the ORM's loading
-    cost more than the query (bench/PROFILE.md, session 5)."""
+def detached(model: type[M], row: RowMapping, prefix: str = "") -> M:
+    """An instance of `model` from a Core row holding all its columns (labelled
+    `prefix` + name), as if an earlier session had loaded it: attributes read without a
+    session, nothing pending to flush, and `Session.get` still loads the row afresh. For
+    hot paths where the ORM's loading cost more than the query (bench/PROFILE.md,
+    session 5)."""
     # As the ORM's own loading does: a bare instance with its dict filled, no attribute
     # events (the constructor's cost 4x the rest: 22 vs 5 us for a users row).
     mapper = inspect(model)
     if not mapper.configured:  # the constructor would have configured the mappers
         configure_mappers()
     obj = cast(M, mapper.class_manager.new_instance())
-    obj.__dict__.update({c.key: row[c.key] for c in model.__table__.columns})
+    obj.__dict__.update({c.key: row[prefix + c.key] for c in model.__table__.columns})
     make_transient_to_detached(obj)
     return obj
 
@@ -273,10 +274,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        read_engine = make_read_engine(url)
-        self.read_engine = read_engine or self.engine
-        # Reads are calls into this process's SQLite library, never a network round trip.
-        self.local_reads = read_engine is not None
+        self.read_engine = make_read_engine(url) or self.engine
         self.read_sessionmaker = sessionmaker(
             self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
         )
@@ -286,6 +284,12 @@ class Database:
         """Put `info` into every session either session factory hands out."""
         self.sessionmaker.configure(info=info)
         self.read_sessionmaker.configure(info={**info, READ_ONLY: True})
+
+    @property
+    def local_reads(self) -> bool:
+        """Whether reads are calls into this process's SQLite library (a file with its own
+        read engine), never a network round trip."""
+        return self.read_engine is not self.engine
 
     @property
     def is_postgres(self) -> bool:

@@ -77,6 +77,15 @@ def version_out(version: DocumentVersion, current_version_id: int | None) -> Ver
 def document_out(db: Session, doc: Document, level: Level) -> DocumentOut:
     """The API view of a document, with its current version."""
     current = db.get(DocumentVersion, doc.current_version_id) if doc.current_version_id else None
+    return _document_out(
+        doc, version_out(current, doc.current_version_id) if current else None, level
+    )
+
+
+def _document_out(
+    doc: Document | Row[Any], current: VersionOut | None, level: Level
+) -> DocumentOut:
+    """`DocumentOut` from a document (an instance, or a row of `_DOCUMENT_COLUMNS`)."""
     return DocumentOut(
         id=doc.id,
         name=doc.name,
@@ -84,7 +93,7 @@ def document_out(db: Session, doc: Document, level: Level) -> DocumentOut:
         parent_folder_id=doc.folder_id,
         mime_type=doc.mime_type,
         size_bytes=current.size_bytes if current else 0,
-        current_version=version_out(current, doc.current_version_id) if current else None,
+        current_version=current,
         created_at=doc.created_at,
         updated_at=doc.updated_at,
         is_deleted=doc.is_deleted,
@@ -262,16 +271,18 @@ _VERSION_FIELDS = tuple(f for f in VersionOut.model_fields if f != "is_current")
 # current version. ORM entities for these rows cost more CPU than the rest of the read
 # (bench/PROFILE.md, session 5).
 _DOCUMENT_COLUMNS = (
-    *(
-        getattr(Document, f).label(f"d_{f}")
-        for f in (
-            "id", "name", "owner_id", "folder_id", "mime_type", "current_version_id",
-            "created_at", "updated_at", "is_deleted",
-        )
-    ),
-    Folder.path.label("d_path"),
+    Document.id,
+    Document.name,
+    Document.owner_id,
+    Document.folder_id,
+    Document.mime_type,
+    Document.current_version_id,
+    Document.created_at,
+    Document.updated_at,
+    Document.is_deleted,
+    Folder.path,
     *(getattr(DocumentVersion, f).label(f"v_{f}") for f in _VERSION_FIELDS),
-)  # fmt: skip
+)
 # Built once. For an actor already known (a link's holder):
 _VIEW = (
     select(*_DOCUMENT_COLUMNS)
@@ -314,31 +325,19 @@ def get_with_token(db: Session, actor: Actor, token: str, document_id: int) -> D
 def _view(db: Session, actor: Actor, row: Row[Any] | None) -> DocumentOut:
     """The checks of `get_document_for(..., Level.VIEW)` on one row of `_DOCUMENT_COLUMNS`,
     the VIEW entry, and the answer."""
-    if row is None or row.d_id is None:
+    if row is None or row.id is None:
         raise NotFound()
-    level = level_for(db, actor, row.d_owner_id, row.d_path, row.d_id, created_at=row.d_created_at)
-    if row.d_is_deleted:
+    level = level_for(db, actor, row.owner_id, row.path, row.id, created_at=row.created_at)
+    if row.is_deleted:
         raise NotFound()
     require(level, Level.VIEW)
     if level != Level.OWNER:
-        record(db, actor, Action.VIEW, document_id=row.d_id, owner_id=row.d_owner_id)
+        record(db, actor, Action.VIEW, document_id=row.id, owner_id=row.owner_id)
     current = None
-    if row.d_current_version_id is not None:
+    if row.current_version_id is not None:
         m = row._mapping
         current = VersionOut(**{f: m[f"v_{f}"] for f in _VERSION_FIELDS}, is_current=True)
-    return DocumentOut(
-        id=row.d_id,
-        name=row.d_name,
-        owner_id=row.d_owner_id,
-        parent_folder_id=row.d_folder_id,
-        mime_type=row.d_mime_type,
-        size_bytes=current.size_bytes if current else 0,
-        current_version=current,
-        created_at=row.d_created_at,
-        updated_at=row.d_updated_at,
-        is_deleted=row.d_is_deleted,
-        permission=level.name,
-    )
+    return _document_out(row, current, level)
 
 
 def update(

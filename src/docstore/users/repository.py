@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, bindparam, select, update
+from sqlalchemy import BigInteger, ColumnElement, Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from docstore.db import detached
@@ -65,14 +65,15 @@ def by_email(db: Session, email: str) -> User | None:
 
 
 # What authentication reads of a token and its user, as plain columns: loading the two rows
-# as ORM entities cost more CPU than the query (bench/PROFILE.md, session 5). The user's
-# columns keep their names (for `detached`); a statement may add others (documents.service
-# reads a document in the same round trip).
-TOKEN_COLUMNS = (
+# as ORM entities cost more CPU than the query (bench/PROFILE.md, session 5). Every label is
+# prefixed, so a statement may add other tables' columns under their own names
+# (documents.service reads a document in the same round trip).
+_USER_PREFIX = "u_"
+TOKEN_COLUMNS: tuple[ColumnElement[Any], ...] = (
     ApiToken.id.label("token_id"),
     ApiToken.expires_at.label("token_expires_at"),
     ApiToken.revoked_at.label("token_revoked_at"),
-    *User.__table__.c,
+    *(c.label(_USER_PREFIX + c.key) for c in User.__table__.c),
 )
 # Built once: every authenticated request runs it, and building the statement cost a third
 # of the lookup (SQLAlchemy caches the compiled SQL, not the Python objects).
@@ -96,7 +97,7 @@ def token_from_row(row: Row[Any]) -> tuple[TokenState, User]:
     """The token and its user from a row holding `TOKEN_COLUMNS`. The user is a detached
     instance, as if loaded by an earlier session: reading its attributes needs no session,
     and `db.get(User, id)` loads the row afresh."""
-    user = detached(User, row._mapping)
+    user = detached(User, row._mapping, _USER_PREFIX)
     return TokenState(row.token_id, row.token_expires_at, row.token_revoked_at), user
 
 
