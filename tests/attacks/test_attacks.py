@@ -200,13 +200,24 @@ def test_tampered_or_expired_signed_urls_are_refused(api: Api) -> None:
         store._clock = real_clock
 
 
+TEN_BYTES = b"0123456789"
+
+
+def _start_ten_byte_upload(user: Any) -> dict[str, Any]:
+    """`POST /uploads` for TEN_BYTES as p.bin: the upload's answer."""
+    started = user.post(
+        f"{API}/uploads",
+        json={"filename": "p.bin", "size_bytes": 10, "checksum_sha256": sha(TEN_BYTES)},
+    )
+    assert started.status_code == 201, started.text
+    return dict(started.json())
+
+
 def test_a_part_bigger_than_declared_is_never_stored(api: Api) -> None:
     """Declared 10 bytes, sent 30: refused as it arrives, nothing is kept or charged."""
     ann = api.register()
-    data = b"0123456789"
-    started = ann.post(
-        f"{API}/uploads", json={"filename": "p.bin", "size_bytes": 10, "checksum_sha256": sha(data)}
-    ).json()
+    data = TEN_BYTES
+    started = _start_ten_byte_upload(ann)
     part = started["parts"][0]
     r = api.client.put(part["url"].removeprefix(BASE), content=data * 3, headers=part["headers"])
     assert r.status_code == 413, r.text
@@ -469,10 +480,7 @@ def test_every_json_body_that_can_outgrow_the_limit_documents_413(api: Api) -> N
 
 def test_a_parts_list_over_the_json_limit_is_413(api: Api) -> None:
     ann = api.register()
-    data = b"0123456789"
-    started = ann.post(
-        f"{API}/uploads", json={"filename": "p.bin", "size_bytes": 10, "checksum_sha256": sha(data)}
-    ).json()
+    started = _start_ten_byte_upload(ann)
     parts = [{"part_number": 1, "etag": "x" * 64}] * 20_000
     r = ann.post(f"{API}/uploads/{started['upload_id']}/complete", json={"parts": parts})
     assert r.status_code == 413, r.text

@@ -35,14 +35,6 @@ TABLE = cast(Table, AuditLog.__table__)
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    """The parametrized, migrated database, without the app."""
-    db = Database(database_url)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
 def pg_database(pg_url: str) -> Iterator[Database]:
     """A fresh PostgreSQL database (for what only PostgreSQL can do)."""
     db = Database(pg_url)

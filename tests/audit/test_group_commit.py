@@ -36,13 +36,6 @@ def _documents_logged(database: Database) -> list[int]:
         return sorted(db.scalars(select(AuditLog.document_id)))
 
 
-@pytest.fixture
-def database(database_url: str) -> Any:
-    db = Database(database_url)
-    yield db
-    db.dispose()
-
-
 def _count_inserts(database: Database) -> list[int]:
     """How many INSERT statements (one executemany counts once) reach audit_log."""
     inserts = [0]

@@ -5,18 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import event, insert, select
 
 from docstore.db import Database, detached, inserted, utcnow
 from docstore.documents.models import Blob
-
-
-@pytest.fixture
-def database(database_url: str) -> Any:
-    db = Database(database_url)
-    yield db
-    db.dispose()
 
 
 def _statements(database: Database) -> list[str]:
