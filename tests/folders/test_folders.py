@@ -12,6 +12,7 @@ from docstore.folders.models import Folder
 from docstore.folders.schemas import ChildOut
 from tests.audit.helpers import services
 from tests.fixtures.app import Api, User
+from tests.sharing.helpers import link
 
 BAD_NAMES = [
     "",
@@ -312,3 +313,31 @@ def test_listing_times_are_written_as_everywhere_else_and_page_by_updated_at(api
         ("tenths.txt", "2026-03-01T12:00:01.120000Z"),
         ("whole.txt", "2026-03-01T12:00:00Z"),
     ]
+
+
+def test_listing_entries_written_by_the_database_escape_names_as_json(api: Api) -> None:
+    """Listing entries are JSON the database wrote (db.json_object): quotes, backslashes and
+    characters outside ASCII must come back as the very names stored, through a listing and
+    through a folder link alike."""
+    ann = api.register()
+    top = ann.mkdir("escapes")["id"]
+    names = [
+        'say "hi".txt',
+        "back\\slash.txt",
+        "naïve – 文書 😀.txt",
+        "<script>&amp;.txt",
+        "it's.txt",
+    ]
+    for name in names:
+        assert ann.upload(name, b"x", folder=top).status_code == 201
+    ann.mkdir('folder "q" \\ ü', parent=top)
+    r = ann.get(f"/api/v1/folders/{top}/children")
+    assert r.status_code == 200
+    items = r.json()["items"]
+    assert [i["name"] for i in items] == ['folder "q" \\ ü', *sorted(names)]
+    for item in items:
+        assert ChildOut.model_validate(item).model_dump(mode="json") == item
+    token = link(ann, "VIEW", folder_id=top)["token"]
+    shared = api.client.get(f"/api/v1/links/{token}")
+    assert shared.status_code == 200, shared.text
+    assert shared.json()["items"] == items

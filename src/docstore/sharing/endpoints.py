@@ -194,8 +194,7 @@ def open_link(
         permission=Level(link.permission).name,  # type: ignore[arg-type]
         expires_at=link.expires_at,
         folder=folder,
-        # Validated, not constructed: on SQLite the rows carry the times as API text.
-        items=[ChildOut.model_validate(item) for item in folders.child_items(page)],
+        items=[ChildOut.model_validate_json(item) for item in folders.child_items(page)],
         next_cursor=page.next_cursor,
     )
 
