@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +42,9 @@ from docstore.web.routes import install as install_web
 log = logging.getLogger("docstore")
 
 API_PREFIX = "/api/v1"
+# FastAPI's native telemetry, all off (Settings.telemetry): its per-request check is then
+# a dictionary lookup instead of a look for configured OpenTelemetry providers.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthenticated",
@@ -206,6 +210,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        telemetry=None if settings.telemetry else NO_TELEMETRY,
     )
     install_error_handlers(app)
     app.add_middleware(

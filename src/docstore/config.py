@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     trash_retention_days: int = 30
     audit_retention_days: int | None = None
     trusted_proxies: list[str] = Field(default_factory=list)
+    # FastAPI's native OpenTelemetry spans, metrics and logs (exported through the providers
+    # an operator configures). Off: every request skips the check for a configured provider,
+    # which reads the environment several times (a few % of a listing's CPU).
+    telemetry: bool = False
     # Run the background jobs inside `docstore serve` (embedded mode).
     run_jobs_in_server: bool = True
     # Background jobs (docstore.retention): how often each runs, how long a job's lease
