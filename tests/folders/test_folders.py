@@ -324,7 +324,7 @@ def test_listing_entries_written_by_the_database_escape_names_as_json(api: Api) 
     names = [
         'say "hi".txt',
         "back\\slash.txt",
-        "naïve – 文書 😀.txt",
+        "naïve \u2013 文書 😀.txt",
         "<script>&amp;.txt",
         "it's.txt",
     ]
