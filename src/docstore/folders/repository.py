@@ -29,9 +29,9 @@ from docstore.pagination import after
 # live-name unique indexes are partial (WHERE is_deleted = 0), and SQLite only uses one when
 # the query repeats that term; `IS 0` (what `.is_(False)` renders) made it sort the folder.
 
-# A listing row is (entry, id, name, updated_at): `entry` is the `ChildOut` JSON object the
-# database built (db.json_object, keys in `ChildOut`'s order), the rest is for the cursor.
-ListingSelect = Select[str, int, str, str | None]
+# A listing row is one column: the `ChildOut` JSON object the database built (db.json_object,
+# keys in `ChildOut`'s order). The page's cursor is read from its last entry.
+ListingSelect = Select[str]
 
 
 def name_taken(
@@ -160,9 +160,9 @@ def _child_folders_statement(order_by: str, after_cursor: bool) -> ListingSelect
             "current_version_id": null(),
         }
     )
-    stmt = select(
-        entry.label("entry"), Folder.id, Folder.name, _cursor_time(Folder.updated_at, order_by)
-    ).where(Folder.parent_id == bindparam("parent_id"), Folder.is_deleted == false())
+    stmt = select(entry.label("entry")).where(
+        Folder.parent_id == bindparam("parent_id"), Folder.is_deleted == false()
+    )
     if after_cursor:
         stmt = stmt.where(after(col, Folder.id, desc))
     order = (col.desc(), Folder.id.desc()) if desc else (col.asc(), Folder.id.asc())
@@ -187,10 +187,7 @@ def _child_documents_statement(order_by: str, after_cursor: bool) -> ListingSele
                     "mime_type": Document.mime_type,
                     "current_version_id": Document.current_version_id,
                 }
-            ).label("entry"),
-            Document.id,
-            Document.name,
-            _cursor_time(Document.updated_at, order_by),
+            ).label("entry")
         )
         .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
         .where(Document.folder_id == bindparam("folder_id"), Document.is_deleted == false())
@@ -199,11 +196,6 @@ def _child_documents_statement(order_by: str, after_cursor: bool) -> ListingSele
         stmt = stmt.where(after(col, Document.id, desc))
     order = (col.desc(), Document.id.desc()) if desc else (col.asc(), Document.id.asc())
     return stmt.order_by(*order).limit(bindparam("limit"))
-
-
-def _cursor_time(column: Any, order_by: str) -> Any:
-    """The row's `updated_at` for a cursor, only when the listing is ordered by it."""
-    return (api_time(column) if order_by == "updated_at" else null()).label("updated_at")
 
 
 def _value(cursor: dict[str, Any], order_by: str) -> Any:

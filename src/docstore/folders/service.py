@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,8 +96,8 @@ def get(db: Session, actor: Actor, folder_id: int | str) -> tuple[Folder, Level]
 class Children:
     """One page of a folder's children: folders first, then documents."""
 
-    folders: Sequence[Row[Any]]  # repository.child_folders rows
-    documents: Sequence[Row[Any]]  # repository.child_documents rows
+    folders: Sequence[Row[str]]  # repository.child_folders rows: (entry JSON,)
+    documents: Sequence[Row[str]]  # repository.child_documents rows
     next_cursor: str | None
 
 
@@ -132,8 +133,10 @@ def children(
         else:
             documents = documents[: limit - len(folders)]
             kind, last = "d", documents[-1]
-        value = last.name if order_by == "name" else last.updated_at
-        next_cursor = encode_cursor({"p": kind, "v": value, "i": last.id, "o": order_by})
+        # One entry parsed a page, where a cursor column would cost PostgreSQL a to_char a row.
+        entry = json.loads(last[0])
+        value = entry["name"] if order_by == "name" else entry["updated_at"]
+        next_cursor = encode_cursor({"p": kind, "v": value, "i": entry["id"], "o": order_by})
     page = Children(folders=folders, documents=documents, next_cursor=next_cursor)
     return folder, level, page
 
