@@ -214,6 +214,90 @@ def inserted(db: Session, statement: Any, params: dict[str, Any]) -> Any:
     return obj
 
 
+def first_row(db: Session, statement: Any, params: dict[str, Any]) -> Any:
+    """The first row of a Core SELECT in the session's transaction, or None; see `rows`."""
+    found = rows(db, statement, params, first=True)
+    return found[0] if found else None
+
+
+def rows(db: Session, statement: Any, params: dict[str, Any], *, first: bool = False) -> list[Any]:
+    """The rows of a Core SELECT in the session's transaction: tuples readable by position,
+    by attribute (the statement's column keys) and through `._mapping`, as SQLAlchemy's.
+
+    On SQLite the statement, compiled once, runs straight on the sqlite3 connection, and
+    SQLAlchemy's own bind and result processors convert the values: its execution context
+    and result objects cost more than SQLite's work for the reads every request makes (the
+    token, a document; bench/PROFILE.md, session 6). Elsewhere it is `Connection.execute`.
+    `statement` must be built once (a module constant or a cached builder).
+    """
+    conn = db.connection()
+    if conn.dialect.name != "sqlite":
+        result = conn.execute(statement, params)
+        one = result.first() if first else None
+        return ([] if one is None else [one]) if first else list(result.all())
+    plan = _PLANS.get(id(statement))
+    if plan is None or plan.statement is not statement:
+        plan = _PLANS[id(statement)] = _Plan.build(statement, conn.dialect)
+    values = plan.compiled.construct_params(params)
+    args = [proc(values[name]) if proc is not None else values[name] for name, proc in plan.binds]
+    driver: Any = conn.connection.driver_connection  # sqlite3.Connection
+    cursor = driver.execute(plan.sql, args)
+    raw = ([] if (one := cursor.fetchone()) is None else [one]) if first else cursor.fetchall()
+    make, procs = plan.row, plan.results
+    if not any(procs):
+        return [make(r) for r in raw]
+    return [make(p(v) if p is not None else v for p, v in zip(procs, r)) for r in raw]  # noqa: B905
+
+
+class _Plan:
+    """A SELECT compiled for SQLite: its SQL, its binds in order with their processors,
+    its result processors and a row type over its column keys."""
+
+    def __init__(self, statement: Any, compiled: Any, binds: Any, results: Any, row: Any) -> None:
+        self.statement = statement  # kept alive: the plan is found by id()
+        self.compiled = compiled
+        self.sql = compiled.string
+        self.binds = binds
+        self.results = results
+        self.row = row
+
+    @classmethod
+    def build(cls, statement: Any, dialect: Dialect) -> _Plan:
+        compiled = statement.compile(dialect=dialect)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("rows() takes statements without expanding parameters")
+        binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup
+        ]
+        columns = list(statement.selected_columns)
+        keys = list(statement.selected_columns.keys())
+        results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        return cls(statement, compiled, binds, results, _row_type(tuple(keys)))
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _row_type(keys: tuple[str, ...]) -> Callable[[Any], Any]:
+    index = {key: i for i, key in enumerate(keys)}
+
+    class CompiledRow(tuple[Any, ...]):
+        __slots__ = ()
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return self[index[name]]
+            except KeyError:
+                raise AttributeError(name) from None
+
+        @property
+        def _mapping(self) -> dict[str, Any]:
+            return dict(zip(keys, self, strict=True))
+
+    return CompiledRow
+
+
 def _driver_begin(conn: Any, statement: str) -> None:
     # Straight to sqlite3: SQLAlchemy's execution context for the BEGIN was 7 % of the
     # event loop's time serving GET /documents/{id} (py-spy; bench/PROFILE.md, session 5).

@@ -1,13 +1,15 @@
 """db.detached and db.inserted: ORM instances built from Core rows on the hot paths behave
-as loaded ones (attributes readable, nothing pending, later changes flushed as UPDATEs)."""
+as loaded ones (attributes readable, nothing pending, later changes flushed as UPDATEs).
+db.rows: the same rows as SQLAlchemy's own execution, whichever way it runs them."""
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import bindparam, event, func, insert, literal_column, select
 
-from docstore.db import Database, detached, inserted, utcnow
+from docstore.db import Database, api_time, detached, first_row, inserted, json_object, rows, utcnow
 from docstore.documents.models import Blob
 
 
@@ -63,3 +65,47 @@ def test_detached_instance_reads_without_a_session_and_writes_nothing(database: 
     with database.transaction() as db:
         fresh = db.get(Blob, blob_id)
         assert fresh is not blob and fresh is not None and fresh.storage_key == "k2"
+
+
+# Every kind of value a hot read returns: datetimes (UTCDateTime), booleans, integers,
+# strings, NULLs, a function with a literal (a bind SQLAlchemy adds), database-built text;
+# bound: a datetime (a bind processor), a string, and a LIMIT.
+_SELECT = (
+    select(
+        *Blob.__table__.c,
+        func.coalesce(Blob.unreferenced_at, Blob.created_at).label("since"),
+        api_time(Blob.created_at).label("created_text"),
+        json_object({"key": Blob.storage_key, "n": literal_column("1")}).label("entry"),
+    )
+    .where(Blob.created_at > bindparam("after", type_=Blob.created_at.type))
+    .where(Blob.state == bindparam("state"))
+    .order_by(Blob.id)
+    .limit(bindparam("limit"))
+)
+
+
+def test_rows_match_sqlalchemys_own_execution(database: Database) -> None:
+    start = utcnow() - timedelta(seconds=5)
+    with database.transaction() as db:
+        for i, key in enumerate(("a", "b", "c")):
+            db.connection().execute(_INSERT, {**_values(key), "verified": i != 1})
+    # Five hours east of UTC: only a bind processor that converts to UTC finds the rows.
+    after = start.astimezone(timezone(timedelta(hours=5)))
+    params = {"after": after, "state": "active", "limit": 2}
+    with database.read_transaction() as db:
+        ours = rows(db, _SELECT, params)
+        theirs = db.connection().execute(_SELECT, params).all()
+        assert len(ours) == len(theirs) == 2
+        for mine, expected in zip(ours, theirs, strict=True):
+            assert tuple(mine) == tuple(expected)
+            assert [type(v) for v in mine] == [type(v) for v in expected]
+            assert mine._mapping == dict(expected._mapping)
+            assert (mine.storage_key, mine.verified, mine[0]) == (
+                expected.storage_key,
+                expected.verified,
+                expected[0],
+            )
+        assert ours[0].created_at.tzinfo is not None and ours[1].verified is False
+        assert first_row(db, _SELECT, {**params, "state": "gone"}) is None
+        assert first_row(db, _SELECT, params) == ours[0]
+        assert not hasattr(ours[0], "no_such_column")

@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from docstore.audit.service import Action, record
 from docstore.context import Actor
-from docstore.db import inserted, utcnow
+from docstore.db import first_row, inserted, utcnow
 from docstore.documents import blobs
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.documents.schemas import DocumentOut, DownloadOut
@@ -306,18 +306,15 @@ _VIEW_WITH_TOKEN = (
 
 def get(db: Session, actor: Actor, document_id: int) -> DocumentOut:
     """A document the caller can see; reads by anyone but the owner are audited as VIEW."""
-    row = db.connection().execute(_VIEW, {"document_id": document_id}).first()
+    row = first_row(db, _VIEW, {"document_id": document_id})
     return _view(db, actor, row)
 
 
 def get_with_token(db: Session, actor: Actor, token: str, document_id: int) -> DocumentOut:
     """`get` for the holder of `token`, authenticated in the same statement (401 as
     `users.service.authenticate`)."""
-    row = (
-        db.connection()
-        .execute(_VIEW_WITH_TOKEN, {"digest": token_digest(token), "document_id": document_id})
-        .first()
-    )
+    params = {"digest": token_digest(token), "document_id": document_id}
+    row = first_row(db, _VIEW_WITH_TOKEN, params)
     actor.user, actor.token_id = users_service.check_token(row)
     return _view(db, actor, row)
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from docstore.db import detached
+from docstore.db import detached, first_row
 from docstore.errors import QuotaExceeded
 from docstore.users.models import ApiToken, Plan, User
 
@@ -103,7 +103,7 @@ def token_from_row(row: Row[Any]) -> tuple[TokenState, User]:
 
 def token_and_user(db: Session, digest: str) -> Row[Any] | None:
     """The row of `TOKEN_COLUMNS` for a presented token's digest, in one round trip."""
-    return db.connection().execute(_TOKEN_AND_USER, {"digest": digest}).first()
+    return first_row(db, _TOKEN_AND_USER, {"digest": digest})  # type: ignore[no-any-return]
 
 
 def plan(db: Session, name: str) -> Plan | None:
