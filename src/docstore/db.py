@@ -233,8 +233,9 @@ def rows(db: Session, statement: Any, params: dict[str, Any], *, first: bool = F
     conn = db.connection()
     if conn.dialect.name != "sqlite":
         result = conn.execute(statement, params)
-        one = result.first() if first else None
-        return ([] if one is None else [one]) if first else list(result.all())
+        if first:
+            return [] if (row := result.first()) is None else [row]
+        return list(result.all())
     plan = _PLANS.get(id(statement))
     if plan is None or plan.statement is not statement:
         plan = _PLANS[id(statement)] = _Plan.build(statement, conn.dialect)
@@ -242,7 +243,7 @@ def rows(db: Session, statement: Any, params: dict[str, Any], *, first: bool = F
     args = [proc(values[name]) if proc is not None else values[name] for name, proc in plan.binds]
     driver: Any = conn.connection.driver_connection  # sqlite3.Connection
     cursor = driver.execute(plan.sql, args)
-    raw = ([] if (one := cursor.fetchone()) is None else [one]) if first else cursor.fetchall()
+    raw = cursor.fetchmany(1) if first else cursor.fetchall()
     make, procs = plan.row, plan.results
     if not any(procs):
         return [make(r) for r in raw]

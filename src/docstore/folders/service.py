@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, false, select, update
+from sqlalchemy import and_, false, select, update
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
@@ -96,8 +96,8 @@ def get(db: Session, actor: Actor, folder_id: int | str) -> tuple[Folder, Level]
 class Children:
     """One page of a folder's children: folders first, then documents."""
 
-    folders: Sequence[Row[str]]  # repository.child_folders rows: (entry JSON,)
-    documents: Sequence[Row[str]]  # repository.child_documents rows
+    folders: Sequence[Sequence[str]]  # repository.child_folders rows (db.rows): (entry JSON,)
+    documents: Sequence[Sequence[str]]  # repository.child_documents rows
     next_cursor: str | None
 
 
