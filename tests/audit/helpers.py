@@ -55,18 +55,7 @@ def share_directly(api: Api, owner: ApiUser, grantee: ApiUser, document_id: int,
 
 def entries(user: ApiUser, **params: Any) -> list[dict[str, Any]]:
     """Every entry `user` may see under `params`, following the cursor (bounded)."""
-    out: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(100):
-        query = {**params, **({"cursor": cursor} if cursor else {})}
-        r = user.get("/api/v1/audit", params=query)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        out.extend(body["items"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return out
-    raise AssertionError("more than 100 pages")
+    return [entry for page in user.pages("/api/v1/audit", **params) for entry in page["items"]]
 
 
 def add_entries(

@@ -132,14 +132,11 @@ def test_children_listing_order_and_paging(api: Api) -> None:
         ann.mkdir(name)
     for name in ("z.txt", "m.txt", "a.txt", "b.txt"):
         assert ann.upload(name, name.encode()).status_code == 201
-    seen, cursor = [], None
-    while True:
-        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = ann.get("/api/v1/folders/root/children", params=params).json()
-        seen += [(i["kind"], i["name"]) for i in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
+    seen = [
+        (i["kind"], i["name"])
+        for page in ann.pages("/api/v1/folders/root/children", limit=2)
+        for i in page["items"]
+    ]
     assert seen == [
         ("folder", "a"),
         ("folder", "b"),
@@ -154,14 +151,11 @@ def test_children_listing_order_and_paging(api: Api) -> None:
     assert docs == ["b.txt", "a.txt", "m.txt", "z.txt"]
     # Paged newest first, one entry a page: the cursor carries a timestamp; same order.
     whole = [(i["kind"], i["name"]) for i in page["items"]]
-    paged, cursor = [], None
-    for _ in range(len(whole) + 1):
-        params = {"order_by": "updated_at", "limit": 1, **({"cursor": cursor} if cursor else {})}
-        one = ann.get("/api/v1/folders/root/children", params=params).json()
-        paged += [(i["kind"], i["name"]) for i in one["items"]]
-        cursor = one["next_cursor"]
-        if not cursor:
-            break
+    paged = [
+        (i["kind"], i["name"])
+        for one in ann.pages("/api/v1/folders/root/children", order_by="updated_at", limit=1)
+        for i in one["items"]
+    ]
     assert paged == whole
     sizes = {i["name"]: i["size_bytes"] for i in page["items"] if i["kind"] == "document"}
     assert sizes["m.txt"] == 5
@@ -182,17 +176,12 @@ def test_listing_entries_are_child_out_and_pages_split_between_folders_and_docum
         ann.mkdir(name, parent=top)
     for name in ("d1.txt", "d2.txt"):
         assert ann.upload(name, b"12345", folder=top).status_code == 201
-    pages, cursor = [], None
-    for _ in range(4):
-        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = ann.get(f"/api/v1/folders/{top}/children", params=params).json()
+    pages = []
+    for page in ann.pages(f"/api/v1/folders/{top}/children", limit=2):
         pages.append([(i["kind"], i["name"]) for i in page["items"]])
         for item in page["items"]:
             assert set(item) == set(ChildOut.model_fields)
             assert ChildOut.model_validate(item).model_dump(mode="json") == item
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
     assert pages == [
         [("folder", "f1"), ("folder", "f2")],
         [("document", "d1.txt"), ("document", "d2.txt")],
@@ -293,10 +282,8 @@ def test_listing_times_are_written_as_everywhere_else_and_page_by_updated_at(api
                 .where(Document.id == ids[name])
                 .values(created_at=when, updated_at=when)
             )
-    seen, cursor = [], None
-    for _ in range(5):
-        params = {"limit": 1, "order_by": "updated_at", **({"cursor": cursor} if cursor else {})}
-        page = ann.get(f"/api/v1/folders/{top}/children", params=params).json()
+    seen = []
+    for page in ann.pages(f"/api/v1/folders/{top}/children", limit=1, order_by="updated_at"):
         for item in page["items"]:
             one = ann.get(f"/api/v1/documents/{item['id']}").json()
             assert (item["created_at"], item["updated_at"]) == (
@@ -305,9 +292,6 @@ def test_listing_times_are_written_as_everywhere_else_and_page_by_updated_at(api
             )
             assert ChildOut.model_validate(item).model_dump(mode="json") == item
             seen.append((item["name"], item["updated_at"]))
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
     assert seen == [
         ("micro.txt", "2026-03-01T12:00:02.123456Z"),
         ("tenths.txt", "2026-03-01T12:00:01.120000Z"),

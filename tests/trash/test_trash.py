@@ -188,16 +188,6 @@ def test_trash_pages_newest_first(api: Api) -> None:
         doc = ann.upload(f"f{i}.txt", b"x").json()
         assert ann.delete(f"/api/v1/documents/{doc['id']}").status_code == 204
         ids.append(doc["id"])
-    seen: list[object] = []
-    cursor = None
-    for _ in range(5):
-        params: dict[str, object] = {"limit": 2}
-        if cursor:
-            params["cursor"] = cursor
-        body = ann.get("/api/v1/trash", params=params).json()
-        seen += [i["id"] for i in body["items"]]
-        cursor = body["next_cursor"]
-        if cursor is None:
-            break
+    seen = [i["id"] for page in ann.pages("/api/v1/trash", limit=2) for i in page["items"]]
     assert seen == ids[::-1]
     assert ann.get("/api/v1/trash", params={"cursor": "garbage"}).status_code == 400
