@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from docstore.audit.group_commit import GroupCommit
@@ -20,6 +20,7 @@ from docstore.db import Database, utcnow
 from docstore.documents.models import Document
 from tests.audit.helpers import services
 from tests.fixtures.app import Api, make_settings
+from tests.fixtures.databases import executed
 
 ROW_KEYS = ("user_id", "document_id", "folder_id", "share_id", "owner_id", "action")
 
@@ -36,21 +37,9 @@ def _documents_logged(database: Database) -> list[int]:
         return sorted(db.scalars(select(AuditLog.document_id)))
 
 
-def _count_inserts(database: Database) -> list[int]:
-    """How many INSERT statements (one executemany counts once) reach audit_log."""
-    inserts = [0]
-
-    @event.listens_for(database.engine, "before_cursor_execute")
-    def _insert(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO AUDIT_LOG"):
-            inserts[0] += 1
-
-    return inserts
-
-
 def test_concurrent_entries_commit_together_before_anyone_returns(database: Database) -> None:
     writer = GroupCommit(database)
-    inserts = _count_inserts(database)
+    sent = executed(database)
     seen_after_return: list[tuple[int, list[int]]] = []
 
     async def one(n: int) -> None:
@@ -66,7 +55,8 @@ def test_concurrent_entries_commit_together_before_anyone_returns(database: Data
     assert len(seen_after_return) == 20
     assert all(n in seen for n, seen in seen_after_return)
     # 20 waiting requests, far fewer statements and transactions (here: one batch).
-    assert 1 <= inserts[0] <= 2
+    inserts = [st for st in sent if st.upper().startswith("INSERT INTO AUDIT_LOG")]
+    assert 1 <= len(inserts) <= 2
 
 
 def test_entries_with_and_without_details_keep_their_shape(database: Database) -> None:

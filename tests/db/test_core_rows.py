@@ -7,21 +7,11 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, literal_column, select
+from sqlalchemy import bindparam, func, insert, literal_column, select
 
 from docstore.db import Database, api_time, detached, first_row, inserted, json_object, rows, utcnow
 from docstore.documents.models import Blob
-
-
-def _statements(database: Database) -> list[str]:
-    seen: list[str] = []
-
-    @event.listens_for(database.engine, "before_cursor_execute")
-    def _seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement.split()[0].upper())
-
-    return seen
-
+from tests.fixtures.databases import executed
 
 _INSERT = insert(Blob).returning(*Blob.__table__.c)
 
@@ -41,14 +31,15 @@ def _values(key: str) -> dict[str, Any]:
 
 
 def test_inserted_instance_is_persistent_and_flushes_changes_as_update(database: Database) -> None:
-    seen = _statements(database)
+    seen = executed(database)
     with database.transaction() as db:
         blob: Blob = inserted(db, _INSERT, _values("k1"))
         assert blob.id and blob.storage_key == "k1" and blob.ref_count == 1
         assert blob in db and not db.dirty and not db.new
         assert db.get(Blob, blob.id) is blob  # in the identity map: no second SELECT
         blob.ref_count = 2
-    assert seen.count("INSERT") == 1 and seen.count("UPDATE") == 1
+    kinds = [statement.split()[0].upper() for statement in seen]
+    assert kinds.count("INSERT") == 1 and kinds.count("UPDATE") == 1
     with database.transaction() as db:
         assert db.scalar(select(Blob.ref_count).where(Blob.storage_key == "k1")) == 2
 
