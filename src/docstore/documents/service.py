@@ -30,7 +30,7 @@ from docstore.sharing.permissions import (
     get_document_for,
     get_folder_for,
     level_for,
-    require,
+    require_live,
 )
 from docstore.storage.base import BlobStore
 from docstore.users import repository as users
@@ -325,9 +325,7 @@ def _view(db: Session, actor: Actor, row: Row[Any] | None) -> DocumentOut:
     if row is None or row.id is None:
         raise NotFound()
     level = level_for(db, actor, row.owner_id, row.path, row.id, created_at=row.created_at)
-    if row.is_deleted:
-        raise NotFound()
-    require(level, Level.VIEW)
+    require_live(level, Level.VIEW, row.is_deleted)
     if level != Level.OWNER:
         record(db, actor, Action.VIEW, document_id=row.id, owner_id=row.owner_id)
     current = None

@@ -212,6 +212,16 @@ def require(level: Level, needed: Level) -> None:
         raise Forbidden(f"This needs {needed.name} permission; you have {level.name}.")
 
 
+def require_live(
+    level: Level, needed: Level, is_deleted: bool, *, include_deleted: bool = False
+) -> None:
+    """`require`, and 404 for a trashed item: trashed items exist only for their owner,
+    and only where `include_deleted` (the trash)."""
+    if is_deleted and not (include_deleted and level == Level.OWNER):
+        raise NotFound()
+    require(level, needed)
+
+
 def get_folder_for(
     db: Session,
     actor: Actor,
@@ -226,10 +236,7 @@ def get_folder_for(
     if folder is None:
         raise NotFound()
     level = folder_level(db, actor, folder)
-    if folder.is_deleted and not (include_deleted and level == Level.OWNER):
-        # Trashed items exist only for their owner, and only in the trash.
-        raise NotFound()
-    require(level, needed)
+    require_live(level, needed, folder.is_deleted, include_deleted=include_deleted)
     return folder, level
 
 
@@ -281,9 +288,7 @@ def get_document_for(
     doc: Document = found[0]
     folder: Folder = found[1]
     level = document_level(db, actor, doc, folder.path)
-    if doc.is_deleted and not (include_deleted and level == Level.OWNER):
-        raise NotFound()
-    require(level, needed)
+    require_live(level, needed, doc.is_deleted, include_deleted=include_deleted)
     return doc, folder, level
 
 
