@@ -4,7 +4,6 @@ commits), verification and pruning with a checkpoint."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -34,12 +33,8 @@ from tests.audit.helpers import add_entries
 TABLE = cast(Table, AuditLog.__table__)
 
 
-@pytest.fixture
-def pg_database(pg_url: str) -> Iterator[Database]:
-    """A fresh PostgreSQL database (for what only PostgreSQL can do)."""
-    db = Database(pg_url)
-    yield db
-    db.dispose()
+# For what only PostgreSQL does: the shared `database` fixture, on PostgreSQL alone.
+ON_POSTGRES = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 
 def _rows(database: Database) -> list[Any]:
@@ -148,10 +143,10 @@ def test_concurrent_sealers_build_one_chain(database: Database) -> None:
     assert verdict.checked == 500 and verdict.pending == 0
 
 
-def test_an_entry_committed_late_is_not_skipped(pg_database: Database) -> None:
+@ON_POSTGRES
+def test_an_entry_committed_late_is_not_skipped(database: Database) -> None:
     """PostgreSQL hands out ids before commit: id N may commit after N+1. The sealer must
     not seal N+1 while N can still appear."""
-    database = pg_database
     sealer = Sealer()
     early = database.sessionmaker()
     try:
@@ -172,8 +167,8 @@ def test_an_entry_committed_late_is_not_skipped(pg_database: Database) -> None:
     assert verify(database).ok
 
 
-def test_a_rolled_back_entry_leaves_a_gap_that_verifies(pg_database: Database) -> None:
-    database = pg_database
+@ON_POSTGRES
+def test_a_rolled_back_entry_leaves_a_gap_that_verifies(database: Database) -> None:
     sealer = Sealer()
     doomed = database.sessionmaker()
     try:
@@ -187,8 +182,8 @@ def test_a_rolled_back_entry_leaves_a_gap_that_verifies(pg_database: Database) -
     assert verify(database).ok
 
 
-def test_only_one_sealer_extends_the_chain_at_a_time(pg_database: Database) -> None:
-    database = pg_database
+@ON_POSTGRES
+def test_only_one_sealer_extends_the_chain_at_a_time(database: Database) -> None:
     add_entries(database, 3)
     with database.engine.connect() as other:
         other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})

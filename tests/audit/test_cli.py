@@ -100,49 +100,45 @@ def test_verify_names_the_first_tampered_entry(api: Api, database_url: str, tmp_
     assert (rc, body["ok"], body["checkpoint_id"], body["checked"]) == (0, True, ids[5], 1)
 
 
-def test_export_streams_jsonl_and_csv(database_url: str, tmp_path: Path) -> None:
-    database = Database(database_url)
-    try:
-        old = add_entries(database, 2, timestamp=utcnow() - timedelta(days=40))
-        recent = add_entries(database, 3, action=Action.DOWNLOAD)
-        with database.engine.begin() as conn:
-            conn.execute(
-                update(TABLE).where(TABLE.c.id == recent[0]).values(user_agent="=HYPERLINK(1)")
-            )
-        seal_until_done(database)
-        since = (utcnow() - timedelta(days=1)).date().isoformat()
-
-        out = run_cli(database_url, tmp_path, "audit", "export", "--since", since)
-        assert out.returncode == 0, out.stderr
-        lines = [json.loads(line) for line in out.stdout.splitlines()]
-        assert [e["id"] for e in lines] == recent
-        assert lines[0]["user_agent"] == "=HYPERLINK(1)" and lines[0]["action"] == "DOWNLOAD"
-        assert all(len(e["seal"]) == 64 and e["timestamp"].endswith("Z") for e in lines)
-        assert "exported 3 entries" in out.stderr
-
-        target = tmp_path / "all.csv"
-        out = run_cli(
-            database_url, tmp_path, "audit", "export", "--format", "csv", "-o", str(target)
+def test_export_streams_jsonl_and_csv(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    old = add_entries(database, 2, timestamp=utcnow() - timedelta(days=40))
+    recent = add_entries(database, 3, action=Action.DOWNLOAD)
+    with database.engine.begin() as conn:
+        conn.execute(
+            update(TABLE).where(TABLE.c.id == recent[0]).values(user_agent="=HYPERLINK(1)")
         )
-        assert out.returncode == 0, out.stderr
-        rows = list(csv.DictReader(io.StringIO(target.read_text())))
-        assert [int(r["id"]) for r in rows] == old + recent
-        assert json.loads(rows[0]["details"]) == {"i": 0}
-        assert rows[2]["user_agent"] == "'=HYPERLINK(1)"  # not a formula in a spreadsheet
+    seal_until_done(database)
+    since = (utcnow() - timedelta(days=1)).date().isoformat()
 
-        # In bounded memory: one small query per batch, never the whole log at once.
-        selects: list[str] = []
+    out = run_cli(database_url, tmp_path, "audit", "export", "--since", since)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [e["id"] for e in lines] == recent
+    assert lines[0]["user_agent"] == "=HYPERLINK(1)" and lines[0]["action"] == "DOWNLOAD"
+    assert all(len(e["seal"]) == 64 and e["timestamp"].endswith("Z") for e in lines)
+    assert "exported 3 entries" in out.stderr
 
-        def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-            if statement.lstrip().upper().startswith("SELECT") and "audit_log" in statement:
-                selects.append(statement)
+    target = tmp_path / "all.csv"
+    out = run_cli(database_url, tmp_path, "audit", "export", "--format", "csv", "-o", str(target))
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert [int(r["id"]) for r in rows] == old + recent
+    assert json.loads(rows[0]["details"]) == {"i": 0}
+    assert rows[2]["user_agent"] == "'=HYPERLINK(1)"  # not a formula in a spreadsheet
 
-        event.listen(database.engine, "before_cursor_execute", count)
-        try:
-            got = [e["id"] for e in iter_entries(database, batch_size=2)]
-        finally:
-            event.remove(database.engine, "before_cursor_execute", count)
-        assert got == old + recent
-        assert len(selects) == 3 and all("LIMIT" in s.upper() for s in selects)
+    # In bounded memory: one small query per batch, never the whole log at once.
+    selects: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "audit_log" in statement:
+            selects.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        got = [e["id"] for e in iter_entries(database, batch_size=2)]
     finally:
-        database.dispose()
+        event.remove(database.engine, "before_cursor_execute", count)
+    assert got == old + recent
+    assert len(selects) == 3 and all("LIMIT" in s.upper() for s in selects)
