@@ -11,6 +11,7 @@ import hashlib
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -67,9 +68,16 @@ class GrantCache:
     If `end_change` fails, the in-flight count keeps the owner uncached until it expires.
     """
 
-    def __init__(self, cache: Cache, ttl_seconds: int = GRANT_TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        ttl_seconds: int = GRANT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.cache = cache
         self.ttl = ttl_seconds
+        # The wall clock an entry's share expiry is compared with (tests move it forward).
+        self.clock = clock
         self._down_until = 0.0
 
     @staticmethod
@@ -110,7 +118,7 @@ class GrantCache:
         if entry is not None:
             entry_gen, _, rest = entry.partition("|")
             level, _, valid_until = rest.partition("|")
-            if entry_gen == gen and (not valid_until or time.time() < float(valid_until)):
+            if entry_gen == gen and (not valid_until or self.clock() < float(valid_until)):
                 return int(level), None
         return None, Ticket(key, gen)
 
