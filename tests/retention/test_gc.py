@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from docstore.app import create_app
-from docstore.db import utcnow
+from docstore.db import Database, utcnow
 from docstore.documents import blobs
 from docstore.documents.models import Blob, DocumentVersion
 from docstore.errors import Conflict
@@ -129,6 +129,24 @@ def pg_api(tmp_path: Path, pg_url: str) -> Iterator[Api]:
         yield Api(client)
 
 
+def _lock_waits_on(database: Database, holder_pid: int, seconds: float = 30) -> bool:
+    """Whether some session of this database waits for a lock `holder_pid` holds, polling
+    pg_stat_activity (a fresh snapshot per transaction) every 20 ms for up to `seconds`."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND :holder = ANY(pg_blocking_pids(pid))"
+    )
+    deadline = time.monotonic() + seconds
+    with database.engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(query, {"holder": holder_pid}).scalar_one()
+            conn.rollback()
+            if waiting:
+                return True
+            time.sleep(0.02)
+    return False
+
+
 def test_gc_skips_a_blob_a_dedup_has_locked(pg_api: Api) -> None:
     """Deterministic interleavings: dedup holds the row lock, or GC's claim commits first."""
     ann = pg_api.register("ann")
@@ -166,11 +184,12 @@ def test_gc_skips_a_blob_a_dedup_has_locked(pg_api: Api) -> None:
             with svc.database.transaction() as other:
                 found.append(blobs.find_dedup_target(other, sha2, len(b"second content")))
 
+        holder = db.scalar(text("SELECT pg_backend_pid()"))
         waiter = threading.Thread(target=dedup)
         waiter.start()
-        time.sleep(0.2)
-        assert waiter.is_alive()  # blocked on the row lock
+        waited = _lock_waits_on(svc.database, holder)  # the dedup is blocked on our claim
     waiter.join(30)
+    assert waited, "the dedup never waited for the lock of GC's claim"
     assert found == [None]
     with svc.database.transaction() as db, pytest.raises(Conflict):
         use_content(db, db.get_one(Blob, blob2.id))
@@ -178,15 +197,18 @@ def test_gc_skips_a_blob_a_dedup_has_locked(pg_api: Api) -> None:
 
 def _race_once(
     api: Api, uploader: User, name: str, data: bytes, gc_delay: float, gc_now: datetime
-) -> None:
-    """Upload `data`, which dedups onto an unreferenced blob, while GC runs."""
+) -> tuple[int, float]:
+    """Upload `data`, which dedups onto an unreferenced blob, while GC runs `gc_delay` s
+    after the upload starts; the new document's blob id and how long the upload took."""
     svc = services(api)
     barrier = threading.Barrier(2, timeout=30)
     uploaded: list[Any] = []
 
     def upload() -> None:
         barrier.wait()
+        started = time.monotonic()
         uploaded.append(uploader.upload(name, data))
+        uploaded.append(time.monotonic() - started)
 
     def collect() -> None:
         barrier.wait()
@@ -202,6 +224,7 @@ def _race_once(
     assert uploaded and uploaded[0].status_code == 201, uploaded
     doc = uploaded[0].json()
     assert uploader.download(doc["id"]).content == data
+    return blob_of(api, doc["current_version"]["id"]).id, uploaded[1]
 
 
 def _unreferenced_blobs(svc: Services, contents: list[bytes], since: datetime) -> list[int]:
@@ -223,25 +246,35 @@ def _unreferenced_blobs(svc: Services, contents: list[bytes], since: datetime) -
 
 
 def test_gc_racing_dedup_uploads_never_loses_an_object(pg_api: Api) -> None:
+    """50 rounds, GC starting from 0 to 1.5 uploads' time into the upload: each round ends in
+    exactly one of the two outcomes, and both occur (else the race was never run)."""
     bob = pg_api.register("bob")
     svc = services(pg_api)
     contents = [f"race {i} ".encode() * 10 for i in range(50)]
     since = utcnow()
     old = _unreferenced_blobs(svc, contents, since)
     grace = timedelta(seconds=svc.settings.blob_gc_grace_seconds)
-    shared = 0
+    upload_time = 0.0
+    outcomes = {"dedup": 0, "gc": 0}
     for i, data in enumerate(contents):
         # In round i the i-th blob's grace period is over; GC starts at a different moment
-        # of the upload each round (0 to 45 ms in).
+        # of the upload each round, scaled by how long the last upload took (machine load).
         gc_now = since + grace + timedelta(seconds=i + 0.5)
-        _race_once(pg_api, bob, f"new{i}.txt", data, (i % 10) * 0.005, gc_now)
+        gc_delay = (i % 10) / 6 * upload_time
+        new_blob, upload_time = _race_once(pg_api, bob, f"new{i}.txt", data, gc_delay, gc_now)
         _assert_every_version_has_its_object(svc)
         with svc.database.transaction() as db:
-            row = db.get(Blob, old[i])  # the dedup won (shares it) or GC did (claimed it)
-            shared += row is not None and row.state == "active" and row.ref_count == 1
+            row = db.get(Blob, old[i])
+            outcome = (None if row is None else (row.state, row.ref_count), new_blob == old[i])
+        if outcome == (("active", 1), True):
+            outcomes["dedup"] += 1  # the dedup locked the blob first: the upload shares it
+        elif outcome == (None, False):
+            outcomes["gc"] += 1  # GC claimed and deleted it first: the upload kept its own copy
+        else:
+            pytest.fail(f"round {i}: neither outcome: (row, shared) = {outcome}")
+    assert outcomes["dedup"] and outcomes["gc"], outcomes
     # Whatever GC claimed in a race it won is gone from storage once collected.
     gc.collect(svc.database, svc.store, svc.settings, now=later(hours=2))
     _assert_every_version_has_its_object(svc)
     with svc.database.transaction() as db:
         assert db.scalar(select(Blob.id).where(Blob.state != "active")) is None
-    print(f"dedup won {shared} of 50 rounds")
