@@ -232,12 +232,36 @@ def test_oversized_headers_are_refused(strict_server: tuple[ServerProcess, str])
     assert r.status_code == 200
 
 
-def _dribble_head(srv: ServerProcess, window: float) -> Reply:
-    """Open a connection and send a request head one header line every 0.5 s, for at most
-    `window` seconds; `closed` is None if the server still holds the connection open."""
+def _one_request(sock: socket.socket, deadline: float) -> bytes:
+    """Send GET /healthz on a kept-alive connection and read its whole answer."""
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data or len(data) < _answer_length(data):
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = sock.recv(65536)
+        assert chunk, f"closed during the first answer: {data!r}"
+        data += chunk
+    return data
+
+
+def _answer_length(data: bytes) -> int:
+    head, _, _ = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(head) + 4 + int(value)
+    raise AssertionError(f"no content-length: {head!r}")
+
+
+def _dribble_head(srv: ServerProcess, window: float, *, after_a_request: bool = False) -> Reply:
+    """Open a connection (and, with `after_a_request`, complete one request on it first);
+    then send a request head one header line every 0.5 s, for at most `window` seconds.
+    `closed` counts from the head's first byte; None if the connection is still open."""
     sock = _connect(srv.url)
-    started = time.monotonic()
     try:
+        if after_a_request:
+            assert _one_request(sock, time.monotonic() + SLACK).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
         sock.sendall(b"GET /api/v1/users/me HTTP/1.1\r\n")
         reply = _dribble(sock, b"X-Slow: 1\r\n", 0.5, started + window)
     finally:
@@ -249,13 +273,17 @@ def _dribble_head(srv: ServerProcess, window: float) -> Reply:
 
 def test_slow_loris_headers_are_cut_off(strict_server: tuple[ServerProcess, str]) -> None:
     """A request head dribbled line by line is disconnected (EOF or reset, not mere silence)
-    at the header timeout, before the timeout plus slack."""
+    at the header timeout, before the timeout plus slack, on a new or a kept-alive
+    connection."""
     srv, token = strict_server
-    reply = _dribble_head(srv, HEADER_TIMEOUT + SLACK)
-    assert reply.closed is not None, f"still open after {HEADER_TIMEOUT + SLACK} s: {reply}"
-    # Not earlier than the deadline either: a slow but live head has the whole timeout.
-    assert HEADER_TIMEOUT * 0.9 <= reply.closed < HEADER_TIMEOUT + SLACK
-    assert reply.data == b""
+    # A new connection, and the second request of a kept-alive one (its timer starts at the
+    # head's first byte, which also stops uvicorn's keep-alive timer).
+    for after_a_request in (False, True):
+        reply = _dribble_head(srv, HEADER_TIMEOUT + SLACK, after_a_request=after_a_request)
+        assert reply.closed is not None, f"open after {HEADER_TIMEOUT + SLACK} s: {reply}"
+        # Not earlier than the deadline either: a slow but live head has the whole timeout.
+        assert HEADER_TIMEOUT * 0.9 <= reply.closed < HEADER_TIMEOUT + SLACK, reply
+        assert reply.data == b""
     r = httpx.get(f"{srv.url}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
 
