@@ -161,6 +161,8 @@ def test_open_upload_sessions_are_capped_per_user(client: TestClient) -> None:
     r = ann.initiate("6.bin", b"6")
     assert_problem(r, 429, "too_many_uploads")
     assert "5" in r.json()["detail"]
+    spec = client.get(f"{API}/openapi.json").json()
+    assert "429" in spec["paths"][f"{API}/uploads"]["post"]["responses"]
     assert bob.initiate("other.bin", b"b").status_code == 201  # per user
     assert ann.discard(started[0]["upload_id"]).status_code == 204
     assert ann.initiate("6.bin", b"6").status_code == 201
