@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     simple_upload_max_bytes: int = 64 * 1024 * 1024
     max_file_bytes: int = 5 * 1024**4
     upload_session_ttl_seconds: int = 24 * 3600
+    # Open (live, unexpired) upload sessions one user may have; beyond, POST /uploads is 429.
+    max_open_uploads: int = Field(100, ge=1)
     # Multipart part size; grown for very large files so no upload needs >10,000 parts.
     upload_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
     merge_max_bytes: int = 10 * 1024 * 1024

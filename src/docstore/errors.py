@@ -84,6 +84,10 @@ class RateLimited(DocstoreError):
     status, code, title = 429, "rate_limited", "Too many attempts"
 
 
+class TooManyUploads(DocstoreError):
+    status, code, title = 429, "too_many_uploads", "Too many open uploads"
+
+
 class StorageUnavailable(DocstoreError):
     status, code, title = 503, "storage_unavailable", "Storage is unavailable"
 

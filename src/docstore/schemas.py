@@ -43,7 +43,7 @@ _DESCRIPTIONS = {
     410: "Link expired or revoked (link_expired)",
     413: "Body too large (too_large)",
     422: "Validation failed (validation_error, checksum_mismatch)",
-    429: "Too many attempts (rate_limited)",
+    429: "Too many attempts or open uploads (rate_limited, too_many_uploads)",
     503: "Storage unavailable (storage_unavailable)",
     507: "Quota exceeded (quota_exceeded)",
 }

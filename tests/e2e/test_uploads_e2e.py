@@ -245,9 +245,9 @@ def test_expired_session_is_cleaned_up(deployment: Deployment) -> None:
     assert ann.complete(started["upload_id"]).status_code == 404
 
 
-def test_twenty_concurrent_completes_against_a_quota_for_five(tmp_path: Path, pg_url: str) -> None:
-    """On PostgreSQL: exactly five fit, used_bytes is exactly their sum; racing completes of
-    one session make one document."""
+def test_twenty_concurrent_uploads_against_a_quota_for_five(tmp_path: Path, pg_url: str) -> None:
+    """On PostgreSQL: exactly five of twenty concurrent initiations fit, used_bytes is exactly
+    their sum; racing completes of one session make one document."""
     with contextmanager(deploy)(tmp_path, pg_url, "local", None) as deployment:
         ann = deployment.user("racer")
         sizes = [64 * 1024 + i for i in range(20)]
@@ -258,21 +258,22 @@ def test_twenty_concurrent_completes_against_a_quota_for_five(tmp_path: Path, pg
         with engine.begin() as conn:
             conn.execute(update(User).where(User.id == ann.user_id).values(quota_bytes=quota))
         engine.dispose()
-        started = []
-        for i, size in enumerate(sizes):
-            data = os.urandom(size)
-            r = ann.initiate(f"f{i}.bin", data)
-            assert r.status_code == 201, r.text
-            ann.put_parts(r.json(), data)
-            started.append(r.json()["upload_id"])
-
+        # The race is at initiate: each open upload reserves its size (issue 21 item 2).
+        datas = [os.urandom(size) for size in sizes]
         with ThreadPoolExecutor(max_workers=20) as pool:
-            results = list(pool.map(ann.complete, started))
-        codes = [r.status_code for r in results]
+            inits = list(pool.map(lambda i: ann.initiate(f"f{i}.bin", datas[i]), range(20)))
+        codes = [r.status_code for r in inits]
         assert codes.count(201) == 5, codes
         assert codes.count(507) == 15, codes
-        won = sum(size for size, r in zip(sizes, results, strict=True) if r.status_code == 201)
-        assert ann.me()["used_bytes"] == won
+        winners = [(i, r.json()) for i, r in enumerate(inits) if r.status_code == 201]
+        for i, session in winners:
+            ann.put_parts(session, datas[i])
+        started = [session["upload_id"] for _, session in winners]
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            results = list(pool.map(ann.complete, started))
+        assert [r.status_code for r in results] == [201] * 5, [r.text for r in results]
+        won = sum(sizes[i] for i, _ in winners)
+        assert (ann.me()["used_bytes"], ann.me()["reserved_bytes"]) == (won, 0)
         # Completing the winners again changes nothing.
         again = [
             ann.complete(u) for u, r in zip(started, results, strict=True) if r.status_code == 201

@@ -207,20 +207,19 @@ def test_quota_is_checked_at_initiate(svc: Services, new_uploader: NewUploader) 
     assert ann.initiate("fits.bin", os.urandom(1000)).status_code == 201
 
 
-def test_quota_is_enforced_at_complete(svc: Services, new_uploader: NewUploader) -> None:
+def test_quota_is_reserved_at_initiate(svc: Services, new_uploader: NewUploader) -> None:
     ann = new_uploader()
     set_quota(svc, ann.user_id, 1500)
     one, two = os.urandom(1000), os.urandom(1000)
     first = ann.initiate("one.bin", one).json()
-    second = ann.initiate("two.bin", two).json()  # both fit on their own
+    # The open upload's 1000 bytes are reserved: the second no longer fits (issue 21).
+    assert_problem(ann.initiate("two.bin", two), 507, "quota_exceeded")
+    assert ann.me()["reserved_bytes"] == 1000
     ann.put_parts(first, one)
-    ann.put_parts(second, two)
     assert ann.complete(first["upload_id"]).status_code == 201
-    assert_problem(ann.complete(second["upload_id"]), 507, "quota_exceeded")
-    assert ann.me()["used_bytes"] == 1000
-    # The verified bytes wait for a retry (after freeing space) until discarded or expired.
+    assert (ann.me()["used_bytes"], ann.me()["reserved_bytes"]) == (1000, 0)
     set_quota(svc, ann.user_id, 2000)
-    assert ann.complete(second["upload_id"]).status_code == 201
+    assert ann.upload("two.bin", two)["size_bytes"] == 1000
     assert ann.me()["used_bytes"] == 2000
 
 
@@ -524,7 +523,7 @@ def test_storage_outage_at_complete_is_503_and_retryable(
     assert ann.me()["used_bytes"] == 1000
 
 
-def test_discarding_after_a_refused_complete_deletes_the_joined_object(
+def test_a_complete_refused_for_quota_deletes_the_joined_object(
     svc: Services, new_uploader: NewUploader
 ) -> None:
     ann = new_uploader()
@@ -534,7 +533,8 @@ def test_discarding_after_a_refused_complete_deletes_the_joined_object(
     ann.put_parts(started, data)
     set_quota(svc, ann.user_id, 50)  # the quota shrank while the bytes were on their way
     assert_problem(ann.complete(started["upload_id"]), 507, "quota_exceeded")
-    assert len(objects(svc)) == 1  # joined and verified, waiting for a retry
-    assert ann.discard(started["upload_id"]).status_code == 204
+    # Deleted at once, not left for the expiry job (issue 21); the session is over.
     assert objects(svc) == [] and svc.store.list_multipart_uploads() == []
-    assert ann.me()["used_bytes"] == 0
+    assert ann.discard(started["upload_id"]).status_code == 204
+    assert_problem(ann.complete(started["upload_id"]), 404, "not_found")
+    assert (ann.me()["used_bytes"], ann.me()["reserved_bytes"]) == (0, 0)

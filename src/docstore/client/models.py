@@ -31,6 +31,7 @@ class User(ApiModel):
     name: str
     quota_bytes: int
     used_bytes: int
+    reserved_bytes: int = 0  # open uploads' declared sizes, counted against the quota
     plan: str | None = None
     is_admin: bool = False
     root_folder_id: Id | None = None

@@ -2,7 +2,8 @@
 
 Checks, each reported as findings:
 * quota: every user's `used_bytes` equals the sum of the sizes of their documents'
-  versions (trashed but not purged documents still count);
+  versions (trashed but not purged documents still count), and `reserved_bytes` the sum
+  of what their live upload sessions reserved;
 * ref_count: every blob's `ref_count` equals the number of versions pointing at it, and
   a referenced blob is `active`;
 * objects: every referenced blob's object exists with the right size (`rehash`: and the
@@ -11,9 +12,10 @@ Checks, each reported as findings:
   queued but not deleted, or pending from an upload that never finished);
 * orphans: no object under the blob prefix without a blob row, past the grace period.
 
-Repair recomputes `used_bytes` and `ref_count`, reactivates a referenced blob, runs the
-blob GC for leftovers, deletes orphan objects and flags damaged blobs and their versions
-(`blobs.damaged`, `document_versions.is_damaged`: dedup skips them, the API shows them).
+Repair recomputes `used_bytes`, `reserved_bytes` and `ref_count`, reactivates a referenced
+blob, runs the blob GC for leftovers, deletes orphan objects and flags damaged blobs and
+their versions (`blobs.damaged`, `document_versions.is_damaged`: dedup skips them, the API
+shows them).
 Damage that is already flagged is reported as known, not as a new finding, so a second
 run is clean.
 """
@@ -33,6 +35,8 @@ from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.retention import gc
 from docstore.retention.gc import orphans
 from docstore.services import Services
+from docstore.uploads import repository as uploads
+from docstore.uploads.models import UploadSession
 from docstore.users.models import User
 
 READ_BLOCK = 1024 * 1024
@@ -109,6 +113,39 @@ def check_quota(db: Session, report: FsckReport, repair: bool) -> None:
                 update(User)
                 .where(User.id == row.id)
                 .values(used_bytes=_expected_used())
+                .execution_options(synchronize_session=False)
+            )
+            finding.repaired = True
+        report.findings.append(finding)
+
+
+def _expected_reserved() -> Any:
+    return (
+        select(func.coalesce(func.sum(UploadSession.reserved_bytes), 0))
+        .where(UploadSession.owner_id == User.id, UploadSession.state.in_(uploads.LIVE))
+        .scalar_subquery()
+    )
+
+
+def check_reservations(db: Session, report: FsckReport, repair: bool) -> None:
+    """reserved_bytes == what the user's live upload sessions reserved (one statement)."""
+    expected = _expected_reserved()
+    rows = db.execute(
+        select(User.id, User.email, User.reserved_bytes, expected.label("expected")).where(
+            User.reserved_bytes != expected
+        )
+    ).all()
+    for row in rows:
+        finding = Finding(
+            "quota",
+            f"user {row.id} ({row.email})",
+            f"reserved_bytes is {row.reserved_bytes}, its open uploads reserved {row.expected}",
+        )
+        if repair:
+            db.execute(
+                update(User)
+                .where(User.id == row.id)
+                .values(reserved_bytes=_expected_reserved())
                 .execution_options(synchronize_session=False)
             )
             finding.repaired = True
@@ -337,6 +374,7 @@ def run(
     report = FsckReport(repair=repair, rehash=rehash)
     with svc.database.transaction() as db:
         check_quota(db, report, repair)
+        check_reservations(db, report, repair)
     with svc.database.transaction() as db:
         check_ref_counts(db, report, repair, now)
     check_objects(svc, report, repair, rehash)

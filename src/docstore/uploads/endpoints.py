@@ -21,7 +21,8 @@ UploadId = Path(min_length=1, max_length=64)
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UploadOut,
-    responses=problems(400, 401, 403, 404, 409, 413, 422, 503, 507),
+    # 429 too_many_uploads: the caller's open sessions are capped (max_open_uploads).
+    responses=problems(400, 401, 403, 404, 409, 413, 422, 429, 503, 507),
 )
 def create_upload(body: UploadCreate, actor: CurrentActor, svc: Svc) -> UploadOut:
     """Start an upload: one signed request per part, or `skip_upload` when nothing need be sent."""

@@ -26,6 +26,9 @@ class UploadSession(Base):
     filename: Mapped[str] = mapped_column(String(255))
     mime_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # What this session holds of the owner's `reserved_bytes`: size_bytes while it is live,
+    # 0 once it ended (the release and this reset are one transaction, so it happens once).
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     checksum_sha256: Mapped[str] = mapped_column(String(64))
     part_size: Mapped[int] = mapped_column(BigInteger)
     part_count: Mapped[int] = mapped_column(Integer)

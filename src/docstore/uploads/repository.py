@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, false, select
+from sqlalchemy import delete, false, func, select
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
@@ -80,6 +80,22 @@ def can_read_blob(db: Session, actor: Actor, blob_id: int) -> bool:
         .limit(SKIP_CANDIDATES)
     ).all()
     return any(document_level(db, actor, doc, path) >= Level.VIEW for doc, path in rows)
+
+
+def open_count(db: Session, user_id: int, now: datetime) -> int:
+    """How many live, unexpired sessions the user has open (the cap counts these)."""
+    return int(
+        db.scalar(
+            select(func.count())
+            .select_from(UploadSession)
+            .where(
+                UploadSession.user_id == user_id,
+                UploadSession.state.in_(LIVE),
+                UploadSession.expires_at > now,
+            )
+        )
+        or 0
+    )
 
 
 def expired_ids(db: Session, now: datetime, limit: int) -> list[str]:

@@ -17,9 +17,16 @@ database while it runs (on SQLite a transaction holds the write lock):
      document or the version through `versions.service.save`, charge the owner with the
      conditional UPDATE, mark the session completed. One transaction: all or nothing.
 
-Phase C failing (quota 507, a 409, a failed commit) leaves the session `completing` with
-its object: completing again retries (B is idempotent: a joined upload is found by its
-object), DELETE discards it, and the expiry job deletes it once the session expires.
+Initiate reserves `size_bytes` of the owner's quota (`users.reserved_bytes`, a conditional
+UPDATE like the charge) and caps the caller's open sessions (`max_open_uploads`, 429).
+Every end of a session gives the reservation back in the transaction that ends it: phase C
+(where it turns into the charge), discard, a checksum mismatch, a refused charge, expiry.
+
+Phase C refused with 507 (the quota shrank, or a merge result outgrew the reservation) ends
+the session and deletes the joined object at once, like a checksum mismatch. Any other
+failure of phase C (a 409, a failed commit) leaves the session `completing` with its
+object: completing again retries (B is idempotent: a joined upload is found by its object),
+DELETE discards it, and the expiry job deletes it once the session expires.
 The row lock and the state check in C make completing twice return the same document and
 charge once, however the two calls interleave.
 """
@@ -46,6 +53,7 @@ from docstore.errors import (
     NotFound,
     QuotaExceeded,
     TooLarge,
+    TooManyUploads,
     ValidationFailed,
 )
 from docstore.services import Services
@@ -126,7 +134,8 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
     """Check everything, then start a multipart upload and sign one URL per part.
 
     Sizes are validated (schema: negative or absurd is 422; here: over max_file_bytes is
-    413) and quota is checked (507) before any URL is signed.
+    413), the caller's open sessions are capped (429) and the size is reserved against the
+    owner's quota (507) before any URL is signed.
     """
     settings = svc.settings
     if body.size_bytes > settings.max_file_bytes:
@@ -136,8 +145,16 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
     expires_at = utcnow() + timedelta(seconds=ttl)
     with svc.database.transaction() as db:
         target = _target(db, actor, body)
-        if not users.fits(db, target.owner_id, body.size_bytes):
-            raise QuotaExceeded("This file does not fit in the owner's quota.")
+        assert actor.user_id is not None
+        # Both accounts locked (in id order) before counting: concurrent initiations by one
+        # user serialise here, so the cap holds exactly (SQLite's write lock does the same).
+        users.lock_users(db, {actor.user_id, target.owner_id})
+        if repository.open_count(db, actor.user_id, utcnow()) >= settings.max_open_uploads:
+            raise TooManyUploads(
+                f"At most {settings.max_open_uploads} uploads may be open at once; "
+                "complete or discard some first."
+            )
+        users.reserve(db, target.owner_id, body.size_bytes)
         # Deduplication without the "Dropship" hole. The seed skipped the upload whenever
         # ANY stored version had the declared checksum, so knowing a file's SHA-256 (from a
         # leak, a public hash list, a guess among few candidates) was enough to obtain the
@@ -160,6 +177,7 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
             filename=target.filename,
             mime_type=target.mime_type,
             size_bytes=body.size_bytes,
+            reserved_bytes=body.size_bytes,
             checksum_sha256=body.checksum_sha256,
             part_size=0 if skip else part_size,
             part_count=0 if skip else part_count,
@@ -225,11 +243,9 @@ def _abandon(svc: Services, upload_id: str, key: str, storage_id: str | None) ->
         if storage_id is not None:
             svc.store.abort_multipart(key, storage_id)
         with svc.database.transaction() as db:
-            db.execute(
-                update(UploadSession)
-                .where(UploadSession.id == upload_id, UploadSession.state == "pending")
-                .values(state="aborted")
-            )
+            session = repository.lock(db, upload_id)
+            if session is not None and session.state == "pending":
+                end(db, session, "aborted")
     except Exception:
         log.warning("upload %s: could not clean up after a failed initiate", upload_id)
 
@@ -262,14 +278,33 @@ def complete(svc: Services, actor: Actor, upload_id: str, body: UploadComplete) 
             raise ChecksumMismatch(
                 "The uploaded bytes do not hash to checksum_sha256; nothing was stored."
             )
-    with svc.database.transaction() as db:  # phase C
-        session = repository.lock_own(db, actor, upload_id)
-        if session.state == "completed":  # a concurrent complete won
-            return _result(db, actor, session)
-        _check_live(session)
-        if not session.skip_upload and session.state != "completing":
-            raise NotFound("No such upload.")
-        return _finish(db, svc, actor, session, body.on_conflict)
+    try:
+        with svc.database.transaction() as db:  # phase C
+            session = repository.lock_own(db, actor, upload_id)
+            if session.state == "completed":  # a concurrent complete won
+                return _result(db, actor, session)
+            _check_live(session)
+            if not session.skip_upload and session.state != "completing":
+                raise NotFound("No such upload.")
+            return _finish(db, svc, actor, session, body.on_conflict)
+    except QuotaExceeded:
+        _discard_refused(svc, upload_id)
+        raise
+
+
+def _discard_refused(svc: Services, upload_id: str) -> None:
+    """Phase C was refused for quota: end the session and delete its object now.
+
+    Best effort (the 507 is the answer either way): whatever this misses, the expiry job
+    ends and deletes when the session expires.
+    """
+    try:
+        with svc.database.transaction() as db:
+            session = repository.lock(db, upload_id)
+            if session is not None and session.state in repository.LIVE:
+                release(db, svc, session, "aborted")
+    except Exception:
+        log.warning("upload %s: could not discard after a refused complete", upload_id)
 
 
 def _check_live(session: UploadSession) -> None:
@@ -399,7 +434,7 @@ def _discard_mismatch(svc: Services, snap: _Snapshot) -> None:
     with svc.database.transaction() as db:
         session = repository.lock(db, snap.upload_id)
         if session is not None and session.state == "completing":
-            session.state = "aborted"
+            end(db, session, "aborted")
         _drop_object(db, svc, snap.blob_id, snap.key)
 
 
@@ -423,6 +458,9 @@ def _finish(
 ) -> UploadResult:
     """Phase C: the document or version, the charge and the session's end, in one transaction."""
     assert session.blob_id is not None
+    # The reservation turns into the charge below (same transaction: on any failure both
+    # are rolled back and the reservation stands).
+    _unreserve(db, session)
     content: documents.StoredBytes | Blob
     if session.skip_upload:
         blob = db.get(Blob, session.blob_id)
@@ -504,5 +542,16 @@ def release(db: Session, svc: Services, session: UploadSession, state: str) -> N
         svc.store.abort_multipart(session.storage_key, session.storage_upload_id)
     if session.storage_key is not None and session.blob_id is not None:
         _drop_object(db, svc, session.blob_id, session.storage_key)
+    end(db, session, state)
+
+
+def end(db: Session, session: UploadSession, state: str) -> None:
+    """A live session (row-locked by the caller) ends: its reservation is given back."""
+    _unreserve(db, session)
     session.state = state
     db.flush()
+
+
+def _unreserve(db: Session, session: UploadSession) -> None:
+    users.unreserve(db, session.owner_id, session.reserved_bytes)
+    session.reserved_bytes = 0

@@ -38,7 +38,8 @@ class Plan(Base):
 
 
 class User(Base):
-    """A person with a byte quota; `used_bytes` is the sum of their live versions' sizes."""
+    """A person with a byte quota; `used_bytes` is the sum of their live versions' sizes,
+    `reserved_bytes` the declared sizes of the open uploads they will be charged for."""
 
     __tablename__ = "users"
 
@@ -51,6 +52,7 @@ class User(Base):
     plan_name: Mapped[str] = mapped_column(ForeignKey("plans.name"), default="free")
     quota_bytes: Mapped[int] = mapped_column(BigInteger)
     used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     root_folder_id: Mapped[int | None] = mapped_column(
         ForeignKey("folders.id", use_alter=True, name="fk_users_root_folder_id_folders"),
         nullable=True,
@@ -60,6 +62,7 @@ class User(Base):
     __table_args__ = (
         CheckConstraint("used_bytes >= 0", name="used_nonneg"),
         CheckConstraint("quota_bytes >= 0", name="quota_nonneg"),
+        CheckConstraint("reserved_bytes >= 0", name="reserved_nonneg"),
     )
 
 

@@ -13,17 +13,31 @@ from docstore.db import detached, first_row
 from docstore.errors import QuotaExceeded
 from docstore.users.models import ApiToken, Plan, User
 
-# Built once (every upload and save runs it; see _TOKEN_AND_USER).
+# Built once (every upload and save runs it; see _TOKEN_AND_USER). Bytes reserved by open
+# uploads count as taken: a write never eats into what an upload in flight was promised.
 _CHARGE = (
     update(User)
     .where(
         User.id == bindparam("owner_id"),
-        User.used_bytes + bindparam("size", type_=BigInteger) <= User.quota_bytes,
+        User.used_bytes + User.reserved_bytes + bindparam("size", type_=BigInteger)
+        <= User.quota_bytes,
     )
     .values(used_bytes=User.used_bytes + bindparam("size", type_=BigInteger))
     .execution_options(synchronize_session=False)
 )
-_FITS = select(User.used_bytes, User.quota_bytes).where(User.id == bindparam("owner_id"))
+_RESERVE = (
+    update(User)
+    .where(
+        User.id == bindparam("owner_id"),
+        User.used_bytes + User.reserved_bytes + bindparam("size", type_=BigInteger)
+        <= User.quota_bytes,
+    )
+    .values(reserved_bytes=User.reserved_bytes + bindparam("size", type_=BigInteger))
+    .execution_options(synchronize_session=False)
+)
+_FITS = select(User.used_bytes, User.reserved_bytes, User.quota_bytes).where(
+    User.id == bindparam("owner_id")
+)
 
 
 def charge(db: Session, owner_id: int, size: int) -> None:
@@ -53,10 +67,42 @@ def release(db: Session, owner_id: int, size: int) -> None:
     )
 
 
+def reserve(db: Session, owner_id: int, size: int) -> None:
+    """Hold `size` bytes of the owner's quota for an open upload (conditional UPDATE), or 507.
+
+    Like `charge`, the check and the increment are one statement: concurrent initiations
+    can never reserve more than the quota together.
+    """
+    if size == 0:
+        return
+    result = db.connection().execute(_RESERVE, {"owner_id": owner_id, "size": size})
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise QuotaExceeded("This file does not fit in the owner's quota.")
+
+
+def unreserve(db: Session, owner_id: int, size: int) -> None:
+    """Give back a reservation (the upload ended, or its bytes are being charged)."""
+    if size == 0:
+        return
+    db.execute(
+        update(User)
+        .where(User.id == owner_id)
+        .values(reserved_bytes=User.reserved_bytes - size)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def lock_users(db: Session, user_ids: set[int]) -> None:
+    """Row-lock these accounts in id order (one statement; no deadlock between two callers)."""
+    db.execute(
+        select(User.id).where(User.id.in_(sorted(user_ids))).order_by(User.id).with_for_update()
+    )
+
+
 def fits(db: Session, owner_id: int, size: int) -> bool:
     """Early check (no lock): could `size` more bytes fit in the owner's quota now?"""
     row = db.execute(_FITS, {"owner_id": owner_id}).one()
-    return bool(row.used_bytes + size <= row.quota_bytes)
+    return bool(row.used_bytes + row.reserved_bytes + size <= row.quota_bytes)
 
 
 def by_email(db: Session, email: str) -> User | None:

@@ -17,6 +17,8 @@ class UserOut(BaseModel):
     name: str
     quota_bytes: int
     used_bytes: int
+    # Declared sizes of the open uploads the user will be charged for (counted as taken).
+    reserved_bytes: int = 0
     plan: str = Field(validation_alias="plan_name")
     is_admin: bool
     root_folder_id: int | None

@@ -14,6 +14,7 @@ from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from docstore.folders.service import create_root
+from docstore.names import clean_display_name, display_name_for_names
 from docstore.security import hash_password, new_token, token_digest, verify_password
 from docstore.sharing.models import Share
 from docstore.users import repository as repo
@@ -56,6 +57,8 @@ def create_user(
 ) -> User:
     """A new account with its root folder; pending email shares now apply to it."""
     email = normalise_email(email)
+    # Checked before anything else: a display name ends up in server-built item names.
+    name = clean_display_name(name) if name.strip() else display_name_for_names(email)
     plan = ensure_default_plan(db) if plan_name in (None, DEFAULT_PLAN) else db.get(Plan, plan_name)
     if plan is None:
         raise ValidationFailed(f"There is no plan named {plan_name!r}.")
@@ -63,7 +66,7 @@ def create_user(
         raise EmailTaken()
     user = User(
         email=email,
-        name=name.strip() or email,
+        name=name,
         password_hash=hash_password(password),
         plan_name=plan.name,
         quota_bytes=plan.quota_bytes if quota_bytes is None else quota_bytes,

@@ -4,6 +4,7 @@ pin and delete."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC
 
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from docstore.documents.schemas import SaveOut
 from docstore.errors import Conflict, MergeConflict, NotFound, VersionConflict
 from docstore.folders import repository as folder_repo
 from docstore.folders.models import Folder
-from docstore.names import MAX_NAME_BYTES, split_ext, unique_name
+from docstore.names import display_name_for_names, free_name, split_ext
 from docstore.pagination import decode_cursor, encode_cursor
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_document_for
@@ -43,15 +44,16 @@ def use_content(db: Session, content: Content) -> Blob:
     return blob
 
 
-def conflict_copy_name(name: str, user_name: str, taken: object) -> str:
-    """'<stem> (conflict copy by <user> <YYYY-MM-DD>)<ext>', then ' 2', ' 3', … if taken."""
+def conflict_copy_name(name: str, user_name: str, taken: Callable[[str], bool]) -> str:
+    """'<stem> (conflict copy by <user> <YYYY-MM-DD>)<ext>', then ' 2', ' 3', … if taken.
+
+    Built like a name a user gives (`clean_name`, 255 bytes): the saver's display name is
+    scrubbed and shortened, and only the stem is cut to fit, never the suffix.
+    """
     stem, ext = split_ext(name)
-    tail = f" (conflict copy by {user_name} {utcnow().astimezone(UTC):%Y-%m-%d})"
-    room = MAX_NAME_BYTES - len((tail + ext).encode()) - 8  # leave room for " NNN"
-    if len(stem.encode()) > room:
-        stem = stem.encode()[: max(room, 1)].decode("utf-8", "ignore")
-    assert callable(taken)
-    return unique_name(f"{stem}{tail}{ext}", taken, fmt="{stem} {n}{ext}")
+    who = display_name_for_names(user_name)
+    tail = f" (conflict copy by {who} {utcnow().astimezone(UTC):%Y-%m-%d})"
+    return free_name(stem, tail, ext, taken, numbered=" {n}")
 
 
 def _read(svc: Services, key: str, limit: int) -> bytes | None:
