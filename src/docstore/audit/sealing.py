@@ -425,6 +425,7 @@ class _Trust:
 
     start: AuditCheckpoint | None = None  # newest genuine prune checkpoint
     legacy_through: int | None = None
+    legacy_seal: str | None = None
     forged: list[AuditCheckpoint] = field(default_factory=list)
 
 
@@ -435,7 +436,7 @@ def _checkpoints(db: Session, signer: Signer) -> _Trust:
         if not signer.checkpoint_ok(cp.kind, cp.last_pruned_id, cp.seal, cp.mac):
             trust.forged.append(cp)
         elif cp.kind == "legacy":
-            trust.legacy_through = max(trust.legacy_through or 0, cp.last_pruned_id)
+            trust.legacy_through, trust.legacy_seal = cp.last_pruned_id, cp.seal
         elif cp.kind == "prune":
             trust.start = cp  # ordered by id: the last genuine one wins
     return trust
@@ -534,6 +535,20 @@ def _walk(
                 verdict.pending_first_id = row.id
                 verdict.pending_since = format_timestamp(row.timestamp)
                 return
+            # The unkeyed prefix is vouched for by its last seal, which the key signed.
+            crosses = trust.legacy_seal is not None and prev.id < legacy_through <= row.id
+            if crosses and (row.id != legacy_through or row.seal != trust.legacy_seal):
+                _broken(
+                    verdict,
+                    legacy_through,
+                    "rewritten",
+                    f"entry #{legacy_through}, the last one sealed before the audit key, is "
+                    "gone or no longer has the seal its signed checkpoint records: the old "
+                    f"entries after #{start_id} up to #{legacy_through} were rewritten (their "
+                    "unkeyed seals cannot say which one first)",
+                    start_id,
+                )
+                return
             if row.seal != expected(prev.seal, row):
                 with database.transaction() as db:
                     moved = latest_checkpoint(db)
@@ -607,13 +622,10 @@ def _check_heads(
         if not wanted:
             continue
         with database.transaction() as db:
-            seals = dict(
-                db.execute(
-                    select(AuditLog.id, AuditLog.seal).where(
-                        AuditLog.id.in_({r.id for r in wanted})
-                    )
-                ).tuples()
+            found_rows = db.execute(
+                select(AuditLog.id, AuditLog.seal).where(AuditLog.id.in_({r.id for r in wanted}))
             )
+            seals = {int(entry_id): seal for entry_id, seal in found_rows}
             for rec in wanted:
                 if worst is not None and rec.id >= worst[0]:
                     continue
