@@ -279,3 +279,15 @@ def test_a_chain_sealed_before_the_key_is_adopted_once(database: Database, tmp_p
         )
     assert adopt_legacy(database, signer) == 0
     assert verify(database, signer).problem == "forged_checkpoint"
+
+
+def test_entries_not_sealed_yet_are_reported_as_such(database: Database, tmp_path: Path) -> None:
+    """Between commit and the next sealing pass an entry is not tamper-evident: verify says
+    which entries those are and since when, instead of counting them as verified."""
+    signer = anchored_signer(tmp_path)
+    ids = _sealed_log(database, signer, 3)
+    waiting = add_entries(database, 2)
+    verdict = verify(database, signer, anchor=True)
+    assert verdict.ok and verdict.checked == 3 and verdict.head_id == ids[-1]
+    assert (verdict.pending, verdict.pending_first_id) == (2, waiting[0])
+    assert str(verdict.pending_since).endswith("Z")
