@@ -40,6 +40,7 @@ from docstore.audit.sealing import (
     adopt_legacy,
     chain,
     legacy_chain,
+    prune,
     seal_until_done,
     verify,
 )
@@ -291,3 +292,10 @@ def test_entries_not_sealed_yet_are_reported_as_such(database: Database, tmp_pat
     assert verdict.ok and verdict.checked == 3 and verdict.head_id == ids[-1]
     assert (verdict.pending, verdict.pending_first_id) == (2, waiting[0])
     assert str(verdict.pending_since).endswith("Z")
+
+    # A head written down before a prune removed it is reported as not checkable, not found.
+    assert prune(database, signer, 0)["pruned"] == 3
+    verdict = verify(database, signer, expect=(ids[0], "0" * 64))
+    assert verdict.ok and verdict.expect_checked is False and verdict.checkpoint_id == ids[-1]
+    verdict = verify(database, signer, expect=(waiting[0], "0" * 64))
+    assert (verdict.ok, verdict.problem, verdict.expect_checked) == (False, "rewritten", True)

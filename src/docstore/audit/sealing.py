@@ -339,6 +339,8 @@ class Verdict:
     anchored: int = 0
     anchored_head_id: int | None = None
     anchor_invalid_lines: int = 0
+    # verify(expect=...): False when the expected head has been pruned since (not checkable).
+    expect_checked: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -477,8 +479,11 @@ def verify(
         verdict.problem = "forged_checkpoint"
         verdict.reason = f"{note}; {verdict.reason}"
         return verdict
+    start_id = cp.last_pruned_id if cp else 0
     if verdict.ok and (anchor or expect is not None):
-        _check_heads(database, signer, verdict, anchor, expect, cp.last_pruned_id if cp else 0)
+        _check_heads(database, signer, verdict, anchor, expect, start_id)
+    if expect is not None:
+        verdict.expect_checked = expect[0] > start_id
     return verdict
 
 

@@ -128,8 +128,10 @@ def verify(
             console.print(
                 f"anchor: {verdict.anchored} heads checked, newest #{verdict.anchored_head_id}"
             )
-        if expect:
+        if expect and verdict.expect_checked:
             console.print(f"expected head {expect} found")
+        elif expect:
+            console.print(f"expected head {expect} was pruned since: it cannot be checked")
     else:
         console.print(
             f"[red]audit log broken at entry #{verdict.first_broken_id}[/] "
