@@ -339,11 +339,14 @@ def share_row(db_url: str, document_id: int, owner_id: int, grantee_id: int) -> 
 
 def sealing_throughput(db_url: str, backlog: int) -> dict[str, Any]:
     """Seal a backlog of `backlog` unsealed entries (plus whatever the requests left)."""
+    from docstore.audit.keys import FileAnchor, Signer
     from docstore.audit.models import AuditLog
     from docstore.audit.sealing import Sealer, verify
     from docstore.db import Database
 
     database = Database(db_url)
+    scratch = Path(tempfile.mkdtemp(prefix="docstore-bench-anchor-"))
+    signer = Signer(os.urandom(32).hex().encode(), FileAnchor(scratch / "anchor.jsonl"))
     try:
         with database.engine.begin() as conn:
             conn.execute(
@@ -367,12 +370,12 @@ def sealing_throughput(db_url: str, backlog: int) -> dict[str, Any]:
         started = time.monotonic()
         sealed = 0
         for _ in range(20):  # bounded: a pass seals everything final
-            sealed += int(sealer.run(database)["sealed"])
+            sealed += int(sealer.run(database, signer)["sealed"])
             if sealed >= pending:
                 break
         seal_s = time.monotonic() - started
         started = time.monotonic()
-        verdict = verify(database)
+        verdict = verify(database, signer, anchor=True)
         verify_s = time.monotonic() - started
         assert verdict.ok and verdict.checked == total, verdict
         return {
@@ -384,6 +387,7 @@ def sealing_throughput(db_url: str, backlog: int) -> dict[str, Any]:
         }
     finally:
         database.dispose()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # ---- main -----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docstore import migrate
 from docstore.audit.endpoints import router as audit_router
+from docstore.audit.sealing import adopt_legacy
 from docstore.comments.endpoints import router as comments_router
 from docstore.config import Settings, get_settings
 from docstore.documents.endpoints import router as documents_router
@@ -65,6 +66,7 @@ problem = problem_response
 def startup(services: Services) -> None:
     """Migrate the schema, make sure the default plan and the configured admin exist."""
     migrate.upgrade(services.database.engine)
+    adopt_legacy(services.database, services.audit_signer)
     settings = services.settings
     with services.database.transaction() as db:
         users.ensure_default_plan(db)

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(1000, ge=1)
     trash_retention_days: int = 30
     audit_retention_days: int | None = None
+    # HMAC key of the audit chain (docstore.audit.keys). Unset: created once in
+    # DATA_DIR/audit_key (mode 0600). Keep it apart from database backups.
+    audit_key: str | None = None
+    # Append-only record of the chain's sealed heads; default DATA_DIR/audit-anchor.jsonl.
+    audit_anchor_file: Path | None = None
     trusted_proxies: list[str] = Field(default_factory=list)
     # FastAPI's native OpenTelemetry spans, metrics and logs (exported through the providers
     # an operator configures). Off: every request skips the check for a configured provider,

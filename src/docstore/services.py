@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from docstore.audit.group_commit import GroupCommit
+from docstore.audit.keys import Signer
 from docstore.cache import Cache, make_cache
 from docstore.config import Settings
 from docstore.db import Database
@@ -43,6 +45,11 @@ class Services:
             secret_key=settings.resolved_secret_key(),
         )
         return cls(settings, database, store, make_cache(settings.redis_url))
+
+    @cached_property
+    def audit_signer(self) -> Signer:
+        """The audit key and anchor (the key file is created on first use)."""
+        return Signer.from_settings(self.settings)
 
     def close(self) -> None:
         """Release connections."""

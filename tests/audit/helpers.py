@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from docstore.audit.keys import FileAnchor, Signer
 from docstore.audit.models import AuditLog
 from docstore.audit.service import Action, record
 from docstore.context import system_actor
@@ -22,6 +23,14 @@ from tests.fixtures.app import Api
 from tests.fixtures.app import User as ApiUser
 
 DOCSTORE = Path(sys.executable).with_name("docstore")
+# The audit key of the tests' direct calls and of `run_cli` (DOCSTORE_AUDIT_KEY).
+AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789abcdef"
+SIGNER = Signer(AUDIT_KEY.encode())
+
+
+def anchored_signer(tmp_path: Path) -> Signer:
+    """The tests' key with an anchor file under tmp_path (the one `run_cli` uses)."""
+    return Signer(AUDIT_KEY.encode(), FileAnchor(tmp_path / "audit-anchor.jsonl"))
 
 
 def services(api: Api) -> Services:
@@ -81,6 +90,8 @@ def run_cli(database_url: str, tmp_path: Path, *args: str) -> subprocess.Complet
             "DOCSTORE_DATABASE_URL": database_url,
             "DOCSTORE_DATA_DIR": str(tmp_path / "cli-data"),
             "DOCSTORE_SECRET_KEY": "cli-secret",
+            "DOCSTORE_AUDIT_KEY": AUDIT_KEY,
+            "DOCSTORE_AUDIT_ANCHOR_FILE": str(tmp_path / "audit-anchor.jsonl"),
             "COLUMNS": "200",
         }
     )

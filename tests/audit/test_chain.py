@@ -28,9 +28,10 @@ from docstore.audit.tasks import prune_job
 from docstore.context import system_actor
 from docstore.db import Database, utcnow
 from docstore.jobs import JOBS
-from tests.audit.helpers import add_entries
+from tests.audit.helpers import SIGNER, add_entries
 
 TABLE = cast(Table, AuditLog.__table__)
+KEY = SIGNER.key
 
 
 # For what only PostgreSQL does: the shared `database` fixture, on PostgreSQL alone.
@@ -72,8 +73,8 @@ def test_canonical_bytes_are_deterministic_and_cover_every_field() -> None:
     assert canonical_bytes(cast(ChainFields, _entry(details=same.details))) == canonical_bytes(
         cast(ChainFields, a)
     )
-    seal = chain(GENESIS, cast(ChainFields, a))
-    assert len(seal) == 64 and chain(seal, cast(ChainFields, a)) != seal
+    seal = chain(GENESIS, cast(ChainFields, a), KEY)
+    assert len(seal) == 64 and chain(seal, cast(ChainFields, a), KEY) != seal
     changes = {
         "id": 8,
         "user_id": 3,
@@ -88,22 +89,22 @@ def test_canonical_bytes_are_deterministic_and_cover_every_field() -> None:
         "details": {"old_name": "a", "new_name": "c"},
     }
     for name, value in changes.items():
-        assert chain(GENESIS, cast(ChainFields, _entry(**{name: value}))) != seal, name
+        assert chain(GENESIS, cast(ChainFields, _entry(**{name: value})), KEY) != seal, name
 
 
 def test_sealer_chains_in_id_order_once(database: Database) -> None:
     ids = add_entries(database, 5)
-    assert Sealer(batch_size=2).run(database) == {"sealed": 5}
-    assert Sealer().run(database) == {"sealed": 0}
+    assert Sealer(batch_size=2).run(database, SIGNER) == {"sealed": 5}
+    assert Sealer().run(database, SIGNER) == {"sealed": 0}
     prev = GENESIS
     for row in _rows(database):
-        prev = chain(prev, cast(ChainFields, row))
+        prev = chain(prev, cast(ChainFields, row), KEY)
         assert row.seal == prev
-    verdict = verify(database)
+    verdict = verify(database, SIGNER)
     assert verdict.ok and verdict.checked == 5 and verdict.pending == 0
     assert (verdict.head_id, verdict.head_seal) == (ids[-1], prev)
     add_entries(database, 2)
-    verdict = verify(database)
+    verdict = verify(database, SIGNER)
     assert verdict.ok and verdict.checked == 5 and verdict.pending == 2
 
 
@@ -125,7 +126,7 @@ def test_concurrent_sealers_build_one_chain(database: Database) -> None:
         mine = Sealer(batch_size=25)
         try:
             while not stop.is_set():
-                mine.run(database)
+                mine.run(database, SIGNER)
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -137,8 +138,8 @@ def test_concurrent_sealers_build_one_chain(database: Database) -> None:
     for t in threads:
         t.join(120)
     assert errors == []
-    seal_until_done(database)
-    verdict = verify(database)
+    seal_until_done(database, SIGNER)
+    verdict = verify(database, SIGNER)
     assert verdict.ok, verdict
     assert verdict.checked == 500 and verdict.pending == 0
 
@@ -155,16 +156,16 @@ def test_an_entry_committed_late_is_not_skipped(database: Database) -> None:
         (committed,) = add_entries(database, 1)  # id N+1, committed
         assert late_id is not None and committed > late_id
         for _ in range(3):
-            sealer.run(database)
+            sealer.run(database, SIGNER)
             assert [r.seal for r in _rows(database)] == [None]  # N+1 waits for N
         early.commit()
     finally:
         early.close()
-    sealer.run(database)
+    sealer.run(database, SIGNER)
     rows = _rows(database)
     assert [r.id for r in rows] == [late_id, committed]
-    assert rows[0].seal == chain(GENESIS, cast(ChainFields, rows[0]))
-    assert verify(database).ok
+    assert rows[0].seal == chain(GENESIS, cast(ChainFields, rows[0]), KEY)
+    assert verify(database, SIGNER).ok
 
 
 @ON_POSTGRES
@@ -174,12 +175,12 @@ def test_a_rolled_back_entry_leaves_a_gap_that_verifies(database: Database) -> N
     try:
         record(doomed, system_actor(), Action.VIEW, document_id=1)
         add_entries(database, 1)
-        sealer.run(database)
+        sealer.run(database, SIGNER)
         doomed.rollback()
     finally:
         doomed.close()
-    assert sealer.run(database) == {"sealed": 1}
-    assert verify(database).ok
+    assert sealer.run(database, SIGNER) == {"sealed": 1}
+    assert verify(database, SIGNER).ok
 
 
 @ON_POSTGRES
@@ -187,32 +188,34 @@ def test_only_one_sealer_extends_the_chain_at_a_time(database: Database) -> None
     add_entries(database, 3)
     with database.engine.connect() as other:
         other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": LOCK_KEY})
-        assert Sealer().run(database) == {"sealed": 0}
+        assert Sealer().run(database, SIGNER) == {"sealed": 0}
         other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
         other.commit()
-    assert Sealer().run(database) == {"sealed": 3}
+    assert Sealer().run(database, SIGNER) == {"sealed": 3}
 
 
 def test_a_sealer_notices_another_one_moved_the_tail(database: Database) -> None:
     first, second = Sealer(batch_size=3), Sealer(batch_size=3)
     add_entries(database, 3)
-    assert first.run(database) == {"sealed": 3}  # `first` remembers where it left the chain
+    assert first.run(database, SIGNER) == {"sealed": 3}  # `first` remembers where it left the chain
     add_entries(database, 2)
-    assert second.run(database) == {"sealed": 2}
+    assert second.run(database, SIGNER) == {"sealed": 2}
     add_entries(database, 2)
-    assert first.run(database) == {"sealed": 2}  # must chain from `second`'s tail, not its own
-    verdict = verify(database)
+    # `first` must chain from `second`'s tail, not its own.
+    assert first.run(database, SIGNER) == {"sealed": 2}
+    verdict = verify(database, SIGNER)
     assert verdict.ok and verdict.checked == 7, verdict
-    assert prune(database, 0)["pruned"] == 6  # the tail (newest entry) stays, as a checkpoint
+    # The tail (newest entry) stays, as a checkpoint.
+    assert prune(database, SIGNER, 0)["pruned"] == 6
     add_entries(database, 1)
-    assert first.run(database) == {"sealed": 1}
-    verdict = verify(database)
+    assert first.run(database, SIGNER) == {"sealed": 1}
+    verdict = verify(database, SIGNER)
     assert verdict.ok and verdict.checked == 2, verdict
 
 
 def _sealed_log(database: Database, n: int = 8) -> list[Any]:
     add_entries(database, n)
-    seal_until_done(database)
+    seal_until_done(database, SIGNER)
     return _rows(database)
 
 
@@ -220,20 +223,20 @@ def test_verify_reports_an_inserted_entry(database: Database) -> None:
     add_entries(database, 6)
     with database.engine.begin() as conn:  # a gap, as a rolled-back transaction leaves
         conn.execute(delete(TABLE).where(TABLE.c.id == 3))
-    seal_until_done(database)
+    seal_until_done(database, SIGNER)
     rows = _rows(database)
-    assert verify(database).ok
+    assert verify(database, SIGNER).ok
     forged = {**rows[1]._asdict(), "id": 3, "action": "LOGIN", "seal": "f" * 64}
     with database.engine.begin() as conn:
         conn.execute(insert(TABLE).values(**forged))
-    verdict = verify(database)
+    verdict = verify(database, SIGNER)
     assert (verdict.ok, verdict.first_broken_id, verdict.problem) == (False, 3, "inserted")
 
     # Even with a seal computed to fit after #2, the slipped-in entry is named.
-    fitted = chain(rows[1].seal, cast(ChainFields, SimpleNamespace(**forged)))
+    fitted = chain(rows[1].seal, cast(ChainFields, SimpleNamespace(**forged)), KEY)
     with database.engine.begin() as conn:
         conn.execute(update(TABLE).where(TABLE.c.id == 3).values(seal=fitted))
-    verdict = verify(database)
+    verdict = verify(database, SIGNER)
     assert (verdict.ok, verdict.first_broken_id, verdict.problem) == (False, 3, "inserted")
     assert verdict.last_good_id == 2
 
@@ -242,7 +245,7 @@ def test_an_unsealed_entry_before_sealed_ones_is_reported(database: Database) ->
     rows = _sealed_log(database, 4)
     with database.engine.begin() as conn:
         conn.execute(update(TABLE).where(TABLE.c.id == rows[1].id).values(seal=None))
-    verdict = verify(database)
+    verdict = verify(database, SIGNER)
     assert (verdict.ok, verdict.first_broken_id, verdict.problem) == (False, rows[1].id, "inserted")
 
 
@@ -251,34 +254,34 @@ def test_prune_removes_an_old_sealed_prefix_and_leaves_a_checkpoint(database: Da
     old = add_entries(database, 4, timestamp=long_ago)
     recent = add_entries(database, 1)
     straggler = add_entries(database, 1, timestamp=long_ago)  # old, but after a recent one
-    seal_until_done(database)
+    seal_until_done(database, SIGNER)
     unsealed = add_entries(database, 1, timestamp=long_ago)
     seals = {r.id: r.seal for r in _rows(database)}
 
-    assert prune(database, 30, batch_size=3) == {"pruned": 4, "last_pruned_id": old[-1]}
+    assert prune(database, SIGNER, 30, batch_size=3) == {"pruned": 4, "last_pruned_id": old[-1]}
     assert [r.id for r in _rows(database)] == recent + straggler + unsealed
     with database.transaction() as db:
         checkpoints = [(c.last_pruned_id, c.seal) for c in db.scalars(select(AuditCheckpoint))]
     assert checkpoints[-1] == (old[-1], seals[old[-1]])
-    verdict = verify(database)
+    verdict = verify(database, SIGNER)
     assert verdict.ok and verdict.checkpoint_id == old[-1] and verdict.checked == 2
-    assert prune(database, 30)["pruned"] == 0
+    assert prune(database, SIGNER, 30)["pruned"] == 0
 
     # A retention of 0 days takes every sealed entry, never the newest one.
-    seal_until_done(database)
-    assert prune(database, 0)["pruned"] == 2
+    seal_until_done(database, SIGNER)
+    assert prune(database, SIGNER, 0)["pruned"] == 2
     assert [r.id for r in _rows(database)] == unsealed
-    assert verify(database).ok
+    assert verify(database, SIGNER).ok
     add_entries(database, 2)
-    seal_until_done(database)
-    assert verify(database).ok
+    seal_until_done(database, SIGNER)
+    assert verify(database, SIGNER).ok
 
     # An entry put back below the checkpoint is caught.
     with database.engine.begin() as conn:
         conn.execute(
             insert(TABLE).values(id=old[0], action="LOGIN", timestamp=long_ago, seal=seals[old[0]])
         )
-    verdict = verify(database)
+    verdict = verify(database, SIGNER)
     assert (verdict.ok, verdict.first_broken_id, verdict.problem) == (False, old[0], "inserted")
 
 
@@ -286,12 +289,14 @@ def test_jobs_are_registered_and_prune_follows_the_setting(database: Database) -
     # The worker imports every `docstore.<domain>.tasks` module; ours registers two jobs.
     assert {"audit.seal", "audit.prune"} <= set(JOBS)
     add_entries(database, 3, timestamp=utcnow() - timedelta(days=10))
-    seal_until_done(database)
+    seal_until_done(database, SIGNER)
     svc: Any = SimpleNamespace(
-        database=database, settings=SimpleNamespace(audit_retention_days=None)
+        database=database,
+        settings=SimpleNamespace(audit_retention_days=None),
+        audit_signer=SIGNER,
     )
     assert prune_job(svc)["pruned"] == 0
     svc.settings.audit_retention_days = 5
     assert prune_job(svc)["pruned"] == 2
     assert JOBS["audit.seal"].run(svc)["sealed"] == 0
-    assert verify(database).ok
+    assert verify(database, SIGNER).ok

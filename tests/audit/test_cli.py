@@ -16,7 +16,7 @@ from docstore.audit.models import AuditLog
 from docstore.audit.sealing import prune, seal_until_done
 from docstore.audit.service import Action
 from docstore.db import Database, utcnow
-from tests.audit.helpers import add_entries, run_cli, services, share_directly
+from tests.audit.helpers import SIGNER, add_entries, run_cli, services, share_directly
 from tests.fixtures.app import Api
 
 TABLE = cast(Table, AuditLog.__table__)
@@ -44,7 +44,7 @@ def _log_of_real_actions(api: Api) -> tuple[Database, list[int]]:
     assert bob.get(f"/api/v1/documents/{doc['id']}/download").status_code == 307
     assert ann.delete(f"/api/v1/documents/{doc['id']}").status_code == 204
     database = services(api).database
-    seal_until_done(database)
+    seal_until_done(database, SIGNER)
     with database.engine.connect() as conn:
         ids = list(conn.scalars(select(TABLE.c.id).order_by(TABLE.c.id)))
     assert len(ids) == 7
@@ -95,7 +95,7 @@ def test_verify_names_the_first_tampered_entry(api: Api, database_url: str, tmp_
         conn.execute(update(TABLE).where(TABLE.c.id == ids[5]).values(timestamp=b["timestamp"]))
 
     # Pruning leaves a checkpoint: what is left still verifies.
-    assert prune(database, 0)["pruned"] == 6
+    assert prune(database, SIGNER, 0)["pruned"] == 6
     rc, body = _verify(database_url, tmp_path)
     assert (rc, body["ok"], body["checkpoint_id"], body["checked"]) == (0, True, ids[5], 1)
 
@@ -109,7 +109,7 @@ def test_export_streams_jsonl_and_csv(
         conn.execute(
             update(TABLE).where(TABLE.c.id == recent[0]).values(user_agent="=HYPERLINK(1)")
         )
-    seal_until_done(database)
+    seal_until_done(database, SIGNER)
     since = (utcnow() - timedelta(days=1)).date().isoformat()
 
     out = run_cli(database_url, tmp_path, "audit", "export", "--since", since)

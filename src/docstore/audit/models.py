@@ -28,7 +28,8 @@ class AuditLog(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    # SHA-256(previous seal || canonical bytes of this entry), filled by the sealing task.
+    # HMAC-SHA256(audit key, previous seal || canonical bytes of this entry), filled by the
+    # sealing task (plain SHA-256 for entries sealed before the key: see AuditCheckpoint).
     seal: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
@@ -43,7 +44,13 @@ class AuditLog(Base):
 
 
 class AuditCheckpoint(Base):
-    """The seal of the last entry removed by pruning, so the chain still verifies."""
+    """A point of the chain vouched for by the audit key.
+
+    kind "prune": the seal of the last entry removed by pruning, so the rest still verifies.
+    kind "legacy": the last entry sealed with the unkeyed SHA-256 scheme of before the key
+    (written by migration 0004, signed once by `sealing.adopt_legacy`); entries up to it
+    verify with that scheme, entries after it with the key.
+    """
 
     __tablename__ = "audit_checkpoints"
 
@@ -51,3 +58,6 @@ class AuditCheckpoint(Base):
     last_pruned_id: Mapped[int] = mapped_column(IdType)
     seal: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16), default="prune", server_default="prune")
+    # HMAC of (kind, last_pruned_id, seal) under the audit key; NULL only before adoption.
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)

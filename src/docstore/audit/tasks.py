@@ -19,7 +19,7 @@ SEALER = Sealer()
 
 def seal_job(svc: Services) -> dict[str, Any]:
     """Chain the entries committed since the last pass."""
-    return SEALER.run(svc.database)
+    return SEALER.run(svc.database, svc.audit_signer)
 
 
 def prune_job(svc: Services) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def prune_job(svc: Services) -> dict[str, Any]:
     days = svc.settings.audit_retention_days
     if days is None:
         return {"pruned": 0, "retention": "forever"}
-    return prune(svc.database, days)
+    return prune(svc.database, svc.audit_signer, days)
 
 
 register(Job("audit.seal", SEAL_INTERVAL_SECONDS, seal_job))

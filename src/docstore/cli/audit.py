@@ -1,5 +1,5 @@
-"""`docstore audit …`: verify the seal chain, export, seal and prune, on the configured
-database (no server needed)."""
+"""`docstore audit …`: verify the seal chain, print its head, export, seal and prune, on the
+configured database and audit key (no server needed)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from rich.console import Console
 from docstore.config import get_settings
 
 if TYPE_CHECKING:
+    from docstore.audit.keys import Signer
     from docstore.db import Database
 
-app = typer.Typer(help="Audit log: verify, export, seal, prune.", no_args_is_help=True)
+app = typer.Typer(help="Audit log: verify, head, export, seal, prune.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -44,6 +45,27 @@ def _database() -> Database:
     return database
 
 
+def _signer(database: Database) -> Signer:
+    """The audit key and anchor of the configuration (what the server seals with)."""
+    from docstore.audit.keys import Signer
+    from docstore.audit.sealing import adopt_legacy
+
+    signer = Signer.from_settings(get_settings())
+    adopt_legacy(database, signer)
+    return signer
+
+
+def _head(value: str | None) -> tuple[int, str] | None:
+    """An `ID:SEAL` as `docstore audit head` prints it."""
+    if value is None:
+        return None
+    entry_id, _, seal = value.strip().lstrip("#").partition(":")
+    seal = seal.strip().lower()
+    if not entry_id.isdigit() or len(seal) != 64 or any(c not in "0123456789abcdef" for c in seal):
+        raise typer.BadParameter(f"{value!r} is not ID:SEAL", param_hint="--expect")
+    return int(entry_id), seal
+
+
 def _when(value: str | None, option: str) -> datetime | None:
     """A date or an RFC 3339 time; without an offset it is UTC."""
     if value is None:
@@ -56,19 +78,30 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 @app.command()
-def verify(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def verify(
+    anchor: bool = typer.Option(
+        False, "--anchor", help="Also check every head the anchor recorded is still there."
+    ),
+    expect: str | None = typer.Option(
+        None, "--expect", metavar="ID:SEAL", help="Also check this head (from `audit head`)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Check the whole seal chain: exit 1 at the first tampered entry, 0 if intact.
 
-    Names the first entry that was edited, deleted, reordered or inserted; entries not
-    sealed yet are reported as pending.
+    Names the first entry that was edited, deleted, reordered, inserted or resealed without
+    the audit key, and checkpoints not signed with it. With --anchor (or --expect), entries
+    deleted from the end and rewrites are found too. Entries not sealed yet are reported
+    as pending.
 
-    Example: docstore audit verify
+    Example: docstore audit verify --anchor
     """
     from docstore.audit.sealing import verify as verify_chain
 
+    expected = _head(expect)
     database = _database()
     try:
-        verdict = verify_chain(database)
+        verdict = verify_chain(database, _signer(database), anchor=anchor, expect=expected)
     finally:
         database.dispose()
     if as_json:
@@ -81,13 +114,59 @@ def verify(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         )
         if verdict.head_seal:
             console.print(f"head: #{verdict.head_id} seal {verdict.head_seal}")
+        if verdict.legacy_through:
+            console.print(
+                f"entries up to #{verdict.legacy_through} carry the unkeyed seals of before "
+                "the audit key (vouched for by a signed checkpoint)"
+            )
+        if verdict.pending_first_id is not None:
+            console.print(
+                f"not sealed yet (not tamper-evident until sealed): #{verdict.pending_first_id}"
+                f" onwards, the first written {verdict.pending_since}"
+            )
+        if anchor:
+            console.print(
+                f"anchor: {verdict.anchored} heads checked, newest #{verdict.anchored_head_id}"
+            )
+        if expect and verdict.expect_checked:
+            console.print(f"expected head {expect} found")
+        elif expect:
+            console.print(f"expected head {expect} was pruned since: it cannot be checked")
     else:
         console.print(
             f"[red]audit log broken at entry #{verdict.first_broken_id}[/] "
             f"({verdict.problem}): {verdict.reason}"
         )
         console.print(f"{verdict.checked} entries verified before it")
+    if verdict.anchor_invalid_lines:
+        err_console.print(
+            f"warning: {verdict.anchor_invalid_lines} anchor line(s) not signed with the "
+            "audit key were ignored"
+        )
     raise typer.Exit(0 if verdict.ok else 1)
+
+
+@app.command()
+def head(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print the newest sealed entry as ID:SEAL, to write down outside the database.
+
+    Later, `docstore audit verify --expect ID:SEAL` checks the log still reaches it.
+
+    Example: docstore audit head
+    """
+    from docstore.audit.sealing import chain_tail
+
+    database = _database()
+    try:
+        _signer(database)  # the key exists from now on, as for the server
+        with database.transaction() as db:
+            head_id, seal = chain_tail(db)
+    finally:
+        database.dispose()
+    if as_json:
+        typer.echo(json.dumps({"id": head_id, "seal": seal}))
+    else:
+        typer.echo(f"{head_id}:{seal}")
 
 
 @app.command()
@@ -128,7 +207,7 @@ def seal(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
 
     database = _database()
     try:
-        sealed = seal_until_done(database)
+        sealed = seal_until_done(database, _signer(database))
     finally:
         database.dispose()
     if as_json:
@@ -159,7 +238,7 @@ def prune(
         raise typer.Exit(2)
     database = _database()
     try:
-        result = prune_log(database, days)
+        result = prune_log(database, _signer(database), days)
     finally:
         database.dispose()
     if as_json:

@@ -6,11 +6,25 @@ function escapeHtml(s) {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 }
 
-function safeHref(url) {
-  const u = url.trim();
-  if (/^(https?:|mailto:)/i.test(u)) return u;
-  if (/^[a-z][a-z0-9+.-]*:/i.test(u)) return null; // javascript:, data:, vbscript:…
-  return u;
+function unescapeHtml(s) {
+  const chars = { amp: "&", lt: "<", gt: ">", quot: '"', "#39": "'" };
+  return s.replace(/&(amp|lt|gt|quot|#39);/g, (_, e) => chars[e]);
+}
+
+const SAFE_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
+
+// The link target as the browser will read it, or null. Parsed by the URL parser itself, not
+// matched with a pattern: it drops leading C0 controls and spaces, tabs and newlines inside,
+// so "\u0001javascript:" is javascript: to it (and to us). Relative targets resolve to this
+// page's http(s) origin and stay allowed.
+function safeHref(escaped) {
+  let url;
+  try {
+    url = new URL(unescapeHtml(escaped), location.href);
+  } catch {
+    return null;
+  }
+  return SAFE_PROTOCOLS.has(url.protocol) ? escapeHtml(url.href) : null;
 }
 
 function inline(text) {
