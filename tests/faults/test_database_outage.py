@@ -3,6 +3,8 @@
 The shared PostgreSQL is never restarted (other tests use it): the server reaches its
 database through a loopback proxy, and the proxy is what goes down. "Restarted" is what a
 restart looks like from the server: every connection reset, new ones refused, then back.
+Afterwards the janitor runs and the kill -9 test's proof holds (tests/faults/proof.py): fsck
+clean, storage holding exactly the committed versions' objects, exact quotas and bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.helpers import API, Client, problem, through
+from tests.faults.helpers import API, Client, problem, sha256_hex, through
+from tests.faults.proof import Store, janitor_and_proof
 from tests.fixtures.proxy import TcpProxy
 from tests.fixtures.server import ServerProcess, start_server
 
@@ -25,12 +28,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 @pytest.fixture
 def server_via_proxy(
     tmp_path: Path, pg_url: str, make_proxy: Callable[[str, int], TcpProxy]
-) -> Iterator[tuple[ServerProcess, TcpProxy]]:
+) -> Iterator[tuple[ServerProcess, TcpProxy, Store]]:
     proxy = make_proxy("127.0.0.1", 5432)
     env = {"DOCSTORE_RUN_JOBS_IN_SERVER": "false"}
     server = start_server(tmp_path, through(pg_url, proxy.address), env)
     try:
-        yield server, proxy
+        # The janitor reaches the database directly, and the server's storage (its default).
+        yield server, proxy, Store(pg_url, f"file://{server.data_dir / 'blobs'}", tmp_path)
     finally:
         server.stop()
 
@@ -53,9 +57,9 @@ def _down_requests(ann: Client) -> list[httpx.Response]:
 
 
 def test_database_restart_gives_503_then_the_pool_recovers(
-    server_via_proxy: tuple[ServerProcess, TcpProxy],
+    server_via_proxy: tuple[ServerProcess, TcpProxy, Store],
 ) -> None:
-    server, proxy = server_via_proxy
+    server, proxy, store = server_via_proxy
     ann = Client.register(server.url, "ann")
     data = os.urandom(5000)
     doc = ann.put_file("before.txt", data).json()
@@ -102,4 +106,13 @@ def test_database_restart_gives_503_then_the_pool_recovers(
     assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
     names = {i["name"] for i in ann.get(f"{API}/folders/root/children").json()["items"]}
     assert names == {"before.txt", "after.txt"}  # nothing from the outage got in
+    # Whatever the failed requests left behind, the janitor finds it: exactly the two
+    # committed documents remain, each charged once and whole, and fsck is clean.
+    proof = janitor_and_proof(store, {ann.user_id: ann})
+    assert proof.by_owner(ann.user_id) == {
+        "before.txt": [sha256_hex(data)],
+        "after.txt": [sha256_hex(b"after")],
+    }
+    assert proof.blobs == sorted([(sha256_hex(data), len(data)), (sha256_hex(b"after"), 5)])
+    assert ann.used_bytes() == len(data) + len(b"after")
     ann.close()
