@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from tests.faults.helpers import API, Client, problem, sha256_hex, through
@@ -54,6 +55,11 @@ def _down_requests(ann: Client) -> list[httpx.Response]:
         ann.initiate("big.bin", b"x" * 100),
         login,
     ]
+
+
+def _pending_blobs(conn: psycopg.Connection[tuple[int]]) -> int:
+    row = conn.execute("SELECT count(*) FROM blobs WHERE state = 'pending'").fetchone()
+    return int(row[0]) if row else 0
 
 
 def test_database_restart_gives_503_then_the_pool_recovers(
@@ -106,9 +112,40 @@ def test_database_restart_gives_503_then_the_pool_recovers(
     assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
     names = {i["name"] for i in ann.get(f"{API}/folders/root/children").json()["items"]}
     assert names == {"before.txt", "after.txt"}  # nothing from the outage got in
+
+    # An upload in flight when the database goes: its pending blob row is committed and
+    # its bytes go to storage, then the transaction that would make the document, and the
+    # clean-up of the pending row, find no database. That row is the janitor's to find.
+    dsn = store.database_url.replace("postgresql+psycopg://", "postgresql://")
+    release = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield os.urandom(64 * 1024)
+        release.wait(60)
+        yield os.urandom(64 * 1024)
+
+    cut: list[httpx.Response] = []
+    worker = threading.Thread(target=lambda: cut.append(ann.put_file("cut.bin", body())))
+    with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as watch:
+        worker.start()
+        for _ in range(600):  # bounded: until the upload's pending blob row is committed
+            if _pending_blobs(watch):
+                break
+            worker.join(0.05)
+        assert _pending_blobs(watch) == 1
+        proxy.refuse()
+        release.set()
+        worker.join(60)
+        assert not worker.is_alive()
+        assert problem(cut[0]) == (503, "database_unavailable"), cut[0].text
+        assert _pending_blobs(watch) == 1  # left for the janitor
+    proxy.resume()
+    assert ann.used_bytes() == used + len(b"after")
+
     # Whatever the failed requests left behind, the janitor finds it: exactly the two
     # committed documents remain, each charged once and whole, and fsck is clean.
     proof = janitor_and_proof(store, {ann.user_id: ann})
+    print(proof.janitor)
     assert proof.by_owner(ann.user_id) == {
         "before.txt": [sha256_hex(data)],
         "after.txt": [sha256_hex(b"after")],

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import boto3
 import pytest
 
 from tests.faults.helpers import API, Client, MiB, host_port, problem, sha256_hex
@@ -35,18 +36,23 @@ def s3_behind_proxy(
     make_proxy: Callable[[str, int], TcpProxy],
 ) -> Iterator[tuple[ServerProcess, TcpProxy, Store]]:
     proxy = make_proxy(*host_port(moto_endpoint))
+    # The bucket is made here, with boto3's default timeouts: the server's 1 s read timeout
+    # failed its start-up on a loaded machine ("could not create the bucket").
+    bucket = unique_bucket()
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
     query = urlencode(
         {
             "endpoint_url": f"http://{proxy.address}",
             "region": "us-east-1",
-            "create_bucket": "true",
             # A hung store fails each call after 1 s (the defaults allow 3 attempts of 10 s).
             "connect_timeout": "1",
             "read_timeout": "1",
             "max_attempts": "1",
         }
     )
-    storage_url = f"s3://{unique_bucket()}?{query}"
+    storage_url = f"s3://{bucket}?{query}"
     env = {
         "DOCSTORE_STORAGE_URL": storage_url,
         "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
@@ -128,6 +134,7 @@ def test_storage_refusing_then_hanging_is_503_charges_nothing_and_heals(
     # writing after the outage, the aborted attempts' multipart uploads), the janitor finds
     # it: exactly the committed versions remain, each charged once and whole.
     proof = janitor_and_proof(store, {ann.user_id: ann})
+    print(proof.janitor)
     assert proof.by_owner(ann.user_id) == {
         name: [sha256_hex(data) for data in versions] for name, versions in expected.items()
     }
