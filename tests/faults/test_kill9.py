@@ -3,9 +3,11 @@ storage, the janitor, and then the proof: fsck is clean, every quota is exact an
 committed version still downloads with its SHA-256.
 
 Once during 20 concurrent multipart uploads (PostgreSQL with local storage, and with S3 on
-moto), once during a retention run (PostgreSQL with local storage). The janitor runs twice:
-the registered jobs as of now, and again with a clock three days ahead, past every grace
-period, so anything the crash left behind must be found and removed.
+moto), once during a retention run (PostgreSQL with local storage). In both, a row lock held
+by the test makes sure the kill lands while known requests are in the middle of their
+transaction. The janitor (tests/faults/proof.py) runs every cleanup job with a clock three
+days ahead, past every grace period, so anything the crash left behind must be found and
+removed; then the documents, versions, blobs and quotas are compared with exact expectations.
 """
 
 from __future__ import annotations
