@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,10 @@ class Client:
         assert r.status_code == 200, r.text
         return int(r.json()["used_bytes"])
 
-    def put_file(self, name: str, data: bytes, folder: int | None = None) -> httpx.Response:
-        """Simple upload (POST /files)."""
+    def put_file(
+        self, name: str, data: bytes | Iterable[bytes], folder: int | None = None
+    ) -> httpx.Response:
+        """Simple upload (POST /files); an iterable body is sent chunked, as it comes."""
         params: dict[str, Any] = {"name": name}
         if folder is not None:
             params["folder_id"] = folder

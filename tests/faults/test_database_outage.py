@@ -3,6 +3,8 @@
 The shared PostgreSQL is never restarted (other tests use it): the server reaches its
 database through a loopback proxy, and the proxy is what goes down. "Restarted" is what a
 restart looks like from the server: every connection reset, new ones refused, then back.
+Afterwards the janitor runs and the kill -9 test's proof holds (tests/faults/proof.py): fsck
+clean, storage holding exactly the committed versions' objects, exact quotas and bytes.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
-from tests.faults.helpers import API, Client, problem, through
+from tests.faults.helpers import API, Client, problem, sha256_hex, through
+from tests.faults.proof import Store, janitor_and_proof
 from tests.fixtures.proxy import TcpProxy
 from tests.fixtures.server import ServerProcess, start_server
 
@@ -25,12 +29,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 @pytest.fixture
 def server_via_proxy(
     tmp_path: Path, pg_url: str, make_proxy: Callable[[str, int], TcpProxy]
-) -> Iterator[tuple[ServerProcess, TcpProxy]]:
+) -> Iterator[tuple[ServerProcess, TcpProxy, Store]]:
     proxy = make_proxy("127.0.0.1", 5432)
     env = {"DOCSTORE_RUN_JOBS_IN_SERVER": "false"}
     server = start_server(tmp_path, through(pg_url, proxy.address), env)
     try:
-        yield server, proxy
+        # The janitor reaches the database directly, and the server's storage (its default).
+        yield server, proxy, Store(pg_url, f"file://{server.data_dir / 'blobs'}", tmp_path)
     finally:
         server.stop()
 
@@ -52,10 +57,15 @@ def _down_requests(ann: Client) -> list[httpx.Response]:
     ]
 
 
+def _pending_blobs(conn: psycopg.Connection[tuple[int]]) -> int:
+    row = conn.execute("SELECT count(*) FROM blobs WHERE state = 'pending'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_database_restart_gives_503_then_the_pool_recovers(
-    server_via_proxy: tuple[ServerProcess, TcpProxy],
+    server_via_proxy: tuple[ServerProcess, TcpProxy, Store],
 ) -> None:
-    server, proxy = server_via_proxy
+    server, proxy, store = server_via_proxy
     ann = Client.register(server.url, "ann")
     data = os.urandom(5000)
     doc = ann.put_file("before.txt", data).json()
@@ -102,4 +112,44 @@ def test_database_restart_gives_503_then_the_pool_recovers(
     assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
     names = {i["name"] for i in ann.get(f"{API}/folders/root/children").json()["items"]}
     assert names == {"before.txt", "after.txt"}  # nothing from the outage got in
+
+    # An upload in flight when the database goes: its pending blob row is committed and
+    # its bytes go to storage, then the transaction that would make the document, and the
+    # clean-up of the pending row, find no database. That row is the janitor's to find.
+    dsn = store.database_url.replace("postgresql+psycopg://", "postgresql://")
+    release = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield os.urandom(64 * 1024)
+        release.wait(60)
+        yield os.urandom(64 * 1024)
+
+    cut: list[httpx.Response] = []
+    worker = threading.Thread(target=lambda: cut.append(ann.put_file("cut.bin", body())))
+    with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as watch:
+        worker.start()
+        for _ in range(600):  # bounded: until the upload's pending blob row is committed
+            if _pending_blobs(watch):
+                break
+            worker.join(0.05)
+        assert _pending_blobs(watch) == 1
+        proxy.refuse()
+        release.set()
+        worker.join(60)
+        assert not worker.is_alive()
+        assert problem(cut[0]) == (503, "database_unavailable"), cut[0].text
+        assert _pending_blobs(watch) == 1  # left for the janitor
+    proxy.resume()
+    assert ann.used_bytes() == used + len(b"after")
+
+    # Whatever the failed requests left behind, the janitor finds it: exactly the two
+    # committed documents remain, each charged once and whole, and fsck is clean.
+    proof = janitor_and_proof(store, {ann.user_id: ann})
+    print(proof.janitor)
+    assert proof.by_owner(ann.user_id) == {
+        "before.txt": [sha256_hex(data)],
+        "after.txt": [sha256_hex(b"after")],
+    }
+    assert proof.blobs == sorted([(sha256_hex(data), len(data)), (sha256_hex(b"after"), 5)])
+    assert ann.used_bytes() == len(data) + len(b"after")
     ann.close()

@@ -3,22 +3,22 @@ storage, the janitor, and then the proof: fsck is clean, every quota is exact an
 committed version still downloads with its SHA-256.
 
 Once during 20 concurrent multipart uploads (PostgreSQL with local storage, and with S3 on
-moto), once during a retention run (PostgreSQL with local storage). The janitor runs twice:
-the registered jobs as of now, and again with a clock three days ahead, past every grace
-period, so anything the crash left behind must be found and removed.
+moto), once during a retention run (PostgreSQL with local storage). In both, a row lock held
+by the test makes sure the kill lands while known requests are in the middle of their
+transaction. The janitor (tests/faults/proof.py) runs every cleanup job with a clock three
+days ahead, past every grace period, so anything the crash left behind must be found and
+removed; then the documents, versions, blobs and quotas are compared with exact expectations.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import random
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -26,16 +26,11 @@ from urllib.parse import urlencode
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import func, select
 
-from docstore.config import Settings
-from docstore.db import utcnow
-from docstore.documents.models import Blob, Document, DocumentVersion
-from docstore.retention import fsck, gc
-from docstore.services import Services
-from docstore.uploads import tasks as upload_jobs
-from docstore.users.models import User as UserRow
-from tests.faults.helpers import API, Client, MiB, docstore, problem, sha256_hex
+from docstore.documents.models import Blob
+from docstore.uploads.models import UploadSession
+from tests.faults.helpers import API, Client, MiB, problem, sha256_hex
+from tests.faults.proof import Store, janitor_and_proof
 from tests.fixtures.s3 import unique_bucket
 from tests.fixtures.server import ServerProcess, start_server
 
@@ -67,23 +62,9 @@ class Site:
         self.server.proc.send_signal(signal.SIGKILL)
         self.server.proc.wait(30)
 
-    def services(self) -> Services:
-        settings = Settings(
-            data_dir=self.tmp / "janitor",
-            database_url=self.database_url,
-            storage_url=self.env["DOCSTORE_STORAGE_URL"],
-            secret_key="e2e-secret",
-            run_jobs_in_server=False,
-        )
-        return Services.from_settings(settings)
-
-    def cli_env(self) -> dict[str, str]:
-        return {
-            **self.env,
-            "DOCSTORE_DATABASE_URL": self.database_url,
-            "DOCSTORE_DATA_DIR": str(self.tmp / "cli"),
-            "DOCSTORE_SECRET_KEY": "e2e-secret",
-        }
+    @property
+    def store(self) -> Store:
+        return Store(self.database_url, self.env["DOCSTORE_STORAGE_URL"], self.tmp)
 
 
 @pytest.fixture
@@ -108,54 +89,6 @@ def site(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> Iterato
     finally:
         for server in s.started:
             server.stop()
-
-
-def janitor_and_proof(site: Site, clients: dict[int, Client]) -> dict[str, Any]:
-    """Run the cleanup jobs, then check fsck, quotas and every version's bytes."""
-    svc = site.services()
-    try:
-        later = utcnow() + timedelta(days=3)
-        done = {
-            "uploads.expire": upload_jobs.expire_sessions(svc, now=later),
-            "blobs.gc": gc.collect(svc.database, svc.store, svc.settings, now=later).as_dict(),
-            "blobs.sweep": gc.sweep(svc.database, svc.store, svc.settings, now=later),
-        }
-        report = fsck.run(svc, now=later, rehash=True)
-        assert report.ok, report.as_dict()
-        with svc.database.transaction() as db:
-            versions = db.execute(
-                select(
-                    DocumentVersion.id,
-                    DocumentVersion.document_id,
-                    DocumentVersion.size_bytes,
-                    DocumentVersion.checksum_sha256,
-                    Document.owner_id,
-                ).join(Document, Document.id == DocumentVersion.document_id)
-            ).all()
-            used = dict(db.execute(select(UserRow.id, UserRow.used_bytes)).all())
-            pending = db.scalar(
-                select(func.count()).select_from(Blob).where(Blob.state != "active")
-            )
-            keys = set(db.scalars(select(Blob.storage_key)))
-        assert pending == 0  # nothing half-uploaded or half-deleted is left
-        assert {o.key for o in svc.store.iter_objects()} == keys  # and no stray object
-        assert svc.store.list_multipart_uploads() == []
-    finally:
-        svc.close()
-    # The command an operator runs agrees.
-    out = docstore(site.cli_env(), "fsck", "--json", cwd=site.tmp)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert json.loads(out.stdout)["ok"] is True
-    # Quotas are exact: the API's used_bytes is the sum of the owner's live versions.
-    for user_id, client in clients.items():
-        expected = sum(v.size_bytes for v in versions if v.owner_id == user_id)
-        assert client.used_bytes() == expected == used[user_id]
-    # Every committed version downloads, and its bytes hash to its SHA-256.
-    for v in versions:
-        data = clients[v.owner_id].download(v.document_id, v.id)
-        assert len(data) == v.size_bytes
-        assert hashlib.sha256(data).hexdigest() == v.checksum_sha256
-    return {"janitor": done, "versions": len(versions)}
 
 
 @dataclass
@@ -188,8 +121,39 @@ def _upload_until_killed(job: Job, barrier: threading.Barrier, finished: list[Jo
         job.error = repr(exc)
 
 
+def _leftovers(store: Store, jobs: list[Job]) -> dict[str, tuple[str, str | None, bool]]:
+    """Per upload id: the session's state, its blob row's state, whether storage has its object."""
+    svc = store.services()
+    try:
+        out = {}
+        for job in jobs:
+            assert job.started is not None
+            with svc.database.transaction() as db:
+                session = db.get_one(UploadSession, job.started["upload_id"])
+                blob = None if session.blob_id is None else db.get(Blob, session.blob_id)
+                state, blob_state, key = session.state, blob and blob.state, session.storage_key
+            stored = key is not None and svc.store.head(key) is not None
+            out[job.started["upload_id"]] = (state, blob_state, stored)
+        return out
+    finally:
+        svc.close()
+
+
+def _locked_waits(conn: psycopg.Connection[Any]) -> list[str]:
+    """The statements of this database's sessions that wait on a lock."""
+    rows = conn.execute(
+        "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
 @pytest.mark.parametrize("site", ["local", "s3"], indirect=True)
 def test_kill9_during_20_concurrent_multipart_uploads(site: Site) -> None:
+    """All 20 completes go at once; one user's row is held locked, so that user's completes
+    are known to be in flight at the kill (parts joined in storage, the last transaction
+    waiting to charge the quota) while every other complete has answered. Half of the
+    interrupted clients retry after the restart; the other half abandon their upload."""
     server = site.start()
     rng = random.Random(10)
     users = [Client.register(server.url, f"u{i}", timeout=60) for i in range(USERS)]
@@ -197,6 +161,9 @@ def test_kill9_during_20_concurrent_multipart_uploads(site: Site) -> None:
     for i in range(UPLOADS):
         size = PART + rng.randrange(1, 100_000) if i % 5 == 0 else rng.randrange(1, 300_000)
         jobs.append(Job(users[i % USERS], f"file-{i}.bin", os.urandom(size)))
+    held = users[-1]
+    stuck = [j for j in jobs if j.user is held]
+    assert any(len(j.data) > PART for j in stuck)  # a multi-part upload among them
     barrier = threading.Barrier(UPLOADS + 1)
     finished: list[Job] = []
     threads = [
@@ -204,24 +171,51 @@ def test_kill9_during_20_concurrent_multipart_uploads(site: Site) -> None:
     ]
     for t in threads:
         t.start()
-    barrier.wait(120)
-    for _ in range(2000):  # bounded: kill as soon as the first complete has answered
-        if finished or not any(t.is_alive() for t in threads):
-            break
-        threads[0].join(0.005)
-    site.kill9()
+    dsn = site.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, connect_timeout=5) as lock, psycopg.connect(dsn) as watch:
+        watch.autocommit = True
+        # Bounded waits, generous: on a loaded 2-core machine this phase took over a minute.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # until every job's parts are in storage
+            if barrier.n_waiting == UPLOADS or not any(t.is_alive() for t in threads):
+                break
+            threads[0].join(0.05)
+        assert barrier.n_waiting == UPLOADS, [j.error for j in jobs]
+        lock.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (held.user_id,))
+        barrier.wait(60)  # every complete goes at once
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # until the others answered and the held ones wait
+            if len(finished) == UPLOADS - len(stuck) and len(_locked_waits(watch)) == len(stuck):
+                break
+            threads[0].join(0.1)
+        errors = {j.name: j.error for j in jobs if j.error}
+        assert sorted(j.name for j in finished) == sorted(j.name for j in jobs if j not in stuck), (
+            errors
+        )
+        # The held user's completes wait on its row (the charge), or on its root folder's
+        # row (the name check), which the first of them holds while it waits on the user.
+        waits = _locked_waits(watch)
+        assert len(waits) == len(stuck), waits
+        site.kill9()
+        lock.rollback()
     for t in threads:
         t.join(60)
     assert not any(t.is_alive() for t in threads)
     interrupted = [j for j in jobs if j.completed is None]
-    assert all(j.started is not None for j in jobs), [j.error for j in jobs]
+    assert interrupted == stuck, [j.error for j in jobs]
+    assert all(j.started is not None and j.parts is not None for j in jobs)
+    # Killed between joining the parts and the commit: each left its object in storage,
+    # a pending blob row and a session still completing.
+    left = _leftovers(site.store, interrupted)
+    assert set(left.values()) == {("completing", "pending", True)}, left
 
     server = site.start()
     clients = {u.user_id: u.on(server.url) for u in users}
     for job in jobs:
         job.user = clients[job.user.user_id]
     # Half the interrupted clients come back and retry their complete; it must succeed.
-    for job in interrupted[::2]:
+    retried, abandoned = interrupted[::2], interrupted[1::2]
+    for job in retried:
         assert job.started is not None
         r = job.user.complete(job.started["upload_id"], job.parts)
         assert r.status_code == 201, r.text
@@ -234,10 +228,25 @@ def test_kill9_during_20_concurrent_multipart_uploads(site: Site) -> None:
         assert job.started is not None
         again = job.user.complete(job.started["upload_id"], job.parts)
         assert again.status_code == 201 and again.json()["id"] == job.completed["id"]
-    proof = janitor_and_proof(site, clients)
-    # An abandoned upload either committed before the crash or left nothing behind.
-    assert proof["versions"] >= sum(1 for j in jobs if j.completed is not None)
-    print(f"interrupted {len(interrupted)} of {UPLOADS}; {proof}")
+    proof = janitor_and_proof(site.store, clients)
+    # Exactly the completed uploads are documents, each one version of its bytes; the
+    # abandoned ones left nothing: no document, no charge, no blob, no object.
+    kept = [j for j in jobs if j.completed is not None]
+    assert len(kept) == UPLOADS - len(abandoned) == 18
+    assert len(proof.versions) == len(kept)
+    assert proof.blobs == sorted((sha256_hex(j.data), len(j.data)) for j in kept)
+    for user_id, client in clients.items():
+        mine = [j for j in kept if j.user.user_id == user_id]
+        assert proof.by_owner(user_id) == {j.name: [sha256_hex(j.data)] for j in mine}
+        assert client.used_bytes() == sum(len(j.data) for j in mine)
+    # The janitor expired exactly the abandoned sessions; completing one now finds nothing.
+    assert proof.janitor["uploads.expire"]["expired"] == len(abandoned)
+    assert set(_leftovers(site.store, abandoned).values()) == {("expired", None, False)}
+    for job in abandoned:
+        assert job.started is not None
+        r = job.user.complete(job.started["upload_id"], job.parts)
+        assert problem(r) == (404, "not_found"), r.text
+    print(f"interrupted {len(interrupted)} of {UPLOADS}, {len(abandoned)} abandoned; {proof}")
 
 
 def _admin(url: str) -> Client:
@@ -308,6 +317,6 @@ def test_kill9_during_a_retention_run(site: Site) -> None:
     assert r.json()["versions_deleted"] == versions_before - 9
     again = admin.post(f"{API}/admin/retention/run")
     assert problem(again) == (200, None) and again.json()["versions_deleted"] == 0
-    proof = janitor_and_proof(site, clients)
-    assert proof["versions"] == 9
+    proof = janitor_and_proof(site.store, clients)
+    assert len(proof.versions) == 9
     print(proof)

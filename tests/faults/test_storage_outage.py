@@ -3,6 +3,8 @@
 The server's storage endpoint is a loopback proxy in front of moto, so storage can be
 made to refuse connections or to hang without touching moto itself. The signed URLs the
 server hands out point at the same proxy: clients lose storage too, as they would.
+Afterwards the janitor runs and the kill -9 test's proof holds (tests/faults/proof.py): fsck
+clean, storage holding exactly the committed versions' objects, exact quotas and bytes.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import boto3
 import pytest
 
 from tests.faults.helpers import API, Client, MiB, host_port, problem, sha256_hex
+from tests.faults.proof import Store, janitor_and_proof
 from tests.fixtures.proxy import TcpProxy
 from tests.fixtures.s3 import unique_bucket
 from tests.fixtures.server import ServerProcess, start_server
@@ -30,27 +34,33 @@ def s3_behind_proxy(
     pg_url: str,
     moto_endpoint: str,
     make_proxy: Callable[[str, int], TcpProxy],
-) -> Iterator[tuple[ServerProcess, TcpProxy]]:
+) -> Iterator[tuple[ServerProcess, TcpProxy, Store]]:
     proxy = make_proxy(*host_port(moto_endpoint))
+    # The bucket is made here, with boto3's default timeouts: the server's 1 s read timeout
+    # failed its start-up on a loaded machine ("could not create the bucket").
+    bucket = unique_bucket()
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
     query = urlencode(
         {
             "endpoint_url": f"http://{proxy.address}",
             "region": "us-east-1",
-            "create_bucket": "true",
             # A hung store fails each call after 1 s (the defaults allow 3 attempts of 10 s).
             "connect_timeout": "1",
             "read_timeout": "1",
             "max_attempts": "1",
         }
     )
+    storage_url = f"s3://{bucket}?{query}"
     env = {
-        "DOCSTORE_STORAGE_URL": f"s3://{unique_bucket()}?{query}",
+        "DOCSTORE_STORAGE_URL": storage_url,
         "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
         "DOCSTORE_UPLOAD_PART_SIZE": str(PART),
     }
     server = start_server(tmp_path, pg_url, env)
     try:
-        yield server, proxy
+        yield server, proxy, Store(pg_url, storage_url, tmp_path)
     finally:
         server.stop()
 
@@ -61,8 +71,10 @@ def _documents(user: Client) -> list[str]:
     return sorted(i["name"] for i in r.json()["items"] if i["kind"] == "document")
 
 
-def _outage(ann: Client, proxy: TcpProxy, fault: str) -> None:
-    """Every storage-bound call during one outage, then the same calls once it is over."""
+def _outage(ann: Client, proxy: TcpProxy, fault: str) -> dict[str, list[bytes]]:
+    """Every storage-bound call during one outage, then the same calls once it is over.
+
+    Returns the documents that must exist afterwards: name -> every version's bytes."""
     before = os.urandom(1000)
     kept = ann.put_file(f"before-{fault}.txt", before).json()
     big = os.urandom(PART + 777)
@@ -104,13 +116,29 @@ def _outage(ann: Client, proxy: TcpProxy, fault: str) -> None:
     assert ann.download(kept["id"], base) == before
     assert ann.download(done.json()["id"]) == big
     assert ann.used_bytes() == used + len(small) + len(big)
+    return {
+        f"before-{fault}.txt": [before, b"v2"],
+        f"big-{fault}.bin": [big],
+        f"small-{fault}.txt": [small],
+    }
 
 
 def test_storage_refusing_then_hanging_is_503_charges_nothing_and_heals(
-    s3_behind_proxy: tuple[ServerProcess, TcpProxy],
+    s3_behind_proxy: tuple[ServerProcess, TcpProxy, Store],
 ) -> None:
-    server, proxy = s3_behind_proxy
+    server, proxy, store = s3_behind_proxy
     ann = Client.register(server.url, "ann", timeout=120)
-    _outage(ann, proxy, "refuse")  # storage down: connections refused
-    _outage(ann, proxy, "stall")  # storage hung: connections open, nothing answers
+    expected = _outage(ann, proxy, "refuse")  # storage down: connections refused
+    expected |= _outage(ann, proxy, "stall")  # storage hung: connections open, nothing answers
+    # Whatever the failed calls left (pending blob rows, objects a stalled PUT finished
+    # writing after the outage, the aborted attempts' multipart uploads), the janitor finds
+    # it: exactly the committed versions remain, each charged once and whole.
+    proof = janitor_and_proof(store, {ann.user_id: ann})
+    print(proof.janitor)
+    assert proof.by_owner(ann.user_id) == {
+        name: [sha256_hex(data) for data in versions] for name, versions in expected.items()
+    }
+    contents = {data for versions in expected.values() for data in versions}
+    assert set(proof.blobs) == {(sha256_hex(data), len(data)) for data in contents}
+    assert ann.used_bytes() == sum(len(d) for versions in expected.values() for d in versions)
     ann.close()
