@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from fastapi.telemetry import TelemetryConfig
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
-from docstore import migrate
+from docstore import migrate, openapi
 from docstore.audit.endpoints import router as audit_router
 from docstore.audit.sealing import adopt_legacy
 from docstore.comments.endpoints import router as comments_router
@@ -74,6 +79,24 @@ def startup(services: Services) -> None:
             users.bootstrap_admin(db, settings.admin_email, settings.admin_password)
 
 
+def allowed_methods(app: FastAPI, request: Request) -> set[str]:
+    """Every method the app serves at the request's path. Starlette's 405 names only the
+    methods of the first route whose path matched (`GET /folders/{id}` answered an OPTIONS
+    with `Allow: GET`, leaving out PATCH and DELETE)."""
+    patterns: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        app.state, "route_patterns", None
+    )
+    if patterns is None:
+        patterns = [
+            (compile_path(route.path)[0], set(route.methods))
+            for route in iter_route_contexts(app.routes)
+            if route.methods and route.path
+        ]
+        app.state.route_patterns = patterns
+    path = request.url.path
+    return {m for pattern, methods in patterns if pattern.match(path) for m in methods}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as problem JSON; nothing internal (SQL, keys, traces) leaks."""
 
@@ -93,12 +116,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(422, "validation_error", "Validation failed", detail[:2000], errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "error")
         title = code.replace("_", " ").capitalize()
         resp = problem(exc.status_code, code, title, str(exc.detail))
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
+        if exc.status_code == 405:
+            resp.headers["Allow"] = ", ".join(sorted(allowed_methods(request.app, request)))
         return resp
 
     @app.exception_handler(IntegrityError)
@@ -145,6 +170,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return problem(500, "internal_error", "Internal error", "Something went wrong on our side.")
+
+
+class HealthOut(BaseModel):
+    """What GET /health answers: `ok` or `degraded`, and each dependency's state."""
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+    storage: Literal["ok", "unavailable"]
+    cache: str
 
 
 def health(services: Services) -> dict[str, str]:
@@ -215,6 +249,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         telemetry=None if settings.telemetry else NO_TELEMETRY,
     )
     install_error_handlers(app)
+    openapi.install(app)
     app.add_middleware(
         BodyLimits,
         json_max_bytes=settings.json_max_bytes,
@@ -232,7 +267,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(storage_router)
     install_web(app, settings)
 
-    @app.get(f"{API_PREFIX}/health", tags=["maintenance"])
+    @app.get(
+        f"{API_PREFIX}/health",
+        tags=["maintenance"],
+        response_model=None,
+        responses={
+            200: {"model": HealthOut, "description": "Database and storage answer"},
+            503: {"model": HealthOut, "description": "Degraded: the database or storage does not"},
+        },
+    )
     @app.get("/healthz", include_in_schema=False)
     def get_health(request: Request) -> JSONResponse:
         """Database, storage and cache status (no auth)."""

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import annotated_types
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 T = TypeVar("T")
 
 # An id in a request: outside the 64-bit range it names no row, and SQLite refuses to bind it
 # (a 500 before this bound). 422 validation_error, like any other malformed field.
 Id = Annotated[int, annotated_types.Interval(ge=-(2**63), le=2**63 - 1)]
+
+
+def _not_a_number(value: Any) -> Any:
+    """Refuse a bare number where a time is expected (pydantic would read it as Unix time)."""
+    if isinstance(value, int | float):
+        raise ValueError("expected an RFC 3339 date-time, not a number")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("expected an RFC 3339 date-time, not a number")
+    return value
+
+
+# A time in a request: an RFC 3339 string (API.md "Times are RFC 3339 UTC strings").
+Timestamp = Annotated[datetime, BeforeValidator(_not_a_number)]
 
 
 class Problem(BaseModel):
@@ -49,18 +67,26 @@ _DESCRIPTIONS = {
 }
 
 
-_PROBLEM_REF = "#/components/schemas/Problem"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def describe_status(status: int) -> str:
+    """The OpenAPI description of an error status: its problem codes."""
+    return _DESCRIPTIONS.get(status, "Error")
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries declaring the problem JSON for these statuses."""
+    """OpenAPI `responses` entries declaring the problem JSON for these statuses.
+
+    Only `application/problem+json`, the media type the server sends (`problem_response`):
+    no `model`, which would make FastAPI document an `application/json` body as well.
+    `docstore.openapi` adds the Problem schema to the document's components.
+    """
     return {
         s: {
-            "model": Problem,
             "description": _DESCRIPTIONS[s],
-            # The body is sent as application/problem+json: give that media type the schema
-            # too, or response validation (schemathesis) has nothing to check it against.
-            "content": {"application/problem+json": {"schema": {"$ref": _PROBLEM_REF}}},
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
         }
         for s in statuses
     }
@@ -79,4 +105,4 @@ def problem_response(status: int, code: str, title: str, detail: str, **extra: A
     """An RFC 9457 problem response with docstore's `code`."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)

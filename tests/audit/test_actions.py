@@ -3,6 +3,7 @@ request that fails mid-transaction leaves none."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,18 +18,45 @@ from docstore.audit.models import AuditLog
 from docstore.audit.service import Action
 from docstore.documents import service as documents_service
 from docstore.documents.models import Document
-from tests.audit.helpers import entries, make_admin, services, share_directly
+from tests.audit.helpers import entries, make_admin, services
 from tests.fixtures.app import BASE, Api, make_settings
 from tests.fixtures.app import User as ApiUser
+from tests.fixtures.services import missing
 
 PASSWORD = "correct horse"
 
 
-def _routes(api: Api) -> set[str]:
-    """'METHOD /path' for every endpoint the app serves, from its OpenAPI document (which
-    must describe every endpoint; included routers do not show in `app.routes`)."""
-    paths = api.client.app.openapi()["paths"]  # type: ignore[attr-defined]
-    return {f"{method.upper()} {path}" for path, ops in paths.items() for method in ops}
+def api_md_actions() -> set[str]:
+    """The actions API.md's Audit section says are recorded (`../shared/API.md`: the shared
+    directory sits beside the repository, in a checkout as in CI)."""
+    path = Path(__file__).resolve().parents[3] / "shared" / "API.md"
+    if not path.is_file():
+        missing("shared/API.md", f"the contract is not at {path}")
+    text = path.read_text()
+    found = re.search(r"^Actions recorded:(.*?)\.$", text, re.MULTILINE | re.DOTALL)
+    assert found, "API.md has no 'Actions recorded:' list"
+    listed = {
+        word.strip()
+        for span in re.findall(r"`([^`]+)`", found.group(1))
+        for word in span.split(",")
+    }
+    assert all(re.fullmatch(r"[A-Z_]+", word) for word in listed), listed
+    return listed
+
+
+# Actions API.md lists whose endpoints are not built yet, each with the issue that adds it.
+# The test checks this is exactly API.md's list less what the server records: implement one
+# and it must leave this set (and be walked above).
+NOT_BUILT_YET = {
+    # accounts issue: password change / reset, email verification
+    "PASSWORD_CHANGE", "PASSWORD_RESET", "EMAIL_VERIFIED",
+    # groups
+    "GROUP_CREATE", "GROUP_MEMBER_ADD", "GROUP_MEMBER_REMOVE",
+    # webhooks
+    "WEBHOOK_CREATE", "WEBHOOK_DELETE",
+    # WebDAV locks
+    "LOCK", "UNLOCK",
+}  # fmt: skip
 
 
 def _mentions(details: dict[str, Any] | None, *candidates: object) -> bool:
@@ -73,17 +101,6 @@ def _ok(r: Any, status: int) -> Any:
 
 
 def test_every_action_is_recorded_once_with_its_fields(api: Api) -> None:
-    routes = _routes(api)
-    missing: list[str] = []
-    not_walked: set[str] = set()
-
-    def have(route: str, action: Action, why: str = "") -> bool:
-        if route in routes:
-            return True
-        missing.append(f"{route} ({why or action.value})")
-        not_walked.add(action.value)
-        return False
-
     auditor = make_admin(api, api.register("auditor"))
     ann, bob = api.register("ann"), api.register("bob")
     ann_ua, bob_ua = {"User-Agent": "walk/ann"}, {"User-Agent": "walk/bob"}
@@ -127,19 +144,16 @@ def test_every_action_is_recorded_once_with_its_fields(api: Api) -> None:
     assert e["details"]["version_number"] == 1 and e["details"]["version_id"] == v1
 
     share: dict[str, Any] = {}
-    if have("POST /api/v1/shares", Action.SHARE):
 
-        def share_it() -> None:
-            body = {"document_id": doc_id, "permission": "COMMENT", "email": bob.email}
-            share.update(_ok(ann.post("/api/v1/shares", json=body, headers=ann_ua), 201))
+    def share_it() -> None:
+        body = {"document_id": doc_id, "permission": "COMMENT", "email": bob.email}
+        share.update(_ok(ann.post("/api/v1/shares", json=body, headers=ann_ua), 201))
 
-        e = walk.step(Action.SHARE, share_it)
-        assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
-        assert e["share_id"] == share["id"]
-        assert _mentions(e["details"], bob.id, bob.email), e["details"]
-        assert _mentions(e["details"], "COMMENT", 2), e["details"]
-    else:
-        walk.nothing(lambda: share.update(id=share_directly(api, ann, bob, doc_id, 2)))
+    e = walk.step(Action.SHARE, share_it)
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+    assert e["share_id"] == share["id"]
+    assert _mentions(e["details"], bob.id, bob.email), e["details"]
+    assert _mentions(e["details"], "COMMENT", 2), e["details"]
 
     e = walk.step(
         Action.VIEW, lambda: _ok(bob.get(f"/api/v1/documents/{doc_id}", headers=bob_ua), 200)
@@ -161,39 +175,38 @@ def test_every_action_is_recorded_once_with_its_fields(api: Api) -> None:
     assert (e["user_id"], e["document_id"], e["owner_id"]) == (bob.id, doc_id, ann.id)
     assert e["details"]["version_id"] == v1
 
-    if have("POST /api/v1/documents/{document_id}/comments", Action.COMMENT):
-        e = walk.step(
-            Action.COMMENT,
-            lambda: _ok(
-                bob.post(
-                    f"/api/v1/documents/{doc_id}/comments",
-                    json={"body": "Looks good."},
-                    headers=bob_ua,
-                ),
-                201,
+    e = walk.step(
+        Action.COMMENT,
+        lambda: _ok(
+            bob.post(
+                f"/api/v1/documents/{doc_id}/comments",
+                json={"body": "Looks good."},
+                headers=bob_ua,
             ),
-        )
-        assert (e["user_id"], e["document_id"], e["owner_id"]) == (bob.id, doc_id, ann.id)
+            201,
+        ),
+    )
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (bob.id, doc_id, ann.id)
 
-    if have("POST /api/v1/shares", Action.SHARE, "link share") and have(
-        "GET /api/v1/links/{token}/download", Action.DOWNLOAD, "DOWNLOAD through a link"
-    ):
-        link: dict[str, Any] = {}
+    link: dict[str, Any] = {}
 
-        def make_link() -> None:
-            body = {"document_id": doc_id, "permission": "VIEW", "link": True}
-            link.update(_ok(ann.post("/api/v1/shares", json=body, headers=ann_ua), 201))
+    def make_link() -> None:
+        body = {"document_id": doc_id, "permission": "VIEW", "link": True}
+        link.update(_ok(ann.post("/api/v1/shares", json=body, headers=ann_ua), 201))
 
-        walk.step(Action.SHARE, make_link)
-        e = walk.step(
-            Action.DOWNLOAD,
-            lambda: api.client.get(
+    walk.step(Action.SHARE, make_link)
+    e = walk.step(
+        Action.DOWNLOAD,
+        lambda: _ok(
+            api.client.get(
                 f"/api/v1/links/{link['token']}/download", headers={"User-Agent": "walk/anon"}
             ),
-        )
-        # A link download records the link instead of a user.
-        assert (e["user_id"], e["share_id"], e["document_id"]) == (None, link["id"], doc_id)
-        assert (e["owner_id"], e["user_agent"]) == (ann.id, "walk/anon")
+            307,
+        ),
+    )
+    # A link download records the link instead of a user.
+    assert (e["user_id"], e["share_id"], e["document_id"]) == (None, link["id"], doc_id)
+    assert (e["owner_id"], e["user_agent"]) == (ann.id, "walk/anon")
 
     e = walk.step(
         Action.RENAME,
@@ -224,10 +237,9 @@ def test_every_action_is_recorded_once_with_its_fields(api: Api) -> None:
     assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
     assert e["details"]["version_id"] == v1 and e["details"]["version_number"] == 1
 
-    if have("DELETE /api/v1/shares/{share_id}", Action.UNSHARE):
-        e = walk.step(Action.UNSHARE, lambda: _ok(ann.delete(f"/api/v1/shares/{share['id']}"), 204))
-        assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
-        assert e["share_id"] == share["id"]
+    e = walk.step(Action.UNSHARE, lambda: _ok(ann.delete(f"/api/v1/shares/{share['id']}"), 204))
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+    assert e["share_id"] == share["id"]
 
     e = walk.step(Action.DELETE, lambda: _ok(ann.delete(f"/api/v1/documents/{doc_id}"), 204))
     assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
@@ -236,17 +248,17 @@ def test_every_action_is_recorded_once_with_its_fields(api: Api) -> None:
     assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
     assert e["details"]["to_folder_id"] == folder["id"]
 
-    if have("DELETE /api/v1/trash/{document_id}", Action.PURGE):
-        walk.step(Action.DELETE, lambda: _ok(ann.delete(f"/api/v1/documents/{doc_id}"), 204))
-        e = walk.step(Action.PURGE, lambda: _ok(ann.delete(f"/api/v1/trash/{doc_id}"), 204))
-        assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
+    walk.step(Action.DELETE, lambda: _ok(ann.delete(f"/api/v1/documents/{doc_id}"), 204))
+    e = walk.step(Action.PURGE, lambda: _ok(ann.delete(f"/api/v1/trash/{doc_id}"), 204))
+    assert (e["user_id"], e["document_id"], e["owner_id"]) == (ann.id, doc_id, ann.id)
 
-    # The walk covers API.md's whole list (less what is not built yet).
-    assert set(walk.seen) | not_walked == {a.value for a in Action}
-    if missing:
-        pytest.skip(
-            "every other step was asserted; these endpoints do not exist yet: " + ", ".join(missing)
-        )
+    # The walk covers API.md's whole list, less the actions of endpoints not built yet.
+    listed = api_md_actions()
+    assert listed - {a.value for a in Action} == NOT_BUILT_YET, (
+        "NOT_BUILT_YET must name exactly the actions of API.md the server does not record yet"
+    )
+    assert {a.value for a in Action} <= listed, "the server records actions API.md does not list"
+    assert set(walk.seen) == listed - NOT_BUILT_YET
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from tests.fixtures.services import missing
 from tests.web import ui
 from tests.web.conftest import SERVER_ENV, Web
 
@@ -32,11 +33,12 @@ SHA256_VECTORS = {
 
 
 def require_routes(web: Web, *routes: tuple[str, str]) -> None:
-    """Skip, naming the endpoint, when the server does not have what this flow needs."""
+    """`missing()` (skip, or fail under CI=true), naming the endpoint, when the server does
+    not have what this flow needs."""
     paths = httpx.get(f"{web.api}/openapi.json", timeout=30).json()["paths"]
     for method, path in routes:
         if method.lower() not in paths.get(path, {}):
-            pytest.skip(f"endpoint {method} {path} is not on this server yet")
+            missing(f"the endpoint {method} {path}", "not on this server yet")
 
 
 def expect_toast(page: Page, text: str | re.Pattern[str]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Query
 
 from docstore.audit import service
@@ -12,7 +10,7 @@ from docstore.audit.schemas import AuditEntryOut, AuditPage
 from docstore.audit.service import Action
 from docstore.deps import DB, CurrentActor
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from docstore.schemas import Id, problems
+from docstore.schemas import Id, Timestamp, problems
 
 router = APIRouter(tags=["audit"])
 
@@ -24,8 +22,8 @@ def list_audit(
     document_id: Id | None = None,
     user_id: Id | None = None,
     action: Action | None = None,
-    since: datetime | None = Query(None, description="Inclusive; no offset means UTC."),
-    until: datetime | None = Query(None, description="Exclusive; no offset means UTC."),
+    since: Timestamp | None = Query(None, description="Inclusive; no offset means UTC."),
+    until: Timestamp | None = Query(None, description="Exclusive; no offset means UTC."),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = None,
 ) -> AuditPage:
