@@ -63,8 +63,9 @@ def test_line_endings_and_final_newline_never_conflict(
     incoming = base[:-1] if drop_final else base
     result = merge_texts(base.encode(), current.encode(), incoming.encode())
     assert result.conflicts == 0
-    assert result.data is not None
-    assert result.data.replace(b"\r\n", b"\n").rstrip(b"\n") == base.encode().rstrip(b"\n")
+    # Each side's one change wins: current's line endings, incoming's missing final newline.
+    expected = incoming.replace("\n", "\r\n") if crlf_current else incoming
+    assert result.data == expected.encode()
 
 
 def test_text_types() -> None:
