@@ -25,8 +25,8 @@ Invariants after every step:
   referenced blob lost its object, reference counts are exact, and every version of the
   model's documents points at a stored object whose bytes hash to the version's SHA-256.
 
-Budget: `DOCSTORE_MODEL_EXAMPLES` (default 6) examples of `DOCSTORE_MODEL_STEPS` (default
-30) steps per database; a failure is shrunk to a minimal sequence of steps.
+Budget: `DOCSTORE_MODEL_EXAMPLES` (default 5) examples of `DOCSTORE_MODEL_STEPS` (default
+25) steps per database; a failure is shrunk to a minimal sequence of steps.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ VIEW, EDIT, OWNER = LEVELS["VIEW"], LEVELS["EDIT"], LEVELS["OWNER"]
 MAX_VERSIONS = 2
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-password-1"
-EXAMPLES = int(os.environ.get("DOCSTORE_MODEL_EXAMPLES", "6"))
-STEPS = int(os.environ.get("DOCSTORE_MODEL_STEPS", "30"))
+EXAMPLES = int(os.environ.get("DOCSTORE_MODEL_EXAMPLES", "5"))
+STEPS = int(os.environ.get("DOCSTORE_MODEL_STEPS", "25"))
 _names = itertools.count()
 # Global, not per example: no two examples store the same bytes, so the model's blob
 # accounting (one blob per content) never meets a blob an earlier example left behind.
@@ -213,8 +213,8 @@ def pick(items: Any, i: int) -> Any:
 
 
 class Model(RuleBasedStateMachine):
-    """Three users with a root, a subfolder and a two-version document each, and what
-    they do."""
+    """Three users, each with a root, a subfolder, a folder in that and a two-version
+    document in it, and what they do."""
 
     api: Api
     admin: User
@@ -242,8 +242,10 @@ class Model(RuleBasedStateMachine):
             self.folders[user.root] = Folder(user.root, user.id, None, "")
             sub = user.mkdir(f"sub{next(_names)}")
             self.folders[sub["id"]] = Folder(sub["id"], user.id, user.root, sub["name"])
+            inner = user.mkdir(f"inner{next(_names)}", parent=sub["id"])
+            self.folders[inner["id"]] = Folder(inner["id"], user.id, sub["id"], inner["name"])
             data = text(next(_seeds))
-            r = user.upload(self.new_name(), data, folder=sub["id"])
+            r = user.upload(self.new_name(), data, folder=inner["id"])
             assert r.status_code == 201, r.text
             doc = self.add_doc(r.json(), data)
             data = edit(data, 1, next(_seeds))  # two versions: a stale base from the start
