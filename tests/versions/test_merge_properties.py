@@ -10,8 +10,12 @@ from docstore.versions.merge import is_text_type, merge_texts
 line = st.text(alphabet="abcdefgh XYZ", min_size=0, max_size=12).map(lambda s: s + "\n")
 
 
+Case = tuple[list[str], list[str], list[str], list[str]]
+
+
 @st.composite
-def disjoint_edits(draw: st.DrawFn) -> tuple[list[str], list[str], list[str]]:
+def disjoint_edits(draw: st.DrawFn) -> Case:
+    """(base, current, incoming, expected merge): each side edits its own range."""
     # Lines are numbered so each is unique: with repeated lines, where an edit "is" is
     # ambiguous to any diff (git's included), and the property would not be well defined.
     texts = draw(st.lists(line, min_size=4, max_size=30))
@@ -31,20 +35,22 @@ def disjoint_edits(draw: st.DrawFn) -> tuple[list[str], list[str], list[str]]:
             return [*lines[:i], new, *lines[i:]]
         return lines[:i] + lines[i + 1 :] + [new]  # delete one line, mark the range
 
-    current = [*edit(left, "current"), base[cut], *right]
-    incoming = [*left, base[cut], *edit(right, "incoming")]
-    return base, current, incoming
+    edited_left, edited_right = edit(left, "current"), edit(right, "incoming")
+    current = [*edited_left, base[cut], *right]
+    incoming = [*left, base[cut], *edited_right]
+    # Each side's range as that side left it, and the untouched line between them.
+    expected = [*edited_left, base[cut], *edited_right]
+    return base, current, incoming, expected
 
 
 @settings(max_examples=200, deadline=None)
 @given(disjoint_edits())
-def test_disjoint_edits_merge_cleanly(case: tuple[list[str], list[str], list[str]]) -> None:
-    base, current, incoming = ("".join(x).encode() for x in case)
+def test_disjoint_edits_merge_cleanly(case: Case) -> None:
+    base, current, incoming, expected = ("".join(x).encode() for x in case)
     result = merge_texts(base, current, incoming)
     assert result.conflicts == 0
-    assert result.data is not None
-    merged = result.data.decode()
-    assert "<current>" in merged and "<incoming>" in merged
+    # Exactly both edits and nothing else: not a concatenation, no line lost or doubled.
+    assert result.data == expected
 
 
 @settings(max_examples=100, deadline=None)
@@ -57,8 +63,9 @@ def test_line_endings_and_final_newline_never_conflict(
     incoming = base[:-1] if drop_final else base
     result = merge_texts(base.encode(), current.encode(), incoming.encode())
     assert result.conflicts == 0
-    assert result.data is not None
-    assert result.data.replace(b"\r\n", b"\n").rstrip(b"\n") == base.encode().rstrip(b"\n")
+    # Each side's one change wins: current's line endings, incoming's missing final newline.
+    expected = incoming.replace("\n", "\r\n") if crlf_current else incoming
+    assert result.data == expected.encode()
 
 
 def test_text_types() -> None:
