@@ -28,6 +28,8 @@ def deploy(
     else:
         database_url, count = str(request.getfixturevalue("pg_url")), 2
         env["DOCSTORE_REDIS_URL"] = str(request.getfixturevalue("redis_url"))
+        # One blob store for both (each server has a data dir of its own).
+        env.setdefault("DOCSTORE_STORAGE_URL", f"file://{tmp_path / 'blobs'}")
     urls = []
     for _ in range(count):
         server = start_server(tmp_path, database_url, env)
