@@ -237,19 +237,14 @@ def test_link_guesses_limit_the_guessing_address_not_the_link(
     assert r.status_code == 201, r.text
     url = f"{API}/links/{r.json()['token']}"
 
-    # Ten wrong guesses from one address (alternating processes), then that address is
-    # refused for the window, the right password included.
+    # Ten wrong guesses from one address (alternating processes)...
     attacker = From(request, urls, "127.0.0.2")
     for i in range(10):
         r = attacker.get(url, headers={"X-Link-Password": f"guess-{i}"})
         assert code(r) == (403, "link_password_invalid")
-    for password in ("guess-10", "let me in"):
-        assert retry_after(attacker.get(url, headers={"X-Link-Password": password})) >= 1
-        r = attacker.get(f"{url}/download", headers={"X-Link-Password": password})
-        assert code(r) == (429, "rate_limited")
 
-    # Someone who knows the password, elsewhere, still gets in; the link as a whole has
-    # slowed down (the configured 1 s before each try, after ten failures).
+    # ... do not lock the link: someone who knows the password, elsewhere, still gets in.
+    # The link as a whole has slowed down (the configured 1 s before each try).
     friend = From(request, urls, "127.0.0.3")
     started = time.monotonic()
     r = friend.get(url, headers={"X-Link-Password": "let me in"})
@@ -258,3 +253,9 @@ def test_link_guesses_limit_the_guessing_address_not_the_link(
     r = friend.get(f"{url}/download", headers={"X-Link-Password": "let me in"})
     assert r.status_code == 307
     assert friend.get(r.headers["location"]).content == b"linked"
+
+    # The guessing address is refused for the window, the right password included.
+    for password in ("guess-10", "let me in"):
+        assert retry_after(attacker.get(url, headers={"X-Link-Password": password})) >= 1
+        r = attacker.get(f"{url}/download", headers={"X-Link-Password": password})
+        assert code(r) == (429, "rate_limited")
