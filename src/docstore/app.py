@@ -34,6 +34,7 @@ from docstore.limits import BodyLimits
 from docstore.retention.endpoints import router as retention_router
 from docstore.schemas import problem_response
 from docstore.services import Services
+from docstore.sharing import url_grants
 from docstore.sharing.endpoints import links_router
 from docstore.sharing.endpoints import router as sharing_router
 from docstore.storage.base import StorageError
@@ -102,7 +103,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DocstoreError)
     async def _domain(_: Request, exc: DocstoreError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        resp = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        resp.headers.update(exc.headers)
+        return resp
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -221,6 +224,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         await run_in_threadpool(startup, svc)
         app.state.services = svc
         app.state.blob_store = svc.store
+        # The local store's download URLs handed out through a share are checked again.
+        app.state.download_grants = url_grants.checker(svc.database)
         worker = None
         if svc.settings.run_jobs_in_server:
             from docstore.retention.worker import BackgroundWorker

@@ -49,8 +49,9 @@ class Cache(Protocol):
         """Remove a key."""
         ...
 
-    def incr(self, key: str, ttl_seconds: int) -> int:
-        """Atomically add one; the key expires `ttl_seconds` after it was created."""
+    def incr(self, key: str, ttl_seconds: int, amount: int = 1) -> int:
+        """Atomically add `amount` (one by default); the key expires `ttl_seconds` after it
+        was created."""
         ...
 
     def read_generation(self, gen_key: str, busy_key: str) -> tuple[str, int]:
@@ -116,14 +117,14 @@ class MemoryCache:
         with self._lock:
             self._data.pop(key, None)
 
-    def incr(self, key: str, ttl_seconds: int) -> int:
+    def incr(self, key: str, ttl_seconds: int, amount: int = 1) -> int:
         with self._lock:
             now = time.monotonic()
             item = self._data.get(key)
             if item is None or item[0] < now:
-                self._put(key, "1", now + ttl_seconds)
-                return 1
-            value = int(item[1]) + 1
+                self._put(key, str(amount), now + ttl_seconds)
+                return amount
+            value = int(item[1]) + amount
             self._data[key] = (item[0], str(value))
             return value
 
@@ -233,10 +234,10 @@ class RedisCache:
     def delete(self, key: str) -> None:
         self._call(self._r.delete, self._k(key))
 
-    def incr(self, key: str, ttl_seconds: int) -> int:
+    def incr(self, key: str, ttl_seconds: int, amount: int = 1) -> int:
         def run() -> int:
             pipe = self._r.pipeline()
-            pipe.incr(self._k(key))
+            pipe.incrby(self._k(key), amount)
             pipe.expire(self._k(key), ttl_seconds, nx=True)
             value, _ = pipe.execute()
             return int(value)

@@ -28,7 +28,27 @@ class Settings(BaseSettings):
     secret_key: str | None = None
 
     token_ttl_seconds: int = 30 * 24 * 3600
-    signed_url_ttl_seconds: int = 300
+    # Lifetime of signed download URLs. On local storage a URL handed out through a share or
+    # a link is checked against that share again when served; on S3 it is not (README).
+    signed_url_ttl_seconds: int = Field(300, ge=1, le=7 * 24 * 3600)
+    # Failed logins (users/login_limits.py): per client address, a hard limit in a window;
+    # per account, a few free failures, then a wait that doubles with each failure, capped.
+    login_max_failures_per_address: int = Field(10, ge=1)
+    login_address_window_seconds: int = Field(30 * 60, ge=1)
+    login_free_failures_per_account: int = Field(5, ge=0)
+    login_account_backoff_seconds: float = Field(1.0, gt=0)
+    login_account_backoff_max_seconds: float = Field(300.0, gt=0)
+    login_account_window_seconds: int = Field(24 * 3600, ge=1)
+    # Wrong link passwords (sharing/links.py): a hard limit per link and client address and
+    # per address across links, in a window; for the link as a whole a delay before each
+    # try that doubles with every failure past a number, capped, so guessing from many
+    # addresses slows down while a person who knows the password still gets in.
+    link_password_max_failures: int = Field(10, ge=1)
+    link_password_max_failures_per_address: int = Field(30, ge=1)
+    link_password_window_seconds: int = Field(30 * 60, ge=1)
+    link_password_backoff_after: int = Field(10, ge=0)
+    link_password_backoff_seconds: float = Field(0.1, ge=0)
+    link_password_backoff_max_seconds: float = Field(2.0, ge=0)
     simple_upload_max_bytes: int = 64 * 1024 * 1024
     max_file_bytes: int = 5 * 1024**4
     upload_session_ttl_seconds: int = 24 * 3600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -11,6 +12,8 @@ class DocstoreError(Exception):
     status: int = 400
     code: str = "bad_request"
     title: str = "Bad request"
+    # Response headers the error adds (e.g. Retry-After); never part of the problem body.
+    headers: dict[str, str] = {}  # read only: an error that adds headers sets its own
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
@@ -82,6 +85,11 @@ class ChecksumMismatch(DocstoreError):
 
 class RateLimited(DocstoreError):
     status, code, title = 429, "rate_limited", "Too many attempts"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        if retry_after is not None:
+            self.headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
 class TooManyUploads(DocstoreError):

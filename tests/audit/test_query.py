@@ -38,7 +38,10 @@ def test_visibility_owner_sharee_stranger_admin(api: Api) -> None:
         ("UPLOAD", ann.id),
         ("VIEW", bob.id),
     ]
-    assert _actions(entries(ann)) == _actions(entries(ann, document_id=doc["id"]))
+    # Besides, she sees the failed sign-in on her own account.
+    assert _actions(entries(ann)) == sorted(
+        [*_actions(entries(ann, document_id=doc["id"])), ("LOGIN_FAILED", ann.id)]
+    )
     assert _actions(entries(ann, user_id=bob.id)) == [("DOWNLOAD", bob.id), ("VIEW", bob.id)]
     assert entries(ann, document_id=bob_doc["id"]) == []
 
@@ -52,11 +55,11 @@ def test_visibility_owner_sharee_stranger_admin(api: Api) -> None:
         r = carol.get("/api/v1/audit", params=params)
         assert r.status_code == 200 and r.json() == {"items": [], "next_cursor": None}, params
 
-    # An admin sees everything, the anonymous failed login included.
+    # An admin sees everything, the failed sign-in on ann's account included.
     everything = entries(admin)
     assert _actions(everything) == [
         ("DOWNLOAD", bob.id),
-        ("LOGIN_FAILED", None),
+        ("LOGIN_FAILED", ann.id),
         ("UPLOAD", ann.id),
         ("UPLOAD", bob.id),
         ("VIEW", bob.id),

@@ -273,7 +273,7 @@ def test_link_password_rate_limit_per_token_and_address(api: Api) -> None:
     ann = api.register("ann")
     doc = upload(ann, "d.txt", b"d")
     first = link(ann, "VIEW", document_id=doc["id"], password="right")
-    other = link(ann, "VIEW", document_id=doc["id"], password="other")
+    others = [link(ann, "VIEW", document_id=doc["id"], password="other") for _ in range(3)]
     c = api.client
     url = f"{API}/links/{first['token']}"
     for _ in range(10):
@@ -281,8 +281,14 @@ def test_link_password_rate_limit_per_token_and_address(api: Api) -> None:
         assert code(r) == (403, "link_password_invalid")
     assert code(c.get(url, headers={"X-Link-Password": "wrong"})) == (429, "rate_limited")
     assert code(c.get(url, headers={"X-Link-Password": "right"})) == (429, "rate_limited")
-    # The same client address is limited on every link.
-    r = c.get(f"{API}/links/{other['token']}", headers={"X-Link-Password": "other"})
+    # The same client address is limited on every link, at 30 failures across links.
+    other_url = f"{API}/links/{others[0]['token']}"
+    assert c.get(other_url, headers={"X-Link-Password": "other"}).status_code == 200
+    for other in others[:2]:
+        for _ in range(10):
+            r = c.get(f"{API}/links/{other['token']}", headers={"X-Link-Password": "wrong"})
+            assert code(r) == (403, "link_password_invalid")
+    r = c.get(f"{API}/links/{others[2]['token']}", headers={"X-Link-Password": "other"})
     assert code(r) == (429, "rate_limited")
     failed = [e for e in _audit(api, "LOGIN_FAILED") if e.share_id == first["id"]]
     assert len(failed) == 10

@@ -25,6 +25,7 @@ from docstore.folders.models import Folder
 from docstore.folders.service import ensure_free_name, resolve_id
 from docstore.names import clean_name, unique_name
 from docstore.security import token_digest
+from docstore.sharing import url_grants
 from docstore.sharing.permissions import (
     Level,
     get_document_for,
@@ -463,7 +464,9 @@ def download(
     if store.head(blob.storage_key) is None:
         log.error("version %s: its object is missing from storage (run fsck)", version.id)
         raise StorageUnavailable("The stored bytes of this version cannot be read right now.")
-    url = store.sign_download(blob.storage_key, ttl_seconds, doc.name, doc.mime_type)
+    # A URL handed out through a share or link names it, for the store to check again.
+    grant = url_grants.grant_for(actor, doc.id, doc.owner_id)
+    url = store.sign_download(blob.storage_key, ttl_seconds, doc.name, doc.mime_type, grant)
     record(
         db,
         actor,

@@ -146,9 +146,11 @@ def get_link_actor(
     A wrong password is recorded in the audit log even though the request fails: the
     request's transaction is ended first (on SQLite it holds the write lock).
     """
+    limits = links.LinkLimits.from_settings(svc.settings)
+    links.slow_down(db, token, limits)  # before the first query: it holds no lock
     share = links.find(db, token)
     who = anonymous_actor(request)
-    if not links.check_password(db, share, x_link_password, who.ip):
+    if not links.check_password(db, share, token, x_link_password, who.ip, limits):
         share_id, document_id, folder_id = share.id, share.document_id, share.folder_id
         owner_id = links.owner_of(db, share)
         db.rollback()

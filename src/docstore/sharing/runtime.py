@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from docstore.cache import Cache, CacheError, MemoryCache
 from docstore.db import Database, after_commit, on_rollback
 from docstore.errors import DocstoreError
+from docstore.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,11 @@ class SharingRuntime:
     grants: GrantCache | None
     # Counters used when the shared cache does not answer: limits still hold per process.
     fallback: MemoryCache = field(default_factory=MemoryCache)
+
+    @property
+    def throttle(self) -> Throttle:
+        """The password-guess counters (link passwords and logins) over this cache."""
+        return Throttle(self.cache, self.fallback)
 
 
 _UNBOUND = SharingRuntime(cache=MemoryCache(), grants=None)

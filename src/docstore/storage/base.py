@@ -142,8 +142,13 @@ class BlobStore(Protocol):
         expires_in: int,
         filename: str,
         content_type: str | None = None,
+        grant: str | None = None,
     ) -> str:
-        """A signed GET that answers with a safe `Content-Disposition: attachment` header."""
+        """A signed GET that answers with a safe `Content-Disposition: attachment` header.
+
+        `grant` names the access the URL was handed out under (a share or link); a store
+        that serves the bytes itself checks it again when the URL is used. S3 cannot.
+        """
         ...
 
     def check(self) -> bool:

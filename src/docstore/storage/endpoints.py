@@ -163,14 +163,26 @@ async def get_object(request: Request) -> Response:
     key = query.get("key", "")
     filename = query.get("filename", "")
     content_type = query.get("content_type", "")
+    grant = query.get("grant")
     try:
         store.verify_download(
-            key, query.get("expires", ""), filename, content_type, query.get("signature", "")
+            key,
+            query.get("expires", ""),
+            filename,
+            content_type,
+            query.get("signature", ""),
+            grant,
         )
         path = store.object_path(key)
     except (SignatureError, ValueError) as exc:
         detail = str(exc) if isinstance(exc, SignatureError) else "The URL is invalid."
         return _problem(403, "forbidden", detail)
+    if grant is not None:
+        # Handed out through a share or link: that access must still hold (a revoked
+        # share's URL is dead at once). The check is wired in by the app (app.state).
+        check = getattr(request.app.state, "download_grants", None)
+        if check is None or not await anyio.to_thread.run_sync(check, grant):
+            return _problem(404, "not_found", "The object does not exist.")
     try:
         st = await anyio.to_thread.run_sync(os.stat, path)
     except (FileNotFoundError, NotADirectoryError):

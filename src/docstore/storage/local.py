@@ -702,28 +702,38 @@ class LocalBlobStore:
         expires_in: int,
         filename: str,
         content_type: str | None = None,
+        grant: str | None = None,
     ) -> str:
-        """A GET URL to this server's /storage/objects endpoint, valid for `expires_in` s."""
+        """A GET URL to this server's /storage/objects endpoint, valid for `expires_in` s;
+        with a signed `grant` that the endpoint checks again before serving."""
         check_key(key)
         filename = clip_filename(filename)
         content_type = safe_content_type(content_type)
         expires = self._expiry(expires_in)
-        signature = self._sign("download", key, expires, filename, content_type)
-        query = {
+        signature = self._sign("download", key, expires, filename, content_type, *_opt(grant))
+        query: dict[str, str | int] = {
             "key": key,
             "expires": expires,
             "filename": filename,
             "content_type": content_type,
-            "signature": signature,
         }
+        if grant is not None:
+            query["grant"] = grant
+        query["signature"] = signature
         return f"{self.public_url}/storage/objects?{urlencode(query)}"
 
     def verify_download(
-        self, key: str, expires: str, filename: str, content_type: str, signature: str
+        self,
+        key: str,
+        expires: str,
+        filename: str,
+        content_type: str,
+        signature: str,
+        grant: str | None = None,
     ) -> None:
         """Check a download URL's signature, then its expiry; SignatureError when refused."""
         expires_at = _parse_expiry(expires)
-        expected = self._sign("download", key, expires_at, filename, content_type)
+        expected = self._sign("download", key, expires_at, filename, content_type, *_opt(grant))
         self._check_signature(expected, signature, expires_at)
 
     # -- signing -------------------------------------------------------------------------
@@ -771,6 +781,11 @@ class LocalBlobStore:
         except OSError:
             return False
         return True
+
+
+def _opt(grant: str | None) -> tuple[str, ...]:
+    """A download's signed fields end with its grant, when it has one (none: as before)."""
+    return () if grant is None else (grant,)
 
 
 def _check_sha256_b64(value: str) -> None:

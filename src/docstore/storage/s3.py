@@ -395,8 +395,13 @@ class S3BlobStore:
         expires_in: int,
         filename: str,
         content_type: str | None = None,
+        grant: str | None = None,
     ) -> str:
-        """A presigned GetObject that answers with a safe disposition and no caching."""
+        """A presigned GetObject that answers with a safe disposition and no caching.
+
+        S3 serves it without asking docstore: `grant` is not checked again, so a revoked
+        share's URL works until it expires (DOCSTORE_SIGNED_URL_TTL_SECONDS).
+        """
         params = {
             "Bucket": self.bucket,
             "Key": key,

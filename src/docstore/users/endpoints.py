@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from docstore.audit.service import Action, record
 from docstore.deps import DB, CurrentActor, Svc, anonymous_actor
-from docstore.errors import Forbidden, Unauthenticated
+from docstore.errors import Forbidden
 from docstore.schemas import Id, problems
-from docstore.users import service
+from docstore.users import login_limits, service
 from docstore.users.models import User
 from docstore.users.schemas import (
     AdminUserIn,
@@ -43,22 +42,12 @@ def register(body: RegisterIn, request: Request, db: DB, svc: Svc) -> TokenOut:
 
 @router.post("/auth/login", response_model=TokenOut, responses=problems(400, 401, 422, 429))
 def login(body: LoginIn, request: Request, db: DB, svc: Svc) -> TokenOut:
-    """Exchange email and password for a bearer token."""
+    """Exchange email and password for a bearer token.
+
+    After too many failures from the client's address, or on the account, the answer is
+    429 `rate_limited` with `Retry-After`, before the password is checked."""
     actor = anonymous_actor(request)
-    try:
-        user = service.login(db, actor, body.email, body.password)
-    except Unauthenticated:
-        # The failed attempt is recorded even though this request fails: end the request's
-        # transaction (on SQLite it holds the write lock) and write the row in its own.
-        db.rollback()
-        with svc.database.transaction() as audit_db:
-            record(
-                audit_db,
-                actor,
-                Action.LOGIN_FAILED,
-                details={"email": service.normalise_email(body.email)[:320]},
-            )
-        raise
+    user = login_limits.login(db, svc.database, svc.settings, actor, body.email, body.password)
     token, row = service.issue_token(
         db, user, svc.settings.token_ttl_seconds, request.headers.get("user-agent")
     )

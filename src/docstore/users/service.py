@@ -30,6 +30,15 @@ class EmailTaken(Conflict):
     code, title = "email_taken", "An account with this email already exists"
 
 
+class LoginFailed(Unauthenticated):
+    """Wrong email or password (the same answer for both); `user_id` names the targeted
+    account when the email has one, for the audit entry only."""
+
+    def __init__(self, user_id: int | None) -> None:
+        super().__init__("Wrong email or password.")
+        self.user_id = user_id
+
+
 def normalise_email(email: str) -> str:
     """Emails compare case-insensitively."""
     return email.strip().lower()
@@ -107,11 +116,12 @@ def issue_token(
 
 
 def login(db: Session, actor: Actor, email: str, password: str) -> User:
-    """The user whose password this is, or 401 with the same answer for any failure."""
+    """The user whose password this is, or 401 (LoginFailed) with the same answer for any
+    failure."""
     user = repo.by_email(db, normalise_email(email))
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
-        raise Unauthenticated("Wrong email or password.")
+        raise LoginFailed(user.id if user else None)
     record(db, actor, Action.LOGIN, user_id=user.id)
     return user
 

@@ -254,6 +254,7 @@ async def login_submit(request: Request, db: DB, svc: Svc) -> Response:
     """Check the password (the API's login, with its audit), then set the session cookie."""
     form = await read_form(request)
     target = safe_next(form.get("next"))
+    headers: dict[str, str] = {}
     try:
         check_form_token(request, form.get(CSRF_FIELD))
         body = LoginIn(email=form.get("email", ""), password=form.get("password", ""))
@@ -261,14 +262,16 @@ async def login_submit(request: Request, db: DB, svc: Svc) -> Response:
     except ValidationError:
         out = None
         error, status = "Wrong email or password.", 401
-    except DocstoreError as exc:
+    except DocstoreError as exc:  # 429 after too many failures, as the API (Retry-After)
         out = None
-        error, status = exc.detail, exc.status
+        error, status, headers = exc.detail, exc.status, exc.headers
     if out is None:
-        return _auth_page(
+        page = _auth_page(
             request, "login.html", svc.settings, error=error, status_code=status,
             title="Sign in", next=target, email=form.get("email", ""),
         )  # fmt: skip
+        page.headers.update(headers)
+        return page
     await run_in_threadpool(_mark_session, db, out.token)
     return _signed_in(request, svc.settings, out.token, target)
 
