@@ -389,12 +389,14 @@ class Database:
         self.read_sessionmaker = sessionmaker(
             self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
         )
-        self._lock = threading.Lock()
+        self._session_info: dict[str, Any] = {}
 
     def configure_sessions(self, info: dict[str, Any]) -> None:
-        """Put `info` into every session either session factory hands out."""
-        self.sessionmaker.configure(info=info)
-        self.read_sessionmaker.configure(info={**info, READ_ONLY: True})
+        """Put `info` (besides what earlier calls put) into every session either session
+        factory hands out."""
+        self._session_info.update(info)
+        self.sessionmaker.configure(info=dict(self._session_info))
+        self.read_sessionmaker.configure(info={**self._session_info, READ_ONLY: True})
 
     @property
     def local_reads(self) -> bool:

@@ -10,12 +10,13 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from docstore import session_cookie
 from docstore.audit import service as audit
+from docstore.audit.group_commit import GroupCommit
 from docstore.context import Actor
 from docstore.errors import Unauthenticated
 from docstore.services import Services
 from docstore.users import service as users
-from docstore.web import session as web_session
 
 T = TypeVar("T")
 
@@ -90,7 +91,7 @@ def authenticate_request(request: Request, db: Session) -> Actor:
     token, from_cookie = presented_token(request)
     actor = authenticate_as(anonymous_actor(request), db, token)
     if from_cookie:
-        web_session.check_csrf(request, token)
+        session_cookie.check_csrf(request, token)
     return actor
 
 
@@ -107,7 +108,7 @@ def presented_token(request: Request) -> tuple[str, bool]:
     token = bearer_token(request)
     if token is not None:
         return token, False
-    token = web_session.cookie_token(request)
+    token = session_cookie.cookie_token(request)
     if token is None:
         raise Unauthenticated()
     return token, True
@@ -165,12 +166,20 @@ async def in_request_read_token(request: Request, work: Callable[[Session, Actor
         with svc.database.read_transaction() as db:
             result = work(db, anonymous_actor(request), token)
             if from_cookie:  # as authenticate_request: once the token is known good
-                web_session.check_csrf(request, token)
+                session_cookie.check_csrf(request, token)
             return result, audit.deferred(db)
 
     result, entries = run() if svc.inline_reads else await run_in_threadpool(run)
-    await svc.audit_log.write(entries)
+    await audit_log(request).write(entries)
     return result
+
+
+def audit_log(request: Request) -> GroupCommit:
+    """The group commit that writes read requests' audit entries (one per app)."""
+    log: GroupCommit | None = getattr(request.app.state, "audit_log", None)
+    if log is None:
+        log = request.app.state.audit_log = GroupCommit(get_services(request).database)
+    return log
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]

@@ -301,6 +301,16 @@ def test_check_answers(store: BlobStore) -> None:
     assert store.check() is True
 
 
+def test_every_backend_states_its_presign_limit_and_housekeeps(store: BlobStore) -> None:
+    """uploads asks the protocol, never a backend module: the signed-URL limit and the
+    periodic housekeeping hook (a no-op on S3) that removes only a backend's leftovers."""
+    assert isinstance(store, BlobStore)
+    assert store.max_presign_seconds == 7 * 24 * 3600
+    store.put_stream("docs/kept", iter([b"kept"]))
+    assert store.housekeeping(0) == 0
+    assert store.head("docs/kept") is not None
+
+
 def test_s3_check_is_false_for_a_missing_bucket(moto_endpoint: str) -> None:
     store = S3BlobStore("docstore-test-never-created", endpoint_url=moto_endpoint)
     assert store.check() is False
@@ -699,6 +709,14 @@ def test_purge_stale_tmp_removes_only_old_leftovers(local_store: LocalBlobStore)
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert local_store.purge_stale_tmp(3600) == 1
     assert not old.exists() and fresh.exists()
+
+
+def test_housekeeping_is_the_local_stores_tmp_purge(local_store: LocalBlobStore) -> None:
+    old = local_store.root / "tmp" / "put-old"
+    old.write_bytes(b"left by a crash")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert local_store.housekeeping(3600) == 1
+    assert not old.exists()
 
 
 def test_check_reports_a_root_it_cannot_write(local_store: LocalBlobStore) -> None:

@@ -11,11 +11,11 @@ from docstore.context import Actor
 from docstore.db import after_commit, on_rollback
 from docstore.deps import DB, CurrentActor, Svc, in_request_read_token, in_request_transaction
 from docstore.documents import blobs, service
+from docstore.documents.receive import declared_length, discard, parse_checksum, receive_body
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
 from docstore.schemas import RAW_BODY, Id, problems
 from docstore.services import Services
 from docstore.sharing.permissions import Level
-from docstore.uploads.receive import declared_length, discard, parse_checksum, receive_body
 
 router = APIRouter(tags=["documents"])
 

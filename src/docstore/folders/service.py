@@ -17,6 +17,7 @@ from docstore.documents.models import Document
 from docstore.errors import BadRequest, Cycle, Forbidden, NameConflict, NotFound, Unauthenticated
 from docstore.folders import repository as repo
 from docstore.folders.models import Folder
+from docstore.folders.schemas import FolderOut
 from docstore.names import clean_name, unique_name
 from docstore.pagination import decode_cursor, encode_cursor
 from docstore.sharing.permissions import Level, get_folder_for
@@ -304,3 +305,38 @@ def restore(db: Session, actor: Actor, folder_id: int | str) -> Folder:
         details={"name": name, "to_folder_id": target.id},
     )
     return folder
+
+
+def folder_out(folder: Folder, level: Level | None = None) -> FolderOut:
+    """The API view of a folder."""
+    return FolderOut(
+        id=folder.id,
+        name=folder.name,
+        parent_id=folder.parent_id,
+        path=folder.path,
+        owner_id=folder.owner_id,
+        created_at=folder.created_at,
+        updated_at=folder.updated_at,
+        is_deleted=folder.is_deleted,
+        permission=level.name if level is not None else None,
+    )
+
+
+def children_page(
+    db: Session, actor: Actor, folder_id: str, limit: int, cursor: str | None, order_by: str
+) -> tuple[FolderOut, Children]:
+    """A folder the caller can see and one page of its children."""
+    folder, level, page = children(
+        db, actor, folder_id, limit=limit, cursor=cursor, order_by=order_by
+    )
+    return folder_out(folder, level), page
+
+
+def child_items(page: Children) -> list[str]:
+    """A page's entries, each a `ChildOut` as JSON text, written by the database.
+
+    A page is up to 1,000 rows: building a `ChildOut` (or even a dict) for each and encoding
+    it cost more than fetching them (bench/PROFILE.md). tests/folders hold every entry to
+    `ChildOut`, on SQLite and on PostgreSQL.
+    """
+    return [row[0] for row in (*page.folders, *page.documents)]  # row.entry, by position

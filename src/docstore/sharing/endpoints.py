@@ -13,10 +13,10 @@ from docstore.deps import DB, CurrentActor, Svc, anonymous_actor
 from docstore.documents import service as documents
 from docstore.documents.schemas import DownloadOut, SaveOut
 from docstore.errors import ValidationFailed
-from docstore.folders import endpoints as folders
+from docstore.folders import service as folders
 from docstore.folders.schemas import ChildOut
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from docstore.schemas import Id, problems
+from docstore.schemas import RAW_BODY, Id, problems
 from docstore.sharing import links, service
 from docstore.sharing.permissions import Level
 from docstore.sharing.schemas import (
@@ -28,7 +28,7 @@ from docstore.sharing.schemas import (
     SharePage,
     SharePatch,
 )
-from docstore.versions.endpoints import RAW_BODY, base_from, save_raw
+from docstore.versions.raw import base_from, save_raw
 from docstore.versions.schemas import OnConflict
 
 router = APIRouter(tags=["sharing"])

@@ -40,6 +40,7 @@ from urllib.parse import urlencode
 from docstore.storage.base import (
     MAX_PART_NUMBER,
     MAX_PART_SIZE,
+    MAX_PRESIGN_SECONDS,
     MIN_PART_SIZE,
     MultipartInfo,
     ObjectInfo,
@@ -261,6 +262,7 @@ class LocalBlobStore:
     """Objects as files under `root`; part and download URLs signed with HMAC-SHA256."""
 
     kind = "local"
+    max_presign_seconds = MAX_PRESIGN_SECONDS
 
     def __init__(
         self,
@@ -762,6 +764,10 @@ class LocalBlobStore:
             except FileNotFoundError:
                 continue
         return removed
+
+    def housekeeping(self, older_than_seconds: float) -> int:
+        """Temp files of crashed writes (`purge_stale_tmp`)."""
+        return self.purge_stale_tmp(older_than_seconds)
 
     def check(self) -> bool:
         """Whether a file can be created (and removed) under root."""

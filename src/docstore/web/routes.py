@@ -28,14 +28,7 @@ from docstore.deps import DB, Svc, anonymous_actor
 from docstore.errors import DocstoreError, Unauthenticated
 from docstore.folders import service as folders
 from docstore.security import token_digest
-from docstore.sharing.permissions import Level, get_document_for
-from docstore.users import endpoints as user_api
-from docstore.users import service as users
-from docstore.users.models import ApiToken, User
-from docstore.users.schemas import LoginIn, RegisterIn
-from docstore.web import lookup
-from docstore.web.security import SecurityHeaders
-from docstore.web.session import (
+from docstore.session_cookie import (
     CSRF_FIELD,
     check_csrf,
     check_form_token,
@@ -47,6 +40,13 @@ from docstore.web.session import (
     set_form_cookie,
     set_session,
 )
+from docstore.sharing.permissions import Level, get_document_for
+from docstore.users import endpoints as user_api
+from docstore.users import service as users
+from docstore.users.models import ApiToken, User
+from docstore.users.schemas import LoginIn, RegisterIn
+from docstore.web import lookup
+from docstore.web.security import SecurityHeaders
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
