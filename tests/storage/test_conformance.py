@@ -652,13 +652,13 @@ def test_a_part_finishing_after_abort_is_not_kept(local_store: LocalBlobStore) -
 def test_keys_that_could_escape_root_are_refused(
     local_store: LocalBlobStore, tmp_path: Path, key: str
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid storage key"):
         local_store.put_stream(key, [b"x"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid storage key"):
         local_store.create_multipart(key)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid storage key"):
         local_store.sign_download(key, 60, "x")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid storage key"):
         local_store.open(key)
     assert [p.name for p in tmp_path.iterdir()] == ["blobs"]
     assert list(local_store.iter_objects()) == []

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
 from docstore.context import Actor
-from docstore.db import rows, utcnow
+from docstore.db import utcnow
+from docstore.db.fastpath import rows
 from docstore.documents.models import Document
 from docstore.errors import BadRequest, Cycle, Forbidden, NameConflict, NotFound, Unauthenticated
 from docstore.folders import repository as repo
@@ -97,7 +98,9 @@ def get(db: Session, actor: Actor, folder_id: int | str) -> tuple[Folder, Level]
 class Children:
     """One page of a folder's children: folders first, then documents."""
 
-    folders: Sequence[Sequence[str]]  # repository.child_folders rows (db.rows): (entry JSON,)
+    folders: Sequence[
+        Sequence[str]
+    ]  # repository.child_folders rows (db.fastpath.rows): (entry JSON,)
     documents: Sequence[Sequence[str]]  # repository.child_documents rows
     next_cursor: str | None
 
@@ -116,7 +119,7 @@ def children(
     cur = _check_cursor(decode_cursor(cursor), order_by)
     folders: Sequence[Any] = ()
     if cur is None or cur["p"] == "f":
-        # Core rows fetched all at once (db.rows): the session's ORM result layer, and
+        # Core rows fetched all at once (db.fastpath.rows): the session's ORM result layer, and
         # fetching row by row, each cost a sixth of a 1,000-row page.
         stmt_f, params = repo.child_folders(folder.id, order_by, cur, limit + 1)
         folders = rows(db, stmt_f, params)

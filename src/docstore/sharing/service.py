@@ -36,7 +36,7 @@ from docstore.sharing.schemas import (
     ShareOut,
     SharePatch,
 )
-from docstore.users import repository as users
+from docstore.users import repository as user_repo
 from docstore.users.service import normalise_email
 
 
@@ -164,7 +164,7 @@ def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOu
         _audit(db, actor, Action.SHARE, share, target, password=body.password is not None)
         return share_out(share, token, public_url)
     email = normalise_email(str(body.email))
-    user = users.by_email(db, email)
+    user = user_repo.by_email(db, email)
     if user is not None and user.id == target.owner_id:
         raise ValidationFailed("You own this item already.")
     grantee = (

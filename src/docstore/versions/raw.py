@@ -17,7 +17,7 @@ from docstore.documents.schemas import SaveOut
 from docstore.errors import BadRequest, QuotaExceeded
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_document_for
-from docstore.users import repository as users
+from docstore.users import repository as user_repo
 from docstore.versions import service
 from docstore.versions.schemas import OnConflict
 
@@ -45,7 +45,7 @@ def precheck_save(svc: Services, actor: Actor, document_id: int, size: int | Non
     """Before any byte is read: EDIT on the document and, if known, room in the quota."""
     with svc.database.transaction() as db:
         doc, _, _ = get_document_for(db, actor, document_id, Level.EDIT)
-        if size is not None and not users.fits(db, doc.owner_id, size):
+        if size is not None and not user_repo.fits(db, doc.owner_id, size):
             raise QuotaExceeded("This version does not fit in the owner's quota.")
 
 

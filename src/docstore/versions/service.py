@@ -23,7 +23,7 @@ from docstore.names import MAX_NAME_BYTES, split_ext, unique_name
 from docstore.pagination import decode_cursor, encode_cursor
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_document_for
-from docstore.users import repository as users
+from docstore.users import repository as user_repo
 from docstore.versions.merge import is_text_type, merge_texts
 from docstore.versions.schemas import OnConflict, VersionOut
 
@@ -239,7 +239,7 @@ def delete(db: Session, actor: Actor, document_id: int, version_id: int) -> None
     version = _version_of(db, doc, version_id)
     if version.id == doc.current_version_id:
         raise Conflict("The current version cannot be deleted; restore another one first.")
-    users.release(db, doc.owner_id, version.size_bytes)
+    user_repo.release(db, doc.owner_id, version.size_bytes)
     blobs.drop_ref(db, version.blob_id)
     record(db, actor, Action.VERSION_DELETE, document_id=doc.id, owner_id=doc.owner_id,
            details={"version_id": version.id, "version_number": version.version_number,
