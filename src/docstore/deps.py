@@ -117,10 +117,17 @@ def presented_token(request: Request) -> tuple[str, bool]:
 def get_actor(request: Request, db: DB) -> Actor:
     """`authenticate_request` as a dependency, in a transaction of its own."""
     actor = authenticate_request(request, db)
-    # End the read-only auth transaction now: on SQLite it holds the write lock, and an
-    # upload endpoint would otherwise keep it for as long as the bytes take to arrive.
-    db.commit()
+    end_before_stream(db)
     return actor
+
+
+def end_before_stream(db: Session) -> None:
+    """End the request's transaction (its reads so far, committed) before a body streams in:
+    on SQLite it holds the write lock, which the stream would keep for as long as the bytes
+    take, and the streaming code opens transactions of its own. The unit of work begins
+    again at the next use of `db`. One of the two places a request has a second
+    transaction (docs/DEVELOPING.md, "Transactions")."""
+    db.commit()
 
 
 async def in_request_transaction(request: Request, work: Callable[[Session, Actor], T]) -> T:
@@ -135,6 +142,18 @@ async def in_request_transaction(request: Request, work: Callable[[Session, Acto
     def run() -> T:
         with get_services(request).database.transaction() as db:
             return work(db, authenticate_request(request, db))
+
+    return await run_in_threadpool(run)
+
+
+async def in_unit_of_work(request: Request, work: Callable[[Session], T]) -> T:
+    """The request's unit of work where it opens after a streamed body (the caller was
+    authenticated before the stream, by `in_request_transaction`): `work` in one
+    transaction on one worker thread, committed before the answer is sent."""
+
+    def run() -> T:
+        with get_services(request).database.transaction() as db:
+            return work(db)
 
     return await run_in_threadpool(run)
 

@@ -9,11 +9,15 @@ shortcuts past the ORM).
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from docstore.db.columns import NAMING, Base, IdType, UTCDateTime, utcnow
 from docstore.db.engine import SQLITE_LOCK_TIMEOUT, make_engine, make_read_engine
@@ -22,14 +26,17 @@ __all__ = [
     "NAMING",
     "READ_ONLY",
     "SQLITE_LOCK_TIMEOUT",
+    "TRANSACTION_GUARD_ENV",
     "Base",
     "Database",
     "IdType",
+    "TransactionAlreadyOpen",
     "UTCDateTime",
     "after_commit",
     "make_engine",
     "make_read_engine",
     "on_rollback",
+    "task_scope",
     "utcnow",
 ]
 
@@ -51,6 +58,69 @@ def after_commit(session: Session, fn: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(fn)
 
 
+# -- the transaction guard -------------------------------------------------------------
+# The rule (docs/DEVELOPING.md): a task holds at most one transaction at a time. On SQLite
+# a second one waits 30 s for the write lock its own first one holds, then fails; with the
+# guard on (tests set DOCSTORE_TRANSACTION_GUARD=1) it raises at once, naming the mistake.
+
+TRANSACTION_GUARD_ENV = "DOCSTORE_TRANSACTION_GUARD"
+
+
+class TransactionAlreadyOpen(RuntimeError):
+    """A task began a transaction while it still held one (a bug: see DEVELOPING.md)."""
+
+
+class _Holder:
+    """The session whose transaction a task holds, if any."""
+
+    __slots__ = ("session",)
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+
+
+# One holder per request, shared with the worker threads the request hops through (they
+# run in copies of its context, which point at the same holder); elsewhere, one per thread.
+_TASK_HOLDER: ContextVar[_Holder | None] = ContextVar("docstore_transaction", default=None)
+_THREAD = threading.local()
+
+
+def task_scope() -> None:
+    """Start a task of its own (a request): from here on, it and the worker threads it
+    calls hold their transactions in one place, apart from every other task's."""
+    _TASK_HOLDER.set(_Holder())
+
+
+def _holder() -> _Holder:
+    holder = _TASK_HOLDER.get()
+    if holder is None:
+        holder = getattr(_THREAD, "holder", None)
+        if holder is None:
+            holder = _THREAD.holder = _Holder()
+    return holder
+
+
+def _guard(factory: sessionmaker[Session]) -> None:
+    @event.listens_for(factory, "after_transaction_create")
+    def _began(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is not None:  # a savepoint or a subtransaction
+            return
+        holder = _holder()
+        if holder.session is not None and holder.session is not session:
+            raise TransactionAlreadyOpen(
+                "this task already holds a transaction: on SQLite the new one would wait "
+                "for the write lock the first one holds (docs/DEVELOPING.md, transactions)"
+            )
+        holder.session = session
+
+    @event.listens_for(factory, "after_transaction_end")
+    def _ended(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            holder = _holder()
+            if holder.session is session:
+                holder.session = None
+
+
 def _run_hooks(session: Session, name: str) -> None:
     hooks: list[Callable[[], None]] = session.info.pop(name, [])
     session.info.pop(_AFTER_COMMIT if name == _ON_ROLLBACK else _ON_ROLLBACK, None)
@@ -64,7 +134,7 @@ def _run_hooks(session: Session, name: str) -> None:
 class Database:
     """One engine and its session factory; built by the app factory, never at import."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, guard: bool | None = None, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
@@ -73,6 +143,11 @@ class Database:
             self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
         )
         self._session_info: dict[str, Any] = {}
+        if guard is None:
+            guard = os.environ.get(TRANSACTION_GUARD_ENV, "") not in ("", "0")
+        if guard:
+            _guard(self.sessionmaker)
+            _guard(self.read_sessionmaker)
 
     def configure_sessions(self, info: dict[str, Any]) -> None:
         """Put `info` (besides what earlier calls put) into every session either session

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from docstore.audit.service import Action, record
+from docstore.audit.service import Action, record_failed_attempt
 from docstore.deps import DB, CurrentActor, Svc, anonymous_actor
 from docstore.errors import Forbidden, Unauthenticated
 from docstore.schemas import Id, problems
@@ -48,16 +48,10 @@ def login(body: LoginIn, request: Request, db: DB, svc: Svc) -> TokenOut:
     try:
         user = service.login(db, actor, body.email, body.password)
     except Unauthenticated:
-        # The failed attempt is recorded even though this request fails: end the request's
-        # transaction (on SQLite it holds the write lock) and write the row in its own.
-        db.rollback()
-        with svc.database.transaction() as audit_db:
-            record(
-                audit_db,
-                actor,
-                Action.LOGIN_FAILED,
-                details={"email": service.normalise_email(body.email)[:320]},
-            )
+        email = service.normalise_email(body.email)[:320]
+        record_failed_attempt(
+            db, svc.database, actor, Action.LOGIN_FAILED, details={"email": email}
+        )
         raise
     token, row = service.issue_token(
         db, user, svc.settings.token_ttl_seconds, request.headers.get("user-agent")
