@@ -20,7 +20,6 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from docstore.storage import local
 from docstore.storage.base import (
     BlobStore,
     PartInfo,
@@ -28,7 +27,9 @@ from docstore.storage.base import (
     StorageError,
     normalize_etag,
 )
-from docstore.storage.local import LocalBlobStore, PartBusy
+from docstore.storage.local import LocalBlobStore
+from docstore.storage.local import multipart as local_multipart
+from docstore.storage.local.multipart import PartBusy
 from docstore.storage.s3 import S3BlobStore
 from tests.storage.conftest import SECRET, StorageServer
 
@@ -566,7 +567,7 @@ def test_hash_ahead_racing_complete_and_rewrites_never_gives_a_wrong_digest(
 def test_hash_ahead_keeps_a_bounded_number_of_uploads(
     local_store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local, "MAX_PREFIXES", 2)
+    monkeypatch.setattr(local_multipart, "MAX_PREFIXES", 2)
     uploads = [local_store.create_multipart(f"blobs/many-{i}") for i in range(4)]
     for upload_id in uploads:
         write_part(local_store, upload_id, 1, b"x" * MiB)
@@ -619,7 +620,7 @@ def test_one_part_is_written_by_one_request_at_a_time(local_store: LocalBlobStor
 def test_complete_waits_for_parts_in_flight(
     local_store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local, "COMPLETE_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(local_multipart, "COMPLETE_WAIT_SECONDS", 0.2)
     upload_id = local_store.create_multipart("blobs/in-flight")
     writer = local_store.open_part_writer(upload_id, 1)
     writer.write(b"done")
