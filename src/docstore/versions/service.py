@@ -20,7 +20,7 @@ from docstore.errors import Conflict, MergeConflict, NotFound, VersionConflict
 from docstore.folders import repository as folder_repo
 from docstore.folders.models import Folder
 from docstore.names import MAX_NAME_BYTES, split_ext, unique_name
-from docstore.pagination import decode_cursor, encode_cursor
+from docstore.pagination import cursor_int, page
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_document_for
 from docstore.users import repository as user_repo
@@ -185,19 +185,12 @@ def list_versions(
     """A page of the document's versions, newest first."""
     doc, _, _ = get_document_for(db, actor, document_id, Level.VIEW)
     stmt = select(DocumentVersion).where(DocumentVersion.document_id == doc.id)
-    cur = decode_cursor(cursor)
-    if cur is not None:
-        if not isinstance(cur.get("n"), int):
-            from docstore.errors import BadRequest
-
-            raise BadRequest("The cursor is not valid.")
-        stmt = stmt.where(DocumentVersion.version_number < cur["n"])
+    before = cursor_int(cursor, "n")
+    if before is not None:
+        stmt = stmt.where(DocumentVersion.version_number < before)
     rows = list(db.scalars(stmt.order_by(DocumentVersion.version_number.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"n": rows[-1].version_number})
-    return [documents.version_out(v, doc.current_version_id) for v in rows], next_cursor
+    shown, next_cursor = page(rows, limit, lambda v: {"n": v.version_number})
+    return [documents.version_out(v, doc.current_version_id) for v in shown], next_cursor
 
 
 def _version_of(db: Session, doc: Document, version_id: int) -> DocumentVersion:
