@@ -148,7 +148,10 @@ def test_an_entry_committed_late_is_not_skipped(database: Database) -> None:
     """PostgreSQL hands out ids before commit: id N may commit after N+1. The sealer must
     not seal N+1 while N can still appear."""
     sealer = Sealer()
-    early = database.sessionmaker()
+    # Another process's writer: its own Database, which the one-transaction-per-task guard
+    # (on in tests) does not count as this task's.
+    other = Database(database.url, guard=False)
+    early = other.sessionmaker()
     try:
         record(early, system_actor(), Action.VIEW, document_id=1)  # id N, not committed
         late_id = early.scalar(select(func.max(AuditLog.id)))
@@ -160,6 +163,7 @@ def test_an_entry_committed_late_is_not_skipped(database: Database) -> None:
         early.commit()
     finally:
         early.close()
+        other.dispose()
     sealer.run(database)
     rows = _rows(database)
     assert [r.id for r in rows] == [late_id, committed]
@@ -170,7 +174,8 @@ def test_an_entry_committed_late_is_not_skipped(database: Database) -> None:
 @ON_POSTGRES
 def test_a_rolled_back_entry_leaves_a_gap_that_verifies(database: Database) -> None:
     sealer = Sealer()
-    doomed = database.sessionmaker()
+    other = Database(database.url, guard=False)  # another process's writer, as above
+    doomed = other.sessionmaker()
     try:
         record(doomed, system_actor(), Action.VIEW, document_id=1)
         add_entries(database, 1)
@@ -178,6 +183,7 @@ def test_a_rolled_back_entry_leaves_a_gap_that_verifies(database: Database) -> N
         doomed.rollback()
     finally:
         doomed.close()
+        other.dispose()
     assert sealer.run(database) == {"sealed": 1}
     assert verify(database).ok
 
