@@ -21,12 +21,15 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docstore import migrate, openapi
 from docstore.audit.endpoints import router as audit_router
+from docstore.audit.keys import signer_for
 from docstore.audit.sealing import adopt_legacy
 from docstore.comments.endpoints import router as comments_router
 from docstore.config import Settings, get_settings
+from docstore.db import task_scope
 from docstore.documents.endpoints import router as documents_router
 from docstore.errors import DocstoreError
 from docstore.folders.endpoints import router as folders_router
@@ -72,7 +75,7 @@ problem = problem_response
 def startup(services: Services) -> None:
     """Migrate the schema, make sure the default plan and the configured admin exist."""
     migrate.upgrade(services.database.engine)
-    adopt_legacy(services.database, services.audit_signer)
+    adopt_legacy(services.database, signer_for(services))
     settings = services.settings
     with services.database.transaction() as db:
         users.ensure_default_plan(db)
@@ -206,6 +209,19 @@ def health(services: Services) -> dict[str, str]:
     }
 
 
+class TransactionScope:
+    """Each request is a task of its own for the transaction guard (`db.task_scope`): the
+    worker threads it hops through share its one slot for an open transaction."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            task_scope()
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the app; resources are created in the lifespan, never at import time."""
     settings = settings or get_settings()
@@ -255,6 +271,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     install_error_handlers(app)
     openapi.install(app)
+    app.add_middleware(TransactionScope)
     app.add_middleware(
         BodyLimits,
         json_max_bytes=settings.json_max_bytes,

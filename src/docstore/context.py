@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from docstore.sharing.models import Share
-from docstore.users.models import User
+if TYPE_CHECKING:  # the kit names domain rows in annotations only (.importlinter)
+    from docstore.sharing.models import Share
+    from docstore.users.models import User
 
 
 @dataclass

@@ -10,12 +10,13 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from docstore import session_cookie
 from docstore.audit import service as audit
+from docstore.audit.group_commit import GroupCommit
 from docstore.context import Actor
 from docstore.errors import Unauthenticated
 from docstore.services import Services
 from docstore.users import service as users
-from docstore.web import session as web_session
 
 T = TypeVar("T")
 
@@ -90,7 +91,7 @@ def authenticate_request(request: Request, db: Session) -> Actor:
     token, from_cookie = presented_token(request)
     actor = authenticate_as(anonymous_actor(request), db, token)
     if from_cookie:
-        web_session.check_csrf(request, token)
+        session_cookie.check_csrf(request, token)
     return actor
 
 
@@ -107,7 +108,7 @@ def presented_token(request: Request) -> tuple[str, bool]:
     token = bearer_token(request)
     if token is not None:
         return token, False
-    token = web_session.cookie_token(request)
+    token = session_cookie.cookie_token(request)
     if token is None:
         raise Unauthenticated()
     return token, True
@@ -116,10 +117,17 @@ def presented_token(request: Request) -> tuple[str, bool]:
 def get_actor(request: Request, db: DB) -> Actor:
     """`authenticate_request` as a dependency, in a transaction of its own."""
     actor = authenticate_request(request, db)
-    # End the read-only auth transaction now: on SQLite it holds the write lock, and an
-    # upload endpoint would otherwise keep it for as long as the bytes take to arrive.
-    db.commit()
+    end_before_stream(db)
     return actor
+
+
+def end_before_stream(db: Session) -> None:
+    """End the request's transaction (its reads so far, committed) before a body streams in:
+    on SQLite it holds the write lock, which the stream would keep for as long as the bytes
+    take, and the streaming code opens transactions of its own. The unit of work begins
+    again at the next use of `db`. One of the two places a request has a second
+    transaction (docs/DEVELOPING.md, "Transactions")."""
+    db.commit()
 
 
 async def in_request_transaction(request: Request, work: Callable[[Session, Actor], T]) -> T:
@@ -134,6 +142,18 @@ async def in_request_transaction(request: Request, work: Callable[[Session, Acto
     def run() -> T:
         with get_services(request).database.transaction() as db:
             return work(db, authenticate_request(request, db))
+
+    return await run_in_threadpool(run)
+
+
+async def in_unit_of_work(request: Request, work: Callable[[Session], T]) -> T:
+    """The request's unit of work where it opens after a streamed body (the caller was
+    authenticated before the stream, by `in_request_transaction`): `work` in one
+    transaction on one worker thread, committed before the answer is sent."""
+
+    def run() -> T:
+        with get_services(request).database.transaction() as db:
+            return work(db)
 
     return await run_in_threadpool(run)
 
@@ -165,12 +185,20 @@ async def in_request_read_token(request: Request, work: Callable[[Session, Actor
         with svc.database.read_transaction() as db:
             result = work(db, anonymous_actor(request), token)
             if from_cookie:  # as authenticate_request: once the token is known good
-                web_session.check_csrf(request, token)
+                session_cookie.check_csrf(request, token)
             return result, audit.deferred(db)
 
     result, entries = run() if svc.inline_reads else await run_in_threadpool(run)
-    await svc.audit_log.write(entries)
+    await audit_log(request).write(entries)
     return result
+
+
+def audit_log(request: Request) -> GroupCommit:
+    """The group commit that writes read requests' audit entries (one per app)."""
+    log: GroupCommit | None = getattr(request.app.state, "audit_log", None)
+    if log is None:
+        log = request.app.state.audit_log = GroupCommit(get_services(request).database)
+    return log
 
 
 CurrentActor = Annotated[Actor, Depends(get_actor)]

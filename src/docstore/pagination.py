@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, tuple_
 from sqlalchemy.sql import ColumnElement
@@ -14,6 +15,8 @@ from docstore.errors import BadRequest
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+
+T = TypeVar("T")
 
 
 def encode_cursor(data: dict[str, Any]) -> str:
@@ -34,6 +37,28 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise BadRequest("The cursor is not valid.")
     return data
+
+
+def cursor_int(cursor: str | None, key: str) -> int | None:
+    """The integer position `key` of a cursor from `page` (None: the first page), or 400
+    bad_request when the cursor is not one of ours."""
+    data = decode_cursor(cursor)
+    if data is None:
+        return None
+    value = data.get(key)
+    if not isinstance(value, int):
+        raise BadRequest("The cursor is not valid.")
+    return value
+
+
+def page(
+    rows: Sequence[T], limit: int, position: Callable[[T], dict[str, Any]]
+) -> tuple[list[T], str | None]:
+    """A page from `rows` fetched with `limit + 1`: the first `limit`, and the cursor after
+    the last of them (`position` of that row, encoded) when there are more."""
+    if len(rows) <= limit:
+        return list(rows), None
+    return list(rows[:limit]), encode_cursor(position(rows[limit - 1]))
 
 
 def _default(value: Any) -> Any:

@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Any
 
-from docstore.audit.group_commit import GroupCommit
-from docstore.audit.keys import Signer
+from sqlalchemy.orm import Session
+
 from docstore.cache import Cache, make_cache
 from docstore.config import Settings
 from docstore.db import Database
-from docstore.sharing.runtime import bind as bind_sharing
 from docstore.storage.base import BlobStore
 from docstore.storage.factory import make_blob_store
+
+SERVICES_KEY = "docstore.services"
 
 
 @dataclass
 class Services:
-    """Settings, database, blob store and cache: what services and jobs run against, and
-    the group commit that writes the audit entries of read requests."""
+    """Settings, database, blob store and cache: what services and jobs run against."""
 
     settings: Settings
     database: Database
     store: BlobStore
     cache: Cache
-    audit_log: GroupCommit = field(init=False)
     # Read-only request transactions run on the event loop (deps.in_request_read).
     inline_reads: bool = field(init=False)
+    # Per-process state a domain builds from these services on first use, by key (the
+    # kit names no domain: sharing.runtime keeps its grant cache here).
+    extensions: dict[str, Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Sessions find the permission cache and link rate limits through session.info.
-        bind_sharing(self.database, self.cache)
-        self.audit_log = GroupCommit(self.database)
+        # Any session reaches these services through session.info (`for_session`).
+        self.database.configure_sessions({SERVICES_KEY: self})
         self.inline_reads = self.database.local_reads and self.cache.kind == "memory"
 
     @classmethod
@@ -46,11 +47,12 @@ class Services:
         )
         return cls(settings, database, store, make_cache(settings.redis_url))
 
-    @cached_property
-    def audit_signer(self) -> Signer:
-        """The audit key and anchor (the key file is created on first use)."""
-        return Signer.from_settings(self.settings)
-
     def close(self) -> None:
         """Release connections."""
         self.database.dispose()
+
+
+def for_session(db: Session) -> Services | None:
+    """The services whose database handed out this session (None: a bare `Database`)."""
+    svc = db.info.get(SERVICES_KEY)
+    return svc if isinstance(svc, Services) else None

@@ -16,7 +16,10 @@ import math
 import time
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from docstore.cache import Cache, CacheError, MemoryCache
+from docstore.services import for_session as services_for
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +100,19 @@ def _float(value: str) -> float:
         return float(value)
     except ValueError:
         return 0.0
+
+
+THROTTLE_KEY = "throttle"
+_UNBOUND = Throttle(MemoryCache(), MemoryCache())
+
+
+def for_session(db: Session) -> Throttle:
+    """The process's counters over its services' cache, built on first use and kept in
+    `Services.extensions` (one fallback per process); a bare `Database` gets in-process ones."""
+    svc = services_for(db)
+    if svc is None:
+        return _UNBOUND
+    found = svc.extensions.get(THROTTLE_KEY)
+    if not isinstance(found, Throttle):
+        found = svc.extensions.setdefault(THROTTLE_KEY, Throttle(svc.cache, MemoryCache()))
+    return found

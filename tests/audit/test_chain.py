@@ -11,6 +11,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import Table, delete, func, insert, select, text, update
 
+from docstore.audit.keys import SIGNER_KEY
 from docstore.audit.models import AuditCheckpoint, AuditLog
 from docstore.audit.sealing import (
     GENESIS,
@@ -149,7 +150,10 @@ def test_an_entry_committed_late_is_not_skipped(database: Database) -> None:
     """PostgreSQL hands out ids before commit: id N may commit after N+1. The sealer must
     not seal N+1 while N can still appear."""
     sealer = Sealer()
-    early = database.sessionmaker()
+    # Another process's writer: its own Database, which the one-transaction-per-task guard
+    # (on in tests) does not count as this task's.
+    other = Database(database.url, guard=False)
+    early = other.sessionmaker()
     try:
         record(early, system_actor(), Action.VIEW, document_id=1)  # id N, not committed
         late_id = early.scalar(select(func.max(AuditLog.id)))
@@ -161,6 +165,7 @@ def test_an_entry_committed_late_is_not_skipped(database: Database) -> None:
         early.commit()
     finally:
         early.close()
+        other.dispose()
     sealer.run(database, SIGNER)
     rows = _rows(database)
     assert [r.id for r in rows] == [late_id, committed]
@@ -171,7 +176,8 @@ def test_an_entry_committed_late_is_not_skipped(database: Database) -> None:
 @ON_POSTGRES
 def test_a_rolled_back_entry_leaves_a_gap_that_verifies(database: Database) -> None:
     sealer = Sealer()
-    doomed = database.sessionmaker()
+    other = Database(database.url, guard=False)  # another process's writer, as above
+    doomed = other.sessionmaker()
     try:
         record(doomed, system_actor(), Action.VIEW, document_id=1)
         add_entries(database, 1)
@@ -179,6 +185,7 @@ def test_a_rolled_back_entry_leaves_a_gap_that_verifies(database: Database) -> N
         doomed.rollback()
     finally:
         doomed.close()
+        other.dispose()
     assert sealer.run(database, SIGNER) == {"sealed": 1}
     assert verify(database, SIGNER).ok
 
@@ -293,7 +300,7 @@ def test_jobs_are_registered_and_prune_follows_the_setting(database: Database) -
     svc: Any = SimpleNamespace(
         database=database,
         settings=SimpleNamespace(audit_retention_days=None),
-        audit_signer=SIGNER,
+        extensions={SIGNER_KEY: SIGNER},
     )
     assert prune_job(svc)["pruned"] == 0
     svc.settings.audit_retention_days = 5

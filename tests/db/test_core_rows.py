@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, literal_column, select
 
-from docstore.db import Database, api_time, detached, first_row, inserted, json_object, rows, utcnow
+from docstore.db import Database, utcnow
+from docstore.db.fastpath import detached, first_row, inserted, rows
+from docstore.db.sql import api_time, json_object
 from docstore.documents.models import Blob
 from tests.fixtures.databases import executed
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from docstore import db as dbmod
 from docstore.db import Database
+from docstore.db import engine as dbmod
 from docstore.folders import repository
 
 
@@ -53,9 +53,13 @@ def test_every_way_a_transaction_ends_gives_the_lock_back(database: Database) ->
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom), database.transaction() as session:  # rollback on an error
-        session.execute(text("INSERT INTO t VALUES (2)"))
-        raise Boom()
+    def insert_then_fail() -> None:
+        with database.transaction() as session:
+            session.execute(text("INSERT INTO t VALUES (2)"))
+            raise Boom()
+
+    with pytest.raises(Boom):  # rollback on an error
+        insert_then_fail()
 
     with database.engine.connect() as conn:  # commit-as-you-go on one connection
         conn.execute(text("INSERT INTO t VALUES (3)"))

@@ -20,7 +20,6 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from docstore.storage import local
 from docstore.storage.base import (
     BlobStore,
     PartInfo,
@@ -28,7 +27,9 @@ from docstore.storage.base import (
     StorageError,
     normalize_etag,
 )
-from docstore.storage.local import LocalBlobStore, PartBusy
+from docstore.storage.local import LocalBlobStore
+from docstore.storage.local import multipart as local_multipart
+from docstore.storage.local.multipart import PartBusy
 from docstore.storage.s3 import S3BlobStore
 from tests.storage.conftest import SECRET, StorageServer
 
@@ -301,6 +302,16 @@ def test_check_answers(store: BlobStore) -> None:
     assert store.check() is True
 
 
+def test_every_backend_states_its_presign_limit_and_housekeeps(store: BlobStore) -> None:
+    """uploads asks the protocol, never a backend module: the signed-URL limit and the
+    periodic housekeeping hook (a no-op on S3) that removes only a backend's leftovers."""
+    assert isinstance(store, BlobStore)
+    assert store.max_presign_seconds == 7 * 24 * 3600
+    store.put_stream("docs/kept", iter([b"kept"]))
+    assert store.housekeeping(0) == 0
+    assert store.head("docs/kept") is not None
+
+
 def test_s3_check_is_false_for_a_missing_bucket(moto_endpoint: str) -> None:
     store = S3BlobStore("docstore-test-never-created", endpoint_url=moto_endpoint)
     assert store.check() is False
@@ -556,7 +567,7 @@ def test_hash_ahead_racing_complete_and_rewrites_never_gives_a_wrong_digest(
 def test_hash_ahead_keeps_a_bounded_number_of_uploads(
     local_store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local, "MAX_PREFIXES", 2)
+    monkeypatch.setattr(local_multipart, "MAX_PREFIXES", 2)
     uploads = [local_store.create_multipart(f"blobs/many-{i}") for i in range(4)]
     for upload_id in uploads:
         write_part(local_store, upload_id, 1, b"x" * MiB)
@@ -609,7 +620,7 @@ def test_one_part_is_written_by_one_request_at_a_time(local_store: LocalBlobStor
 def test_complete_waits_for_parts_in_flight(
     local_store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local, "COMPLETE_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(local_multipart, "COMPLETE_WAIT_SECONDS", 0.2)
     upload_id = local_store.create_multipart("blobs/in-flight")
     writer = local_store.open_part_writer(upload_id, 1)
     writer.write(b"done")
@@ -642,13 +653,13 @@ def test_a_part_finishing_after_abort_is_not_kept(local_store: LocalBlobStore) -
 def test_keys_that_could_escape_root_are_refused(
     local_store: LocalBlobStore, tmp_path: Path, key: str
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid storage key"):
         local_store.put_stream(key, [b"x"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid storage key"):
         local_store.create_multipart(key)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid storage key"):
         local_store.sign_download(key, 60, "x")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid storage key"):
         local_store.open(key)
     assert [p.name for p in tmp_path.iterdir()] == ["blobs"]
     assert list(local_store.iter_objects()) == []
@@ -699,6 +710,14 @@ def test_purge_stale_tmp_removes_only_old_leftovers(local_store: LocalBlobStore)
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert local_store.purge_stale_tmp(3600) == 1
     assert not old.exists() and fresh.exists()
+
+
+def test_housekeeping_is_the_local_stores_tmp_purge(local_store: LocalBlobStore) -> None:
+    old = local_store.root / "tmp" / "put-old"
+    old.write_bytes(b"left by a crash")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert local_store.housekeeping(3600) == 1
+    assert not old.exists()
 
 
 def test_check_reports_a_root_it_cannot_write(local_store: LocalBlobStore) -> None:

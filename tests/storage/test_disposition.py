@@ -63,7 +63,7 @@ def test_names_that_are_not_valid_unicode_do_not_break_the_header() -> None:
 
 def test_only_attachment_or_inline() -> None:
     assert content_disposition("a.txt", "inline").startswith("inline; ")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be 'attachment' or 'inline'"):
         content_disposition("a.txt", "attachment; evil=1")
 
 

@@ -16,6 +16,7 @@ in the request's own transaction.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -47,7 +48,9 @@ class GroupCommit:
             self._batch.add_done_callback(_retrieve)
         batch = self._batch
         if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+            # A context of its own: the flusher is no part of the request that started it
+            # (the transaction guard keeps one open transaction per request).
+            self._flusher = loop.create_task(self._flush(), context=contextvars.Context())
         # A caller that goes away (client disconnect) must not cancel the others' batch.
         await asyncio.shield(batch)
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from docstore.config import Settings
+    from docstore.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -183,3 +184,15 @@ class Signer:
                 yield rec
             else:
                 yield n
+
+
+SIGNER_KEY = "audit.signer"
+
+
+def signer_for(svc: Services) -> Signer:
+    """The process's audit key and anchor, built from its settings on first use and kept in
+    `Services.extensions` (the kit names no domain). The key file is created on first use."""
+    found = svc.extensions.get(SIGNER_KEY)
+    if not isinstance(found, Signer):
+        found = svc.extensions.setdefault(SIGNER_KEY, Signer.from_settings(svc.settings))
+    return found

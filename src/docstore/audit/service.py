@@ -13,7 +13,7 @@ from docstore.audit import repository as repo
 from docstore.audit.models import AuditLog
 from docstore.audit.repository import AuditFilter, Position
 from docstore.context import Actor
-from docstore.db import READ_ONLY, utcnow
+from docstore.db import READ_ONLY, Database, utcnow
 from docstore.errors import BadRequest, Unauthenticated
 from docstore.pagination import decode_cursor, encode_cursor
 
@@ -82,6 +82,18 @@ def record(
         db.info.setdefault(DEFERRED, []).append(row)
         return
     db.connection().execute(_INSERT, row)
+
+
+def record_failed_attempt(
+    db: Session, database: Database, actor: Actor, action: Action, **fields: Any
+) -> None:
+    """Audit a failed sign-in or link password although the request fails: end the
+    request's unit of work (rolled back; on SQLite it holds the write lock), then write the
+    entry in a transaction of its own. One of the two places a request opens a second
+    transaction (docs/DEVELOPING.md, "Transactions")."""
+    db.rollback()
+    with database.transaction() as audit_db:
+        record(audit_db, actor, action, **fields)
 
 
 def deferred(db: Session) -> list[dict[str, Any]]:

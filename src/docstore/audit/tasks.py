@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from docstore.audit.keys import signer_for
 from docstore.audit.sealing import Sealer, prune
 from docstore.jobs import Job, register
 
@@ -19,7 +20,7 @@ SEALER = Sealer()
 
 def seal_job(svc: Services) -> dict[str, Any]:
     """Chain the entries committed since the last pass."""
-    return SEALER.run(svc.database, svc.audit_signer)
+    return SEALER.run(svc.database, signer_for(svc))
 
 
 def prune_job(svc: Services) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def prune_job(svc: Services) -> dict[str, Any]:
     days = svc.settings.audit_retention_days
     if days is None:
         return {"pruned": 0, "retention": "forever"}
-    return prune(svc.database, svc.audit_signer, days)
+    return prune(svc.database, signer_for(svc), days)
 
 
 register(Job("audit.seal", SEAL_INTERVAL_SECONDS, seal_job))

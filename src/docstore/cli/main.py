@@ -11,7 +11,7 @@ from rich.table import Table
 
 from docstore.cli.audit import app as audit_app
 from docstore.cli.maintenance import register as register_maintenance
-from docstore.cli.user_commands import register as register_user_commands
+from docstore.cli.user import register as register_user_commands
 from docstore.config import Settings, get_settings
 
 app = typer.Typer(help="docstore: self-hosted document storage and sharing.", no_args_is_help=True)

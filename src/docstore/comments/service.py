@@ -11,8 +11,8 @@ from docstore.comments.schemas import CommentOut
 from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.documents.models import DocumentVersion
-from docstore.errors import BadRequest, ValidationFailed
-from docstore.pagination import decode_cursor, encode_cursor
+from docstore.errors import ValidationFailed
+from docstore.pagination import cursor_int, page
 from docstore.sharing.permissions import Level, get_document_for
 
 
@@ -34,14 +34,12 @@ def list_comments(
     """A page of the document's comments, oldest first (VIEW)."""
     doc, _, _ = get_document_for(db, actor, document_id, Level.VIEW)
     stmt = select(Comment).where(Comment.document_id == doc.id)
-    data = decode_cursor(cursor)
-    if data is not None:
-        if not isinstance(data.get("i"), int):
-            raise BadRequest("The cursor is not valid.")
-        stmt = stmt.where(Comment.id > data["i"])
+    after_id = cursor_int(cursor, "i")
+    if after_id is not None:
+        stmt = stmt.where(Comment.id > after_id)
     rows = list(db.scalars(stmt.order_by(Comment.id).limit(limit + 1)))
-    next_cursor = encode_cursor({"i": rows[limit - 1].id}) if len(rows) > limit else None
-    return [comment_out(c) for c in rows[:limit]], next_cursor
+    shown, next_cursor = page(rows, limit, lambda c: {"i": c.id})
+    return [comment_out(c) for c in shown], next_cursor
 
 
 def add_comment(

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from docstore.db import Database, detached, utcnow
+from docstore.db import Database, utcnow
+from docstore.db.fastpath import detached
 from docstore.documents.models import Blob
 
 

@@ -5,17 +5,23 @@ from __future__ import annotations
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from docstore.context import Actor
 from docstore.db import after_commit, on_rollback
-from docstore.deps import DB, CurrentActor, Svc, in_request_read_token, in_request_transaction
+from docstore.deps import (
+    DB,
+    CurrentActor,
+    Svc,
+    in_request_read_token,
+    in_request_transaction,
+    in_unit_of_work,
+)
 from docstore.documents import blobs, service
+from docstore.documents.receive import declared_length, discard, parse_checksum, receive_body
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
 from docstore.schemas import RAW_BODY, Id, problems
 from docstore.services import Services
 from docstore.sharing.permissions import Level
-from docstore.uploads.receive import declared_length, discard, parse_checksum, receive_body
 
 router = APIRouter(tags=["documents"])
 
@@ -76,12 +82,11 @@ async def upload_file(
     actor, expected, blob_id = await in_request_transaction(request, start)
     stored = await receive_body(request, svc, limit, expected, pending=(key, blob_id))
 
-    def finish() -> DocumentOut:
-        with svc.database.transaction() as db:
-            on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
-            return _finish_upload(db, svc, actor, folder_id, name, mime_type, stored)
+    def finish(db: Session) -> DocumentOut:
+        on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
+        return _finish_upload(db, svc, actor, folder_id, name, mime_type, stored)
 
-    return await run_in_threadpool(finish)
+    return await in_unit_of_work(request, finish)
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses=problems(401, 404))

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from docstore.db import Base, IdType, UTCDateTime, utcnow
+from docstore.db.columns import SoftDelete
 
 
 class Blob(Base):
@@ -49,7 +50,7 @@ class Blob(Base):
     )
 
 
-class Document(Base):
+class Document(SoftDelete, Base):
     """A named file in a folder. `current_version_id` is the single source of truth."""
 
     __tablename__ = "documents"
@@ -70,10 +71,6 @@ class Document(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    deleted_by: Mapped[int | None] = mapped_column(IdType, nullable=True)
-    trash_root: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         Index(

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from docstore.audit.service import Action, record
 from docstore.context import Actor
-from docstore.db import first_row, inserted, utcnow
+from docstore.db import utcnow
+from docstore.db.fastpath import first_row, insert_returning, inserted
 from docstore.documents import blobs
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.documents.schemas import DocumentOut, DownloadOut
@@ -34,8 +35,8 @@ from docstore.sharing.permissions import (
     require_live,
 )
 from docstore.storage.base import BlobStore
-from docstore.users import repository as users
-from docstore.users import service as users_service
+from docstore.users import repository as user_repo
+from docstore.users import service as users
 from docstore.users.models import ApiToken, User
 from docstore.versions.schemas import VersionOut
 
@@ -108,7 +109,7 @@ def check_new_document(
     """Early checks before any byte is sent: permission, name and (if known) quota."""
     folder, name = target_folder(db, actor, folder_id, name)
     ensure_free_name(db, folder.id, name)
-    if size is not None and not users.fits(db, folder.owner_id, size):
+    if size is not None and not user_repo.fits(db, folder.owner_id, size):
         raise QuotaExceeded("This file does not fit in the owner's quota.")
     return folder, name
 
@@ -179,22 +180,10 @@ def create_document(
 
 
 # Built once; Core INSERTs returning the whole row (db.inserted).
-_INSERT_DOCUMENT = (
-    insert(Document)
-    .values(
-        **{
-            k: bindparam(k)
-            for k in (
-                "owner_id", "folder_id", "name", "mime_type", "created_by", "created_at",
-                "updated_at",
-            )
-        },
-        last_version_number=0,
-        is_deleted=False,
-        trash_root=False,
-    )
-    .returning(*Document.__table__.c)
-)  # fmt: skip
+_INSERT_DOCUMENT = insert_returning(
+    Document,
+    ("owner_id", "folder_id", "name", "mime_type", "created_by", "created_at", "updated_at"),
+)
 _POINT_AT_VERSION = (
     sql_update(Document)
     .where(Document.id == bindparam("document_id"))
@@ -204,20 +193,12 @@ _POINT_AT_VERSION = (
         updated_at=bindparam("updated_at"),
     )
 )
-_INSERT_VERSION = (
-    insert(DocumentVersion)
-    .values(
-        **{
-            k: bindparam(k)
-            for k in (
-                "document_id", "version_number", "blob_id", "size_bytes", "checksum_sha256",
-                "created_by", "created_at", "restored_from_id",
-            )
-        },
-        keep_forever=False,
-        is_damaged=False,
-    )
-    .returning(*DocumentVersion.__table__.c)
+_INSERT_VERSION = insert_returning(
+    DocumentVersion,
+    (
+        "document_id", "version_number", "blob_id", "size_bytes", "checksum_sha256",
+        "created_by", "created_at", "restored_from_id",
+    ),
 )  # fmt: skip
 
 
@@ -231,7 +212,7 @@ def add_version(
     restored_from: DocumentVersion | None = None,
 ) -> DocumentVersion:
     """Append a version (the caller holds the document's row lock) and charge its owner."""
-    users.charge(db, doc.owner_id, blob.size_bytes)
+    user_repo.charge(db, doc.owner_id, blob.size_bytes)
     version: DocumentVersion = inserted(
         db,
         _INSERT_VERSION,
@@ -295,7 +276,7 @@ _VIEW = (
 # the same statement, with the document outer-joined so that an unknown document still
 # authenticates the caller first. One round trip instead of two.
 _VIEW_WITH_TOKEN = (
-    select(*users.TOKEN_COLUMNS, *_DOCUMENT_COLUMNS)
+    select(*user_repo.TOKEN_COLUMNS, *_DOCUMENT_COLUMNS)
     .select_from(ApiToken)
     .join(User, User.id == ApiToken.user_id)
     .outerjoin(Document, Document.id == bindparam("document_id"))
@@ -316,7 +297,7 @@ def get_with_token(db: Session, actor: Actor, token: str, document_id: int) -> D
     `users.service.authenticate`)."""
     params = {"digest": token_digest(token), "document_id": document_id}
     row = first_row(db, _VIEW_WITH_TOKEN, params)
-    actor.user, actor.token_id = users_service.check_token(row)
+    actor.user, actor.token_id = users.check_token(row)
     return _view(db, actor, row)
 
 

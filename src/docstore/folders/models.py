@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, text
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from docstore.db import Base, IdType, UTCDateTime, utcnow
+from docstore.db.columns import SoftDelete
 
 
-class Folder(Base):
+class Folder(SoftDelete, Base):
     """A folder; `path` lists the ids from the owner's root down to this folder."""
 
     __tablename__ = "folders"
@@ -27,11 +28,6 @@ class Folder(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    deleted_by: Mapped[int | None] = mapped_column(IdType, nullable=True)
-    # The folder the user deleted (a trash entry) rather than one that went with its parent.
-    trash_root: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         # Subtree by path prefix: text_pattern_ops lets LIKE '/12/57/%' use the index

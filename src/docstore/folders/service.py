@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
 from docstore.context import Actor
-from docstore.db import rows, utcnow
+from docstore.db import utcnow
+from docstore.db.fastpath import rows
 from docstore.documents.models import Document
 from docstore.errors import BadRequest, Cycle, Forbidden, NameConflict, NotFound, Unauthenticated
 from docstore.folders import repository as repo
 from docstore.folders.models import Folder
+from docstore.folders.schemas import FolderOut
 from docstore.names import clean_name, unique_name
 from docstore.pagination import decode_cursor, encode_cursor
 from docstore.sharing.permissions import Level, get_folder_for
@@ -96,7 +98,9 @@ def get(db: Session, actor: Actor, folder_id: int | str) -> tuple[Folder, Level]
 class Children:
     """One page of a folder's children: folders first, then documents."""
 
-    folders: Sequence[Sequence[str]]  # repository.child_folders rows (db.rows): (entry JSON,)
+    folders: Sequence[
+        Sequence[str]
+    ]  # repository.child_folders rows (db.fastpath.rows): (entry JSON,)
     documents: Sequence[Sequence[str]]  # repository.child_documents rows
     next_cursor: str | None
 
@@ -115,7 +119,7 @@ def children(
     cur = _check_cursor(decode_cursor(cursor), order_by)
     folders: Sequence[Any] = ()
     if cur is None or cur["p"] == "f":
-        # Core rows fetched all at once (db.rows): the session's ORM result layer, and
+        # Core rows fetched all at once (db.fastpath.rows): the session's ORM result layer, and
         # fetching row by row, each cost a sixth of a 1,000-row page.
         stmt_f, params = repo.child_folders(folder.id, order_by, cur, limit + 1)
         folders = rows(db, stmt_f, params)
@@ -304,3 +308,38 @@ def restore(db: Session, actor: Actor, folder_id: int | str) -> Folder:
         details={"name": name, "to_folder_id": target.id},
     )
     return folder
+
+
+def folder_out(folder: Folder, level: Level | None = None) -> FolderOut:
+    """The API view of a folder."""
+    return FolderOut(
+        id=folder.id,
+        name=folder.name,
+        parent_id=folder.parent_id,
+        path=folder.path,
+        owner_id=folder.owner_id,
+        created_at=folder.created_at,
+        updated_at=folder.updated_at,
+        is_deleted=folder.is_deleted,
+        permission=level.name if level is not None else None,
+    )
+
+
+def children_page(
+    db: Session, actor: Actor, folder_id: str, limit: int, cursor: str | None, order_by: str
+) -> tuple[FolderOut, Children]:
+    """A folder the caller can see and one page of its children."""
+    folder, level, page = children(
+        db, actor, folder_id, limit=limit, cursor=cursor, order_by=order_by
+    )
+    return folder_out(folder, level), page
+
+
+def child_items(page: Children) -> list[str]:
+    """A page's entries, each a `ChildOut` as JSON text, written by the database.
+
+    A page is up to 1,000 rows: building a `ChildOut` (or even a dict) for each and encoding
+    it cost more than fetching them (bench/PROFILE.md). tests/folders hold every entry to
+    `ChildOut`, on SQLite and on PostgreSQL.
+    """
+    return [row[0] for row in (*page.folders, *page.documents)]  # row.entry, by position

@@ -25,7 +25,7 @@ from docstore.audit.service import Action
 from docstore.context import Actor
 from docstore.db import Database, UTCDateTime, utcnow
 from docstore.documents.models import Blob
-from docstore.users import repository as users
+from docstore.users import repository as user_repo
 from docstore.users.models import User
 
 T = TypeVar("T")
@@ -170,7 +170,7 @@ def _release_quota(db: Session, per_owner: Mapping[int, int]) -> None:
         )
         return
     for owner_id in owners:
-        users.release(db, owner_id, per_owner[owner_id])
+        user_repo.release(db, owner_id, per_owner[owner_id])
 
 
 def _drop_refs(db: Session, per_blob: Mapping[int, int], stamp: Any) -> Iterator[Any]:

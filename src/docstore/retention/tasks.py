@@ -8,7 +8,6 @@ from docstore.jobs import Job, register
 from docstore.retention import gc
 from docstore.retention import service as retention
 from docstore.services import Services
-from docstore.trash import service as trash
 
 DAY = 24 * 3600.0
 
@@ -16,11 +15,6 @@ DAY = 24 * 3600.0
 def run_retention(svc: Services) -> dict[str, Any]:
     """Version retention per plan (daily)."""
     return retention.run(svc.database).as_dict()
-
-
-def purge_trash(svc: Services) -> dict[str, Any]:
-    """Purge trash entries older than the trash retention."""
-    return trash.purge_expired(svc.database, svc.settings.trash_retention_days)
 
 
 def collect_blobs(svc: Services) -> dict[str, Any]:
@@ -34,6 +28,5 @@ def sweep_storage(svc: Services) -> dict[str, Any]:
 
 
 RETENTION = register(Job("retention.versions", DAY, run_retention))
-TRASH_PURGE = register(Job("trash.purge", 3600.0, purge_trash))
 BLOB_GC = register(Job("blobs.gc", 600.0, collect_blobs))
 STORAGE_SWEEP = register(Job("blobs.sweep", DAY, sweep_storage))

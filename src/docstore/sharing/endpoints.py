@@ -7,16 +7,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from docstore.audit.service import Action, record
+from docstore.audit.service import Action, record_failed_attempt
 from docstore.context import Actor
-from docstore.deps import DB, CurrentActor, Svc, anonymous_actor
+from docstore.deps import DB, CurrentActor, Svc, anonymous_actor, end_before_stream
 from docstore.documents import service as documents
 from docstore.documents.schemas import DownloadOut, SaveOut
 from docstore.errors import ValidationFailed
-from docstore.folders import endpoints as folders
+from docstore.folders import service as folders
 from docstore.folders.schemas import ChildOut
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from docstore.schemas import Id, problems
+from docstore.schemas import RAW_BODY, Id, problems
 from docstore.sharing import links, service
 from docstore.sharing.permissions import Level
 from docstore.sharing.schemas import (
@@ -28,7 +28,7 @@ from docstore.sharing.schemas import (
     SharePage,
     SharePatch,
 )
-from docstore.versions.endpoints import RAW_BODY, base_from, save_raw
+from docstore.versions.raw import base_from, save_raw
 from docstore.versions.schemas import OnConflict
 
 router = APIRouter(tags=["sharing"])
@@ -153,21 +153,20 @@ def get_link_actor(
     if not links.check_password(db, share, token, x_link_password, who.ip, limits):
         share_id, document_id, folder_id = share.id, share.document_id, share.folder_id
         owner_id = links.owner_of(db, share)
-        db.rollback()
-        with svc.database.transaction() as audit_db:
-            record(
-                audit_db,
-                who,
-                Action.LOGIN_FAILED,
-                document_id=document_id,
-                folder_id=folder_id,
-                share_id=share_id,
-                owner_id=owner_id,
-                details={"reason": "link_password_invalid", "via_link": share_id},
-            )
+        record_failed_attempt(
+            db,
+            svc.database,
+            who,
+            Action.LOGIN_FAILED,
+            document_id=document_id,
+            folder_id=folder_id,
+            share_id=share_id,
+            owner_id=owner_id,
+            details={"reason": "link_password_invalid", "via_link": share_id},
+        )
         raise links.wrong_password()
-    # End the read transaction: a link save streams its body before writing (see get_actor).
-    db.commit()
+    # A link save streams its body before writing (see get_actor).
+    end_before_stream(db)
     return links.link_actor(share, who.ip, who.user_agent)
 
 

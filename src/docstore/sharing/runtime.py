@@ -1,8 +1,9 @@
 """What sharing needs from the process at run time, reachable from any session.
 
-`bind(database, cache)` (called when the services are built) puts a `SharingRuntime` into
-the `info` of every session the database hands out, so `level_for(db, ...)` and the link
-checks find the permission cache and the rate-limit counters without a module-level client.
+`for_session(db)` finds the `SharingRuntime` of the services the session came from (built
+on first use and kept in `Services.extensions`), so `level_for(db, ...)` and the link checks
+find the permission cache and the rate-limit counters without a module-level client.
+`bind(database, cache)` puts one into the sessions of a bare `Database`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from docstore.cache import Cache, CacheError, MemoryCache
 from docstore.db import Database, after_commit, on_rollback
 from docstore.errors import DocstoreError
+from docstore.services import for_session as services_for
 from docstore.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -162,8 +164,8 @@ class SharingRuntime:
 _UNBOUND = SharingRuntime(cache=MemoryCache(), grants=None)
 
 
-def bind(database: Database, cache: Cache) -> SharingRuntime:
-    """Make the runtime reachable from every session of `database`.
+def build(database: Database, cache: Cache) -> SharingRuntime:
+    """The runtime for a process serving `database` with `cache`.
 
     Grants are cached in Redis, or in-process only where this process is the only server:
     on SQLite, and not as one of `serve --workers N`. On PostgreSQL several processes may
@@ -174,14 +176,31 @@ def bind(database: Database, cache: Cache) -> SharingRuntime:
     runtime = SharingRuntime(cache=cache, grants=GrantCache(cache) if shared else None)
     if not shared:
         log.info("no Redis configured: permissions are checked in the database every time")
+    return runtime
+
+
+def bind(database: Database, cache: Cache) -> SharingRuntime:
+    """Make a runtime reachable from every session of a bare `database` (no `Services`)."""
+    runtime = build(database, cache)
     database.configure_sessions({RUNTIME_KEY: runtime})
     return runtime
 
 
 def for_session(db: Session) -> SharingRuntime:
-    """The runtime bound to this session's database (a cache-less one if none was bound)."""
+    """The runtime of this session's services (built on first use), else the one bound to
+    its database, else a cache-less one."""
     runtime = db.info.get(RUNTIME_KEY)
-    return runtime if isinstance(runtime, SharingRuntime) else _UNBOUND
+    if isinstance(runtime, SharingRuntime):
+        return runtime
+    svc = services_for(db)
+    if svc is None:
+        return _UNBOUND
+    found = svc.extensions.get(RUNTIME_KEY)
+    if not isinstance(found, SharingRuntime):
+        # setdefault: two threads racing here end up sharing whichever was stored first.
+        found = svc.extensions.setdefault(RUNTIME_KEY, build(svc.database, svc.cache))
+    db.info[RUNTIME_KEY] = found
+    return found
 
 
 def grants_changed(db: Session, owner_id: int, *, strict: bool) -> None:

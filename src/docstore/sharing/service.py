@@ -13,9 +13,9 @@ from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.documents import service as documents
 from docstore.documents.models import Document
-from docstore.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
+from docstore.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from docstore.folders.models import Folder
-from docstore.pagination import decode_cursor, encode_cursor
+from docstore.pagination import cursor_int, page
 from docstore.security import hash_password, new_token, token_digest
 from docstore.sharing.models import Share
 from docstore.sharing.permissions import (
@@ -36,7 +36,7 @@ from docstore.sharing.schemas import (
     ShareOut,
     SharePatch,
 )
-from docstore.users import repository as users
+from docstore.users import repository as user_repo
 from docstore.users.service import normalise_email
 
 
@@ -164,7 +164,7 @@ def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOu
         _audit(db, actor, Action.SHARE, share, target, password=body.password is not None)
         return share_out(share, token, public_url)
     email = normalise_email(str(body.email))
-    user = users.by_email(db, email)
+    user = user_repo.by_email(db, email)
     if user is not None and user.id == target.owner_id:
         raise ValidationFailed("You own this item already.")
     grantee = (
@@ -291,21 +291,12 @@ def list_for_item(
         stmt = stmt.where(Share.document_id == target.document_id)
     else:
         stmt = stmt.where(Share.folder_id == target.folder_id)
-    after_id = _cursor_id(cursor)
+    after_id = cursor_int(cursor, "i")
     if after_id is not None:
         stmt = stmt.where(Share.id > after_id)
     rows = list(db.scalars(stmt.order_by(Share.id).limit(limit + 1)))
-    next_cursor = encode_cursor({"i": rows[limit - 1].id}) if len(rows) > limit else None
-    return [share_out(s) for s in rows[:limit]], next_cursor
-
-
-def _cursor_id(cursor: str | None) -> int | None:
-    data = decode_cursor(cursor)
-    if data is None:
-        return None
-    if not isinstance(data.get("i"), int):
-        raise BadRequest("The cursor is not valid.")
-    return int(data["i"])
+    shown, next_cursor = page(rows, limit, lambda s: {"i": s.id})
+    return [share_out(s) for s in shown], next_cursor
 
 
 def shared_with_me(
@@ -323,12 +314,13 @@ def shared_with_me(
             or_(Document.is_deleted == false(), Folder.is_deleted == false()),
         )
     )
-    before_id = _cursor_id(cursor)
+    before_id = cursor_int(cursor, "i")
     if before_id is not None:
         stmt = stmt.where(Share.id < before_id)
     rows = list(db.execute(stmt.order_by(Share.id.desc()).limit(limit + 1)).all())
+    shown, next_cursor = page(rows, limit, lambda row: {"i": row[0].id})
     items: list[SharedItem] = []
-    for share, doc, folder in rows[:limit]:
+    for share, doc, folder in shown:
         common = {
             "permission": Level(share.permission).name,
             "share_id": share.id,
@@ -359,7 +351,6 @@ def shared_with_me(
                     **common,  # type: ignore[arg-type]
                 )
             )
-    next_cursor = encode_cursor({"i": rows[limit - 1][0].id}) if len(rows) > limit else None
     return items, next_cursor
 
 

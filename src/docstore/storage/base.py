@@ -15,6 +15,8 @@ from typing import BinaryIO, Protocol, runtime_checkable
 MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last
 MAX_PART_SIZE = 5 * 1024**3
 MAX_PART_NUMBER = 10_000
+# The longest a signed URL may live: SigV4's limit, kept by every backend alike.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
 
 class StorageError(Exception):
@@ -69,6 +71,7 @@ class BlobStore(Protocol):
     """Object storage as docstore uses it; one implementation per backend."""
 
     kind: str  # "local" or "s3"
+    max_presign_seconds: int  # how long a signed URL may live at most
 
     def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         """Store `chunks` under `key` atomically (never a partial object); returns the size."""
@@ -153,4 +156,9 @@ class BlobStore(Protocol):
 
     def check(self) -> bool:
         """Whether storage answers (for /health)."""
+        ...
+
+    def housekeeping(self, older_than_seconds: float) -> int:
+        """Remove the backend's own leftovers older than this (crashed writes' temp files);
+        returns how many were removed. A no-op where the backend leaves none (S3)."""
         ...

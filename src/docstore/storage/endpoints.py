@@ -15,15 +15,15 @@ from starlette.requests import ClientDisconnect
 from docstore.schemas import problem_response
 from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE
 from docstore.storage.disposition import content_disposition, safe_content_type
-from docstore.storage.local import (
+from docstore.storage.local import LocalBlobStore
+from docstore.storage.local.multipart import (
     BUFFER_SIZE,
     ChecksumMismatch,
-    LocalBlobStore,
     PartBusy,
     PartTooLarge,
     PartWriter,
-    SignatureError,
 )
+from docstore.storage.local.signing import SignatureError
 
 # Read size for local downloads (see get_object).
 DOWNLOAD_CHUNK = 4 * 1024 * 1024

@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from docstore.storage.base import (
+    MAX_PRESIGN_SECONDS,
     MIN_PART_SIZE,
     MultipartInfo,
     ObjectInfo,
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 PUT_PART_SIZE = 8 * 1024 * 1024
-MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 _URL_OPTIONS = {
     "endpoint_url",
@@ -89,6 +89,7 @@ class S3BlobStore:
     """Objects in one bucket; credentials come from the usual AWS variables and files."""
 
     kind = "s3"
+    max_presign_seconds = MAX_PRESIGN_SECONDS
 
     def __init__(
         self,
@@ -421,6 +422,11 @@ class S3BlobStore:
         except (ClientError, BotoCoreError):
             return False
         return True
+
+    def housekeeping(self, older_than_seconds: float) -> int:
+        """Nothing to do: S3 writes leave no temp files (multipart uploads have their own
+        janitor, uploads.tasks)."""
+        return 0
 
 
 def _utc(moment: datetime | None) -> datetime | None:

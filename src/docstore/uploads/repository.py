@@ -5,22 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, false, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.errors import NotFound
-from docstore.folders.models import Folder
-from docstore.sharing.permissions import Level, document_level
+from docstore.sharing.permissions import readable
 from docstore.uploads.models import UploadSession
 
 LIVE = ("pending", "completing")
 TERMINAL = ("completed", "aborted", "expired")
-# How many versions with the checksum are examined for one the caller can read: the
-# caller's own come first, so this bounds the work, never the safety (a miss only means
-# the bytes are sent and deduplicated on the server after verification).
-SKIP_CANDIDATES = 50
 
 
 def lock_own(db: Session, actor: Actor, upload_id: str) -> UploadSession:
@@ -46,40 +41,34 @@ def readable_blob_id(db: Session, actor: Actor, sha256: str, size: int) -> int |
     Only this makes `skip_upload` safe: see `service.initiate` for why a bare checksum
     match is never enough.
     """
-    rows = db.execute(
-        select(DocumentVersion.blob_id, Document, Folder.path)
+    blob_id = db.scalar(
+        select(DocumentVersion.blob_id)
         .join(Document, Document.id == DocumentVersion.document_id)
-        .join(Folder, Folder.id == Document.folder_id)
         .join(Blob, Blob.id == DocumentVersion.blob_id)
         .where(
             DocumentVersion.checksum_sha256 == sha256,
             DocumentVersion.size_bytes == size,
             DocumentVersion.is_damaged.is_(False),
-            Document.is_deleted == false(),
+            readable(actor, Document),
             Blob.state == "active",
             Blob.verified.is_(True),
             Blob.damaged.is_(False),
         )
         .order_by((Document.owner_id == actor.user_id).desc(), DocumentVersion.id)
-        .limit(SKIP_CANDIDATES)
-    ).all()
-    for blob_id, doc, folder_path in rows:
-        if document_level(db, actor, doc, folder_path) >= Level.VIEW:
-            return int(blob_id)
-    return None
+        .limit(1)
+    )
+    return None if blob_id is None else int(blob_id)
 
 
 def can_read_blob(db: Session, actor: Actor, blob_id: int) -> bool:
     """Whether the caller can still read some version stored in `blob_id`."""
-    rows = db.execute(
-        select(Document, Folder.path)
+    found = db.scalar(
+        select(Document.id)
         .join(DocumentVersion, DocumentVersion.document_id == Document.id)
-        .join(Folder, Folder.id == Document.folder_id)
-        .where(DocumentVersion.blob_id == blob_id, Document.is_deleted == false())
-        .order_by((Document.owner_id == actor.user_id).desc(), Document.id)
-        .limit(SKIP_CANDIDATES)
-    ).all()
-    return any(document_level(db, actor, doc, path) >= Level.VIEW for doc, path in rows)
+        .where(DocumentVersion.blob_id == blob_id, readable(actor, Document))
+        .limit(1)
+    )
+    return found is not None
 
 
 def open_count(db: Session, user_id: int, now: datetime) -> int:

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from docstore.documents.receive import SHA256_HEX
 from docstore.documents.schemas import DocumentOut
 from docstore.schemas import Id
 from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE
-from docstore.uploads.receive import SHA256_HEX
 from docstore.versions.schemas import OnConflict, Resolution, VersionOut
 
 # The most any multipart upload can hold (10,000 parts of 5 GiB); anything beyond is absurd

@@ -66,7 +66,6 @@ from docstore.storage.base import (
     StorageError,
     normalize_etag,
 )
-from docstore.storage.s3 import MAX_PRESIGN_SECONDS
 from docstore.uploads import repository
 from docstore.uploads.models import UploadSession
 from docstore.uploads.schemas import (
@@ -141,7 +140,7 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
     if body.size_bytes > settings.max_file_bytes:
         raise TooLarge(f"Files may be at most {settings.max_file_bytes} bytes.")
     part_size, part_count = plan_parts(body.size_bytes, settings.upload_part_size)
-    ttl = min(settings.upload_session_ttl_seconds, MAX_PRESIGN_SECONDS)
+    ttl = min(settings.upload_session_ttl_seconds, svc.store.max_presign_seconds)
     expires_at = utcnow() + timedelta(seconds=ttl)
     with svc.database.transaction() as db:
         target = _target(db, actor, body)

@@ -15,7 +15,6 @@ from docstore.db import utcnow
 from docstore.jobs import Job, register
 from docstore.services import Services
 from docstore.storage.base import StorageError
-from docstore.storage.local import LocalBlobStore
 from docstore.uploads import repository, service
 
 log = logging.getLogger(__name__)
@@ -52,10 +51,8 @@ def expire_sessions(svc: Services, *, now: datetime | None = None) -> dict[str, 
     aborted = _sweep_storage_uploads(svc)
     with svc.database.transaction() as db:
         purged = repository.purge_finished(db, now - KEEP_FINISHED, BATCH)
-    tmp_removed = 0
-    if isinstance(svc.store, LocalBlobStore):
-        # Nothing legitimately stays in tmp/ longer than an upload session lives.
-        tmp_removed = svc.store.purge_stale_tmp(svc.settings.upload_session_ttl_seconds)
+    # Nothing legitimately stays in a store's temp area longer than an upload session lives.
+    tmp_removed = svc.store.housekeeping(svc.settings.upload_session_ttl_seconds)
     return {
         "expired": expired,
         "failed": failed,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from docstore.deps import DB, CurrentActor, Svc, anonymous_actor
-from docstore.errors import Forbidden
 from docstore.schemas import Id, problems
 from docstore.users import login_limits, service
 from docstore.users.models import User
@@ -31,13 +30,7 @@ router = APIRouter(tags=["users"])
 )
 def register(body: RegisterIn, request: Request, db: DB, svc: Svc) -> TokenOut:
     """Open sign-up: creates the account and signs it in."""
-    if not svc.settings.open_signup:
-        raise Forbidden("Sign-up is closed on this server.")
-    user = service.create_user(db, email=body.email, name=body.name, password=body.password)
-    token, row = service.issue_token(
-        db, user, svc.settings.token_ttl_seconds, request.headers.get("user-agent")
-    )
-    return TokenOut(token=token, expires_at=row.expires_at, user=UserOut.model_validate(user))
+    return login_limits.sign_up(db, svc, body, request.headers.get("user-agent"))
 
 
 @router.post("/auth/login", response_model=TokenOut, responses=problems(400, 401, 422, 429))
@@ -47,11 +40,7 @@ def login(body: LoginIn, request: Request, db: DB, svc: Svc) -> TokenOut:
     After too many failures from the client's address, or on the account, the answer is
     429 `rate_limited` with `Retry-After`, before the password is checked."""
     actor = anonymous_actor(request)
-    user = login_limits.login(db, svc.database, svc.settings, actor, body.email, body.password)
-    token, row = service.issue_token(
-        db, user, svc.settings.token_ttl_seconds, request.headers.get("user-agent")
-    )
-    return TokenOut(token=token, expires_at=row.expires_at, user=UserOut.model_validate(user))
+    return login_limits.sign_in(db, svc, actor, body, request.headers.get("user-agent"))
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401))

@@ -25,15 +25,17 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from docstore.audit.service import Action, record
+from docstore import throttle
+from docstore.audit.service import Action, record_failed_attempt
 from docstore.config import Settings
 from docstore.context import Actor
 from docstore.db import Database
-from docstore.errors import RateLimited
-from docstore.sharing.runtime import for_session
+from docstore.errors import Forbidden, RateLimited
+from docstore.services import Services
 from docstore.throttle import Throttle, backoff
 from docstore.users import service
 from docstore.users.models import User
+from docstore.users.schemas import LoginIn, RegisterIn, TokenOut, UserOut
 
 # How long the one attempt allowed at a time on an account in back-off may hold its slot.
 BUSY_SECONDS = 60
@@ -142,19 +144,37 @@ def login(
     first (on SQLite it holds the write lock)."""
     email = service.normalise_email(email)
     limits = LoginLimits.from_settings(settings)
-    guard = LoginGuard(for_session(db).throttle, limits, email, actor.ip)
+    guard = LoginGuard(throttle.for_session(db), limits, email, actor.ip)
     guard.admit()
     try:
         user = service.login(db, actor, email, password)
     except service.LoginFailed as exc:
         guard.failed()
-        db.rollback()
-        with database.transaction() as audit_db:
-            details = None if exc.user_id is not None else {"email": email[:320]}
-            record(audit_db, actor, Action.LOGIN_FAILED, user_id=exc.user_id, details=details)
+        details = None if exc.user_id is not None else {"email": email[:320]}
+        record_failed_attempt(
+            db, database, actor, Action.LOGIN_FAILED, user_id=exc.user_id, details=details
+        )
         raise
     except BaseException:
         guard.cancel()
         raise
     guard.succeeded()
     return user
+
+
+def sign_in(
+    db: Session, svc: Services, actor: Actor, body: LoginIn, user_agent: str | None
+) -> TokenOut:
+    """`POST /auth/login` and the web sign-in form: the limits, the password, a new token."""
+    user = login(db, svc.database, svc.settings, actor, body.email, body.password)
+    token, row = service.issue_token(db, user, svc.settings.token_ttl_seconds, user_agent)
+    return TokenOut(token=token, expires_at=row.expires_at, user=UserOut.model_validate(user))
+
+
+def sign_up(db: Session, svc: Services, body: RegisterIn, user_agent: str | None) -> TokenOut:
+    """`POST /auth/register` and the web sign-up form: open sign-up makes and signs in."""
+    if not svc.settings.open_signup:
+        raise Forbidden("Sign-up is closed on this server.")
+    user = service.create_user(db, email=body.email, name=body.name, password=body.password)
+    token, row = service.issue_token(db, user, svc.settings.token_ttl_seconds, user_agent)
+    return TokenOut(token=token, expires_at=row.expires_at, user=UserOut.model_validate(user))

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from docstore.db import detached, first_row
+from docstore.db.fastpath import detached, first_row
 from docstore.errors import QuotaExceeded
 from docstore.users.models import ApiToken, Plan, User
 

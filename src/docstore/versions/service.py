@@ -21,10 +21,10 @@ from docstore.errors import Conflict, MergeConflict, NotFound, VersionConflict
 from docstore.folders import repository as folder_repo
 from docstore.folders.models import Folder
 from docstore.names import display_name_for_names, free_name, split_ext
-from docstore.pagination import decode_cursor, encode_cursor
+from docstore.pagination import cursor_int, page
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_document_for
-from docstore.users import repository as users
+from docstore.users import repository as user_repo
 from docstore.versions.merge import is_text_type, merge_texts
 from docstore.versions.schemas import OnConflict, VersionOut
 
@@ -187,19 +187,12 @@ def list_versions(
     """A page of the document's versions, newest first."""
     doc, _, _ = get_document_for(db, actor, document_id, Level.VIEW)
     stmt = select(DocumentVersion).where(DocumentVersion.document_id == doc.id)
-    cur = decode_cursor(cursor)
-    if cur is not None:
-        if not isinstance(cur.get("n"), int):
-            from docstore.errors import BadRequest
-
-            raise BadRequest("The cursor is not valid.")
-        stmt = stmt.where(DocumentVersion.version_number < cur["n"])
+    before = cursor_int(cursor, "n")
+    if before is not None:
+        stmt = stmt.where(DocumentVersion.version_number < before)
     rows = list(db.scalars(stmt.order_by(DocumentVersion.version_number.desc()).limit(limit + 1)))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor({"n": rows[-1].version_number})
-    return [documents.version_out(v, doc.current_version_id) for v in rows], next_cursor
+    shown, next_cursor = page(rows, limit, lambda v: {"n": v.version_number})
+    return [documents.version_out(v, doc.current_version_id) for v in shown], next_cursor
 
 
 def _version_of(db: Session, doc: Document, version_id: int) -> DocumentVersion:
@@ -241,7 +234,7 @@ def delete(db: Session, actor: Actor, document_id: int, version_id: int) -> None
     version = _version_of(db, doc, version_id)
     if version.id == doc.current_version_id:
         raise Conflict("The current version cannot be deleted; restore another one first.")
-    users.release(db, doc.owner_id, version.size_bytes)
+    user_repo.release(db, doc.owner_id, version.size_bytes)
     blobs.drop_ref(db, version.blob_id)
     record(db, actor, Action.VERSION_DELETE, document_id=doc.id, owner_id=doc.owner_id,
            details={"version_id": version.id, "version_number": version.version_number,

@@ -17,7 +17,13 @@ from docstore.documents.models import Document, DocumentVersion
 from docstore.errors import DocstoreError
 from docstore.folders.models import Folder
 from docstore.sharing.models import Share
-from docstore.sharing.permissions import Level, get_document_for, get_folder_for
+from docstore.sharing.permissions import (
+    Level,
+    active_share,
+    get_document_for,
+    get_folder_for,
+    readable,
+)
 from docstore.users.models import User
 
 MAX_IDS = 200
@@ -35,26 +41,20 @@ def parse_ids(raw: str | None) -> list[int]:
 
 def folder_names(db: Session, actor: Actor, ids: list[int]) -> dict[int, str]:
     """Names of the folders the caller can see (their own trashed ones included)."""
-    out: dict[int, str] = {}
-    for folder_id in ids:
-        try:
-            folder, _ = get_folder_for(db, actor, folder_id, Level.VIEW, include_deleted=True)
-        except DocstoreError:
-            continue
-        out[folder.id] = folder.name
-    return out
+    if not ids:
+        return {}
+    seen = readable(actor, Folder, include_deleted=True)
+    rows = db.execute(select(Folder.id, Folder.name).where(Folder.id.in_(ids), seen))
+    return {folder_id: name for folder_id, name in rows}
 
 
 def document_names(db: Session, actor: Actor, ids: list[int]) -> dict[int, str]:
     """Names of the documents the caller can see (their own trashed ones included)."""
-    out: dict[int, str] = {}
-    for document_id in ids:
-        try:
-            doc, _, _ = get_document_for(db, actor, document_id, Level.VIEW, include_deleted=True)
-        except DocstoreError:
-            continue
-        out[doc.id] = doc.name
-    return out
+    if not ids:
+        return {}
+    seen = readable(actor, Document, include_deleted=True)
+    rows = db.execute(select(Document.id, Document.name).where(Document.id.in_(ids), seen))
+    return {document_id: name for document_id, name in rows}
 
 
 def _share_linked(db: Session, me: int, ids: list[int]) -> set[int]:
@@ -123,8 +123,7 @@ def shared_children(db: Session, actor: Actor, folder_id: int) -> dict[str, list
         return {"folders": [], "documents": []}
     if level != Level.OWNER:
         return {"folders": [], "documents": []}
-    now = utcnow()
-    live = and_(Share.is_active.is_(True), or_(Share.expires_at.is_(None), Share.expires_at > now))
+    live = active_share(utcnow())
     docs = (
         select(Share.document_id)
         .join(Document, Document.id == Share.document_id)

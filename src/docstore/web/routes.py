@@ -28,14 +28,7 @@ from docstore.deps import DB, Svc, anonymous_actor
 from docstore.errors import DocstoreError, Unauthenticated
 from docstore.folders import service as folders
 from docstore.security import token_digest
-from docstore.sharing.permissions import Level, get_document_for
-from docstore.users import endpoints as user_api
-from docstore.users import service as users
-from docstore.users.models import ApiToken, User
-from docstore.users.schemas import LoginIn, RegisterIn
-from docstore.web import lookup
-from docstore.web.security import SecurityHeaders
-from docstore.web.session import (
+from docstore.session_cookie import (
     CSRF_FIELD,
     check_csrf,
     check_form_token,
@@ -47,6 +40,13 @@ from docstore.web.session import (
     set_form_cookie,
     set_session,
 )
+from docstore.sharing.permissions import Level, get_document_for
+from docstore.users import login_limits
+from docstore.users import service as users
+from docstore.users.models import ApiToken, User
+from docstore.users.schemas import LoginIn, RegisterIn
+from docstore.web import lookup
+from docstore.web.security import SecurityHeaders
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -258,7 +258,9 @@ async def login_submit(request: Request, db: DB, svc: Svc) -> Response:
     try:
         check_form_token(request, form.get(CSRF_FIELD))
         body = LoginIn(email=form.get("email", ""), password=form.get("password", ""))
-        out = await run_in_threadpool(user_api.login, body, request, db, svc)
+        ua = request.headers.get("user-agent")
+        actor = anonymous_actor(request)
+        out = await run_in_threadpool(login_limits.sign_in, db, svc, actor, body, ua)
     except ValidationError:
         out = None
         error, status = "Wrong email or password.", 401
@@ -293,7 +295,8 @@ async def register_submit(request: Request, db: DB, svc: Svc) -> Response:
             name=form.get("name", ""),
             password=form.get("password", ""),
         )
-        out = await run_in_threadpool(user_api.register, body, request, db, svc)
+        ua = request.headers.get("user-agent")
+        out = await run_in_threadpool(login_limits.sign_up, db, svc, body, ua)
     except ValidationError as exc:
         out = None
         error, status = _validation_message(exc), 422

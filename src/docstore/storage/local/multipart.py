@@ -1,18 +1,4 @@
-"""Blobs on local disk, with signed URLs served by docstore itself (storage/endpoints.py).
-
-Layout under `root`: `objects/<key>`; `multipart/<upload id>/` holding `meta.json`, the
-upload's `data` file (part n at offset (n - 1) * part_size), a record `<n>` per part
-received ("size etag") and lock files; `tmp/` for everything being written, so that a
-rename puts a complete file in place and a crash never shows a partial one.
-
-A part's ETag is opaque, as S3 documents ETags to be: a random token naming that one write
-of the part, not the MD5 of its bytes. MD5 cost more than every other step of receiving a
-part (bench/PROFILE.md, session 4), and nothing checked it: a file's integrity is its
-SHA-256, declared at `POST /uploads` and checked at complete, and a part signed with
-`x-amz-checksum-sha256` is checked as it arrives. Because each write gets a new token, the
-ETag also tells complete whether a part was rewritten after the SHA-256 of the upload's
-prefix was carried past it (`LocalBlobStore.hash_ahead`).
-"""
+"""The local store's multipart emulation (S3's create/sign part/complete/abort)."""
 
 from __future__ import annotations
 
@@ -20,21 +6,19 @@ import base64
 import binascii
 import fcntl
 import hashlib
-import hmac
 import json
 import os
 import re
 import secrets
 import shutil
-import stat
 import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from docstore.storage.base import (
@@ -42,13 +26,13 @@ from docstore.storage.base import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
     MultipartInfo,
-    ObjectInfo,
     PartInfo,
     SignedRequest,
     StorageError,
     normalize_etag,
 )
-from docstore.storage.disposition import clip_filename, safe_content_type
+from docstore.storage.local.files import _fsync_dir, _write_small, check_key
+from docstore.storage.local.signing import _parse_expiry
 
 BUFFER_SIZE = 1024 * 1024
 HASH_BLOCK = 4 * 1024 * 1024
@@ -56,61 +40,13 @@ COMPLETE_WAIT_SECONDS = 30
 # Uploads whose prefix SHA-256 one process carries forward at once (oldest dropped first).
 MAX_PREFIXES = 64
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{16,128}")
-# A backslash or a control character: never in a key (a regex, not a generator over the
-# characters, which yappi showed at ~80 calls per upload).
-_BAD_KEY_CHAR = re.compile(r"[\x00-\x1f\x7f\\]")
 _META = "meta.json"
 _DATA = "data"
 _LOCK = "upload.lock"
 
 
-class SignatureError(Exception):
-    """A signed URL was tampered with, signed with another key, or has expired."""
-
-
 class ChecksumMismatch(Exception):
     """The bytes received do not hash to the SHA-256 the part was signed with."""
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_small(tmp_dir: Path, path: Path, text: str) -> None:
-    """Write a small file atomically (temp file, fsync, rename)."""
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="small-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def check_key(key: str) -> str:
-    """The key if it names a file strictly inside the store; ValueError otherwise."""
-    if (
-        not key
-        or ".." in key
-        or key.startswith("/")
-        or _BAD_KEY_CHAR.search(key)
-        or any(part in ("", ".") for part in key.split("/"))
-        or len(key.encode()) > 1024
-    ):
-        raise ValueError(f"invalid storage key: {key!r}")
-    return key
 
 
 def _check_upload_id(upload_id: str) -> str:
@@ -257,40 +193,22 @@ class _Prefix:
         self.lock = threading.Lock()
 
 
-class LocalBlobStore:
-    """Objects as files under `root`; part and download URLs signed with HMAC-SHA256."""
+class MultipartEmulation:
+    """S3's multipart upload on local disk: parts land in place in one file, complete
+    hashes what is left and renames it into `objects/`."""
 
-    kind = "local"
+    if TYPE_CHECKING:
+        root: Path
+        public_url: str
+        _clock: Callable[[], float]
+        _write_locks: list[threading.Lock]
+        _prefixes: OrderedDict[str, _Prefix]
+        _prefixes_lock: threading.Lock
 
-    def __init__(
-        self,
-        root: Path,
-        public_url: str,
-        secret_key: bytes,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        if not secret_key:
-            raise ValueError("the local blob store needs a secret key to sign URLs")
-        self.root = Path(root)
-        self.public_url = public_url.rstrip("/")
-        self._secret_key = secret_key
-        self._clock = clock
-        # Parts of one upload written at once from several threads contend for the file's
-        # inode lock, and the kernel spins for it: a sixth of the upload's CPU (perf, 4
-        # parts in parallel). Writers of one upload take turns here instead (striped
-        # locks: bounded, and uploads sharing one wait ~0.1 ms per 1 MiB write at most).
-        self._write_locks = [threading.Lock() for _ in range(64)]
-        self._prefixes: OrderedDict[str, _Prefix] = OrderedDict()
-        self._prefixes_lock = threading.Lock()
-        for sub in ("objects", "multipart", "tmp"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-
-    # -- paths ---------------------------------------------------------------------------
-
-    def object_path(self, key: str) -> Path:
-        """Where the object `key` lives (whether or not it exists)."""
-        return self.root / "objects" / check_key(key)
+        def _place(self, tmp: Path, key: str) -> None: ...
+        def _expiry(self, expires_in: int) -> int: ...
+        def _sign(self, purpose: str, *fields: str | int | None) -> str: ...
+        def _check_signature(self, expected: str, signature: str, expires_at: int) -> None: ...
 
     def _upload_dir(self, upload_id: str) -> Path:
         return self.root / "multipart" / _check_upload_id(upload_id)
@@ -309,96 +227,6 @@ class LocalBlobStore:
         if meta is None or meta.get("key") != key:
             raise StorageError("no such multipart upload")
         return self._upload_dir(upload_id), meta
-
-    def _place(self, tmp: Path, key: str) -> None:
-        """Rename a complete, fsynced temp file to the object `key`, durably."""
-        target = self.object_path(key)
-        objects = self.root / "objects"
-        new_dirs = []
-        parent = target.parent
-        while parent != objects and not parent.exists():
-            new_dirs.append(parent)
-            parent = parent.parent
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-        for created in new_dirs:
-            _fsync_dir(created.parent)
-
-    # -- objects -------------------------------------------------------------------------
-
-    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
-        """Write to a temp file, fsync, then rename into place; returns the size."""
-        check_key(key)
-        fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="put-")
-        tmp = Path(name)
-        size = 0
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    size += f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            self._place(tmp, key)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StorageError(f"could not write the object: {exc.strerror}") from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return size
-
-    def open(self, key: str) -> BinaryIO:
-        """The object's bytes; KeyError when it is missing."""
-        try:
-            return self.object_path(key).open("rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise KeyError(key) from None
-
-    def head(self, key: str) -> ObjectInfo | None:
-        """Size and time of the object, or None."""
-        try:
-            st = self.object_path(key).stat()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
-
-    def delete(self, key: str) -> None:
-        """Remove the object; a missing one is fine."""
-        path = self.object_path(key)
-        try:
-            path.unlink()
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        _fsync_dir(path.parent)
-
-    def iter_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with `prefix`, in key order."""
-        objects = self.root / "objects"
-        start_dir, _, _ = prefix.rpartition("/")
-        start = objects / start_dir if start_dir else objects
-        if start_dir and (".." in start_dir or start_dir.startswith("/")):
-            return
-        yield from self._walk(objects, start, prefix)
-
-    def _walk(self, objects: Path, directory: Path, prefix: str) -> Iterator[ObjectInfo]:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        for entry in entries:
-            key = Path(entry.path).relative_to(objects).as_posix()
-            if entry.is_dir(follow_symlinks=False):
-                if key.startswith(prefix) or prefix.startswith(key + "/"):
-                    yield from self._walk(objects, Path(entry.path), prefix)
-            elif entry.is_file(follow_symlinks=False) and key.startswith(prefix):
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:  # deleted while we walked
-                    continue
-                yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     # -- multipart -----------------------------------------------------------------------
 
@@ -694,99 +522,6 @@ class LocalBlobStore:
                 uploads.append(MultipartInfo(key, entry.name, initiated))
         return sorted(uploads, key=lambda u: (u.key, u.upload_id))
 
-    # -- downloads -----------------------------------------------------------------------
-
-    def sign_download(
-        self,
-        key: str,
-        expires_in: int,
-        filename: str,
-        content_type: str | None = None,
-        grant: str | None = None,
-    ) -> str:
-        """A GET URL to this server's /storage/objects endpoint, valid for `expires_in` s;
-        with a signed `grant` that the endpoint checks again before serving."""
-        check_key(key)
-        filename = clip_filename(filename)
-        content_type = safe_content_type(content_type)
-        expires = self._expiry(expires_in)
-        signature = self._sign("download", key, expires, filename, content_type, *_opt(grant))
-        query: dict[str, str | int] = {
-            "key": key,
-            "expires": expires,
-            "filename": filename,
-            "content_type": content_type,
-        }
-        if grant is not None:
-            query["grant"] = grant
-        query["signature"] = signature
-        return f"{self.public_url}/storage/objects?{urlencode(query)}"
-
-    def verify_download(
-        self,
-        key: str,
-        expires: str,
-        filename: str,
-        content_type: str,
-        signature: str,
-        grant: str | None = None,
-    ) -> None:
-        """Check a download URL's signature, then its expiry; SignatureError when refused."""
-        expires_at = _parse_expiry(expires)
-        expected = self._sign("download", key, expires_at, filename, content_type, *_opt(grant))
-        self._check_signature(expected, signature, expires_at)
-
-    # -- signing -------------------------------------------------------------------------
-
-    def _expiry(self, expires_in: int) -> int:
-        if expires_in <= 0:
-            raise ValueError("expires_in must be positive")
-        return int(self._clock()) + int(expires_in)
-
-    def _sign(self, purpose: str, *fields: str | int | None) -> str:
-        """HMAC-SHA256 over the purpose and fields, JSON-encoded so no two inputs collide."""
-        message = json.dumps([purpose, *fields], ensure_ascii=True, separators=(",", ":"))
-        return _b64url(hmac.new(self._secret_key, message.encode(), hashlib.sha256).digest())
-
-    def _check_signature(self, expected: str, signature: str, expires_at: int) -> None:
-        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
-            raise SignatureError("the URL's signature is invalid")
-        if self._clock() > expires_at:
-            raise SignatureError("the URL has expired")
-
-    # -- housekeeping --------------------------------------------------------------------
-
-    def purge_stale_tmp(self, older_than_seconds: float) -> int:
-        """Delete temp files left by crashed writes; returns how many entries were removed."""
-        cutoff = self._clock() - older_than_seconds
-        removed = 0
-        for entry in os.scandir(self.root / "tmp"):
-            try:
-                if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
-                removed += 1
-            except FileNotFoundError:
-                continue
-        return removed
-
-    def check(self) -> bool:
-        """Whether a file can be created (and removed) under root."""
-        try:
-            with tempfile.NamedTemporaryFile(dir=self.root / "tmp", prefix="check-"):
-                pass
-        except OSError:
-            return False
-        return True
-
-
-def _opt(grant: str | None) -> tuple[str, ...]:
-    """A download's signed fields end with its grant, when it has one (none: as before)."""
-    return () if grant is None else (grant,)
-
 
 def _check_sha256_b64(value: str) -> None:
     try:
@@ -795,13 +530,6 @@ def _check_sha256_b64(value: str) -> None:
         ok = False
     if not ok:
         raise ValueError("checksum_sha256_b64 must be a base64 SHA-256 digest")
-
-
-def _parse_expiry(expires: str) -> int:
-    try:
-        return int(expires)
-    except ValueError:
-        raise SignatureError("the URL's signature is invalid") from None
 
 
 def _hash_range(fd: int, hasher: Any, start: int, length: int) -> int:

@@ -1,0 +1,208 @@
+"""The transaction boundary of a request or a background task: `Database` (its engines and
+session factories) and the hooks a transaction runs when it ends.
+
+Split by concern: `db.columns` (Base and the column types, re-exported here as the schema's
+vocabulary), `db.engine` (engines), `db.sql` (SQL text functions), `db.fastpath` (the
+shortcuts past the ORM).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from docstore.db.columns import NAMING, Base, IdType, UTCDateTime, utcnow
+from docstore.db.engine import SQLITE_LOCK_TIMEOUT, make_engine, make_read_engine
+
+__all__ = [
+    "NAMING",
+    "READ_ONLY",
+    "SQLITE_LOCK_TIMEOUT",
+    "TRANSACTION_GUARD_ENV",
+    "Base",
+    "Database",
+    "IdType",
+    "TransactionAlreadyOpen",
+    "UTCDateTime",
+    "after_commit",
+    "make_engine",
+    "make_read_engine",
+    "on_rollback",
+    "task_scope",
+    "utcnow",
+]
+
+log = logging.getLogger(__name__)
+
+_ON_ROLLBACK = "docstore.on_rollback"
+_AFTER_COMMIT = "docstore.after_commit"
+# session.info key: set on sessions of `Database.read_transaction`.
+READ_ONLY = "docstore.read_only"
+
+
+def on_rollback(session: Session, fn: Callable[[], None]) -> None:
+    """Run `fn` if this session's transaction rolls back (or its commit fails)."""
+    session.info.setdefault(_ON_ROLLBACK, []).append(fn)
+
+
+def after_commit(session: Session, fn: Callable[[], None]) -> None:
+    """Run `fn` once this session's transaction has committed."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+# -- the transaction guard -------------------------------------------------------------
+# The rule (docs/DEVELOPING.md): a task holds at most one transaction at a time. On SQLite
+# a second one waits 30 s for the write lock its own first one holds, then fails; with the
+# guard on (tests set DOCSTORE_TRANSACTION_GUARD=1) it raises at once, naming the mistake.
+
+TRANSACTION_GUARD_ENV = "DOCSTORE_TRANSACTION_GUARD"
+
+
+class TransactionAlreadyOpen(RuntimeError):
+    """A task began a transaction while it still held one (a bug: see DEVELOPING.md)."""
+
+
+class _Holder:
+    """The session whose transaction a task holds, if any."""
+
+    __slots__ = ("session",)
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+
+
+# One holder per request, shared with the worker threads the request hops through (they
+# run in copies of its context, which point at the same holder); elsewhere, one per thread.
+_TASK_HOLDER: ContextVar[_Holder | None] = ContextVar("docstore_transaction", default=None)
+_THREAD = threading.local()
+
+
+def task_scope() -> None:
+    """Start a task of its own (a request): from here on, it and the worker threads it
+    calls hold their transactions in one place, apart from every other task's."""
+    _TASK_HOLDER.set(_Holder())
+
+
+def _holder() -> _Holder:
+    holder = _TASK_HOLDER.get()
+    if holder is None:
+        holder = getattr(_THREAD, "holder", None)
+        if holder is None:
+            holder = _THREAD.holder = _Holder()
+    return holder
+
+
+def _guard(factory: sessionmaker[Session]) -> None:
+    @event.listens_for(factory, "after_transaction_create")
+    def _began(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is not None:  # a savepoint or a subtransaction
+            return
+        holder = _holder()
+        if holder.session is not None and holder.session is not session:
+            raise TransactionAlreadyOpen(
+                "this task already holds a transaction: on SQLite the new one would wait "
+                "for the write lock the first one holds (docs/DEVELOPING.md, transactions)"
+            )
+        holder.session = session
+
+    @event.listens_for(factory, "after_transaction_end")
+    def _ended(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            holder = _holder()
+            if holder.session is session:
+                holder.session = None
+
+
+def _run_hooks(session: Session, name: str) -> None:
+    hooks: list[Callable[[], None]] = session.info.pop(name, [])
+    session.info.pop(_AFTER_COMMIT if name == _ON_ROLLBACK else _ON_ROLLBACK, None)
+    for fn in hooks:
+        try:
+            fn()
+        except Exception:  # best effort: the janitor catches what a hook could not do
+            log.exception("transaction hook %s failed", name)
+
+
+class Database:
+    """One engine and its session factory; built by the app factory, never at import."""
+
+    def __init__(self, url: str, *, guard: bool | None = None, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_engine = make_read_engine(url) or self.engine
+        self.read_sessionmaker = sessionmaker(
+            self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
+        )
+        self._session_info: dict[str, Any] = {}
+        if guard is None:
+            guard = os.environ.get(TRANSACTION_GUARD_ENV, "") not in ("", "0")
+        if guard:
+            _guard(self.sessionmaker)
+            _guard(self.read_sessionmaker)
+
+    def configure_sessions(self, info: dict[str, Any]) -> None:
+        """Put `info` (besides what earlier calls put) into every session either session
+        factory hands out."""
+        self._session_info.update(info)
+        self.sessionmaker.configure(info=dict(self._session_info))
+        self.read_sessionmaker.configure(info={**self._session_info, READ_ONLY: True})
+
+    @property
+    def local_reads(self) -> bool:
+        """Whether reads are calls into this process's SQLite library (a file with its own
+        read engine), never a network round trip."""
+        return self.read_engine is not self.engine
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the backend is PostgreSQL (row locks, advisory locks)."""
+        return self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session that commits when the block succeeds and rolls back on any error.
+
+        Work outside the database registers hooks: `on_rollback(session, fn)` undoes a
+        side effect (e.g. deletes bytes just written) when the transaction does not commit;
+        `after_commit(session, fn)` runs once it has.
+        """
+        yield from self._run(self.sessionmaker())
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Session]:
+        """A transaction for a request that only reads: on SQLite it neither takes nor
+        waits for the write lock, and the database refuses writes in it. Audit entries
+        recorded in it are kept in `session.info` for the caller to write (see
+        audit.service.record and audit.group_commit).
+        """
+        yield from self._run(self.read_sessionmaker())
+
+    def _run(self, session: Session) -> Iterator[Session]:
+        session.info[_ON_ROLLBACK] = []
+        session.info[_AFTER_COMMIT] = []
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            _run_hooks(session, _ON_ROLLBACK)
+            raise
+        else:
+            _run_hooks(session, _AFTER_COMMIT)
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
