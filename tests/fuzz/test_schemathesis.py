@@ -49,7 +49,9 @@ MAX_EXAMPLES = 12
 STATEFUL_EXAMPLES = 20
 STATEFUL_STEPS = 10
 EXCLUDED = r"^/api/v1/(auth/logout|auth/password-reset|users/me/password|users/me/sessions|admin/)"
-STATEFUL_RUNS = 3
+# Runs that end in FlakyStrategyDefinition (the server's state made hypothesis' draws diverge)
+# are retried; with 3, all three diverged in 1 of 4 full runs of this module on SQLite.
+STATEFUL_RUNS = 6
 # No shrinking: replaying against a server whose state moved on is not deterministic (the
 # stateful run then reports FlakyStrategyDefinition instead of the failure); the failing
 # request is printed with a curl command anyway.
@@ -100,6 +102,17 @@ CURSOR_OPERATIONS = {
     for method, operation in operations.items()
     if any(p["name"] == "cursor" for p in operation.get("parameters", []))
 }
+# DELETE of a document or folder moves it to the trash (API.md): its owner still restores
+# and purges it, and lists (to revoke) its shares (sharing.service._owned_target takes
+# trashed items). use_after_free would call each of those a deleted resource still served.
+ON_TRASHED_ITEMS = [
+    "POST /api/v1/documents/{document_id}/restore",
+    "POST /api/v1/folders/{folder_id}/restore",
+    "GET /api/v1/documents/{document_id}/shares",
+    "GET /api/v1/folders/{folder_id}/shares",
+    "DELETE /api/v1/trash/{document_id}",
+    "DELETE /api/v1/trash/folders/{folder_id}",
+]
 DEFAULT_ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 
 
@@ -123,6 +136,10 @@ CONFIG = schemathesis.Config.from_dict(
         "operations": [
             accepting(method, path, "400", *SEMANTIC_STATUSES.get((method, path), []))
             for method, path in sorted(set(SEMANTIC_RULES) | CURSOR_OPERATIONS)
+        ]
+        + [
+            {"include-name": name, "checks": {"use_after_free": {"enabled": False}}}
+            for name in ON_TRASHED_ITEMS
         ],
     }
 )
