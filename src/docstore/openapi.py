@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from docstore.schemas import PROBLEM_MEDIA_TYPE, PROBLEM_REF, Problem, describe_status
-from docstore.web.session import CSRF_HEADER, SESSION_COOKIE
+from docstore.session_cookie import CSRF_HEADER, SESSION_COOKIE
 
 BEARER = "bearerAuth"
 COOKIE = "sessionCookie"

@@ -49,9 +49,6 @@ MAX_EXAMPLES = 12
 STATEFUL_EXAMPLES = 20
 STATEFUL_STEPS = 10
 EXCLUDED = r"^/api/v1/(auth/logout|auth/password-reset|users/me/password|users/me/sessions|admin/)"
-# Runs that end in FlakyStrategyDefinition (the server's state made hypothesis' draws diverge)
-# are retried; with 3, all three diverged in 1 of 4 full runs of this module on SQLite.
-STATEFUL_RUNS = 6
 # No shrinking: replaying against a server whose state moved on is not deterministic (the
 # stateful run then reports FlakyStrategyDefinition instead of the failure); the failing
 # request is printed with a curl command anyway.
@@ -286,10 +283,10 @@ def test_stateful(target: Target) -> None:
 
     Failures are collected, not raised inside the machine: hypothesis would replay the
     failing sequence against a server whose state has moved on, and report that replay's
-    divergence (FlakyStrategyDefinition) instead of the failure. For the same reason a run
-    that hypothesis ends with FlakyStrategyDefinition is run again (at most STATEFUL_RUNS
-    runs); any other error, FlakyFailure included, is the test's failure. The test fails
-    if no run completed or no step was executed.
+    divergence (FlakyStrategyDefinition) instead of the failure. For the same reason each
+    run has one example (STATEFUL_EXAMPLES runs), and a run that hypothesis still ends with
+    FlakyStrategyDefinition is counted, not failed; any other error, FlakyFailure included,
+    is the test's failure. The test fails if no run completed or no step was executed.
     """
     failures: list[str] = []
     steps = 0
@@ -316,25 +313,28 @@ def test_stateful(target: Target) -> None:
             except Exception as exc:
                 failures.append(f"{case.method} {case.formatted_path}: {exc}"[:3000])
 
+    # One example per run: hypothesis only replays a choice sequence (and so can diverge
+    # from a server whose state moved on) when a run has several examples to mutate.
+    completed = 0
     diverged: list[str] = []
-    for _ in range(STATEFUL_RUNS):
+    for _ in range(STATEFUL_EXAMPLES):
         try:
             Machine.run(
                 settings=settings(
                     phases=PHASES,
-                    max_examples=STATEFUL_EXAMPLES,
+                    max_examples=1,
                     stateful_step_count=STATEFUL_STEPS,
                     deadline=None,
                     suppress_health_check=list(HealthCheck),
                     database=None,
                 )
             )
-            break
+            completed += 1
         except FlakyStrategyDefinition as exc:
             # Hypothesis saw the same draws lead elsewhere: the server's state, not a
-            # failure (schemathesis' own engine treats it the same way). Run again.
+            # failure (schemathesis' own engine treats it the same way).
             diverged.append(str(exc)[:500])
-    else:
-        pytest.fail(f"no stateful run completed in {STATEFUL_RUNS}: " + "\n".join(diverged))
+    if completed == 0:
+        pytest.fail(f"no stateful run completed in {STATEFUL_EXAMPLES}: " + "\n".join(diverged))
     assert steps > 0, "the state machine executed no step"
     assert not failures, "\n\n".join(failures[:5])
