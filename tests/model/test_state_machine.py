@@ -25,8 +25,8 @@ Invariants after every step:
   referenced blob lost its object, reference counts are exact, and every version of the
   model's documents points at a stored object whose bytes hash to the version's SHA-256.
 
-Budget: `DOCSTORE_MODEL_EXAMPLES` (default 5) examples of `DOCSTORE_MODEL_STEPS` (default
-25) steps per database; a failure is shrunk to a minimal sequence of steps.
+Budget: `DOCSTORE_MODEL_EXAMPLES` (default 4) examples of `DOCSTORE_MODEL_STEPS` (default
+20) steps per database; a failure is shrunk to a minimal sequence of steps.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ VIEW, EDIT, OWNER = LEVELS["VIEW"], LEVELS["EDIT"], LEVELS["OWNER"]
 MAX_VERSIONS = 2
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-password-1"
-EXAMPLES = int(os.environ.get("DOCSTORE_MODEL_EXAMPLES", "5"))
-STEPS = int(os.environ.get("DOCSTORE_MODEL_STEPS", "25"))
+EXAMPLES = int(os.environ.get("DOCSTORE_MODEL_EXAMPLES", "4"))
+STEPS = int(os.environ.get("DOCSTORE_MODEL_STEPS", "20"))
 _names = itertools.count()
 # Global, not per example: no two examples store the same bytes, so the model's blob
 # accounting (one blob per content) never meets a blob an earlier example left behind.
