@@ -56,7 +56,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select
 
-import docstore.db
+import docstore.db.columns
 import docstore.sharing.runtime
 from docstore.app import create_app
 from docstore.db import utcnow
@@ -1217,7 +1217,7 @@ def model_api(
     Clock.offset = timedelta(0)
     # docstore.db's utcnow() (and its column defaults) read the clock through this name.
     shifted = SimpleNamespace(now=_shifted_now, fromisoformat=datetime.fromisoformat)
-    monkeypatch.setattr(docstore.db, "datetime", shifted)
+    monkeypatch.setattr(docstore.db.columns, "datetime", shifted)
     shifted_time = SimpleNamespace(
         time=lambda: time.time() + Clock.offset.total_seconds(), monotonic=time.monotonic
     )

@@ -75,12 +75,12 @@ class GrantCache:
         self,
         cache: Cache,
         ttl_seconds: int = GRANT_TTL_SECONDS,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.cache = cache
         self.ttl = ttl_seconds
         # The wall clock an entry's share expiry is compared with (tests move it forward).
-        self.clock = clock
+        self.clock = clock or _wall_clock
         self._down_until = 0.0
 
     @staticmethod
@@ -233,3 +233,9 @@ def grants_changed(db: Session, owner_id: int, *, strict: bool) -> None:
 
     after_commit(db, end)
     on_rollback(db, end)
+
+
+def _wall_clock() -> float:
+    """`time.time()`, looked up at each call (so a test that moves the module's clock moves
+    the grant cache's too)."""
+    return time.time()
