@@ -39,14 +39,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
 from docstore.db import after_commit, utcnow
 from docstore.documents import blobs
 from docstore.documents import service as documents
-from docstore.documents.models import Blob, DocumentVersion
+from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.errors import (
     ChecksumMismatch,
     Conflict,
@@ -56,6 +56,7 @@ from docstore.errors import (
     TooManyUploads,
     ValidationFailed,
 )
+from docstore.folders import repository as folder_repo
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_document_for
 from docstore.storage.base import (
@@ -457,6 +458,20 @@ def _finish(
 ) -> UploadResult:
     """Phase C: the document or version, the charge and the session's end, in one transaction."""
     assert session.blob_id is not None
+    # Lock order as everywhere else: the document row, then its folder's, then the owner's
+    # account row (a quota charge). Both are locked before the reservation is released, or
+    # a concurrent `POST /files` that holds the folder and waits on the account deadlocks
+    # with this complete (seen on PostgreSQL in the soak).
+    new_in = None
+    if session.document_id is None:
+        new_in = documents.target_folder(db, actor, session.folder_id, session.filename)
+        folder_repo.lock(db, new_in[0].id)
+    else:
+        folder_id = db.scalar(
+            select(Document.folder_id).where(Document.id == session.document_id).with_for_update()
+        )
+        if folder_id is not None:
+            folder_repo.lock(db, folder_id)
     # The reservation turns into the charge below (same transaction: on any failure both
     # are rolled back and the reservation stands).
     _unreserve(db, session)
@@ -476,14 +491,15 @@ def _finish(
             sha256=session.checksum_sha256,
         )
     resolution: Resolution
-    if session.document_id is None:
-        folder, name = documents.target_folder(db, actor, session.folder_id, session.filename)
+    if new_in is not None:
+        folder, name = new_in
         blob = versions.use_content(db, content)
         doc, version = documents.create_document(
             db, actor, folder.id, name, documents.guess_mime(name, session.mime_type), blob
         )
         document_id, version_id, resolution = doc.id, version.id, "saved"
     else:
+        assert session.document_id is not None
         saved = versions.save(
             db,
             svc,

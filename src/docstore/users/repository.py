@@ -93,9 +93,14 @@ def unreserve(db: Session, owner_id: int, size: int) -> None:
 
 
 def lock_users(db: Session, user_ids: set[int]) -> None:
-    """Row-lock these accounts in id order (one statement; no deadlock between two callers)."""
+    """Row-lock these accounts in id order (one statement; no deadlock between two callers).
+    FOR NO KEY UPDATE on PostgreSQL: it serialises callers (and the quota UPDATEs) without
+    blocking the foreign-key checks of rows that reference the account."""
     db.execute(
-        select(User.id).where(User.id.in_(sorted(user_ids))).order_by(User.id).with_for_update()
+        select(User.id)
+        .where(User.id.in_(sorted(user_ids)))
+        .order_by(User.id)
+        .with_for_update(key_share=True)
     )
 
 
