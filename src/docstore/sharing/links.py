@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from docstore import throttle as counters
 from docstore.config import Settings
 from docstore.context import Actor
 from docstore.db import utcnow
@@ -35,7 +36,6 @@ from docstore.errors import (
 from docstore.folders.models import Folder
 from docstore.security import token_digest, verify_password
 from docstore.sharing.models import Share
-from docstore.sharing.runtime import for_session
 from docstore.throttle import backoff
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def slow_down(db: Session, token: str, limits: LinkLimits) -> float:
 
     Call before the request touches the database: a sleeping request must hold no lock.
     """
-    throttle = for_session(db).throttle
+    throttle = counters.for_session(db)
     (failures,) = throttle.counts([_link_key(token)])
     wait = limits.delay(failures)
     if wait > 0:
@@ -126,7 +126,7 @@ def check_password(
     """
     if share.password_hash is None:
         return True
-    throttle = for_session(db).throttle
+    throttle = counters.for_session(db)
     counted = [(f"linkpw:share:{share.id}:ip:{ip}", limits.per_link_and_address)] if ip else []
     if ip:
         counted.append((f"linkpw:ip:{ip}", limits.per_address))

@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -22,7 +22,6 @@ from docstore.cache import Cache, CacheError, MemoryCache
 from docstore.db import Database, after_commit, on_rollback
 from docstore.errors import DocstoreError
 from docstore.services import for_session as services_for
-from docstore.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -148,17 +147,11 @@ class GrantCache:
 
 @dataclass
 class SharingRuntime:
-    """The grant cache (None: always ask the database) and the rate-limit counters."""
+    """The grant cache (None: always ask the database). The password-guess counters are
+    `docstore.throttle.for_session`."""
 
     cache: Cache
     grants: GrantCache | None
-    # Counters used when the shared cache does not answer: limits still hold per process.
-    fallback: MemoryCache = field(default_factory=MemoryCache)
-
-    @property
-    def throttle(self) -> Throttle:
-        """The password-guess counters (link passwords and logins) over this cache."""
-        return Throttle(self.cache, self.fallback)
 
 
 _UNBOUND = SharingRuntime(cache=MemoryCache(), grants=None)
