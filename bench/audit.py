@@ -341,7 +341,8 @@ def sealing_throughput(db_url: str, backlog: int) -> dict[str, Any]:
     """Seal a backlog of `backlog` unsealed entries (plus whatever the requests left)."""
     from docstore.audit.keys import FileAnchor, Signer
     from docstore.audit.models import AuditLog
-    from docstore.audit.sealing import Sealer, verify
+    from docstore.audit.sealing import Sealer
+    from docstore.audit.verification import verify
     from docstore.db import Database
 
     database = Database(db_url)

@@ -42,8 +42,8 @@ from docstore.audit.sealing import (
     legacy_chain,
     prune,
     seal_until_done,
-    verify,
 )
+from docstore.audit.verification import verify
 from docstore.config import Settings
 from docstore.db import Database
 from tests.audit.helpers import add_entries, anchored_signer, run_cli

@@ -22,10 +22,10 @@ from docstore.audit.sealing import (
     chain,
     prune,
     seal_until_done,
-    verify,
 )
 from docstore.audit.service import Action, record
 from docstore.audit.tasks import prune_job
+from docstore.audit.verification import verify
 from docstore.context import system_actor
 from docstore.db import Database, utcnow
 from docstore.jobs import JOBS

@@ -96,7 +96,7 @@ def verify(
 
     Example: docstore audit verify --anchor
     """
-    from docstore.audit.sealing import verify as verify_chain
+    from docstore.audit.verification import verify as verify_chain
 
     expected = _head(expect)
     database = _database()
