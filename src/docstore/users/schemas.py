@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from docstore.users.passwords import NewPassword
+
 
 class UserOut(BaseModel):
     """A user as the API shows it."""
@@ -30,7 +32,7 @@ class RegisterIn(BaseModel):
 
     email: EmailStr
     name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=8, max_length=1024)
+    password: NewPassword
 
 
 class LoginIn(BaseModel):
@@ -53,7 +55,7 @@ class AdminUserIn(BaseModel):
 
     email: EmailStr
     name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=8, max_length=1024)
+    password: NewPassword
     quota_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
     plan: str | None = Field(default=None, max_length=64)
     is_admin: bool = False
