@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # Generation tokens outlive every entry that carries them; losing one only costs misses.
 GENERATION_TTL_SECONDS = 7 * 24 * 3600
@@ -204,8 +206,16 @@ class RedisCache:
 
     def __init__(self, url: str) -> None:
         url, self.prefix = split_prefix(url)
+        # No retries: the generation scripts (DECR of the busy count) and INCRBY are not
+        # idempotent, and a retry after a reply lost to a timeout would apply them twice
+        # (a doubly-ended change would let a cache fill during another writer's change).
+        # A failed call raises CacheError and the caller falls back to the database.
         self._r = redis.Redis.from_url(
-            url, socket_timeout=0.5, socket_connect_timeout=0.5, decode_responses=True
+            url,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
         )
         self._read_generation = self._r.register_script(_READ_GENERATION)
         self._begin_change = self._r.register_script(_BEGIN_CHANGE)
