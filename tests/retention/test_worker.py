@@ -194,3 +194,30 @@ def test_worker_and_retention_commands(tmp_path: Path, sqlite_url: str) -> None:
     proc = _cli(settings, "worker", "--once", "--job", "blobs.gc", "--job", "trash.purge")
     assert proc.returncode == 0, proc.stderr
     assert "blobs.gc" in proc.stdout and "trash.purge" in proc.stdout
+
+
+def test_a_short_job_runs_on_its_own_interval_not_the_poll(tmp_path: Path, sqlite_url: str) -> None:
+    """audit.seal asks for every 2 s; the loop must not make it wait the 30 s poll."""
+    svc = _services(tmp_path, sqlite_url)
+    runs: list[float] = []
+    quick = Job("test.quick", 0.1, lambda _: runs.append(time.monotonic()) or {})  # type: ignore[func-returns-value]
+    daily = Job("test.daily", 86400.0, lambda _: {})
+    worker = Worker(svc, jobs={quick.name: quick, daily.name: daily})
+    stop = threading.Event()
+    loop = threading.Thread(target=worker.run_forever, args=(stop, 30.0), daemon=True)
+    loop.start()
+    try:
+        for _ in range(200):  # at most 10 s
+            if len(runs) >= 3:
+                break
+            time.sleep(0.05)
+        assert len(runs) >= 3, f"ran {len(runs)} time(s): the loop slept through the interval"
+        # The daily job ran once and is not asked for again before its day is out.
+        assert worker.seconds_to_next(30.0) <= 0.1
+        with svc.database.transaction() as db:
+            daily_lease = db.get_one(JobLease, daily.name)
+            assert daily_lease.last_finished_at is not None
+    finally:
+        stop.set()
+        loop.join(10)
+        svc.close()

@@ -146,6 +146,10 @@ class Worker:
                 raise ValueError(f"unknown job(s): {', '.join(sorted(unknown))}")
             self.jobs = {k: v for k, v in self.jobs.items() if k in only}
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # When this worker next asks for each job's lease (time.monotonic()): a job that
+        # ran is asked for again after its interval, one that another worker holds or ran
+        # after the poll period. Jobs not yet due cost no database round trip.
+        self._next_try: dict[str, float] = {}
 
     def interval(self, job: Job) -> float:
         """The job's interval, unless the settings override it."""
@@ -193,15 +197,27 @@ class Worker:
     def run_pending(self, *, force: bool = False) -> list[JobRun]:
         """One pass: run every due job whose lease is free."""
         runs = []
+        poll = self.svc.settings.job_poll_seconds
         for job in self.jobs.values():
+            if not force and time.monotonic() < self._next_try.get(job.name, 0.0):
+                continue
             try:
                 run = self.run_job(job, force=force)
             except Exception:
                 log.exception("job %s: could not take its lease", job.name)
-                continue
+                run = None
+            interval = self.interval(job)
+            wait = interval if run is not None else min(interval, poll)
+            self._next_try[job.name] = time.monotonic() + wait
             if run is not None:
                 runs.append(run)
         return runs
+
+    def seconds_to_next(self, poll: float) -> float:
+        """How long the loop may sleep: until the next job is due, at most `poll`."""
+        now = time.monotonic()
+        due = [self._next_try.get(name, now) - now for name in self.jobs]
+        return max(0.05, min([poll, *due]))
 
     def run_forever(self, stop: threading.Event, poll_seconds: float | None = None) -> None:
         """Run due jobs every `poll_seconds` until `stop` is set."""
@@ -209,7 +225,7 @@ class Worker:
         log.info("worker %s: jobs %s", self.holder, ", ".join(self.jobs) or "(none)")
         while not stop.is_set():
             self.run_pending()
-            stop.wait(poll)
+            stop.wait(self.seconds_to_next(poll))
 
 
 class BackgroundWorker:
