@@ -448,6 +448,11 @@ ALLOWED: dict[str, str] = {
     "GET /activity": "web page shell; its data comes from GET /api/v1/audit",
     "GET /l/{token}": "web page shell for anyone; its data comes from GET /api/v1/links/{token}",
     "GET /static": "static assets of the web UI",
+    "GET /admin": "admin console: administrators only, 404 for anyone else (tests/web)",
+    "GET /admin/users": "admin console page shell; data from GET /api/v1/admin/users",
+    "GET /admin/plans": "admin console page shell; data from GET /api/v1/admin/plans",
+    "GET /admin/storage": "admin console page shell; data from GET /api/v1/admin/storage",
+    "GET /admin/audit": "admin console page shell; data from GET /api/v1/admin/audit/status",
 }
 
 

@@ -48,6 +48,7 @@ from docstore.uploads.endpoints import router as uploads_router
 from docstore.users import service as users
 from docstore.users.endpoints import router as users_router
 from docstore.versions.endpoints import router as versions_router
+from docstore.web.admin import install as install_admin_web
 from docstore.web.routes import install as install_web
 
 log = logging.getLogger("docstore")
@@ -289,6 +290,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)
     install_web(app, settings)
+    install_admin_web(app)
 
     @app.get(
         f"{API_PREFIX}/health",
