@@ -128,7 +128,13 @@ async def audit_verify(actor: CurrentActor, svc: Svc) -> AuditVerdictOut:
     "/admin/audit/export",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
+        200: {
+            "description": "The entries, one JSON object per line, or CSV with a header row",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
         **problems(401, 403, 422),
     },
 )
