@@ -134,6 +134,14 @@ def test_admin_console_users_plans_storage_audit(web: Web) -> None:
     toast(page, f"{vic_email} is now on plan tight")
     me = httpx.get(f"{api}/users/me", headers=vic, timeout=30).json()
     assert (me["plan"], me["quota_bytes"]) == ("tight", 2 * 1024**3)
+    # And its quota, through the row's dialog.
+    row.get_by_role("button", name="Quota").click()
+    dialog = page.get_by_role("dialog", name=f"Quota of {vic_email}")
+    dialog.get_by_label("Quota (GiB)").fill("3")
+    dialog.get_by_role("button", name="Save").click()
+    toast(page, f"Quota of {vic_email} set to 3.0 GB")
+    me = httpx.get(f"{api}/users/me", headers=vic, timeout=30).json()
+    assert (me["plan"], me["quota_bytes"]) == ("tight", 3 * 1024**3)
 
     # Storage: the totals show what deduplication saved; the dry run lists the old version.
     page.get_by_role("navigation", name="Administration").get_by_role(
