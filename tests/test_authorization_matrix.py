@@ -420,7 +420,14 @@ ALLOWED: dict[str, str] = {
     "POST /api/v1/auth/login": "signs in; tested in tests/users",
     "POST /api/v1/auth/logout": "revokes the caller's own token",
     "GET /api/v1/users/me": "the caller's own account",
-    "GET /api/v1/admin/users": "admin only, no per-item permission (tests/users/test_admin.py)",
+    "GET /api/v1/admin/users": "admin only, no per-item permission (tests/admin)",
+    "POST /api/v1/admin/users/{user_id}/disable": "admin only (tests/admin)",
+    "POST /api/v1/admin/users/{user_id}/enable": "admin only (tests/admin)",
+    "GET /api/v1/admin/storage": "admin only, instance totals (tests/admin)",
+    "GET /api/v1/admin/retention/preview": "admin only (tests/admin)",
+    "GET /api/v1/admin/audit/status": "admin only (tests/admin)",
+    "POST /api/v1/admin/audit/verify": "admin only (tests/admin)",
+    "GET /api/v1/admin/audit/export": "admin only, the whole log (tests/admin)",
     "POST /api/v1/admin/users": "admin only, no per-item permission (tests/users/test_admin.py)",
     "PATCH /api/v1/admin/users/{user_id}": "admin only (tests/users/test_admin.py)",
     "GET /api/v1/admin/plans": "admin only (tests/users/test_admin.py)",
@@ -441,6 +448,11 @@ ALLOWED: dict[str, str] = {
     "GET /activity": "web page shell; its data comes from GET /api/v1/audit",
     "GET /l/{token}": "web page shell for anyone; its data comes from GET /api/v1/links/{token}",
     "GET /static": "static assets of the web UI",
+    "GET /admin": "admin console: administrators only, 404 for anyone else (tests/web)",
+    "GET /admin/users": "admin console page shell; data from GET /api/v1/admin/users",
+    "GET /admin/plans": "admin console page shell; data from GET /api/v1/admin/plans",
+    "GET /admin/storage": "admin console page shell; data from GET /api/v1/admin/storage",
+    "GET /admin/audit": "admin console page shell; data from GET /api/v1/admin/audit/status",
 }
 
 

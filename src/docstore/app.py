@@ -24,6 +24,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docstore import migrate, openapi
+from docstore.admin.endpoints import router as admin_router
 from docstore.audit.endpoints import router as audit_router
 from docstore.audit.keys import signer_for
 from docstore.audit.sealing import adopt_legacy
@@ -47,6 +48,7 @@ from docstore.uploads.endpoints import router as uploads_router
 from docstore.users import service as users
 from docstore.users.endpoints import router as users_router
 from docstore.versions.endpoints import router as versions_router
+from docstore.web.admin import install as install_admin_web
 from docstore.web.routes import install as install_web
 
 log = logging.getLogger("docstore")
@@ -284,10 +286,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (sharing_router, links_router, comments_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(uploads_router, prefix=API_PREFIX)
-    for router in (trash_router, retention_router):
+    for router in (trash_router, retention_router, admin_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)
     install_web(app, settings)
+    install_admin_web(app)
 
     @app.get(
         f"{API_PREFIX}/health",

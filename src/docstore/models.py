@@ -5,7 +5,7 @@ from docstore.comments.models import Comment
 from docstore.db import Base
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.folders.models import Folder
-from docstore.retention.models import JobLease
+from docstore.retention.models import JobLease, JobRunRecord
 from docstore.sharing.models import Share
 from docstore.uploads.models import UploadSession
 from docstore.users.models import ApiToken, Plan, User
@@ -21,6 +21,7 @@ __all__ = [
     "DocumentVersion",
     "Folder",
     "JobLease",
+    "JobRunRecord",
     "Plan",
     "Share",
     "UploadSession",

@@ -40,7 +40,7 @@ def test_two_workers_on_one_postgres_never_overlap(tmp_path: Path, pg_url: str) 
     first, second = _services(tmp_path, pg_url), _services(tmp_path, pg_url)
     with first.database.engine.begin() as conn:
         conn.execute(
-            text("CREATE TABLE job_runs (holder text, started timestamptz, ended timestamptz)")
+            text("CREATE TABLE overlap_probe (holder text, started timestamptz, ended timestamptz)")
         )
 
     done = threading.Event()
@@ -53,13 +53,16 @@ def test_two_workers_on_one_postgres_never_overlap(tmp_path: Path, pg_url: str) 
             done.set()
         with svc.database.engine.begin() as conn:
             run_id = conn.execute(
-                text("INSERT INTO job_runs VALUES (:h, clock_timestamp(), NULL) RETURNING ctid"),
+                text(
+                    "INSERT INTO overlap_probe VALUES (:h, clock_timestamp(), NULL) RETURNING ctid"
+                ),
                 {"h": threading.current_thread().name},
             ).scalar()
         time.sleep(0.02)
         with svc.database.engine.begin() as conn:
             conn.execute(
-                text("UPDATE job_runs SET ended = clock_timestamp() WHERE ctid = :c"), {"c": run_id}
+                text("UPDATE overlap_probe SET ended = clock_timestamp() WHERE ctid = :c"),
+                {"c": run_id},
             )
         return {}
 
@@ -86,7 +89,7 @@ def test_two_workers_on_one_postgres_never_overlap(tmp_path: Path, pg_url: str) 
     assert not any(t.is_alive() for t in threads)
     with first.database.engine.begin() as conn:
         runs = conn.execute(
-            text("SELECT holder, started, ended FROM job_runs ORDER BY started")
+            text("SELECT holder, started, ended FROM overlap_probe ORDER BY started")
         ).all()
     for svc in (first, second):
         svc.close()

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from docstore.cli.admin import app as admin_app
 from docstore.cli.audit import app as audit_app
 from docstore.cli.maintenance import register as register_maintenance
 from docstore.cli.user import register as register_user_commands
@@ -21,6 +22,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(plan_app, name="plan")
 register_maintenance(app)
 app.add_typer(audit_app, name="audit")
+app.add_typer(admin_app, name="admin")
 console = Console()
 
 

@@ -91,11 +91,19 @@ def retention_run(
 
     Example: docstore retention run --dry-run
     """
-    from docstore.retention import service
+    from docstore.retention import runs, service
 
     svc = _services()
     try:
-        result = service.run(svc.database, dry_run=dry_run).as_dict()
+        if dry_run:
+            result = service.run(svc.database, dry_run=True).as_dict()
+        else:  # recorded as the retention job's latest run (the admin console shows it)
+            result = runs.timed(
+                svc.database,
+                runs.RETENTION,
+                lambda: service.run(svc.database).as_dict(),
+                lambda out: runs.Outcome(True, {**out, "trigger": "command"}),
+            )
     finally:
         svc.close()
     if as_json:

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from docstore.deps import CurrentActor, Svc
-from docstore.retention import service
+from docstore.retention import runs, service
 from docstore.retention.schemas import RetentionOut
 from docstore.schemas import problems
 from docstore.users.service import require_admin
@@ -22,7 +22,16 @@ async def run_retention(actor: CurrentActor, svc: Svc, dry_run: bool = False) ->
     holds one huge transaction, and a run cut short keeps what it finished.
     """
     require_admin(actor)
-    result = await run_in_threadpool(
-        service.run, svc.database, dry_run=dry_run, actor=actor.system()
-    )
+
+    def work() -> service.RetentionResult:
+        return service.run(svc.database, dry_run=dry_run, actor=actor.system())
+
+    if dry_run:
+        result = await run_in_threadpool(work)
+    else:  # a real run is recorded as the retention job's latest (the admin console)
+        result = await run_in_threadpool(runs.timed, svc.database, runs.RETENTION, work, _judge)
     return RetentionOut(**result.as_dict())
+
+
+def _judge(result: service.RetentionResult) -> runs.Outcome:
+    return runs.Outcome(True, {**result.as_dict(), "trigger": "admin"})

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from docstore.db import utcnow
 from docstore.documents.models import Blob, Document, DocumentVersion
-from docstore.retention import gc
+from docstore.retention import gc, runs
 from docstore.retention.gc import orphans
 from docstore.services import Services
 from docstore.uploads import repository as uploads
@@ -72,6 +72,13 @@ class FsckReport:
     def ok(self) -> bool:
         """Whether nothing was wrong."""
         return not self.errors
+
+    def summary(self, max_findings: int = 20) -> dict[str, Any]:
+        """What the run record keeps: the counts and the first findings."""
+        out = self.as_dict()
+        out["errors"] = len(self.errors)
+        out["findings"] = out["findings"][:max_findings]
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         """JSON for scripts."""
@@ -369,7 +376,17 @@ def check_leftovers(svc: Services, report: FsckReport, repair: bool, now: dateti
 def run(
     svc: Services, *, repair: bool = False, rehash: bool = False, now: datetime | None = None
 ) -> FsckReport:
-    """Run every check; with `repair`, fix what can be fixed safely."""
+    """Run every check; with `repair`, fix what can be fixed safely. The run is recorded in
+    `job_runs` (the admin console shows the last one)."""
+    return runs.timed(
+        svc.database,
+        runs.FSCK,
+        lambda: _run(svc, repair=repair, rehash=rehash, now=now),
+        lambda report: runs.Outcome(report.ok, report.summary()),
+    )
+
+
+def _run(svc: Services, *, repair: bool, rehash: bool, now: datetime | None) -> FsckReport:
     now = now or utcnow()
     report = FsckReport(repair=repair, rehash=rehash)
     with svc.database.transaction() as db:

@@ -33,6 +33,7 @@ import docstore
 from docstore import jobs as registry
 from docstore.db import Database, utcnow
 from docstore.jobs import Job
+from docstore.retention import runs
 from docstore.retention.models import JobLease
 from docstore.services import Services
 
@@ -106,9 +107,15 @@ def renew(database: Database, name: str, holder: str, lease_seconds: float) -> b
 
 
 def release(database: Database, name: str, holder: str, result: dict[str, Any]) -> None:
-    """Give the lease back and record how the run ended."""
+    """Give the lease back and record how the run ended (on the lease, and in `job_runs`)."""
     with database.transaction() as db:
         now = db_now(db)
+        started = db.scalar(
+            select(JobLease.last_started_at).where(JobLease.name == name, JobLease.holder == holder)
+        )
+        if started is not None:
+            ok = bool(result.get("ok", True))
+            runs.add(db, name, started_at=started, finished_at=now, ok=ok, summary=result)
         db.execute(
             update(JobLease)
             .where(JobLease.name == name, JobLease.holder == holder)

@@ -58,11 +58,7 @@ def me(actor: CurrentActor, db: DB) -> UserOut:
     return UserOut.model_validate(db.get_one(User, actor.user_id))
 
 
-@router.get("/admin/users", response_model=list[UserOut], responses=problems(401, 403))
-def admin_list_users(actor: CurrentActor, db: DB) -> list[UserOut]:
-    """Every account (admin)."""
-    service.require_admin(actor)
-    return [UserOut.model_validate(u) for u in service.list_users(db)]
+# GET /admin/users (search, paginated, with usage) is in docstore.admin.endpoints.
 
 
 @router.post(

@@ -1,0 +1,1 @@
+"""The admin console: accounts, storage, maintenance and audit, for administrators."""
