@@ -48,6 +48,7 @@ from docstore.users import service as users
 from docstore.users.endpoints import router as users_router
 from docstore.users.session_endpoints import router as user_sessions_router
 from docstore.versions.endpoints import router as versions_router
+from docstore.web.account import router as web_account_router
 from docstore.web.routes import install as install_web
 
 log = logging.getLogger("docstore")
@@ -290,6 +291,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)
     install_web(app, settings)
+    app.include_router(web_account_router)
 
     @app.get(
         f"{API_PREFIX}/health",

@@ -110,10 +110,10 @@ def create_app_password(db: Session, actor: Actor, name: str) -> AppPasswordOut:
 
 def change_password(
     db: Session, svc: Services, actor: Actor, current_password: str, new_password: str
-) -> None:
+) -> int:
     """Set a new password after checking the current one, and end every other session and
     app password of the account (the caller's own token stays valid). Audited as
-    PASSWORD_CHANGE.
+    PASSWORD_CHANGE. Returns how many sessions and app passwords were ended.
 
     A wrong current password counts as a failed sign-in on the account and the caller's
     address (`login_limits`: 429 once over the limits, before the password is checked),
@@ -146,3 +146,4 @@ def change_password(
     )
     ended = revoke_others(db, user.id, actor.token_id)
     record(db, actor, Action.PASSWORD_CHANGE, user_id=user.id, details={"sessions_ended": ended})
+    return ended
