@@ -110,8 +110,7 @@ async def change_password(request: Request, db: DB, svc: Svc) -> Response:
             page = _page(request, db, actor, token, exc.status, change_error=exc.detail)
             page.headers.update(exc.headers)
             return page
-        ended_text = f"{ended} other session{'s' if ended != 1 else ''}"
-        notice = f"Password changed. {ended_text} and app passwords were signed out."
+        notice = f"Password changed. Signed out everywhere else ({ended} ended)."
         return _page(request, db, actor, token, notice=notice)
 
     return await run_in_threadpool(work)
