@@ -138,12 +138,16 @@ def change_password(
         )
         raise CurrentPasswordInvalid("The current password is not right.")
     guard.succeeded()
+    new_hash = hash_password(new_password)
+    # Tokens before the account row, the order authentication and the writes that charge
+    # quota take them in (token touch, then user lock): two transactions never wait on
+    # each other in a circle on PostgreSQL.
+    ended = revoke_others(db, user.id, actor.token_id)
     db.execute(
         update(User)
         .where(User.id == user.id)
-        .values(password_hash=hash_password(new_password))
+        .values(password_hash=new_hash)
         .execution_options(synchronize_session=False)
     )
-    ended = revoke_others(db, user.id, actor.token_id)
     record(db, actor, Action.PASSWORD_CHANGE, user_id=user.id, details={"sessions_ended": ended})
     return ended
