@@ -19,16 +19,23 @@ class PasswordChangeIn(BaseModel):
     new_password: NewPassword
 
 
+MAX_NAME = 100
+
+
 def _clean_name(raw: str) -> str:
     name = unicodedata.normalize("NFC", raw).strip()
     if not name:
         raise ValueError("the name must not be empty")
+    if len(name) > MAX_NAME:  # NFC may lengthen a few scripts' text
+        raise ValueError(f"the name has at most {MAX_NAME} characters")
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
         raise ValueError("the name must not contain control or format characters")
     return name
 
 
-AppPasswordName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_clean_name)]
+AppPasswordName = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_clean_name)
+]
 
 
 class AppPasswordIn(BaseModel):
