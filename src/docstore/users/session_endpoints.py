@@ -61,7 +61,7 @@ def revoke_session(session_id: Id, actor: CurrentActor, db: DB) -> Response:
     "/users/me/app-passwords",
     status_code=status.HTTP_201_CREATED,
     response_model=AppPasswordOut,
-    responses=problems(401, 422),
+    responses=problems(400, 401, 422),
 )
 def create_app_password(body: AppPasswordIn, actor: CurrentActor, db: DB) -> AppPasswordOut:
     """A new app password: shown once, valid until revoked, usable as a Bearer token and
