@@ -453,6 +453,15 @@ ALLOWED: dict[str, str] = {
     "GET /admin/plans": "admin console page shell; data from GET /api/v1/admin/plans",
     "GET /admin/storage": "admin console page shell; data from GET /api/v1/admin/storage",
     "GET /admin/audit": "admin console page shell; data from GET /api/v1/admin/audit/status",
+    "POST /api/v1/users/me/password": "the caller's own password (tests/users/test_sessions.py)",
+    "GET /api/v1/users/me/sessions": "the caller's own tokens (tests/users/test_sessions.py)",
+    "DELETE /api/v1/users/me/sessions/{session_id}": "the caller's own tokens; another "
+    "account's id is 404 (tests/users/test_sessions.py)",
+    "POST /api/v1/users/me/app-passwords": "a token of the caller's own (tests/users)",
+    "GET /security": "web page of the caller's own sessions (tests/users/test_security_forms.py)",
+    "POST /security/password": "web form: the caller's own password",
+    "POST /security/app-passwords": "web form: a token of the caller's own",
+    "POST /security/sessions/{session_id}/revoke": "web form: the caller's own tokens only",
 }
 
 

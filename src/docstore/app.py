@@ -47,7 +47,9 @@ from docstore.trash.endpoints import router as trash_router
 from docstore.uploads.endpoints import router as uploads_router
 from docstore.users import service as users
 from docstore.users.endpoints import router as users_router
+from docstore.users.session_endpoints import router as user_sessions_router
 from docstore.versions.endpoints import router as versions_router
+from docstore.web.account import router as web_account_router
 from docstore.web.admin import install as install_admin_web
 from docstore.web.routes import install as install_web
 
@@ -286,11 +288,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (sharing_router, links_router, comments_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(uploads_router, prefix=API_PREFIX)
+    app.include_router(user_sessions_router, prefix=API_PREFIX)
     for router in (trash_router, retention_router, admin_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)
     install_web(app, settings)
     install_admin_web(app)
+    app.include_router(web_account_router)
 
     @app.get(
         f"{API_PREFIX}/health",

@@ -181,15 +181,16 @@ async def in_request_read_token(request: Request, work: Callable[[Session, Actor
     svc = get_services(request)
     token, from_cookie = presented_token(request)
 
-    def run() -> tuple[T, list[dict[str, Any]]]:
+    def run() -> tuple[T, list[dict[str, Any]], list[int]]:
         with svc.database.read_transaction() as db:
             result = work(db, anonymous_actor(request), token)
             if from_cookie:  # as authenticate_request: once the token is known good
                 session_cookie.check_csrf(request, token)
-            return result, audit.deferred(db)
+            return result, audit.deferred(db), users.deferred_uses(db)
 
-    result, entries = run() if svc.inline_reads else await run_in_threadpool(run)
-    await audit_log(request).write(entries)
+    result, entries, uses = run() if svc.inline_reads else await run_in_threadpool(run)
+    # A token's stale last use (at most once a minute) rides on the audit batch.
+    await audit_log(request).write(entries, [users.touch_later(uses)] if uses else [])
     return result
 
 

@@ -96,7 +96,7 @@ def test_sign_up_errors_are_readable(api: Api) -> None:
         "/register",
         data={"name": "Zed", "email": "zed@example.com", "password": "short", "csrf_token": token},
     )
-    assert r.status_code == 422 and "at least 8 characters" in r.text
+    assert r.status_code == 422 and "at least 10 characters" in r.text
 
 
 def test_sign_in_never_redirects_off_site(api: Api) -> None:

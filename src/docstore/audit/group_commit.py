@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from docstore.audit.service import insert_rows
@@ -32,17 +34,24 @@ class GroupCommit:
         self.database = database
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rows: list[dict[str, Any]] = []
+        self._work: list[Callable[[Session], None]] = []
         self._batch: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, rows: list[dict[str, Any]]) -> None:
-        """Return once `rows` are committed (raise what the batch's transaction raised)."""
-        if not rows:
+    async def write(
+        self, rows: list[dict[str, Any]], work: list[Callable[[Session], None]] | None = None
+    ) -> None:
+        """Return once `rows` are committed (raise what the batch's transaction raised).
+        `work`: small writes a read request leaves for later (a token's last use), run in
+        the same batch transaction."""
+        if not rows and not work:
             return
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # state belongs to one event loop (tests run several)
             self._loop, self._rows, self._batch, self._flusher = loop, [], None, None
+            self._work = []
         self._rows.extend(rows)
+        self._work.extend(work or ())
         if self._batch is None:
             self._batch = loop.create_future()
             self._batch.add_done_callback(_retrieve)
@@ -56,12 +65,12 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         try:
-            while self._rows:
-                rows, batch = self._rows, self._batch
-                self._rows, self._batch = [], None
+            while self._rows or self._work:
+                rows, work, batch = self._rows, self._work, self._batch
+                self._rows, self._work, self._batch = [], [], None
                 assert batch is not None
                 try:
-                    await run_in_threadpool(self._insert, rows)
+                    await run_in_threadpool(self._insert, rows, work)
                 except asyncio.CancelledError:
                     batch.cancel()
                     raise
@@ -72,9 +81,11 @@ class GroupCommit:
         finally:
             self._flusher = None
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
+    def _insert(self, rows: list[dict[str, Any]], work: list[Callable[[Session], None]]) -> None:
         with self.database.transaction() as db:
             insert_rows(db, rows)
+            for fn in work:
+                fn(db)
 
 
 def _retrieve(batch: asyncio.Future[None]) -> None:

@@ -39,6 +39,7 @@ class Action(StrEnum):
     COMMENT = "COMMENT"
     LOGIN = "LOGIN"
     LOGIN_FAILED = "LOGIN_FAILED"
+    PASSWORD_CHANGE = "PASSWORD_CHANGE"  # noqa: S105 - an action name, not a password
 
 
 def record(

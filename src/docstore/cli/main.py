@@ -114,8 +114,12 @@ def user_create(
 
     Example: docstore user create ann@example.com --name Ann --password 's3cret-pass'
     """
-    from docstore.users import service
+    from docstore.errors import ValidationFailed
+    from docstore.users import passwords, service
 
+    reason = passwords.problem(password)  # the rule of every path that sets a password
+    if reason is not None:
+        raise ValidationFailed(f"The password is refused: {reason}.")
     svc = _services()
     with svc.database.transaction() as db:
         user = service.create_user(

@@ -16,6 +16,7 @@ from docstore.client import transfer
 from docstore.client.errors import ConnectionFailed, NameConflict, NotFound, error_from_response
 from docstore.client.models import (
     Access,
+    AppPassword,
     AuditEntry,
     Child,
     ChildrenPage,
@@ -31,6 +32,7 @@ from docstore.client.models import (
     Plan,
     RetentionResult,
     SaveResult,
+    SessionInfo,
     Share,
     SharedItem,
     Token,
@@ -199,6 +201,26 @@ class DocstoreClient:
     def me(self) -> User:
         """The caller's account, quota and usage."""
         return self._get("/users/me", User)
+
+    # -- account security (API.md "Accounts") ------------------------------------------
+
+    def change_password(self, current_password: str, new_password: str) -> None:
+        """Change the caller's password; every other session and app password ends."""
+        body = {"current_password": current_password, "new_password": new_password}
+        self.request("POST", "/users/me/password", json=body)
+
+    def sessions(self) -> list[SessionInfo]:
+        """The caller's active sessions and app passwords, newest first."""
+        return self._list("/users/me/sessions", SessionInfo)
+
+    def revoke_session(self, session_id: Id) -> None:
+        """End a session or app password of the caller's at once."""
+        self.request("DELETE", f"/users/me/sessions/{_seg(session_id)}")
+
+    def create_app_password(self, name: str) -> AppPassword:
+        """A new app password (a token without expiry); its secret is shown this once."""
+        response = self.request("POST", "/users/me/app-passwords", json={"name": name})
+        return AppPassword.model_validate(response.json())
 
     def admin_list_users(self) -> list[User]:
         """Every account (admin)."""

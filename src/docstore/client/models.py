@@ -46,6 +46,29 @@ class Token(ApiModel):
     expires_at: datetime | None = None
 
 
+class SessionInfo(ApiModel):
+    """A signed-in session or an app password of the caller's (never its secret)."""
+
+    id: Id
+    kind: Literal["session", "app_password"] | str
+    name: str | None = None
+    user_agent: str | None = None
+    ip_address: str | None = None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    current: bool = False
+
+
+class AppPassword(ApiModel):
+    """A new app password; `token` is shown this once."""
+
+    id: Id
+    name: str
+    token: str
+    created_at: datetime | None = None
+
+
 class Folder(ApiModel):
     id: Id
     name: str

@@ -297,7 +297,7 @@ def get_with_token(db: Session, actor: Actor, token: str, document_id: int) -> D
     `users.service.authenticate`)."""
     params = {"digest": token_digest(token), "document_id": document_id}
     row = first_row(db, _VIEW_WITH_TOKEN, params)
-    actor.user, actor.token_id = users.check_token(row)
+    actor.user, actor.token_id = users.check_token(db, row)
     return _view(db, actor, row)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from docstore.deps import DB, CurrentActor, Svc, anonymous_actor
+from docstore.deps import DB, CurrentActor, Svc, anonymous_actor, client_ip
 from docstore.schemas import Id, problems
 from docstore.users import login_limits, service
 from docstore.users.models import User
@@ -30,7 +30,8 @@ router = APIRouter(tags=["users"])
 )
 def register(body: RegisterIn, request: Request, db: DB, svc: Svc) -> TokenOut:
     """Open sign-up: creates the account and signs it in."""
-    return login_limits.sign_up(db, svc, body, request.headers.get("user-agent"))
+    ua = request.headers.get("user-agent")
+    return login_limits.sign_up(db, svc, body, ua, client_ip(request))
 
 
 @router.post("/auth/login", response_model=TokenOut, responses=problems(400, 401, 422, 429))

@@ -167,14 +167,20 @@ def sign_in(
 ) -> TokenOut:
     """`POST /auth/login` and the web sign-in form: the limits, the password, a new token."""
     user = login(db, svc.database, svc.settings, actor, body.email, body.password)
-    token, row = service.issue_token(db, user, svc.settings.token_ttl_seconds, user_agent)
+    ttl = svc.settings.token_ttl_seconds
+    token, row = service.issue_token(db, user, ttl, user_agent, ip_address=actor.ip)
+    assert row.expires_at is not None
     return TokenOut(token=token, expires_at=row.expires_at, user=UserOut.model_validate(user))
 
 
-def sign_up(db: Session, svc: Services, body: RegisterIn, user_agent: str | None) -> TokenOut:
+def sign_up(
+    db: Session, svc: Services, body: RegisterIn, user_agent: str | None, ip: str | None = None
+) -> TokenOut:
     """`POST /auth/register` and the web sign-up form: open sign-up makes and signs in."""
     if not svc.settings.open_signup:
         raise Forbidden("Sign-up is closed on this server.")
     user = service.create_user(db, email=body.email, name=body.name, password=body.password)
-    token, row = service.issue_token(db, user, svc.settings.token_ttl_seconds, user_agent)
+    ttl = svc.settings.token_ttl_seconds
+    token, row = service.issue_token(db, user, ttl, user_agent, ip_address=ip)
+    assert row.expires_at is not None
     return TokenOut(token=token, expires_at=row.expires_at, user=UserOut.model_validate(user))

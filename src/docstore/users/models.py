@@ -67,17 +67,25 @@ class User(Base):
 
 
 class ApiToken(Base):
-    """An opaque bearer token; only its SHA-256 is stored."""
+    """An opaque bearer token; only its SHA-256 is stored.
+
+    Kinds: `api` (from `POST /auth/login`), `session` (the web UI's cookie) and
+    `app_password` (named, made by its owner, no expiry: `expires_at` is NULL). The user
+    agent and address are the client's when the token was issued; `last_used_at` is
+    refreshed at most once a minute (users.sessions.TOUCH_INTERVAL)."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(16), default="api")  # api | session
+    kind: Mapped[str] = mapped_column(String(16), default="api")  # api | session | app_password
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_api_tokens_user_id", "user_id"),)

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Row, bindparam, select, update
+from sqlalchemy import BigInteger, ColumnElement, Row, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from docstore.db import UTCDateTime
 from docstore.db.fastpath import detached, first_row
 from docstore.errors import QuotaExceeded
 from docstore.users.models import ApiToken, Plan, User
@@ -124,6 +125,7 @@ TOKEN_COLUMNS: tuple[ColumnElement[Any], ...] = (
     ApiToken.id.label("token_id"),
     ApiToken.expires_at.label("token_expires_at"),
     ApiToken.revoked_at.label("token_revoked_at"),
+    ApiToken.last_used_at.label("token_last_used_at"),
     *(c.label(_USER_PREFIX + c.key) for c in User.__table__.c),
 )
 # Built once: every authenticated request runs it, and building the statement cost a third
@@ -140,8 +142,9 @@ class TokenState:
     """What authentication needs of a token row."""
 
     id: int
-    expires_at: datetime
+    expires_at: datetime | None  # None: an app password, valid until revoked
     revoked_at: datetime | None
+    last_used_at: datetime | None
 
 
 def token_from_row(row: Row[Any]) -> tuple[TokenState, User]:
@@ -149,12 +152,44 @@ def token_from_row(row: Row[Any]) -> tuple[TokenState, User]:
     instance, as if loaded by an earlier session: reading its attributes needs no session,
     and `db.get(User, id)` loads the row afresh."""
     user = detached(User, row._mapping, _USER_PREFIX)
-    return TokenState(row.token_id, row.token_expires_at, row.token_revoked_at), user
+    state = TokenState(
+        row.token_id, row.token_expires_at, row.token_revoked_at, row.token_last_used_at
+    )
+    return state, user
 
 
 def token_and_user(db: Session, digest: str) -> Row[Any] | None:
     """The row of `TOKEN_COLUMNS` for a presented token's digest, in one round trip."""
     return first_row(db, _TOKEN_AND_USER, {"digest": digest})  # type: ignore[no-any-return]
+
+
+# Built once. Marks a token used: one conditional UPDATE, a no-op when another request did
+# it since `cutoff`. On PostgreSQL a row another transaction is touching is skipped rather
+# than waited for (SKIP LOCKED; SQLite ignores the clause and has no row locks).
+_TOUCH = (
+    update(ApiToken)
+    .where(
+        ApiToken.id.in_(
+            select(ApiToken.id)
+            .where(
+                ApiToken.id.in_(bindparam("token_ids", expanding=True)),
+                or_(
+                    ApiToken.last_used_at.is_(None),
+                    ApiToken.last_used_at < bindparam("cutoff", type_=UTCDateTime),
+                ),
+            )
+            .with_for_update(skip_locked=True)
+        )
+    )
+    .values(last_used_at=bindparam("now", type_=UTCDateTime))
+    .execution_options(synchronize_session=False)
+)
+
+
+def touch_tokens(db: Session, token_ids: list[int], now: datetime, cutoff: datetime) -> None:
+    """Set `last_used_at = now` on those of the tokens last used before `cutoff`."""
+    if token_ids:
+        db.connection().execute(_TOUCH, {"token_ids": token_ids, "now": now, "cutoff": cutoff})
 
 
 def plan(db: Session, name: str) -> Plan | None:

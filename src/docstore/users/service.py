@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, select, update
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
 from docstore.context import Actor
-from docstore.db import utcnow
+from docstore.db import READ_ONLY, utcnow
 from docstore.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from docstore.folders.service import create_root
 from docstore.names import clean_display_name, display_name_for_names
@@ -100,15 +101,29 @@ def create_user(
 
 
 def issue_token(
-    db: Session, user: User, ttl_seconds: int, user_agent: str | None
+    db: Session,
+    user: User,
+    ttl_seconds: int | None,
+    user_agent: str | None,
+    *,
+    ip_address: str | None = None,
+    kind: str = "api",
+    name: str | None = None,
 ) -> tuple[str, ApiToken]:
-    """A new bearer token; only its digest is stored."""
+    """A new bearer token; only its digest is stored. `ttl_seconds=None`: no expiry (app
+    passwords). A sign-in counts as a use; an app password is first used later."""
     token = new_token()
+    now = utcnow()
     row = ApiToken(
         user_id=user.id,
         token_hash=token_digest(token),
-        expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+        kind=kind,
+        name=name,
+        created_at=now,
+        expires_at=None if ttl_seconds is None else now + timedelta(seconds=ttl_seconds),
+        last_used_at=None if kind == "app_password" else now,
         user_agent=(user_agent or "")[:512] or None,
+        ip_address=(ip_address or "")[:64] or None,
     )
     db.add(row)
     db.flush()
@@ -129,18 +144,57 @@ def login(db: Session, actor: Actor, email: str, password: str) -> User:
 def authenticate(db: Session, token: str) -> tuple[User, int]:
     """The user behind a bearer token and the token's id, or 401 when it is unknown,
     expired or revoked."""
-    return check_token(repo.token_and_user(db, token_digest(token)))
+    return check_token(db, repo.token_and_user(db, token_digest(token)))
 
 
-def check_token(row: Row[Any] | None) -> tuple[User, int]:
+def check_token(db: Session, row: Row[Any] | None) -> tuple[User, int]:
     """The user and token id from a row of `repository.TOKEN_COLUMNS` (None: no such
-    token), or 401 when the token is expired or revoked or its user disabled."""
+    token), or 401 when the token is expired or revoked or its user disabled. A good
+    token's last use is noted (`note_use`)."""
     if row is None:
         raise Unauthenticated("The token is invalid or has expired.")
     token, user = repo.token_from_row(row)
-    if token.revoked_at is not None or token.expires_at <= utcnow() or not user.is_active:
+    now = utcnow()
+    expired = token.expires_at is not None and token.expires_at <= now
+    if token.revoked_at is not None or expired or not user.is_active:
         raise Unauthenticated("The token is invalid or has expired.")
+    note_use(db, token.id, token.last_used_at, now)
     return user, token.id
+
+
+# How stale a token's `last_used_at` may get: it is written at most once per interval, so
+# nearly every authenticated request writes nothing for it.
+TOUCH_INTERVAL = timedelta(seconds=60)
+# session.info key: tokens a read transaction used whose `last_used_at` is stale.
+USES_KEY = "docstore.users.token_uses"
+
+
+def note_use(db: Session, token_id: int, last_used_at: datetime | None, now: datetime) -> None:
+    """Refresh a token's `last_used_at` when it is older than `TOUCH_INTERVAL`: in a
+    write transaction at once (one conditional UPDATE), in a read-only one by the caller
+    after it (`deferred_uses`; deps hands them to the audit group commit)."""
+    if last_used_at is not None and last_used_at > now - TOUCH_INTERVAL:
+        return
+    if db.info.get(READ_ONLY):
+        db.info.setdefault(USES_KEY, []).append(token_id)
+        return
+    repo.touch_tokens(db, [token_id], now, now - TOUCH_INTERVAL)
+
+
+def deferred_uses(db: Session) -> list[int]:
+    """The tokens a read transaction used whose last use is still to be written."""
+    ids: list[int] = db.info.get(USES_KEY, [])
+    return ids
+
+
+def touch_later(token_ids: list[int]) -> Callable[[Session], None]:
+    """`deferred_uses` as work for another transaction (the audit group commit's)."""
+
+    def touch(db: Session) -> None:
+        now = utcnow()
+        repo.touch_tokens(db, token_ids, now, now - TOUCH_INTERVAL)
+
+    return touch
 
 
 def logout(db: Session, token_id: int) -> None:

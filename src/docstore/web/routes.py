@@ -24,7 +24,7 @@ from starlette.types import Scope
 
 from docstore.config import Settings
 from docstore.context import Actor
-from docstore.deps import DB, Svc, anonymous_actor
+from docstore.deps import DB, Svc, anonymous_actor, client_ip
 from docstore.errors import DocstoreError, Unauthenticated
 from docstore.folders import service as folders
 from docstore.security import token_digest
@@ -41,7 +41,7 @@ from docstore.session_cookie import (
     set_session,
 )
 from docstore.sharing.permissions import Level, get_document_for
-from docstore.users import login_limits
+from docstore.users import login_limits, passwords
 from docstore.users import service as users
 from docstore.users.models import ApiToken, User
 from docstore.users.schemas import LoginIn, RegisterIn
@@ -207,12 +207,13 @@ def _auth_page(
     return response
 
 
-def _validation_message(exc: ValidationError) -> str:
+def _validation_message(exc: ValidationError, password: str = "") -> str:
     fields = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
     if "email" in fields:
         return "Enter a valid email address."
-    if "password" in fields:
-        return "The password needs at least 8 characters."
+    if "password" in fields:  # the rule's own reason (users.passwords)
+        reason = passwords.problem(password) or "choose another password"
+        return reason[:1].upper() + reason[1:] + "."
     if "name" in fields:
         return "Enter your name."
     return "Check the form and try again."
@@ -296,10 +297,11 @@ async def register_submit(request: Request, db: DB, svc: Svc) -> Response:
             password=form.get("password", ""),
         )
         ua = request.headers.get("user-agent")
-        out = await run_in_threadpool(login_limits.sign_up, db, svc, body, ua)
+        ip = client_ip(request)
+        out = await run_in_threadpool(login_limits.sign_up, db, svc, body, ua, ip)
     except ValidationError as exc:
         out = None
-        error, status = _validation_message(exc), 422
+        error, status = _validation_message(exc, form.get("password", "")), 422
     except DocstoreError as exc:
         out = None
         error, status = exc.detail, exc.status
