@@ -9,7 +9,7 @@ from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
-from docstore.deps import DB, CurrentActor, in_request_read
+from docstore.deps import DB, CurrentActor, UnitOfWork
 from docstore.folders import service
 from docstore.folders.schemas import ChildrenPage, FolderIn, FolderOut, FolderPatch
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -64,7 +64,7 @@ async def list_children(
             )
         )
 
-    body = await in_request_read(request, page_json)
+    body = await UnitOfWork(request).run(page_json, read_only=True)
     return Response(body, media_type="application/json")
 
 
