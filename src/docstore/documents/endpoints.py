@@ -14,7 +14,6 @@ from docstore.documents.receive import declared_length, discard, parse_checksum,
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
 from docstore.schemas import RAW_BODY, Id, problems
 from docstore.services import Services
-from docstore.sharing.permissions import Level
 
 router = APIRouter(tags=["documents"])
 
@@ -37,8 +36,7 @@ def _finish_upload(
     doc, _ = service.create_document(
         db, actor, folder.id, clean, service.guess_mime(clean, mime_type), blob
     )
-    level = Level.OWNER if doc.owner_id == actor.user_id else Level.EDIT
-    return service.document_out(db, doc, level)
+    return service.created_out(db, actor, doc)
 
 
 @router.post(

@@ -14,7 +14,6 @@ from docstore.folders import service
 from docstore.folders.schemas import ChildrenPage, FolderIn, FolderOut, FolderPatch
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from docstore.schemas import problems
-from docstore.sharing.permissions import Level
 
 router = APIRouter(prefix="/folders", tags=["folders"])
 
@@ -27,9 +26,7 @@ router = APIRouter(prefix="/folders", tags=["folders"])
 )
 def create_folder(body: FolderIn, actor: CurrentActor, db: DB) -> FolderOut:
     """Create a folder inside `parent_id` (null: the caller's root)."""
-    folder = service.create(db, actor, body.name, body.parent_id)
-    level = Level.OWNER if folder.owner_id == actor.user_id else Level.EDIT
-    return service.folder_out(folder, level)
+    return service.created_out(actor, service.create(db, actor, body.name, body.parent_id))
 
 
 @router.get("/{folder_id}", response_model=FolderOut, responses=problems(401, 404))
@@ -97,5 +94,4 @@ def delete_folder(folder_id: str, actor: CurrentActor, db: DB) -> Response:
 @router.post("/{folder_id}/restore", response_model=FolderOut, responses=problems(401, 403, 404))
 def restore_folder(folder_id: str, actor: CurrentActor, db: DB) -> FolderOut:
     """Bring a folder back from the trash, where it was or at the root; unique name."""
-    folder = service.restore(db, actor, folder_id)
-    return service.folder_out(folder, Level.OWNER)
+    return service.restore(db, actor, folder_id)
