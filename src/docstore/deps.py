@@ -1,9 +1,10 @@
-"""FastAPI dependencies: the request transaction, the caller, the client address."""
+"""FastAPI dependencies: the request's unit of work, the caller, the client address."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -27,13 +28,100 @@ def get_services(request: Request) -> Services:
     return services
 
 
+class UnitOfWork:
+    """A request's one unit of work: one transaction, committed before the answer is sent
+    and rolled back on any error. Every endpoint opens it through this class, in one of two
+    ways: as the `DB` dependency (its session, for an ordinary endpoint), or, on the hot
+    endpoints, `await UnitOfWork(request).run(work, ...)`, which authenticates the caller and
+    runs `work(db, actor)` inside it in one worker-thread hop. The variants of `run` are its
+    parameters: `read_only` (a read transaction, on the event loop itself where that is
+    cheaper), `actor` (the caller is known already: the unit of work opens after a streamed
+    body) and `token_in_work` (`work` authenticates `self.token` in its own first statement).
+    """
+
+    __slots__ = ("request", "svc", "token")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.svc = get_services(request)
+        # The presented token, once `run(..., token_in_work=True)` has read it.
+        self.token = ""
+
+    def transaction(self, *, read_only: bool = False) -> AbstractContextManager[Session]:
+        """The unit of work's transaction: every way of opening it comes through here."""
+        database = self.svc.database
+        return database.read_transaction() if read_only else database.transaction()
+
+    async def run(
+        self,
+        work: Callable[[Session, Actor], T],
+        *,
+        read_only: bool = False,
+        actor: Actor | None = None,
+        token_in_work: bool = False,
+    ) -> T:
+        """`work(db, actor)` in the unit of work, on one worker thread.
+
+        The hot endpoints use this instead of the `DB` and `CurrentActor` dependencies, which
+        cost a worker-thread hop each (plus one for the commit and one for validating a sync
+        endpoint's answer): five hops become one, and on SQLite the write lock is never held
+        across a return to the event loop. The caller is authenticated first (401 without a
+        valid token), unless `actor` is given: an upload whose body streams in authenticates
+        in one unit of work before the stream and passes that actor to the next, after it.
+        """
+        if read_only:
+            return await self._read(work, token_in_work)
+        request = self.request
+
+        def run() -> T:
+            with self.transaction() as db:
+                return work(db, actor if actor is not None else authenticate_request(request, db))
+
+        return await run_in_threadpool(run)
+
+    async def _read(self, work: Callable[[Session, Actor], T], token_in_work: bool) -> T:
+        """`run` for an endpoint that only reads the database: a read-only transaction,
+        whose audit entries the group commit writes before the answer is sent.
+
+        On embedded SQLite (no Redis: every lookup is in this process) the transaction runs
+        on the event loop itself. A read there takes tens of microseconds and waits for no
+        lock (WAL), while a worker-thread hop costs more than the whole read: the GIL changes
+        hands at every call into sqlite3 (bench/PROFILE.md, session 5). `work` must therefore
+        do nothing but database reads and in-process lookups.
+
+        With `token_in_work`, `work` gets an actor without a user yet and authenticates
+        `self.token` itself, before anything else (`users.service.check_token`): a hot read
+        does it in the same statement as its fetch (documents.service.get_with_token), one
+        round trip instead of two.
+        """
+        request = self.request
+        token, from_cookie = presented_token(request)
+        self.token = token
+
+        def run() -> tuple[T, list[dict[str, Any]], list[int]]:
+            with self.transaction(read_only=True) as db:
+                actor = anonymous_actor(request)
+                if not token_in_work:
+                    authenticate_as(actor, db, token)
+                result = work(db, actor)
+                if from_cookie:  # as authenticate_request: once the token is known good
+                    session_cookie.check_csrf(request, token)
+                return result, audit.deferred(db), users.deferred_uses(db)
+
+        result, entries, uses = run() if self.svc.inline_reads else await run_in_threadpool(run)
+        # A token's stale last use (at most once a minute) rides on the audit batch.
+        await audit_log(request).write(entries, [users.touch_later(uses)] if uses else [])
+        return result
+
+
 def get_db(request: Request) -> Iterator[Session]:
-    """The request's transaction: committed when the endpoint returns, else rolled back.
+    """The `DB` dependency: the request's unit of work (`UnitOfWork`) as a session,
+    committed when the endpoint returns, else rolled back.
 
     Declared with scope="function" so the commit happens before the response is sent:
     a client never sees success for a write that then failed to commit.
     """
-    with get_services(request).database.transaction() as session:
+    with UnitOfWork(request).transaction() as session:
         yield session
 
 
@@ -115,7 +203,8 @@ def presented_token(request: Request) -> tuple[str, bool]:
 
 
 def get_actor(request: Request, db: DB) -> Actor:
-    """`authenticate_request` as a dependency, in a transaction of its own."""
+    """`authenticate_request` as a dependency, in the request's unit of work (`DB`), whose
+    reads so far it then commits (`end_before_stream`: the body of a save may stream next)."""
     actor = authenticate_request(request, db)
     end_before_stream(db)
     return actor
@@ -128,70 +217,6 @@ def end_before_stream(db: Session) -> None:
     again at the next use of `db`. One of the two places a request has a second
     transaction (docs/DEVELOPING.md, "Transactions")."""
     db.commit()
-
-
-async def in_request_transaction(request: Request, work: Callable[[Session, Actor], T]) -> T:
-    """Authenticate the caller and run `work` in one transaction, on one worker thread.
-
-    The hot endpoints use this instead of the `DB` and `CurrentActor` dependencies, which
-    cost a worker-thread hop each (plus one for the commit and one for validating a sync
-    endpoint's answer): five hops become one, and on SQLite the write lock is never held
-    across a return to the event loop. Committed before the answer is sent, as `get_db`.
-    """
-
-    def run() -> T:
-        with get_services(request).database.transaction() as db:
-            return work(db, authenticate_request(request, db))
-
-    return await run_in_threadpool(run)
-
-
-async def in_unit_of_work(request: Request, work: Callable[[Session], T]) -> T:
-    """The request's unit of work where it opens after a streamed body (the caller was
-    authenticated before the stream, by `in_request_transaction`): `work` in one
-    transaction on one worker thread, committed before the answer is sent."""
-
-    def run() -> T:
-        with get_services(request).database.transaction() as db:
-            return work(db)
-
-    return await run_in_threadpool(run)
-
-
-async def in_request_read(request: Request, work: Callable[[Session, Actor], T]) -> T:
-    """`in_request_transaction` for an endpoint that only reads the database: a read-only
-    transaction, whose audit entries the group commit writes before the answer is sent.
-
-    On embedded SQLite (no Redis: every lookup is in this process) the transaction runs on
-    the event loop itself. A read there takes tens of microseconds and waits for no lock
-    (WAL), while a worker-thread hop costs more than the whole read: the GIL changes hands
-    at every call into sqlite3 (bench/PROFILE.md, session 5). `work` must therefore do
-    nothing but database reads and in-process lookups.
-    """
-    return await in_request_read_token(
-        request, lambda db, actor, token: work(db, authenticate_as(actor, db, token))
-    )
-
-
-async def in_request_read_token(request: Request, work: Callable[[Session, Actor, str], T]) -> T:
-    """`in_request_read` where `work` authenticates the presented token itself, before
-    anything else (`users.service.check_token`): a hot read does it in the same statement
-    as its fetch (documents.service.get_with_token), one round trip instead of two. `work`
-    gets an actor without a user yet."""
-    svc = get_services(request)
-    token, from_cookie = presented_token(request)
-
-    def run() -> tuple[T, list[dict[str, Any]], list[int]]:
-        with svc.database.read_transaction() as db:
-            result = work(db, anonymous_actor(request), token)
-            if from_cookie:  # as authenticate_request: once the token is known good
-                session_cookie.check_csrf(request, token)
-            return result, audit.deferred(db), users.deferred_uses(db)
-
-    result, entries, uses = run() if svc.inline_reads else await run_in_threadpool(run)
-    # A token's stale last use (at most once a minute) rides on the audit batch.
-    await audit_log(request).write(entries, [users.touch_later(uses)] if uses else [])
-    return result
 
 
 def audit_log(request: Request) -> GroupCommit:

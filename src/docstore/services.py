@@ -24,7 +24,7 @@ class Services:
     database: Database
     store: BlobStore
     cache: Cache
-    # Read-only request transactions run on the event loop (deps.in_request_read).
+    # Read-only request transactions run on the event loop (deps.UnitOfWork.run, read_only).
     inline_reads: bool = field(init=False)
     # Per-process state a domain builds from these services on first use, by key (the
     # kit names no domain: sharing.runtime keeps its grant cache here).

@@ -8,20 +8,12 @@ from sqlalchemy.orm import Session
 
 from docstore.context import Actor
 from docstore.db import after_commit, on_rollback
-from docstore.deps import (
-    DB,
-    CurrentActor,
-    Svc,
-    in_request_read_token,
-    in_request_transaction,
-    in_unit_of_work,
-)
+from docstore.deps import DB, CurrentActor, Svc, UnitOfWork
 from docstore.documents import blobs, service
 from docstore.documents.receive import declared_length, discard, parse_checksum, receive_body
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
 from docstore.schemas import RAW_BODY, Id, problems
 from docstore.services import Services
-from docstore.sharing.permissions import Level
 
 router = APIRouter(tags=["documents"])
 
@@ -44,8 +36,7 @@ def _finish_upload(
     doc, _ = service.create_document(
         db, actor, folder.id, clean, service.guess_mime(clean, mime_type), blob
     )
-    level = Level.OWNER if doc.owner_id == actor.user_id else Level.EDIT
-    return service.document_out(db, doc, level)
+    return service.created_out(db, actor, doc)
 
 
 @router.post(
@@ -79,21 +70,25 @@ async def upload_file(
         service.check_new_document(db, actor, folder_id, name, length)
         return actor, expected, blobs.add_pending(db, key, length or 0)
 
-    actor, expected, blob_id = await in_request_transaction(request, start)
+    uow = UnitOfWork(request)
+    actor, expected, blob_id = await uow.run(start)
     stored = await receive_body(request, svc, limit, expected, pending=(key, blob_id))
 
-    def finish(db: Session) -> DocumentOut:
+    def finish(db: Session, actor: Actor) -> DocumentOut:
         on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
         return _finish_upload(db, svc, actor, folder_id, name, mime_type, stored)
 
-    return await in_unit_of_work(request, finish)
+    return await uow.run(finish, actor=actor)
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses=problems(401, 404))
 async def get_document(document_id: Id, request: Request, response: Response) -> DocumentOut:
     """A document; the ETag is its current version id (for If-Match on save)."""
-    out = await in_request_read_token(
-        request, lambda db, actor, token: service.get_with_token(db, actor, token, document_id)
+    uow = UnitOfWork(request)
+    out = await uow.run(
+        lambda db, actor: service.get_with_token(db, actor, uow.token, document_id),
+        read_only=True,
+        token_in_work=True,
     )
     if out.current_version is not None:
         response.headers["ETag"] = f'"{out.current_version.id}"'

@@ -29,6 +29,7 @@ from docstore.security import token_digest
 from docstore.sharing import url_grants
 from docstore.sharing.permissions import (
     Level,
+    creator_level,
     get_document_for,
     get_folder_for,
     level_for,
@@ -82,6 +83,11 @@ def document_out(db: Session, doc: Document, level: Level) -> DocumentOut:
     return _document_out(
         doc, version_out(current, doc.current_version_id) if current else None, level
     )
+
+
+def created_out(db: Session, actor: Actor, doc: Document) -> DocumentOut:
+    """The API view of a document the actor has just created, at their level on it."""
+    return document_out(db, doc, creator_level(actor, doc.owner_id))
 
 
 def _document_out(

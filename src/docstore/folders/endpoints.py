@@ -9,12 +9,11 @@ from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
-from docstore.deps import DB, CurrentActor, in_request_read
+from docstore.deps import DB, CurrentActor, UnitOfWork
 from docstore.folders import service
 from docstore.folders.schemas import ChildrenPage, FolderIn, FolderOut, FolderPatch
 from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from docstore.schemas import problems
-from docstore.sharing.permissions import Level
 
 router = APIRouter(prefix="/folders", tags=["folders"])
 
@@ -27,9 +26,7 @@ router = APIRouter(prefix="/folders", tags=["folders"])
 )
 def create_folder(body: FolderIn, actor: CurrentActor, db: DB) -> FolderOut:
     """Create a folder inside `parent_id` (null: the caller's root)."""
-    folder = service.create(db, actor, body.name, body.parent_id)
-    level = Level.OWNER if folder.owner_id == actor.user_id else Level.EDIT
-    return service.folder_out(folder, level)
+    return service.created_out(actor, service.create(db, actor, body.name, body.parent_id))
 
 
 @router.get("/{folder_id}", response_model=FolderOut, responses=problems(401, 404))
@@ -64,7 +61,7 @@ async def list_children(
             )
         )
 
-    body = await in_request_read(request, page_json)
+    body = await UnitOfWork(request).run(page_json, read_only=True)
     return Response(body, media_type="application/json")
 
 
@@ -97,5 +94,4 @@ def delete_folder(folder_id: str, actor: CurrentActor, db: DB) -> Response:
 @router.post("/{folder_id}/restore", response_model=FolderOut, responses=problems(401, 403, 404))
 def restore_folder(folder_id: str, actor: CurrentActor, db: DB) -> FolderOut:
     """Bring a folder back from the trash, where it was or at the root; unique name."""
-    folder = service.restore(db, actor, folder_id)
-    return service.folder_out(folder, Level.OWNER)
+    return service.restore(db, actor, folder_id)

@@ -21,7 +21,7 @@ from docstore.folders.models import Folder
 from docstore.folders.schemas import FolderOut
 from docstore.names import clean_name, unique_name
 from docstore.pagination import decode_cursor, encode_cursor
-from docstore.sharing.permissions import Level, get_folder_for
+from docstore.sharing.permissions import Level, creator_level, get_folder_for
 from docstore.users.models import User
 
 
@@ -253,9 +253,10 @@ def delete(db: Session, actor: Actor, folder_id: int | str) -> None:
     )
 
 
-def restore(db: Session, actor: Actor, folder_id: int | str) -> Folder:
-    """Bring a trashed folder back with what went with it; to the root if its parent is gone."""
-    folder, _ = get_folder_for(
+def restore(db: Session, actor: Actor, folder_id: int | str) -> FolderOut:
+    """Bring a trashed folder back with what went with it; to the root if its parent is gone.
+    Only the owner may (the answer carries that level)."""
+    folder, level = get_folder_for(
         db, actor, resolve_id(actor, folder_id), Level.OWNER, include_deleted=True
     )
     if not folder.is_deleted or not folder.trash_root:
@@ -307,7 +308,12 @@ def restore(db: Session, actor: Actor, folder_id: int | str) -> Folder:
         owner_id=folder.owner_id,
         details={"name": name, "to_folder_id": target.id},
     )
-    return folder
+    return folder_out(folder, level)
+
+
+def created_out(actor: Actor, folder: Folder) -> FolderOut:
+    """The API view of a folder the actor has just created, at their level on it."""
+    return folder_out(folder, creator_level(actor, folder.owner_id))
 
 
 def folder_out(folder: Folder, level: Level | None = None) -> FolderOut:

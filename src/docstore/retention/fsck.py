@@ -35,7 +35,7 @@ from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.retention import gc, runs
 from docstore.retention.gc import orphans
 from docstore.services import Services
-from docstore.uploads import repository as uploads
+from docstore.uploads import repository as upload_repo
 from docstore.uploads.models import UploadSession
 from docstore.users.models import User
 
@@ -129,7 +129,7 @@ def check_quota(db: Session, report: FsckReport, repair: bool) -> None:
 def _expected_reserved() -> Any:
     return (
         select(func.coalesce(func.sum(UploadSession.reserved_bytes), 0))
-        .where(UploadSession.owner_id == User.id, UploadSession.state.in_(uploads.LIVE))
+        .where(UploadSession.owner_id == User.id, UploadSession.state.in_(upload_repo.LIVE))
         .scalar_subquery()
     )
 

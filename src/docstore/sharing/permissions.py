@@ -5,6 +5,10 @@ ancestor folder, else a link. Ancestors are the ids in the folder's materialized
 the check is one query on the (user, folder) / (user, document) share indexes whose cost
 grows with folder depth, not with the number of shares. The answer is cached per
 (user, item, folder path) for 60 s (sharing/runtime.py explains why that stays correct).
+
+The level an action needs is decided by the service function that performs it (it passes
+`needed` here); endpoints and web pages call those functions and never pick a `Level`
+(tests/test_levels.py holds them to it). Seeing an item is the default need.
 """
 
 from __future__ import annotations
@@ -205,6 +209,13 @@ def document_level(db: Session, actor: Actor, doc: Document, folder_path: str) -
     return level_for(db, actor, doc.owner_id, folder_path, doc.id, created_at=doc.created_at)
 
 
+def creator_level(actor: Actor, owner_id: int) -> Level:
+    """The actor's level on an item they have just created: OWNER of their own, else EDIT
+    (an item belongs to the owner of the folder it went into, where creating needed EDIT).
+    """
+    return Level.OWNER if owner_id == actor.user_id else Level.EDIT
+
+
 def require(level: Level, needed: Level) -> None:
     """404 when the caller cannot see the item at all, 403 when they lack the level."""
     if level == Level.NONE:
@@ -227,12 +238,12 @@ def get_folder_for(
     db: Session,
     actor: Actor,
     folder_id: int,
-    needed: Level,
+    needed: Level = Level.VIEW,
     *,
     for_update: bool = False,
     include_deleted: bool = False,
 ) -> tuple[Folder, Level]:
-    """Load a folder the actor may act on at `needed`, or raise 404/403."""
+    """Load a folder the actor may act on at `needed` (by default: see), or raise 404/403."""
     folder = db.scalar(_FOLDER_FOR_UPDATE if for_update else _FOLDER, {"folder_id": folder_id})
     if folder is None:
         raise NotFound()
@@ -261,12 +272,13 @@ def get_document_for(
     db: Session,
     actor: Actor,
     document_id: int,
-    needed: Level,
+    needed: Level = Level.VIEW,
     *,
     for_update: bool = False,
     include_deleted: bool = False,
 ) -> tuple[Document, Folder, Level]:
-    """Load a document (and its folder) the actor may act on at `needed`, or raise 404/403.
+    """Load a document (and its folder) the actor may act on at `needed` (by default: see),
+    or raise 404/403.
 
     One round trip: the folder is joined in and, for reads, so is the current version,
     which lands in the session's identity map for `document_out` to find without a query.

@@ -13,7 +13,7 @@ from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.documents import service as documents
 from docstore.documents.models import Document
-from docstore.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from docstore.errors import Conflict, DocstoreError, Forbidden, NotFound, ValidationFailed
 from docstore.folders.models import Folder
 from docstore.pagination import cursor_int, page
 from docstore.security import hash_password, new_token, token_digest
@@ -297,6 +297,33 @@ def list_for_item(
     rows = list(db.scalars(stmt.order_by(Share.id).limit(limit + 1)))
     shown, next_cursor = page(rows, limit, lambda s: {"i": s.id})
     return [share_out(s) for s in shown], next_cursor
+
+
+def shared_children(db: Session, actor: Actor, folder_id: int) -> dict[str, list[int]]:
+    """Which direct children of a folder the caller owns carry an active share (nothing for
+    a folder the caller does not own or cannot see: only the owner sees who has access)."""
+    none: dict[str, list[int]] = {"folders": [], "documents": []}
+    if actor.user is None:
+        return none
+    try:
+        folder, _ = get_folder_for(db, actor, folder_id, Level.OWNER)
+    except DocstoreError:
+        return none
+    live = active_share(utcnow())
+    docs = (
+        select(Share.document_id)
+        .join(Document, Document.id == Share.document_id)
+        .where(live, Document.folder_id == folder.id, Document.is_deleted == false())
+    )
+    folders = (
+        select(Share.folder_id)
+        .join(Folder, Folder.id == Share.folder_id)
+        .where(live, Folder.parent_id == folder.id, Folder.is_deleted == false())
+    )
+    return {
+        "folders": sorted({i for i in db.scalars(folders) if i is not None}),
+        "documents": sorted({i for i in db.scalars(docs) if i is not None}),
+    }
 
 
 def shared_with_me(

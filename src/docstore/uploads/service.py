@@ -77,7 +77,7 @@ from docstore.uploads.schemas import (
     UploadOut,
     UploadResult,
 )
-from docstore.users import repository as users
+from docstore.users import repository as user_repo
 from docstore.versions import service as versions
 from docstore.versions.schemas import OnConflict, Resolution
 
@@ -148,13 +148,13 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
         assert actor.user_id is not None
         # Both accounts locked (in id order) before counting: concurrent initiations by one
         # user serialise here, so the cap holds exactly (SQLite's write lock does the same).
-        users.lock_users(db, {actor.user_id, target.owner_id})
+        user_repo.lock_users(db, {actor.user_id, target.owner_id})
         if repository.open_count(db, actor.user_id, utcnow()) >= settings.max_open_uploads:
             raise TooManyUploads(
                 f"At most {settings.max_open_uploads} uploads may be open at once; "
                 "complete or discard some first."
             )
-        users.reserve(db, target.owner_id, body.size_bytes)
+        user_repo.reserve(db, target.owner_id, body.size_bytes)
         # Deduplication without the "Dropship" hole. The seed skipped the upload whenever
         # ANY stored version had the declared checksum, so knowing a file's SHA-256 (from a
         # leak, a public hash list, a guess among few candidates) was enough to obtain the
@@ -568,5 +568,5 @@ def end(db: Session, session: UploadSession, state: str) -> None:
 
 
 def _unreserve(db: Session, session: UploadSession) -> None:
-    users.unreserve(db, session.owner_id, session.reserved_bytes)
+    user_repo.unreserve(db, session.owner_id, session.reserved_bytes)
     session.reserved_bytes = 0

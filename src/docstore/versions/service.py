@@ -173,10 +173,9 @@ def _conflict_copy(
     name = conflict_copy_name(doc.name, who, lambda n: folder_repo.name_taken(db, folder.id, n))
     blob = use_content(db, content)
     copy, version = documents.create_document(db, actor, folder.id, name, doc.mime_type, blob)
-    level = Level.OWNER if copy.owner_id == actor.user_id else Level.EDIT
     return SaveOut(
         resolution="conflict_copy",
-        document=documents.document_out(db, copy, level),
+        document=documents.created_out(db, actor, copy),
         version=documents.version_out(version, copy.current_version_id),
     )
 

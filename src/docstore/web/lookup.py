@@ -7,23 +7,16 @@ comment of a document the caller can read. An id outside that is simply left out
 
 from __future__ import annotations
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from docstore.comments.models import Comment
 from docstore.context import Actor
-from docstore.db import utcnow
 from docstore.documents.models import Document, DocumentVersion
 from docstore.errors import DocstoreError
 from docstore.folders.models import Folder
 from docstore.sharing.models import Share
-from docstore.sharing.permissions import (
-    Level,
-    active_share,
-    get_document_for,
-    get_folder_for,
-    readable,
-)
+from docstore.sharing.permissions import get_document_for, readable
 from docstore.users.models import User
 
 MAX_IDS = 200
@@ -84,7 +77,7 @@ def _share_linked(db: Session, me: int, ids: list[int]) -> set[int]:
 def _authors(db: Session, actor: Actor, document_id: int, ids: list[int]) -> set[int]:
     """People who wrote a version or a comment of a document the caller can read."""
     try:
-        doc, _, _ = get_document_for(db, actor, document_id, Level.VIEW)
+        doc, _, _ = get_document_for(db, actor, document_id)
     except DocstoreError:
         return set()
     versions = select(DocumentVersion.created_by).where(
@@ -111,30 +104,3 @@ def user_names(
         return {}
     rows = db.execute(select(User.id, User.name).where(User.id.in_(wanted)))
     return {uid: name for uid, name in rows}
-
-
-def shared_children(db: Session, actor: Actor, folder_id: int) -> dict[str, list[int]]:
-    """Which direct children of a folder the caller owns carry an active share."""
-    if actor.user is None:
-        return {"folders": [], "documents": []}
-    try:
-        folder, level = get_folder_for(db, actor, folder_id, Level.VIEW)
-    except DocstoreError:
-        return {"folders": [], "documents": []}
-    if level != Level.OWNER:
-        return {"folders": [], "documents": []}
-    live = active_share(utcnow())
-    docs = (
-        select(Share.document_id)
-        .join(Document, Document.id == Share.document_id)
-        .where(live, Document.folder_id == folder.id, Document.is_deleted == false())
-    )
-    folders = (
-        select(Share.folder_id)
-        .join(Folder, Folder.id == Share.folder_id)
-        .where(live, Folder.parent_id == folder.id, Folder.is_deleted == false())
-    )
-    return {
-        "folders": sorted({i for i in db.scalars(folders) if i is not None}),
-        "documents": sorted({i for i in db.scalars(docs) if i is not None}),
-    }

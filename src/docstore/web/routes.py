@@ -40,7 +40,8 @@ from docstore.session_cookie import (
     set_form_cookie,
     set_session,
 )
-from docstore.sharing.permissions import Level, get_document_for
+from docstore.sharing import service as sharing
+from docstore.sharing.permissions import get_document_for
 from docstore.users import login_limits, passwords
 from docstore.users import service as users
 from docstore.users.models import ApiToken, User
@@ -371,7 +372,7 @@ def document_page(document_id: int, request: Request, db: DB) -> Response:
         return to_login(request)
     user, token = session
     try:
-        doc, _, level = get_document_for(db, _actor(request, user), document_id, Level.VIEW)
+        doc, _, level = get_document_for(db, _actor(request, user), document_id)
     except DocstoreError:
         return _not_found(request, user, token, "document")
     return render(
@@ -447,7 +448,7 @@ def names(
 def shared_flags(folder_id: int, request: Request, db: DB) -> JSONResponse:
     """Which children of one of my folders are shared (for the badges)."""
     actor = _json_actor(request, db)
-    body = lookup.shared_children(db, actor, folder_id)
+    body = sharing.shared_children(db, actor, folder_id)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
