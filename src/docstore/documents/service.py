@@ -18,6 +18,7 @@ from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.db.fastpath import first_row, insert_returning, inserted
 from docstore.documents import blobs
+from docstore.documents.dav_state import check_unlocked
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.documents.schemas import DocumentOut, DownloadOut
 from docstore.errors import Forbidden, NotFound, QuotaExceeded, StorageUnavailable
@@ -328,6 +329,7 @@ def update(
 ) -> DocumentOut:
     """Rename and/or move a document (EDIT on it and on the target folder)."""
     doc, _, level = get_document_for(db, actor, document_id, Level.EDIT, for_update=True)
+    check_unlocked(db, doc.id, actor.lock_tokens)
     new_name = clean_name(name) if name is not None else doc.name
     now = utcnow()
     if move:
@@ -369,6 +371,7 @@ def update(
 def delete(db: Session, actor: Actor, document_id: int) -> None:
     """Move a document to the trash (owner only)."""
     doc, _, _ = get_document_for(db, actor, document_id, Level.OWNER, for_update=True)
+    check_unlocked(db, doc.id, actor.lock_tokens)
     doc.is_deleted = True
     doc.deleted_at = utcnow()
     doc.deleted_by = actor.user_id
