@@ -1,5 +1,5 @@
-"""A real `docstore serve` per module for the WebDAV client tests (litmus, rclone): once on
-SQLite with local storage, once on PostgreSQL with Redis and S3 (moto)."""
+"""A real `docstore serve` for the WebDAV client tests (litmus, rclone): once on SQLite with
+local storage, once on PostgreSQL with Redis and S3 (moto)."""
 
 from __future__ import annotations
 
