@@ -171,6 +171,8 @@ class DavApp:
             handler = self.methods.get(request.method)
             if handler is None:
                 raise DavError(405, f"{request.method} is not supported here.")
+            if request.method != "OPTIONS" and "authorization" not in request.headers:
+                raise Unauthenticated("Sign in with your email and an app password.")
             segments, slash = _segments(scope)
             response = await handler(request, segments, slash)
         except DavError as exc:
@@ -724,6 +726,8 @@ class DavApp:
                 raise DavError(403, "The source and the destination are the same.")
             if node.is_collection and dest_segments[: len(segments)] == segments:
                 raise DavError(403, "A collection cannot go inside itself.")
+            if segments[: len(dest_segments)] == dest_segments:
+                raise DavError(403, "The destination holds the source.")
             from_trash = node.kind in ("trash_document", "trash_folder")
             if move and not from_trash:
                 self.writable(source)
