@@ -72,7 +72,8 @@ def test_auth_options_and_401(api: Api) -> None:
 def test_put_get_versions_etag_and_conditions(api: Api, settings: Settings) -> None:
     ann = api.register()
     ua = {"User-Agent": "Finder-test/1.0"}
-    r = dav(ann, "PUT", f"{DAV}/notes.txt", content=b"first", headers=ua)
+    r = dav(ann, "PUT", f"{DAV}/notes.txt", content=b"first",
+            headers={**ua, "Content-Type": "application/octet-stream"})  # fmt: skip
     assert r.status_code == 201
     etag = r.headers["ETag"]
     doc = doc_id(ann, "notes.txt")
@@ -82,7 +83,9 @@ def test_put_get_versions_etag_and_conditions(api: Api, settings: Settings) -> N
     assert dav(ann, "GET", f"{DAV}/notes.txt", headers={"If-None-Match": etag}).status_code == 304
     r = dav(ann, "GET", f"{DAV}/notes.txt", headers={"Range": "bytes=1-3"})
     assert r.status_code == 206 and r.content == b"irs"
-    assert dav(ann, "HEAD", f"{DAV}/notes.txt").headers["content-length"] == "5"
+    head = dav(ann, "HEAD", f"{DAV}/notes.txt")
+    assert head.headers["content-length"] == "5"
+    assert head.headers["content-type"].startswith("text/plain")  # from the name
 
     # A PUT of an existing document is a new version, through the save path (If-Match).
     r = dav(ann, "PUT", f"{DAV}/notes.txt", content=b"second", headers={"If-Match": etag})
@@ -248,6 +251,17 @@ def test_locks_are_honoured_by_the_api(api: Api) -> None:
     r = dav(ann, "UNLOCK", f"{DAV}/locked.txt", headers={"Lock-Token": token})
     assert r.status_code == 204
     assert ann.post(f"{API}/documents/{doc}/versions", content=b"api").status_code == 201
+    # A depth-infinity lock on a folder holds the documents below it, for the API too.
+    assert dav(ann, "MKCOL", f"{DAV}/box").status_code == 201
+    assert dav(ann, "PUT", f"{DAV}/box/in.txt", content=b"in").status_code == 201
+    inner = doc_id(ann, "in.txt", _folder(ann, "box"))
+    r = dav(ann, "LOCK", f"{DAV}/box/", content=body, headers={"Depth": "infinity"})
+    assert r.status_code == 200
+    r = ann.post(f"{API}/documents/{inner}/versions", content=b"api")
+    assert r.status_code == 423 and r.json()["code"] == "locked"
+    assert dav(ann, "PUT", f"{DAV}/box/new.txt", content=b"n").status_code == 423
+    token = dav(ann, "PROPFIND", f"{DAV}/box/", headers={"Depth": "0"}).text
+    assert "opaquelocktoken:" in token
 
 
 def share(owner: User, who: User, permission: str, **target: int) -> int:

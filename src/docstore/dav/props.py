@@ -70,6 +70,7 @@ class Context:
     locks: list[DavLock] = field(default_factory=list)
     dead: dict[Key, list[tuple[str, str, str]]] = field(default_factory=dict)
     quota: dict[int, tuple[int, int]] = field(default_factory=dict)  # owner: (available, used)
+    viewer: int | None = None  # quota properties show on the viewer's own folders only
 
 
 def load_dead(
@@ -166,7 +167,7 @@ def live_prop(db: Session, node: Node, name: str, ctx: Context) -> str | None:
         inner = "".join(locking.activelock(lk, lock_href(node, lk)) for lk in active)
         return f"<D:lockdiscovery>{inner}</D:lockdiscovery>"
     if name in ("quota-available-bytes", "quota-used-bytes"):
-        if node.kind != "folder" or node.owner_id is None:
+        if node.kind != "folder" or node.owner_id is None or node.owner_id != ctx.viewer:
             return None
         available, used = quota_for(db, ctx, node.owner_id)
         value = available if name == "quota-available-bytes" else used

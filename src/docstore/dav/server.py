@@ -364,7 +364,7 @@ class DavApp:
                 nodes += P.members(db, actor, node)
                 if node.kind == "folder":
                     parent_folder = node.item_id
-            ctx = P.Context(locks=locking.live_locks(db, node.ns_root))
+            ctx = P.Context(locks=locking.live_locks(db, node.ns_root), viewer=actor.user_id)
             wants_dead = mode != "prop" or any(ns != DAV or n not in P.LIVE_SET for ns, n in names)
             if wants_dead:
                 ctx.dead = P.load_dead(db, nodes, parent_folder)
@@ -612,9 +612,10 @@ class DavApp:
                         svc.store.delete, svc.database, stored.blob_id, stored.key
                     ),
                 )
-            mime = documents.guess_mime(name, request.headers.get("content-type"))
-            if mime.startswith("application/x-www-form-urlencoded"):
-                mime = documents.guess_mime(name)
+            given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if given in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
+                given = ""  # what clients send for any file: the name says more
+            mime = documents.guess_mime(name, given or None)
             doc, version = documents.create_document(db, actor, folder.id, name, mime, blob)
             self.adopt_locks(db, target, doc.id, None)
             return True, f'"{version.id}"'

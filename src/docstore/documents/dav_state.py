@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    or_,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -84,13 +85,23 @@ class DavProperty(Base):
 
 
 _DOCUMENT_LOCKS = select(DavLock.token).where(
-    DavLock.document_id == bindparam("document_id"), DavLock.expires_at > bindparam("now")
+    or_(
+        DavLock.document_id == bindparam("document_id"),
+        DavLock.depth_infinity.is_(True)
+        & DavLock.folder_id.in_(bindparam("ancestors", expanding=True)),
+    ),
+    DavLock.expires_at > bindparam("now"),
 )
 
 
-def check_unlocked(db: Session, document_id: int, presented: Collection[str] = ()) -> None:
-    """423 `locked` when a live WebDAV lock holds the document and none of its tokens was
+def check_unlocked(
+    db: Session, document_id: int, presented: Collection[str] = (), folder_path: str = "/"
+) -> None:
+    """423 `locked` when a live WebDAV lock holds the document (on it, or a depth-infinity
+    lock on a folder of `folder_path`, its folder's path) and none of its tokens was
     presented (the HTTP API presents none: a locked document refuses its writes)."""
-    tokens = set(db.scalars(_DOCUMENT_LOCKS, {"document_id": document_id, "now": utcnow()}))
+    ancestors = [int(p) for p in folder_path.strip("/").split("/") if p] or [-1]
+    params = {"document_id": document_id, "ancestors": ancestors, "now": utcnow()}
+    tokens = set(db.scalars(_DOCUMENT_LOCKS, params))
     if tokens and not tokens & set(presented):
         raise Locked("The document is locked by a WebDAV client.")

@@ -328,8 +328,8 @@ def update(
     parent_folder_id: int | str | None,
 ) -> DocumentOut:
     """Rename and/or move a document (EDIT on it and on the target folder)."""
-    doc, _, level = get_document_for(db, actor, document_id, Level.EDIT, for_update=True)
-    check_unlocked(db, doc.id, actor.lock_tokens)
+    doc, folder, level = get_document_for(db, actor, document_id, Level.EDIT, for_update=True)
+    check_unlocked(db, doc.id, actor.lock_tokens, folder.path)
     new_name = clean_name(name) if name is not None else doc.name
     now = utcnow()
     if move:
@@ -370,8 +370,8 @@ def update(
 
 def delete(db: Session, actor: Actor, document_id: int) -> None:
     """Move a document to the trash (owner only)."""
-    doc, _, _ = get_document_for(db, actor, document_id, Level.OWNER, for_update=True)
-    check_unlocked(db, doc.id, actor.lock_tokens)
+    doc, folder, _ = get_document_for(db, actor, document_id, Level.OWNER, for_update=True)
+    check_unlocked(db, doc.id, actor.lock_tokens, folder.path)
     doc.is_deleted = True
     doc.deleted_at = utcnow()
     doc.deleted_by = actor.user_id
