@@ -57,6 +57,7 @@ from docstore.errors import (
     DocstoreError,
     Forbidden,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     Unauthenticated,
     ValidationFailed,
@@ -69,6 +70,7 @@ from docstore.services import Services
 from docstore.sharing.permissions import Level
 from docstore.storage.base import StorageError
 from docstore.users import login_limits
+from docstore.users import repository as user_repo
 from docstore.users import service as users
 from docstore.versions import service as versions
 
@@ -550,7 +552,9 @@ class DavApp:
         if request.headers.get("content-range"):
             raise DavError(400, "Content-Range is not supported on PUT.")
 
-        def check(db: Session, actor: Actor) -> tuple[Actor, int | None]:
+        key = blobs.new_key()
+
+        def check(db: Session, actor: Actor) -> tuple[Actor, int]:
             target = resolve(db, actor, segments)
             self.writable(target)
             if target.node is None and target.parent is None:
@@ -567,23 +571,21 @@ class DavApp:
                 assert target.node.item_id is not None
                 if target.node.level < Level.EDIT:
                     raise Forbidden("This needs EDIT permission.")
-                from docstore.users import repository as user_repo
-
+                owner = target.node.owner_id
                 if (
                     length is not None
-                    and target.node.owner_id is not None
-                    and not user_repo.fits(db, target.node.owner_id, length)
+                    and owner is not None
+                    and not user_repo.fits(db, owner, length)
                 ):
-                    from docstore.errors import QuotaExceeded
-
                     raise QuotaExceeded("This file does not fit in the owner's quota.")
             else:
                 assert target.parent is not None
                 documents.check_new_document(db, actor, target.parent.item_id, target.name, length)
-            return actor, length
+            # The pending blob row commits with these checks (one transaction, not two).
+            return actor, blobs.add_pending(db, key, length or 0)
 
-        actor, _ = await self.work(request, check)
-        stored = await receive_body(request, svc, limit, None)
+        actor, blob_id = await self.work(request, check)
+        stored = await receive_body(request, svc, limit, None, pending=(key, blob_id))
 
         def finish(db: Session, actor: Actor) -> tuple[bool, str | None]:
             on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
