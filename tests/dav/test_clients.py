@@ -79,7 +79,7 @@ def _rclone_round_trip(dav_server: DavServer, tmp_path: Path) -> None:
     account = dav_server.account()
     config = tmp_path / "rclone.conf"
     config.write_text("")
-    obscured = _rclone(config, "obscure", account.token).stdout.strip()
+    obscured = _rclone(config, "obscure", "--", account.token).stdout.strip()
     remote = (
         f":webdav,url='{dav_server.url}/dav/files/',vendor=other,"
         f"user='{account.email}',pass='{obscured}':tree"
