@@ -340,6 +340,26 @@ def body(run: Run) -> None:
             w.peer_listing(wd.url, "PROPFIND", "/list10k/", {"Depth": "1"}, b"response>", LISTN)
             for _ in range(RUNS + 1)
         ][1:]
+        # WebDAV: the same folder through /dav/ (issue 23), beside wsgidav's PROPFIND.
+        dav_t = [
+            w.peer_listing(
+                local.url, "PROPFIND", "/dav/files/list10k/", {"Depth": "1", **owner.auth},
+                b"response>", LISTN,
+            )
+            for _ in range(RUNS + 1)
+        ][1:]  # fmt: skip
+        run.rows.append(
+            Row(
+                "dav_propfind_10k",
+                f"WebDAV PROPFIND depth 1 on a folder of {LISTN} entries (allprop)",
+                "ms",
+                stats([t * 1000 for t in dav_t]),
+                {"wsgidav PROPFIND": stats([t * 1000 for t in wd_t])},
+                None,
+                [("wsgidav PROPFIND", 0.25)],
+                lower_is_better=True,
+            )
+        )
         run.rows.append(
             Row(
                 "list_10k",

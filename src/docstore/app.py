@@ -30,6 +30,7 @@ from docstore.audit.keys import signer_for
 from docstore.audit.sealing import adopt_legacy
 from docstore.comments.endpoints import router as comments_router
 from docstore.config import Settings, get_settings
+from docstore.dav.server import install as install_dav
 from docstore.db import task_scope
 from docstore.documents.endpoints import router as documents_router
 from docstore.errors import DocstoreError
@@ -295,6 +296,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_web(app, settings)
     install_admin_web(app)
     app.include_router(web_account_router)
+    install_dav(app)
 
     @app.get(
         f"{API_PREFIX}/health",

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     link_password_backoff_max_seconds: float = Field(2.0, ge=0)
     simple_upload_max_bytes: int = 64 * 1024 * 1024
     max_file_bytes: int = 5 * 1024**4
+    # A WebDAV PUT streams to storage as one object: the largest body it takes (413 beyond).
+    dav_max_put_bytes: int = Field(16 * 1024**3, ge=1)
     upload_session_ttl_seconds: int = 24 * 3600
     # Open (live, unexpired) upload sessions one user may have; beyond, POST /uploads is 429.
     max_open_uploads: int = Field(100, ge=1)

@@ -19,6 +19,9 @@ class Actor:
     user_agent: str | None = None
     link: Share | None = None
     token_id: int | None = None
+    # WebDAV lock tokens the request presented (an `If:` header): writes to a locked
+    # document pass only with one of its tokens (documents.dav_state.check_unlocked).
+    lock_tokens: frozenset[str] = frozenset()
 
     @property
     def user_id(self) -> int | None:

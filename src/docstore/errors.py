@@ -67,6 +67,10 @@ class Conflict(DocstoreError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class Locked(DocstoreError):
+    status, code, title = 423, "locked", "The item is locked"
+
+
 class LinkExpired(DocstoreError):
     status, code, title = 410, "link_expired", "This link has expired or was revoked"
 

@@ -3,6 +3,7 @@
 from docstore.audit.models import AuditCheckpoint, AuditLog
 from docstore.comments.models import Comment
 from docstore.db import Base
+from docstore.documents.dav_state import DavLock, DavProperty
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.folders.models import Folder
 from docstore.retention.models import JobLease, JobRunRecord
@@ -17,6 +18,8 @@ __all__ = [
     "Base",
     "Blob",
     "Comment",
+    "DavLock",
+    "DavProperty",
     "Document",
     "DocumentVersion",
     "Folder",

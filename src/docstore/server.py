@@ -11,7 +11,7 @@ import contextlib
 import ctypes
 import os
 import sys
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -37,6 +37,8 @@ def limit_malloc_arenas() -> None:
         ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS)
 
 
+# Set in a request's scope when its target carried a fragment (see on_headers_complete).
+FRAGMENT_KEY = "docstore.fragment"
 _431 = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
@@ -80,7 +82,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.in_head = False
         self.head_bytes = 0
         self._disarm()
+        fragment = b"#" in self.url
         super().on_headers_complete()
+        if fragment:
+            # A request target never carries a fragment (RFC 9112 section 3.2); httptools
+            # drops it, so the app could act on the URL without it (a WebDAV DELETE of
+            # "coll/#frag" removing "coll/"). The scope says so (the request has not
+            # started yet: its task runs on the next turn of the loop).
+            cast(dict[str, Any], self.scope)[FRAGMENT_KEY] = True
 
     def on_response_complete(self) -> None:
         self.in_head = True

@@ -18,6 +18,7 @@ from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.db.fastpath import first_row, insert_returning, inserted
 from docstore.documents import blobs
+from docstore.documents.dav_state import check_unlocked
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.documents.schemas import DocumentOut, DownloadOut
 from docstore.errors import Forbidden, NotFound, QuotaExceeded, StorageUnavailable
@@ -333,7 +334,8 @@ def update(
     parent_folder_id: int | str | None,
 ) -> DocumentOut:
     """Rename and/or move a document (EDIT on it and on the target folder)."""
-    doc, _, level = get_document_for(db, actor, document_id, Level.EDIT, for_update=True)
+    doc, folder, level = get_document_for(db, actor, document_id, Level.EDIT, for_update=True)
+    check_unlocked(db, doc.id, actor.lock_tokens, folder.path)
     new_name = clean_name(name) if name is not None else doc.name
     now = utcnow()
     if move:
@@ -374,7 +376,8 @@ def update(
 
 def delete(db: Session, actor: Actor, document_id: int) -> None:
     """Move a document to the trash (owner only)."""
-    doc, _, _ = get_document_for(db, actor, document_id, Level.OWNER, for_update=True)
+    doc, folder, _ = get_document_for(db, actor, document_id, Level.OWNER, for_update=True)
+    check_unlocked(db, doc.id, actor.lock_tokens, folder.path)
     doc.is_deleted = True
     doc.deleted_at = utcnow()
     doc.deleted_by = actor.user_id

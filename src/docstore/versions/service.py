@@ -15,6 +15,7 @@ from docstore.context import Actor
 from docstore.db import after_commit, on_rollback, utcnow
 from docstore.documents import blobs
 from docstore.documents import service as documents
+from docstore.documents.dav_state import check_unlocked
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.documents.schemas import SaveOut
 from docstore.errors import Conflict, MergeConflict, NotFound, VersionConflict
@@ -146,6 +147,7 @@ def save(
     serialise: the first wins, the rest see a stale base.
     """
     doc, folder, level = get_document_for(db, actor, document_id, Level.EDIT, for_update=True)
+    check_unlocked(db, doc.id, actor.lock_tokens, folder.path)
     stale = base_version_id is not None and base_version_id != doc.current_version_id
     if stale and on_conflict == "reject":
         raise VersionConflict(current_version_id=doc.current_version_id)
@@ -207,7 +209,8 @@ def _version_of(db: Session, doc: Document, version_id: int) -> DocumentVersion:
 
 def restore(db: Session, actor: Actor, document_id: int, version_id: int) -> SaveOut:
     """A new current version with an old version's content: same blob, no re-upload."""
-    doc, _, level = get_document_for(db, actor, document_id, Level.EDIT, for_update=True)
+    doc, folder, level = get_document_for(db, actor, document_id, Level.EDIT, for_update=True)
+    check_unlocked(db, doc.id, actor.lock_tokens, folder.path)
     old = _version_of(db, doc, version_id)
     blob = use_content(db, db.get_one(Blob, old.blob_id))
     version = documents.add_version(db, actor, doc, blob, action=Action.RESTORE, restored_from=old)

@@ -1,0 +1,988 @@
+"""The WebDAV server (class 1 and 2, RFC 4918; quota properties, RFC 4331) mounted at /dav/.
+
+A native part of the app: every request authenticates like the API, resolves its URL to
+docstore's items (`tree`), and acts through the same services as the HTTP API: permission
+checks (`sharing.permissions`), versions (`versions.service.save`), quota (507), dedup
+(`documents.service.attach_blob`), the trash, and the audit log with the client's user
+agent. Each step runs in one transaction on one worker thread (docs/DEVELOPING.md); a PUT's
+body streams to storage, hashed on the way, between its check and its save.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import stat
+import unicodedata
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from docstore.audit.service import Action, record
+from docstore.context import Actor
+from docstore.dav import ifheader, locking
+from docstore.dav import props as P
+from docstore.dav.tree import Node, Target, resolve
+from docstore.dav.xmlio import (
+    DAV,
+    MULTISTATUS_CLOSE,
+    MULTISTATUS_OPEN,
+    error_body,
+    http_date,
+    parse,
+    propstat,
+    qname,
+)
+from docstore.dav.xmlio import (
+    response as ms_response,
+)
+from docstore.db import after_commit, on_rollback
+from docstore.deps import anonymous_actor, authenticate_as, bearer_token
+from docstore.documents import blobs
+from docstore.documents import service as documents
+from docstore.documents.models import Blob, DocumentVersion
+from docstore.documents.receive import discard, receive_body
+from docstore.errors import (
+    ChecksumMismatch,
+    DocstoreError,
+    Forbidden,
+    NotFound,
+    QuotaExceeded,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+    VersionConflict,
+)
+from docstore.folders import service as folders
+from docstore.names import clean_name
+from docstore.server import FRAGMENT_KEY
+from docstore.services import Services
+from docstore.sharing.permissions import Level
+from docstore.storage.base import StorageError
+from docstore.users import login_limits
+from docstore.users import repository as user_repo
+from docstore.users import service as users
+from docstore.versions import service as versions
+
+log = logging.getLogger("docstore.dav")
+T = TypeVar("T")
+ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK"
+XML = "application/xml; charset=utf-8"
+AUTH_HEADERS = {"WWW-Authenticate": 'Basic realm="docstore", charset="UTF-8"'}
+WRITABLE_AREAS = ("files", "shared")
+
+
+class DavError(Exception):
+    """A WebDAV answer other than success, with its reason."""
+
+    def __init__(self, status: int, reason: str = "", body: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
+def _status_of(exc: DocstoreError) -> int:
+    if isinstance(exc, VersionConflict):
+        return 412
+    if isinstance(exc, (ValidationFailed, ChecksumMismatch)):
+        return 400
+    return exc.status
+
+
+def _text(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        reason + "\n" if reason else "",
+        status_code=status,
+        media_type="text/plain; charset=utf-8",
+        headers=headers,
+    )
+
+
+def _segments(scope: Scope) -> tuple[list[str], bool]:
+    """The path below /dav/ as decoded, NFC names, and whether it ended with '/'."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    if not path.startswith("/dav"):
+        raise DavError(404)
+    rest = path[4:]
+    parts = []
+    for seg in rest.split("/"):
+        if not seg:
+            continue
+        try:
+            name = unquote(seg, errors="strict")
+        except UnicodeDecodeError:
+            raise DavError(400, "The path is not valid UTF-8.") from None
+        if name in (".", ".."):
+            raise DavError(400, "'.' and '..' are not valid names.")
+        parts.append(unicodedata.normalize("NFC", name))
+    return parts, rest.endswith("/")
+
+
+def _depth(request: Request, default: str, allowed: tuple[str, ...]) -> str:
+    value = request.headers.get("depth", default).strip().lower()
+    if value not in ("0", "1", "infinity"):
+        raise DavError(400, f"Depth must be 0, 1 or infinity, not {value!r}.")
+    if value not in allowed:
+        raise DavError(400, f"Depth {value} is not allowed for {request.method}.")
+    return value
+
+
+def _etag_matches(header: str, etag: str | None) -> bool:
+    if etag is None:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
+class DavApp:
+    """The ASGI app mounted at /dav."""
+
+    def __init__(self) -> None:
+        self.methods: dict[str, Callable[[Request, list[str], bool], Any]] = {
+            "OPTIONS": self.options,
+            "PROPFIND": self.propfind,
+            "PROPPATCH": self.proppatch,
+            "GET": self.get,
+            "HEAD": self.get,
+            "PUT": self.put,
+            "MKCOL": self.mkcol,
+            "DELETE": self.delete,
+            "COPY": self.copy_or_move,
+            "MOVE": self.copy_or_move,
+            "LOCK": self.lock,
+            "UNLOCK": self.unlock,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        try:
+            handler = self.methods.get(request.method)
+            if handler is None:
+                raise DavError(405, f"{request.method} is not supported here.")
+            if request.method != "OPTIONS" and "authorization" not in request.headers:
+                raise Unauthenticated("Sign in with your email and an app password.")
+            segments, slash = _segments(scope)
+            response = await handler(request, segments, slash)
+        except DavError as exc:
+            headers = {"Allow": ALLOW} if exc.status == 405 else None
+            if exc.body is not None:
+                response = Response(exc.body, status_code=exc.status, media_type=XML)
+            else:
+                response = _text(exc.status, exc.reason, headers)
+        except DocstoreError as exc:
+            headers = dict(exc.headers)
+            if isinstance(exc, Unauthenticated):
+                headers.update(AUTH_HEADERS)
+            response = _text(_status_of(exc), exc.detail, headers)
+        except StorageError as exc:
+            log.error("dav: storage error: %s", exc)
+            response = _text(503, "Storage did not answer; nothing was changed.")
+        except OperationalError as exc:
+            log.error("dav: database error: %s", exc.orig)
+            response = _text(503, "The database did not answer; nothing was changed.")
+        except IntegrityError:
+            response = _text(409, "The change conflicts with another one.")
+        except DataError:
+            response = _text(400, "A value cannot be stored.")
+        await response(scope, receive, send)
+
+    # -- the request's unit of work ---------------------------------------------------------
+
+    def svc(self, request: Request) -> Services:
+        services: Services = request.app.state.services
+        return services
+
+    async def work(
+        self, request: Request, fn: Callable[[Session, Actor], T], actor: Actor | None = None
+    ) -> T:
+        """Authenticate (unless `actor` is given) and run `fn` in one transaction."""
+        svc = self.svc(request)
+
+        def run() -> T:
+            with svc.database.transaction() as db:
+                who = actor if actor is not None else self.authenticate(request, db, svc)
+                return fn(db, who)
+
+        return await run_in_threadpool(run)
+
+    def authenticate(self, request: Request, db: Session, svc: Services) -> Actor:
+        """Bearer token; or Basic with the account email and an app password (any API
+        token of that account) or the account password (throttled like a login)."""
+        actor = anonymous_actor(request)
+        token = bearer_token(request)
+        if token is not None:
+            actor = authenticate_as(actor, db, token)
+        else:
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "basic":
+                raise Unauthenticated("Sign in with your email and an app password.")
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise Unauthenticated("The Basic credentials are malformed.") from None
+            email, sep, password = decoded.partition(":")
+            if not sep or not email or not password:
+                raise Unauthenticated("The Basic credentials are malformed.")
+            email = users.normalise_email(email)
+            try:
+                user, token_id = users.authenticate(db, password)
+            except Unauthenticated:
+                user = None
+            if user is not None and user.email == email:
+                actor.user, actor.token_id = user, token_id
+            else:
+                try:
+                    actor.user = login_limits.login(
+                        db, svc.database, svc.settings, actor, email, password
+                    )
+                except RateLimited:
+                    raise
+                except Unauthenticated:
+                    raise Unauthenticated("Wrong email or password.") from None
+        actor.lock_tokens = ifheader.submitted_tokens(ifheader.parse(request.headers.get("if")))
+        return actor
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check_if(self, db: Session, actor: Actor, request: Request, target: Target) -> None:
+        """412 when the If header's lists are all false for the resource they name."""
+        lists = ifheader.parse(request.headers.get("if"))
+        if not lists:
+            return
+        for lst in lists:
+            node = target.node
+            ns, rel = self.ns_of(target)
+            if lst.resource is not None:
+                path = urlsplit(lst.resource).path
+                if path.rstrip("/") != (node.href if node else "").rstrip("/") and path.startswith(
+                    "/dav"
+                ):
+                    scope = {"type": "http", "path": unquote(path), "raw_path": path.encode()}
+                    try:
+                        other = resolve(db, actor, _segments(scope)[0])
+                    except DavError:
+                        continue
+                    node = other.node
+                    ns, rel = self.ns_of(other)
+            locks = locking.live_locks(db, ns)
+            ok = True
+            for cond in lst.conditions:
+                if cond.token is not None:
+                    held = any(lk.token == cond.token and locking.covers(lk, rel) for lk in locks)
+                    result = held
+                else:
+                    result = (
+                        node is not None
+                        and cond.etag is not None
+                        and node.etag == cond.etag.removeprefix("W/")
+                    )
+                if cond.negated:
+                    result = not result
+                if not result:
+                    ok = False
+                    break
+            if ok:
+                return
+        raise DavError(412, "No list of the If header holds.")
+
+    @staticmethod
+    def ns_of(target: Target) -> tuple[int | None, str]:
+        """The lock namespace and path of what a target names (existing or to be made)."""
+        if target.node is not None:
+            return target.node.ns_root, target.node.rel
+        parent = target.parent
+        if parent is None or parent.ns_root is None:
+            return None, ""
+        rel = f"{parent.rel}/{target.name}" if parent.rel else target.name
+        return parent.ns_root, rel
+
+    def check_locks(
+        self,
+        db: Session,
+        actor: Actor,
+        target: Target,
+        *,
+        membership: bool = False,
+        subtree: bool = False,
+    ) -> None:
+        """423 when a lock protects what the request changes and its token was not sent."""
+        ns, rel = self.ns_of(target)
+        held = locking.protecting(
+            locking.live_locks(db, ns), rel, membership=membership, subtree=subtree
+        )
+        locking.require_tokens(held, actor.lock_tokens, actor.user_id)
+
+    def writable(self, target: Target) -> None:
+        """403 where nothing may be written (/dav/ itself, versions, trash)."""
+        if target.area not in WRITABLE_AREAS or (
+            target.area == "shared" and len(target.segments) < 2
+        ):
+            raise DavError(403, "This part of the WebDAV tree is read-only.")
+
+    # -- methods ----------------------------------------------------------------------------
+
+    async def options(self, request: Request, segments: list[str], slash: bool) -> Response:
+        return Response(
+            status_code=200,
+            headers={
+                "DAV": "1, 2",
+                "Allow": ALLOW,
+                "MS-Author-Via": "DAV",
+                "Content-Length": "0",
+            },
+        )
+
+    async def propfind(self, request: Request, segments: list[str], slash: bool) -> Response:
+        depth = request.headers.get("depth", "infinity").strip().lower()
+        if depth not in ("0", "1", "infinity"):
+            raise DavError(400, f"Depth must be 0, 1 or infinity, not {depth!r}.")
+        if depth == "infinity":
+            raise DavError(403, body=error_body("propfind-finite-depth"))
+        body = await request.body()
+        mode, names = P.parse_propfind(parse(body))
+
+        def run(db: Session, actor: Actor) -> str:
+            target = resolve(db, actor, segments)
+            node = target.node
+            if node is None:
+                raise NotFound()
+            nodes = [node]
+            parent_folder = None
+            if depth == "1" and node.is_collection:
+                nodes += P.members(db, actor, node)
+                if node.kind == "folder":
+                    parent_folder = node.item_id
+            ctx = P.Context(locks=locking.live_locks(db, node.ns_root), viewer=actor.user_id)
+            wants_dead = mode != "prop" or any(ns != DAV or n not in P.LIVE_SET for ns, n in names)
+            if wants_dead:
+                ctx.dead = P.load_dead(db, nodes, parent_folder)
+            parts = [MULTISTATUS_OPEN]
+            parts += [P.render(db, n, mode, names, ctx) for n in nodes]
+            parts.append(MULTISTATUS_CLOSE)
+            return "".join(parts)
+
+        text = await self.work(request, run)
+        return Response(text.encode("utf-8"), status_code=207, media_type=XML)
+
+    async def proppatch(self, request: Request, segments: list[str], slash: bool) -> Response:
+        root = parse(await request.body())
+        if root is None or root.tag != f"{{{DAV}}}propertyupdate":
+            raise DavError(400, "The body must be a DAV:propertyupdate element.")
+        ops: list[tuple[str, ET.Element]] = []
+        for action in root:
+            ns, local = qname(action.tag)
+            if ns != DAV or local not in ("set", "remove"):
+                continue
+            for prop in action:
+                if prop.tag == f"{{{DAV}}}prop":
+                    ops += [(local, p) for p in prop]
+
+        def run(db: Session, actor: Actor) -> str:
+            target = resolve(db, actor, segments)
+            node = target.node
+            if node is None:
+                raise NotFound()
+            self.check_if(db, actor, request, target)
+            key = P.key_of(node)
+            if key is None:
+                raise DavError(403, "This resource has no writable properties.")
+            if node.level < Level.EDIT:
+                raise Forbidden("This needs EDIT permission.")
+            self.check_locks(db, actor, target)
+            protected = [
+                (op, el)
+                for op, el in ops
+                if qname(el.tag)[0] == DAV and qname(el.tag)[1] in P.LIVE_SET
+            ]
+            if protected:
+                failed = [P.empty_element(*qname(el.tag)) for _, el in protected]
+                rest = [
+                    P.empty_element(*qname(el.tag)) for op, el in ops if (op, el) not in protected
+                ]
+                body = propstat(failed, 403) + (propstat(rest, 424) if rest else "")
+                return MULTISTATUS_OPEN + ms_response(node.href, body) + MULTISTATUS_CLOSE
+            for op, el in ops:
+                ns, name = qname(el.tag)
+                P.set_dead(db, key, ns, name, P.prop_value(el) if op == "set" else None)
+            done = [P.empty_element(*qname(el.tag)) for _, el in ops]
+            return (
+                MULTISTATUS_OPEN + ms_response(node.href, propstat(done, 200)) + MULTISTATUS_CLOSE
+            )
+
+        text = await self.work(request, run)
+        return Response(text.encode("utf-8"), status_code=207, media_type=XML)
+
+    async def get(self, request: Request, segments: list[str], slash: bool) -> Response:
+        head = request.method == "HEAD"
+
+        def run(db: Session, actor: Actor) -> tuple[Node, str | None, int]:
+            target = resolve(db, actor, segments)
+            node = target.node
+            if node is None:
+                raise NotFound()
+            if node.is_collection:
+                return node, None, 0
+            if node.version_id is None:
+                return node, None, 0
+            version = db.get_one(DocumentVersion, node.version_id)
+            blob = db.get_one(Blob, version.blob_id)
+            if not head and node.doc is not None:
+                record(
+                    db,
+                    actor,
+                    Action.DOWNLOAD,
+                    document_id=node.doc.id,
+                    owner_id=node.doc.owner_id,
+                    details={
+                        "version_id": version.id,
+                        "version_number": version.version_number,
+                        "via": "webdav",
+                    },
+                )
+            return node, blob.storage_key, blob.size_bytes
+
+        node, key, size = await self.work(request, run)
+        if node.is_collection:
+            body = b"" if head else f"{node.href}: a WebDAV collection\n".encode()
+            return Response(body, media_type="text/plain; charset=utf-8")
+        headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-cache"}
+        if node.etag:
+            headers["ETag"] = node.etag
+        if node.modified is not None:
+            headers["Last-Modified"] = http_date(node.modified)
+        cond = self.conditional(request, node)
+        if cond is not None:
+            return Response(status_code=cond, headers=headers)
+        if key is None:
+            return Response(b"", media_type=node.mime, headers=headers)
+        svc = self.svc(request)
+        object_path = getattr(svc.store, "object_path", None)
+        if object_path is not None:
+            path = object_path(key)
+            st = await run_in_threadpool(os.stat, path)
+            if stat.S_ISREG(st.st_mode):
+                resp = FileResponse(path, headers=headers, media_type=node.mime, stat_result=st)
+                resp.chunk_size = 4 * 1024 * 1024
+                return resp
+        return await self.stream(request, svc, key, size, node.mime, headers, head)
+
+    @staticmethod
+    def conditional(request: Request, node: Node) -> int | None:
+        """304 or 412 from If-None-Match / If-Match / If-(Un)Modified-Since, else None."""
+        h = request.headers
+        if "if-match" in h and not _etag_matches(h["if-match"], node.etag):
+            return 412
+        if "if-none-match" in h and _etag_matches(h["if-none-match"], node.etag):
+            return 304 if request.method in ("GET", "HEAD") else 412
+        since = h.get("if-modified-since", "").strip()
+        if node.modified is not None and "if-none-match" not in h and since:
+            return 304 if since == http_date(node.modified) else None
+        return None
+
+    async def stream(
+        self,
+        request: Request,
+        svc: Services,
+        key: str,
+        size: int,
+        mime: str,
+        headers: dict[str, str],
+        head: bool,
+    ) -> Response:
+        """Bytes from a store that serves no files (S3), with one byte range."""
+        start, end = 0, size - 1
+        status_code = 200
+        rng = request.headers.get("range", "")
+        if rng.startswith("bytes=") and "," not in rng and size > 0:
+            first, _, last = rng[6:].strip().partition("-")
+            try:
+                if first:
+                    start, end = int(first), int(last) if last else size - 1
+                else:
+                    start, end = max(0, size - int(last)), size - 1
+            except ValueError:
+                start, end = 0, size - 1
+            else:
+                if start >= size or start > end:
+                    return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+                end = min(end, size - 1)
+                status_code = 206
+                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        headers["Content-Length"] = str(end - start + 1 if size else 0)
+        if head:
+            return Response(status_code=status_code, headers=headers, media_type=mime)
+
+        def chunks() -> Any:
+            with svc.store.open(key) as f:
+                skip = start
+                while skip > 0:
+                    got = f.read(min(skip, 1 << 20))
+                    if not got:
+                        return
+                    skip -= len(got)
+                left = end - start + 1
+                while left > 0:
+                    data = f.read(min(left, 1 << 20))
+                    if not data:
+                        return
+                    left -= len(data)
+                    yield data
+
+        return StreamingResponse(
+            chunks(), status_code=status_code, headers=headers, media_type=mime
+        )
+
+    async def put(self, request: Request, segments: list[str], slash: bool) -> Response:
+        svc = self.svc(request)
+        limit = svc.settings.dav_max_put_bytes
+        if request.headers.get("content-range"):
+            raise DavError(400, "Content-Range is not supported on PUT.")
+
+        key = blobs.new_key()
+
+        def check(db: Session, actor: Actor) -> tuple[Actor, int]:
+            target = resolve(db, actor, segments)
+            self.writable(target)
+            if target.node is None and target.parent is None:
+                raise DavError(409, "The parent collection does not exist.")
+            if target.node is not None and target.node.is_collection:
+                raise DavError(405, "A collection cannot be PUT.")
+            if target.parent is not None and target.parent.kind != "folder":
+                raise DavError(403, "New items cannot be made here.")
+            self.check_if(db, actor, request, target)
+            self.preconditions(request, target.node)
+            self.check_locks(db, actor, target, membership=target.node is None)
+            length = self.length(request, limit)
+            if target.node is not None:
+                assert target.node.item_id is not None
+                if target.node.level < Level.EDIT:
+                    raise Forbidden("This needs EDIT permission.")
+                owner = target.node.owner_id
+                if (
+                    length is not None
+                    and owner is not None
+                    and not user_repo.fits(db, owner, length)
+                ):
+                    raise QuotaExceeded("This file does not fit in the owner's quota.")
+            else:
+                assert target.parent is not None
+                documents.check_new_document(db, actor, target.parent.item_id, target.name, length)
+            # The pending blob row commits with these checks (one transaction, not two).
+            return actor, blobs.add_pending(db, key, length or 0)
+
+        actor, blob_id = await self.work(request, check)
+        stored = await receive_body(request, svc, limit, None, pending=(key, blob_id))
+
+        def finish(db: Session, actor: Actor) -> tuple[bool, str | None]:
+            on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
+            target = resolve(db, actor, segments)
+            if target.node is None and target.parent is None:
+                raise DavError(409, "The parent collection does not exist.")
+            self.preconditions(request, target.node)
+            self.check_locks(db, actor, target, membership=target.node is None)
+            node = target.node
+            if node is not None:
+                if node.is_collection:
+                    raise DavError(405, "A collection cannot be PUT.")
+                assert node.item_id is not None
+                base = node.version_id if "if-match" in request.headers else None
+                saved = versions.save(
+                    db, svc, actor, node.item_id, stored, base_version_id=base, on_conflict="reject"
+                )
+                return False, f'"{saved.version.id}"'
+            assert target.parent is not None and target.parent.item_id is not None
+            folder, name = documents.target_folder(db, actor, target.parent.item_id, target.name)
+            blob = documents.attach_blob(db, stored)
+            if blob.id != stored.blob_id:
+                after_commit(
+                    db,
+                    lambda: blobs.delete_now(
+                        svc.store.delete, svc.database, stored.blob_id, stored.key
+                    ),
+                )
+            given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if given in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
+                given = ""  # what clients send for any file: the name says more
+            mime = documents.guess_mime(name, given or None)
+            doc, version = documents.create_document(db, actor, folder.id, name, mime, blob)
+            self.adopt_locks(db, target, doc.id, None)
+            return True, f'"{version.id}"'
+
+        created, etag = await self.work(request, finish, actor)
+        headers = {"ETag": etag} if etag else {}
+        return Response(status_code=201 if created else 204, headers=headers)
+
+    def adopt_locks(
+        self, db: Session, target: Target, document_id: int | None, folder_id: int | None
+    ) -> None:
+        """Locks taken on an unmapped URL now name the item made there."""
+        ns, rel = self.ns_of(target)
+        for lock in locking.live_locks(db, ns):
+            if lock.path == rel:
+                lock.document_id, lock.folder_id = document_id, folder_id
+        db.flush()
+
+    @staticmethod
+    def length(request: Request, limit: int) -> int | None:
+        raw = request.headers.get("content-length")
+        if raw is None:
+            return None
+        if not raw.strip().isdigit():
+            raise DavError(400, "Content-Length is not a number.")
+        if int(raw) > limit:
+            raise DavError(413, f"The body is over the {limit}-byte limit.")
+        return int(raw)
+
+    @staticmethod
+    def preconditions(request: Request, node: Node | None) -> None:
+        """If-Match / If-None-Match of a write (412)."""
+        h = request.headers
+        etag = node.etag if node is not None else None
+        if "if-match" in h and (node is None or not _etag_matches(h["if-match"], etag)):
+            raise DavError(412, "If-Match does not match the current version.")
+        if "if-none-match" in h and node is not None:
+            tags = h["if-none-match"].strip()
+            if tags == "*" or _etag_matches(tags, etag):
+                raise DavError(412, "The resource exists (If-None-Match).")
+
+    async def mkcol(self, request: Request, segments: list[str], slash: bool) -> Response:
+        body = await request.body()
+        if body:
+            raise DavError(415, "MKCOL takes no body.")
+
+        def run(db: Session, actor: Actor) -> None:
+            target = resolve(db, actor, segments)
+            if target.node is not None:
+                raise DavError(405, "Something exists at this URL already.")
+            self.writable(target)
+            if target.parent is None:
+                raise DavError(409, "The parent collection does not exist.")
+            if target.parent.kind != "folder":
+                raise DavError(403, "Collections cannot be made here.")
+            self.check_if(db, actor, request, target)
+            self.check_locks(db, actor, target, membership=True)
+            folder = folders.create(db, actor, target.name, target.parent.item_id)
+            self.adopt_locks(db, target, None, folder.id)
+
+        await self.work(request, run)
+        return Response(status_code=201)
+
+    async def delete(self, request: Request, segments: list[str], slash: bool) -> Response:
+        if request.scope.get(FRAGMENT_KEY) or b"#" in (request.scope.get("raw_path") or b""):
+            raise DavError(400, "A URL with a fragment names no resource.")
+        _depth(request, "infinity", ("infinity",))
+
+        def run(db: Session, actor: Actor) -> None:
+            target = resolve(db, actor, segments)
+            node = target.node
+            if node is None:
+                raise NotFound()
+            self.writable(target)
+            if node.kind == "folder" and not node.rel and target.area == "files":
+                raise DavError(403, "The root collection cannot be deleted.")
+            self.check_if(db, actor, request, target)
+            self.check_locks(db, actor, target, membership=True, subtree=node.is_collection)
+            self.remove(db, actor, node)
+
+        await self.work(request, run)
+        return Response(status_code=204)
+
+    def remove(self, db: Session, actor: Actor, node: Node) -> None:
+        """Move a node to the trash (through the services' owner check) and drop its locks."""
+        assert node.item_id is not None
+        if node.kind == "document":
+            documents.delete(db, actor, node.item_id)
+        elif node.kind == "folder":
+            folders.delete(db, actor, node.item_id)
+        else:
+            raise DavError(403, "This resource cannot be deleted.")
+        locking.drop_below(db, node.ns_root, node.rel)
+
+    async def copy_or_move(self, request: Request, segments: list[str], slash: bool) -> Response:
+        move = request.method == "MOVE"
+        depth = _depth(request, "infinity", ("infinity",) if move else ("0", "infinity"))
+        dest_segments = self.destination(request)
+        overwrite = request.headers.get("overwrite", "T").strip().upper()
+        if overwrite not in ("T", "F"):
+            raise DavError(400, "Overwrite must be T or F.")
+
+        def run(db: Session, actor: Actor) -> bool:
+            source = resolve(db, actor, segments)
+            node = source.node
+            if node is None:
+                raise NotFound()
+            if dest_segments == segments:
+                raise DavError(403, "The source and the destination are the same.")
+            if node.is_collection and dest_segments[: len(segments)] == segments:
+                raise DavError(403, "A collection cannot go inside itself.")
+            if segments[: len(dest_segments)] == dest_segments:
+                raise DavError(403, "The destination holds the source.")
+            from_trash = node.kind in ("trash_document", "trash_folder")
+            if move and not from_trash:
+                self.writable(source)
+            if not move and node.kind not in ("document", "folder", "version"):
+                raise DavError(403, "This resource cannot be copied.")
+            dest = resolve(db, actor, dest_segments)
+            self.writable(dest)
+            if dest.node is None and dest.parent is None:
+                raise DavError(409, "The destination's parent collection does not exist.")
+            parent = dest.parent
+            if parent is None or parent.kind != "folder" or parent.item_id is None:
+                raise DavError(409 if parent is None else 403, "Nothing can be put there.")
+            self.check_if(db, actor, request, source)
+            if move and not from_trash:
+                self.check_locks(db, actor, source, membership=True, subtree=node.is_collection)
+            self.check_locks(db, actor, dest, membership=True, subtree=True)
+            existed = dest.node is not None
+            if existed:
+                if overwrite == "F":
+                    raise DavError(412, "The destination exists and Overwrite is F.")
+                assert dest.node is not None
+                self.remove(db, actor, dest.node)
+            name = clean_name(dest.name)
+            if from_trash:
+                self.restore(db, actor, node, parent.item_id, name)
+            elif move:
+                self.relocate(db, actor, node, parent.item_id, name)
+                locking.drop_below(db, node.ns_root, node.rel)
+            else:
+                self.duplicate(db, actor, node, parent.item_id, name, depth == "infinity")
+            return existed
+
+        existed = await self.work(request, run)
+        return Response(status_code=204 if existed else 201)
+
+    def destination(self, request: Request) -> list[str]:
+        raw = request.headers.get("destination")
+        if not raw:
+            raise DavError(400, "Destination is required.")
+        parts = urlsplit(raw.strip())
+        if parts.netloc and parts.netloc.lower() != (request.headers.get("host") or "").lower():
+            raise DavError(502, "The destination is on another server.")
+        path = parts.path
+        if not path.startswith("/dav/"):
+            raise DavError(502 if parts.netloc else 400, "The destination is outside /dav/.")
+        scope = {"type": "http", "path": path, "raw_path": path.encode("latin-1", "replace")}
+        return _segments(scope)[0]
+
+    def relocate(self, db: Session, actor: Actor, node: Node, parent_id: int, name: str) -> None:
+        """Rename and/or move an item through its service (one subtree statement)."""
+        assert node.item_id is not None
+        if node.kind == "document":
+            documents.update(
+                db, actor, node.item_id, name=name, move=True, parent_folder_id=parent_id
+            )
+        elif node.kind == "folder":
+            if not node.rel and node.area == "files":
+                raise DavError(403, "The root collection cannot be moved.")
+            folders.update_folder(
+                db, actor, node.item_id, name=name, parent_id=parent_id, move=True
+            )
+        else:
+            raise DavError(403, "This resource cannot be moved.")
+
+    def restore(self, db: Session, actor: Actor, node: Node, parent_id: int, name: str) -> None:
+        """MOVE out of the trash: restore, then put it where the Destination says."""
+        assert node.item_id is not None
+        if node.kind == "trash_document":
+            out = documents.restore(db, actor, node.item_id)
+            if out.parent_folder_id != parent_id or out.name != name:
+                documents.update(
+                    db, actor, out.id, name=name, move=True, parent_folder_id=parent_id
+                )
+        else:
+            folder = folders.restore(db, actor, node.item_id)
+            if folder.parent_id != parent_id or folder.name != name:
+                folders.update_folder(
+                    db, actor, folder.id, name=name, parent_id=parent_id, move=True
+                )
+
+    def duplicate(
+        self, db: Session, actor: Actor, node: Node, parent_id: int, name: str, deep: bool
+    ) -> None:
+        """COPY: a document shares its source's blob (no bytes copied); a folder copies its
+        members when Depth is infinity."""
+        if node.kind in ("document", "version"):
+            version_id = node.version_id
+            if node.level < Level.VIEW or version_id is None:
+                raise NotFound()
+            version = db.get_one(DocumentVersion, version_id)
+            blob = versions.use_content(db, db.get_one(Blob, version.blob_id))
+            folder, clean = documents.target_folder(db, actor, parent_id, name)
+            doc, _ = documents.create_document(db, actor, folder.id, clean, node.mime, blob)
+            if node.kind == "document" and node.item_id is not None:
+                P.copy_dead(db, ("d", node.item_id), ("d", doc.id))
+            return
+        assert node.item_id is not None
+        copy = folders.create(db, actor, name, parent_id)
+        P.copy_dead(db, ("f", node.item_id), ("f", copy.id))
+        if deep:
+            for member in P.folder_members(db, node):
+                self.duplicate(db, actor, member, copy.id, member.name, True)
+
+    async def lock(self, request: Request, segments: list[str], slash: bool) -> Response:
+        root = parse(await request.body())
+        depth = _depth(request, "infinity", ("0", "infinity"))
+        timeout = locking.parse_timeout(request.headers.get("timeout"))
+
+        if root is None:
+            return await self.refresh(request, segments, timeout)
+        if root.tag != f"{{{DAV}}}lockinfo":
+            raise DavError(400, "The body must be a DAV:lockinfo element.")
+        scope_el = root.find(f"{{{DAV}}}lockscope")
+        type_el = root.find(f"{{{DAV}}}locktype")
+        if scope_el is None or type_el is None or type_el.find(f"{{{DAV}}}write") is None:
+            raise DavError(400, "A lock needs a lockscope and a write locktype.")
+        exclusive = scope_el.find(f"{{{DAV}}}exclusive") is not None
+        if not exclusive and scope_el.find(f"{{{DAV}}}shared") is None:
+            raise DavError(400, "The lockscope must be exclusive or shared.")
+        owner_el = root.find(f"{{{DAV}}}owner")
+        owner_xml = P.prop_value(owner_el) if owner_el is not None else None
+
+        def run(db: Session, actor: Actor) -> tuple[str, str, bool]:
+            target = resolve(db, actor, segments)
+            self.writable(target)
+            node = target.node
+            if node is None and target.parent is None:
+                raise DavError(409, "The parent collection does not exist.")
+            if node is not None and node.kind not in ("folder", "document"):
+                raise DavError(403, "This resource cannot be locked.")
+            self.check_if(db, actor, request, target)
+            ns, rel = self.ns_of(target)
+            assert ns is not None
+            locks = locking.live_locks(db, ns)
+            if locking.conflicts(locks, rel, exclusive, depth == "infinity"):
+                raise DavError(423, body=error_body("no-conflicting-lock"))
+            created = False
+            if node is None:
+                assert target.parent is not None
+                self.check_locks(db, actor, target, membership=True)
+                node = self.make_empty(db, self.svc(request), actor, target)
+                created = True
+            elif node.level < Level.EDIT:
+                raise Forbidden("Locking needs EDIT permission.")
+            assert actor.user_id is not None
+            lock = locking.create(
+                db,
+                ns_root=ns,
+                rel=rel,
+                user_id=actor.user_id,
+                exclusive=exclusive,
+                depth_infinity=depth == "infinity" and node.is_collection,
+                owner_xml=owner_xml,
+                timeout=timeout,
+                document_id=node.item_id if node.kind == "document" else None,
+                folder_id=node.item_id if node.kind == "folder" else None,
+            )
+            body = self.lock_body(lock, node)
+            return lock.token, body, created
+
+        token, body, created = await self.work(request, run)
+        return Response(
+            body.encode("utf-8"),
+            status_code=201 if created else 200,
+            media_type=XML,
+            headers={"Lock-Token": f"<{token}>"},
+        )
+
+    @staticmethod
+    def lock_body(lock: Any, node: Node) -> str:
+        href = P.lock_href(node, lock) if lock.path != node.rel else node.href
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>\n<D:prop xmlns:D="DAV:"><D:lockdiscovery>'
+            f"{locking.activelock(lock, href)}</D:lockdiscovery></D:prop>"
+        )
+
+    def make_empty(self, db: Session, svc: Services, actor: Actor, target: Target) -> Node:
+        """LOCK on an unmapped URL makes an empty document there (RFC 4918 7.3)."""
+        assert target.parent is not None
+        folder, name = documents.target_folder(db, actor, target.parent.item_id, target.name)
+        stored = versions.store_bytes(db, svc, b"")
+        blob = documents.attach_blob(db, stored)
+        doc, version = documents.create_document(
+            db, actor, folder.id, name, documents.guess_mime(name), blob
+        )
+        node = Node(
+            kind="document",
+            href=target.parent.href + target.segments[-1],
+            name=name,
+            item_id=doc.id,
+            owner_id=doc.owner_id,
+            version_id=version.id,
+        )
+        ns, rel = self.ns_of(target)
+        node.ns_root, node.rel, node.ns_href = ns, rel, target.parent.ns_href
+        return node
+
+    async def refresh(self, request: Request, segments: list[str], timeout: int) -> Response:
+        tokens = ifheader.submitted_tokens(ifheader.parse(request.headers.get("if")))
+        if not tokens:
+            raise DavError(
+                400, "A LOCK without a body refreshes: it needs an If header with the token."
+            )
+
+        def run(db: Session, actor: Actor) -> str:
+            target = resolve(db, actor, segments)
+            node = target.node
+            if node is None:
+                raise NotFound()
+            for token in tokens:
+                lock = locking.by_token(db, token)
+                if (
+                    lock is not None
+                    and lock.root_folder_id == node.ns_root
+                    and locking.covers(lock, node.rel)
+                ):
+                    if lock.user_id != actor.user_id:
+                        raise Forbidden("This lock belongs to someone else.")
+                    locking.refresh(db, lock, timeout)
+                    return self.lock_body(lock, node)
+            raise DavError(412, body=error_body("lock-token-matches-request-uri"))
+
+        body = await self.work(request, run)
+        return Response(body.encode("utf-8"), status_code=200, media_type=XML)
+
+    async def unlock(self, request: Request, segments: list[str], slash: bool) -> Response:
+        raw = request.headers.get("lock-token", "").strip()
+        if not (raw.startswith("<") and raw.endswith(">")):
+            raise DavError(400, "Lock-Token must be a coded URL: <token>.")
+        token = raw[1:-1]
+
+        def run(db: Session, actor: Actor) -> None:
+            target = resolve(db, actor, segments)
+            node = target.node
+            if node is None:
+                raise NotFound()
+            lock = locking.by_token(db, token)
+            if (
+                lock is None
+                or lock.root_folder_id != node.ns_root
+                or not locking.covers(lock, node.rel)
+            ):
+                raise DavError(409, body=error_body("lock-token-matches-request-uri"))
+            if lock.user_id != actor.user_id and node.level < Level.OWNER:
+                raise Forbidden("This lock belongs to someone else.")
+            db.delete(lock)
+            db.flush()
+
+        await self.work(request, run)
+        return Response(status_code=204)
+
+
+def install(app: Any) -> None:
+    """Mount the WebDAV server at /dav (the app's services are read per request)."""
+    app.mount("/dav", DavApp())

@@ -1,0 +1,370 @@
+"""The WebDAV namespace over docstore's items: resolving a URL to a folder, document,
+version or trash entry (with the caller's level, from `sharing.permissions`), and listing
+a collection's members in one statement per table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote
+
+from sqlalchemy import false, select
+from sqlalchemy.orm import Session
+
+from docstore.context import Actor
+from docstore.db import utcnow
+from docstore.documents.models import Document, DocumentVersion
+from docstore.errors import NotFound, Unauthenticated
+from docstore.folders.models import Folder
+from docstore.sharing.models import Share
+from docstore.sharing.permissions import (
+    Level,
+    active_share,
+    document_level,
+    folder_level,
+    get_document_for,
+    get_folder_for,
+)
+
+AREAS = ("files", "shared", "trash", "versions")
+PREFIX = "/dav/"
+COLLECTIONS = frozenset({"root", "area", "folder", "versions", "trash_folder"})
+
+
+@dataclass
+class Node:
+    """One resource as WebDAV shows it."""
+
+    kind: (
+        str  # root | area | folder | document | versions | version | trash_document | trash_folder
+    )
+    href: str
+    name: str
+    area: str = ""
+    item_id: int | None = None
+    owner_id: int | None = None
+    created: datetime | None = None
+    modified: datetime | None = None
+    size: int = 0
+    mime: str = "application/octet-stream"
+    version_id: int | None = None
+    checksum: str | None = None
+    level: Level = Level.VIEW
+    # The lock namespace: the folder its URL space starts at, and the path below it.
+    ns_root: int | None = None
+    rel: str = ""
+    ns_href: str = ""  # the href of the namespace's root collection
+    folder: Folder | None = None
+    doc: Document | None = None
+
+    @property
+    def is_collection(self) -> bool:
+        """Whether this is a collection (its href ends with '/')."""
+        return self.kind in COLLECTIONS
+
+    @property
+    def etag(self) -> str | None:
+        """The strong ETag the API serves for a document: its current version id."""
+        if self.version_id is None:
+            return None
+        return f'"{self.version_id}"'
+
+
+@dataclass
+class Target:
+    """What a request URL names: the existing node, or the parent a new one would go in."""
+
+    segments: list[str]
+    node: Node | None
+    parent: Node | None
+    name: str
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def area(self) -> str:
+        """files, shared, trash, versions, or '' for /dav/ itself."""
+        return self.segments[0] if self.segments else ""
+
+
+def href_of(segments: list[str], collection: bool) -> str:
+    """The URL path of a resource, each segment percent-encoded."""
+    path = PREFIX + "/".join(quote(s, safe="") for s in segments)
+    if collection and segments:
+        path += "/"
+    return path
+
+
+def folder_node(
+    folder: Folder, segments: list[str], area: str, level: Level, ns: int, rel: str
+) -> Node:
+    """A node for a folder."""
+    return Node(
+        kind="folder",
+        href=href_of(segments, True),
+        name=folder.name or area,
+        area=area,
+        item_id=folder.id,
+        owner_id=folder.owner_id,
+        created=folder.created_at,
+        modified=folder.updated_at,
+        level=level,
+        ns_root=ns,
+        rel=rel,
+        folder=folder,
+    )
+
+
+def document_node(
+    doc: Document,
+    version: DocumentVersion | None,
+    segments: list[str],
+    area: str,
+    level: Level,
+    ns: int,
+    rel: str,
+) -> Node:
+    """A node for a document (its current version's size and ETag)."""
+    return Node(
+        kind="document",
+        href=href_of(segments, False),
+        name=doc.name,
+        area=area,
+        item_id=doc.id,
+        owner_id=doc.owner_id,
+        created=doc.created_at,
+        modified=doc.updated_at,
+        size=version.size_bytes if version else 0,
+        mime=doc.mime_type,
+        version_id=doc.current_version_id,
+        checksum=version.checksum_sha256 if version else None,
+        level=level,
+        ns_root=ns,
+        rel=rel,
+        doc=doc,
+    )
+
+
+def _child(
+    db: Session, folder_id: int, name: str
+) -> Folder | tuple[Document, DocumentVersion | None] | None:
+    folder = db.scalar(
+        select(Folder).where(
+            Folder.parent_id == folder_id, Folder.name == name, Folder.is_deleted == false()
+        )
+    )
+    if folder is not None:
+        return folder
+    row = db.execute(
+        select(Document, DocumentVersion)
+        .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+        .where(
+            Document.folder_id == folder_id, Document.name == name, Document.is_deleted == false()
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _walk(
+    db: Session,
+    actor: Actor,
+    base: Folder,
+    base_segments: list[str],
+    rest: list[str],
+    area: str,
+    ns: int,
+) -> Target:
+    """Walk `rest` down from the folder `base` (named by `base_segments`)."""
+    level = folder_level(db, actor, base)
+    current = base
+    node = folder_node(base, base_segments, area, level, ns, "")
+    ns_href = node.href
+    parent: Node | None = node
+    segments = list(base_segments)
+    rel_parts: list[str] = []
+    for i, seg in enumerate(rest):
+        last = i == len(rest) - 1
+        segments.append(seg)
+        rel_parts.append(seg)
+        item = _child(db, current.id, seg)
+        if item is None:
+            return Target(segments, None, parent if last else None, seg)
+        rel = "/".join(rel_parts)
+        if isinstance(item, Folder):
+            current = item
+            node = folder_node(item, segments, area, level, ns, rel)
+            node.ns_href = ns_href
+            if last:
+                return Target(segments, node, parent, seg)
+            parent = node
+        else:
+            doc, version = item
+            if not last:
+                return Target(segments, None, None, seg)
+            node = document_node(doc, version, segments, area, level, ns, rel)
+            node.ns_href = ns_href
+            if area == "shared":  # a document share may give more than its folder's
+                node.level = max(level, document_level(db, actor, doc, current.path))
+            return Target(segments, node, parent, seg)
+    node.ns_href = ns_href
+    return Target(segments, node, None, segments[-1] if segments else "")
+
+
+def shared_entries(db: Session, actor: Actor) -> dict[str, tuple[str, int]]:
+    """/dav/shared/'s members: a name per item shared with the caller (kind, id)."""
+    assert actor.user is not None
+    now = utcnow()
+    rows = db.execute(
+        select(Share.document_id, Share.folder_id, Document.name, Folder.name)
+        .outerjoin(Document, Document.id == Share.document_id)
+        .outerjoin(Folder, Folder.id == Share.folder_id)
+        .where(Share.shared_with_user_id == actor.user.id, active_share(now))
+        .order_by(Share.id)
+    ).all()
+    out: dict[str, tuple[str, int]] = {}
+    for doc_id, folder_id, doc_name, folder_name in rows:
+        kind, item, name = (
+            ("document", doc_id, doc_name) if doc_id else ("folder", folder_id, folder_name)
+        )
+        if item is None or name is None or ((kind, item) in out.values()):
+            continue
+        candidate, n = name, 2
+        while candidate in out:
+            candidate, n = f"{name} ({n})", n + 1
+        out[candidate] = (kind, item)
+    return out
+
+
+def trash_name(kind: str, item_id: int, name: str) -> str:
+    """A trash entry's member name: unique, and says what it restores."""
+    return f"{kind[0]}{item_id}-{name}"
+
+
+def resolve(db: Session, actor: Actor, segments: list[str]) -> Target:
+    """What `segments` (the URL path below /dav/, decoded) names for the caller."""
+    user = actor.user
+    if user is None or user.root_folder_id is None:
+        raise Unauthenticated()
+    if not segments:
+        return Target([], Node(kind="root", href=PREFIX, name=""), None, "")
+    area = segments[0]
+    if area not in AREAS:
+        return Target(segments, None, None, segments[-1])
+    if area == "files":
+        root = db.get_one(Folder, user.root_folder_id)
+        return _walk(db, actor, root, ["files"], segments[1:], "files", root.id)
+    if len(segments) == 1:
+        node = Node(kind="area", href=href_of(segments, True), name=area, area=area)
+        return Target(segments, node, None, area)
+    if area == "files":
+        root = db.get_one(Folder, user.root_folder_id)
+        return _walk(db, actor, root, ["files"], segments[1:], "files", root.id)
+    if area == "shared":
+        entry = shared_entries(db, actor).get(segments[1])
+        if entry is None:
+            return Target(segments, None, None, segments[-1])
+        kind, item_id = entry
+        try:
+            if kind == "folder":
+                folder, _ = get_folder_for(db, actor, item_id, Level.VIEW)
+                return _walk(db, actor, folder, segments[:2], segments[2:], "shared", folder.id)
+            doc, folder, level = get_document_for(db, actor, item_id, Level.VIEW)
+        except NotFound:
+            return Target(segments, None, None, segments[-1])
+        if len(segments) > 2:
+            return Target(segments, None, None, segments[-1])
+        version = (
+            db.get(DocumentVersion, doc.current_version_id) if doc.current_version_id else None
+        )
+        node = document_node(doc, version, segments, "shared", level, -doc.id, "")
+        node.ns_href = node.href
+        return Target(segments, node, None, segments[1])
+    if area == "versions":
+        return _resolve_versions(db, actor, segments)
+    return _resolve_trash(db, actor, segments)
+
+
+def _resolve_versions(db: Session, actor: Actor, segments: list[str]) -> Target:
+    try:
+        doc_id = int(segments[1])
+        doc, _, level = get_document_for(db, actor, doc_id, Level.VIEW)
+    except (ValueError, NotFound):
+        return Target(segments, None, None, segments[-1])
+    coll = Node(
+        kind="versions",
+        href=href_of(segments[:2], True),
+        name=segments[1],
+        area="versions",
+        item_id=doc.id,
+        owner_id=doc.owner_id,
+        created=doc.created_at,
+        modified=doc.updated_at,
+        level=min(level, Level.VIEW),
+        doc=doc,
+    )
+    if len(segments) == 2:
+        return Target(segments, coll, None, segments[1])
+    if len(segments) > 3 or not segments[2].startswith("v") or not segments[2][1:].isdigit():
+        return Target(segments, None, None, segments[-1])
+    version = db.scalar(
+        select(DocumentVersion).where(
+            DocumentVersion.document_id == doc.id,
+            DocumentVersion.version_number == int(segments[2][1:]),
+        )
+    )
+    if version is None:
+        return Target(segments, None, coll, segments[2])
+    return Target(segments, version_node(doc, version, segments[:2]), coll, segments[2])
+
+
+def version_node(doc: Document, version: DocumentVersion, base: list[str]) -> Node:
+    """A read-only node for one version of a document."""
+    name = f"v{version.version_number}"
+    return Node(
+        kind="version",
+        href=href_of([*base, name], False),
+        name=name,
+        area="versions",
+        item_id=version.id,
+        owner_id=doc.owner_id,
+        created=version.created_at,
+        modified=version.created_at,
+        size=version.size_bytes,
+        mime=doc.mime_type,
+        version_id=version.id,
+        checksum=version.checksum_sha256,
+        level=Level.VIEW,
+        doc=doc,
+    )
+
+
+def _resolve_trash(db: Session, actor: Actor, segments: list[str]) -> Target:
+    entry = segments[1]
+    kind = {"d": "document", "f": "folder"}.get(entry[:1])
+    number, _, _ = entry[1:].partition("-")
+    if kind is None or not number.isdigit() or len(segments) > 2:
+        return Target(segments, None, None, segments[-1])
+    try:
+        if kind == "document":
+            doc, _, _ = get_document_for(db, actor, int(number), Level.OWNER, include_deleted=True)
+            if (
+                not (doc.is_deleted and doc.trash_root)
+                or trash_name(kind, doc.id, doc.name) != entry
+            ):
+                raise NotFound()
+            version = (
+                db.get(DocumentVersion, doc.current_version_id) if doc.current_version_id else None
+            )
+            node = document_node(doc, version, segments, "trash", Level.VIEW, 0, "")
+            node.kind = "trash_document"
+            return Target(segments, node, None, entry)
+        folder, _ = get_folder_for(db, actor, int(number), Level.OWNER, include_deleted=True)
+        if (
+            not (folder.is_deleted and folder.trash_root)
+            or trash_name(kind, folder.id, folder.name) != entry
+        ):
+            raise NotFound()
+    except NotFound:
+        return Target(segments, None, None, entry)
+    node = folder_node(folder, segments, "trash", Level.VIEW, 0, "")
+    node.kind = "trash_folder"
+    return Target(segments, node, None, entry)
