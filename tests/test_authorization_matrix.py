@@ -448,6 +448,8 @@ ALLOWED: dict[str, str] = {
     "GET /activity": "web page shell; its data comes from GET /api/v1/audit",
     "GET /l/{token}": "web page shell for anyone; its data comes from GET /api/v1/links/{token}",
     "GET /static": "static assets of the web UI",
+    "GET /dav": "the WebDAV mount: every method authenticates inside docstore.dav and reaches "
+    "items through sharing.permissions (tests/dav/test_dav.py: 401, 404 stranger, 403 VIEW)",
     "GET /admin": "admin console: administrators only, 404 for anyone else (tests/web)",
     "GET /admin/users": "admin console page shell; data from GET /api/v1/admin/users",
     "GET /admin/plans": "admin console page shell; data from GET /api/v1/admin/plans",
