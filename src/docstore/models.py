@@ -5,6 +5,7 @@ from docstore.comments.models import Comment
 from docstore.db import Base
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.folders.models import Folder
+from docstore.groups.models import Group, GroupMember
 from docstore.retention.models import JobLease
 from docstore.sharing.models import Share
 from docstore.uploads.models import UploadSession
@@ -20,6 +21,8 @@ __all__ = [
     "Document",
     "DocumentVersion",
     "Folder",
+    "Group",
+    "GroupMember",
     "JobLease",
     "Plan",
     "Share",
