@@ -451,7 +451,8 @@ def explain(
         via.sort(key=lambda g: (-g.permission, -depth.get(g.folder_id or -1, len(depth))))
         group_ids = {g.group_id for g in via if g.group_id is not None}
         if group_ids:
-            names = dict(db.execute(select(Group.id, Group.name).where(Group.id.in_(group_ids))))
+            stmt = select(Group.id, Group.name).where(Group.id.in_(group_ids))
+            names = {gid: name for gid, name in db.execute(stmt)}
             for g in via:
                 g.group_name = names.get(g.group_id) if g.group_id is not None else None
     if user_id is None and actor.link is not None:

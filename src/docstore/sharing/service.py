@@ -130,6 +130,7 @@ def _audit(
             "kind": share.kind,
             "permission": Level(share.permission).name,
             "expires_at": share.expires_at.isoformat() if share.expires_at else None,
+            **({"group_id": share.group_id} if share.group_id is not None else {}),
             **details,
         },
     )
@@ -354,9 +355,8 @@ def list_for_item(
     group_ids = {s.group_id for s in shown if s.group_id is not None}
     names: dict[int, str] = {}
     if group_ids:
-        names = dict(
-            db.execute(select(Group.id, Group.name).where(Group.id.in_(group_ids))).tuples()
-        )
+        named = select(Group.id, Group.name).where(Group.id.in_(group_ids))
+        names = {gid: name for gid, name in db.execute(named)}
     return [
         share_out(s, group_name=names.get(s.group_id) if s.group_id else None) for s in shown
     ], next_cursor
