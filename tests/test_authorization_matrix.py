@@ -441,6 +441,14 @@ ALLOWED: dict[str, str] = {
     "GET /activity": "web page shell; its data comes from GET /api/v1/audit",
     "GET /l/{token}": "web page shell for anyone; its data comes from GET /api/v1/links/{token}",
     "GET /static": "static assets of the web UI",
+    "POST /api/v1/groups": "creates the caller's own group; no item involved",
+    "GET /api/v1/groups": "the caller's own groups",
+    "GET /api/v1/groups/{group_id}": "membership rules (members only, else 404): tests/groups",
+    "POST /api/v1/groups/{group_id}/members": "managers only (stranger 404, member 403): "
+    "tests/groups",
+    "DELETE /api/v1/groups/{group_id}/members/{user_id}": "managers, or the member themself "
+    "(stranger 404, member 403): tests/groups",
+    "DELETE /api/v1/groups/{group_id}": "managers only (stranger 404, member 403): tests/groups",
 }
 
 
