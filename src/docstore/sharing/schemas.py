@@ -116,8 +116,9 @@ class AccessVia(BaseModel):
     kind: Literal["owner", "direct", "folder", "group", "link"]
     share_id: int | None = None
     folder_id: int | None = None
-    group_id: int | None = None
-    group_name: str | None = None
+    # Only in `kind: "group"` entries (so the other kinds keep their shape).
+    group_id: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    group_name: str | None = Field(default=None, exclude_if=lambda v: v is None)
     permission: str
 
 

@@ -78,6 +78,7 @@ FEATURES = {
     "comments": ("GET", "/api/v1/documents/{}/comments"),
     "trash": ("GET", "/api/v1/trash"),
     "audit": ("GET", "/api/v1/audit"),
+    "groups": ("GET", "/api/v1/groups"),
 }
 _PARAM = re.compile(r"\{[^}]*\}")
 
