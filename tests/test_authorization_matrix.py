@@ -438,6 +438,7 @@ ALLOWED: dict[str, str] = {
     "POST /logout": "web sign-out of the caller's own session",
     "GET /shared": "web page shell; its data comes from GET /api/v1/shared-with-me",
     "GET /trash": "web page shell; its data comes from GET /api/v1/trash",
+    "GET /groups": "web page shell; its data comes from GET /api/v1/groups",
     "GET /activity": "web page shell; its data comes from GET /api/v1/audit",
     "GET /l/{token}": "web page shell for anyone; its data comes from GET /api/v1/links/{token}",
     "GET /static": "static assets of the web UI",

@@ -393,6 +393,12 @@ def shared_page(request: Request, db: DB) -> Response:
     return _simple_page(request, db, "shared.html", "shared", "Shared with me")
 
 
+@router.get("/groups")
+def groups_page(request: Request, db: DB) -> Response:
+    """The groups I am in: members, and for managers adding, removing and deleting."""
+    return _simple_page(request, db, "groups.html", "groups", "Groups")
+
+
 @router.get("/trash")
 def trash_page(request: Request, db: DB) -> Response:
     """My deleted items: restore or delete forever."""

@@ -68,11 +68,11 @@ export function openShareDialog({ kind, id, name, onChange }) {
     h("div", { class: "field field-button" }, h("button", { type: "submit", class: "btn btn-primary" }, "Share")));
   const people = h("ul", { class: "share-list", id: "share-people" });
   // Groups the caller is in (shown once they are loaded, if there are any).
-  const groupSelect = h("select", { id: "share-group" });
+  const groupSelect = h("select", { id: "share-group", class: "select" });
   const groupLevel = levelSelect("share-group-level");
   const groupForm = h("form", { class: "inline-form", id: "share-group-form", hidden: true },
     h("div", { class: "field grow" }, h("label", { for: "share-group" }, "Group"), groupSelect),
-    h("div", { class: "field" }, h("label", { for: "share-group-level" }, "Permission"), groupLevel),
+    h("div", { class: "field" }, h("label", { for: "share-group-level" }, "Group permission"), groupLevel),
     h("div", { class: "field field-button" }, h("button", { type: "submit", class: "btn btn-primary" }, "Share with group")));
   if (FEATURES.groups) {
     api("GET", "groups", { query: { limit: 1000 } }).then((page) => {
