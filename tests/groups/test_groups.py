@@ -102,10 +102,15 @@ def test_creating_a_group_and_its_membership_rules(api: Api) -> None:
     assert created.user_id == ann.id and created.details["group_name"] == "Design"
     added = [e.details["member_id"] for e in _audit(api, "GROUP_MEMBER_ADD")]
     assert added == [bob.id, cat.id, bob.id, bob.id]
-    removed = [(e.user_id, e.details["member_id"]) for e in _audit(api, "GROUP_MEMBER_REMOVE")]
-    assert removed == [(bob.id, bob.id), (ann.id, ann.id)]
-    (deleted,) = _audit(api, "GROUP_DELETE")
+    removed = _audit(api, "GROUP_MEMBER_REMOVE")
+    assert [(e.user_id, e.details.get("member_id")) for e in removed[:2]] == [
+        (bob.id, bob.id),
+        (ann.id, ann.id),
+    ]
+    deleted = removed[-1]  # deleting the group removes every member: one entry
     assert deleted.user_id == cat.id and deleted.details["group_id"] == g["id"]
+    assert deleted.details["group_deleted"] is True
+    assert deleted.details["member_ids"] == sorted([cat.id, bob.id])
 
 
 def test_a_folder_share_to_a_group_reaches_every_member_like_a_direct_share(api: Api) -> None:

@@ -14,7 +14,7 @@ class GroupIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=1000)
+    name: str = Field(max_length=200)
 
 
 class MemberIn(BaseModel):

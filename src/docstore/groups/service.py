@@ -182,7 +182,14 @@ def delete_group(db: Session, actor: Actor, group_id: int) -> None:
     """Delete a group (managers only): every share to it ends, for every member at once."""
     group, _ = _managed(db, actor, group_id)
     ended = group_grants.end_shares(db, actor, group.id, group.name)
-    _audit(db, actor, Action.GROUP_DELETE, group, shares_ended=ended)
+    members = sorted(
+        db.scalars(select(GroupMember.user_id).where(GroupMember.group_id == group.id))
+    )
+    # One entry for the whole group: every member leaves it with its deletion.
+    _audit(
+        db, actor, Action.GROUP_MEMBER_REMOVE, group, group_deleted=True, member_ids=members,
+        shares_ended=ended,
+    )  # fmt: skip
     db.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
     db.delete(group)
     db.flush()
