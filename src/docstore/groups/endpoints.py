@@ -22,7 +22,10 @@ def _with_cache_problem(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=GroupOut, responses=problems(401, 422)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=GroupOut,
+    responses=problems(400, 401, 422),
 )
 def create_group(body: GroupIn, actor: CurrentActor, db: DB) -> GroupOut:
     """Create a group; the caller is its first member and manager."""
@@ -51,7 +54,7 @@ def get_group(group_id: Id, actor: CurrentActor, db: DB) -> GroupOut:
     "/{group_id}/members",
     status_code=status.HTTP_201_CREATED,
     response_model=GroupOut,
-    responses=_with_cache_problem(401, 403, 404, 409, 422),
+    responses=_with_cache_problem(400, 401, 403, 404, 409, 422),
 )
 def add_member(group_id: Id, body: MemberIn, actor: CurrentActor, db: DB) -> GroupOut:
     """Add a user by email or id (managers only); `manager: true` makes them a manager.
