@@ -136,6 +136,10 @@ export function openShareDialog({ kind, id, name, onChange }) {
       : s.user_id ? `${userName(s.user_id)}${s.email ? ` (${s.email})` : ""}` : s.email || "Unknown");
 
     const direct = shares.filter((s) => s.kind !== "link");
+    const shareWhy = (s) => {
+      const where = s.via_folder ? `through the folder “${folderName(s.via_folder) || `#${s.via_folder}`}”` : "shared directly";
+      return s.kind === "group" ? `${where}, for every member` : where;
+    };
     clear(people, direct.length ? direct.map((s) => {
       const sel = levelSelect(`share-level-${s.id}`, s.permission, `Permission for ${who(s)}`);
       sel.addEventListener("change", async () => {
@@ -194,10 +198,12 @@ export function openShareDialog({ kind, id, name, onChange }) {
         if (!a || a.permission === "NONE") return;
         rows.push(h("li", { dataset: { userId: u } }, h("strong", {}, userName(u)), h("span", { class: "muted" }, ` — ${permissionLabel(a.permission)}: ${whyText(a.via)}`)));
       });
+      for (const s of [...direct, ...activeInherited].filter((x) => x.kind === "group")) {
+        rows.push(h("li", {}, h("strong", {}, who(s)), h("span", { class: "muted" }, ` — ${permissionLabel(s.permission)}: ${shareWhy(s)}`)));
+      }
     } else {
       for (const s of [...direct, ...activeInherited]) {
-        const why = s.via_folder ? `through the folder “${folderName(s.via_folder) || `#${s.via_folder}`}”` : "shared directly";
-        rows.push(h("li", {}, h("strong", {}, who(s)), h("span", { class: "muted" }, ` — ${permissionLabel(s.permission)}: ${why}`)));
+        rows.push(h("li", {}, h("strong", {}, who(s)), h("span", { class: "muted" }, ` — ${permissionLabel(s.permission)}: ${shareWhy(s)}`)));
       }
     }
     if (linkShares.length) rows.push(h("li", {}, h("strong", {}, "Anyone with a link"), h("span", { class: "muted" }, ` — ${linkShares.length} active link${linkShares.length > 1 ? "s" : ""}`)));
