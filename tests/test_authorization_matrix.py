@@ -445,6 +445,7 @@ ALLOWED: dict[str, str] = {
     "POST /logout": "web sign-out of the caller's own session",
     "GET /shared": "web page shell; its data comes from GET /api/v1/shared-with-me",
     "GET /trash": "web page shell; its data comes from GET /api/v1/trash",
+    "GET /groups": "web page shell; its data comes from GET /api/v1/groups",
     "GET /activity": "web page shell; its data comes from GET /api/v1/audit",
     "GET /l/{token}": "web page shell for anyone; its data comes from GET /api/v1/links/{token}",
     "GET /static": "static assets of the web UI",
@@ -464,6 +465,14 @@ ALLOWED: dict[str, str] = {
     "POST /security/password": "web form: the caller's own password",
     "POST /security/app-passwords": "web form: a token of the caller's own",
     "POST /security/sessions/{session_id}/revoke": "web form: the caller's own tokens only",
+    "POST /api/v1/groups": "creates the caller's own group; no item involved",
+    "GET /api/v1/groups": "the caller's own groups",
+    "GET /api/v1/groups/{group_id}": "membership rules (members only, else 404): tests/groups",
+    "POST /api/v1/groups/{group_id}/members": "managers only (stranger 404, member 403): "
+    "tests/groups",
+    "DELETE /api/v1/groups/{group_id}/members/{user_id}": "managers, or the member themself "
+    "(stranger 404, member 403): tests/groups",
+    "DELETE /api/v1/groups/{group_id}": "managers only (stranger 404, member 403): tests/groups",
 }
 
 

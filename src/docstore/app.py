@@ -35,6 +35,7 @@ from docstore.db import task_scope
 from docstore.documents.endpoints import router as documents_router
 from docstore.errors import DocstoreError
 from docstore.folders.endpoints import router as folders_router
+from docstore.groups.endpoints import router as groups_router
 from docstore.limits import BodyLimits
 from docstore.retention.endpoints import router as retention_router
 from docstore.schemas import problem_response
@@ -290,7 +291,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(uploads_router, prefix=API_PREFIX)
     app.include_router(user_sessions_router, prefix=API_PREFIX)
-    for router in (trash_router, retention_router, admin_router):
+    for router in (trash_router, retention_router, admin_router, groups_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)
     install_web(app, settings)

@@ -6,6 +6,7 @@ from docstore.db import Base
 from docstore.documents.dav_state import DavLock, DavProperty
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.folders.models import Folder
+from docstore.groups.models import Group, GroupMember
 from docstore.retention.models import JobLease, JobRunRecord
 from docstore.sharing.models import Share
 from docstore.uploads.models import UploadSession
@@ -23,6 +24,8 @@ __all__ = [
     "Document",
     "DocumentVersion",
     "Folder",
+    "Group",
+    "GroupMember",
     "JobLease",
     "JobRunRecord",
     "Plan",

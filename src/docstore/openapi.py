@@ -54,6 +54,16 @@ NAME: dict[str, Any] = {
 # on SQLite it matches no account, 401). Other text fields do not say so: SQLite stores NUL
 # where PostgreSQL refuses it, a difference the server does not yet remove.
 NO_NUL: dict[str, Any] = {"pattern": "^[^\\x00]*$"}
+# A display name (names.clean_display_name): some character other than whitespace; no '/',
+# control, line or paragraph separator or bidi control character. At most 200 characters
+# (after NFC, which JSON Schema cannot apply).
+_DISPLAY_CHAR = r"[^/\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+_DISPLAY_SOLID = r"[^\s/\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+DISPLAY_NAME: dict[str, Any] = {
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": rf"^{_DISPLAY_CHAR}*{_DISPLAY_SOLID}{_DISPLAY_CHAR}*$",
+}
 HEADER_RULES: dict[str, dict[str, Any]] = {"x-checksum-sha256": SHA256, "if-match": ETAG}
 PROPERTY_RULES: dict[tuple[str, str], dict[str, Any]] = {
     ("FolderIn", "name"): NAME,
@@ -62,6 +72,7 @@ PROPERTY_RULES: dict[tuple[str, str], dict[str, Any]] = {
     ("UploadCreate", "filename"): NAME,
     ("UploadCreate", "checksum_sha256"): SHA256,
     ("LoginIn", "email"): NO_NUL,
+    ("GroupIn", "name"): DISPLAY_NAME,
 }
 QUERY_RULES: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/v1/files", "name"): NAME,

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import PASSWORD, Cli
 from tests.fixtures.server import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cli_sharing")]
@@ -95,3 +95,23 @@ def test_link_with_expiry_and_password(user: Cli, tmp_path: Path) -> None:
     assert len(user.json("shares", "/report.pdf")) == 4
     user.ok("unshare", "/report.pdf", "--links")
     assert httpx.get(f"{api}/links/{made['token']}").status_code == 410
+
+
+def test_share_with_a_group(user: Cli, bob: Cli, tmp_path: Path) -> None:
+    api = f"{user.server.url}/api/v1"
+    r = httpx.post(f"{api}/auth/login", json={"email": user.email, "password": PASSWORD})
+    auth = {"Authorization": f"Bearer {r.json()['token']}"}
+    group = httpx.post(f"{api}/groups", json={"name": "Design"}, headers=auth).json()
+    r = httpx.post(f"{api}/groups/{group['id']}/members", json={"email": bob.email}, headers=auth)
+    assert r.status_code == 201
+    (bob_id,) = [m["id"] for m in r.json()["members"] if m["email"] == bob.email]
+    f = tmp_path / "g.md"
+    f.write_text("g\n")
+    user.ok("upload", str(f), "/")
+    made = user.json("share", "/g.md", "--group", str(group["id"]), "--permission", "COMMENT")
+    assert (made["kind"], made["group_id"], made["permission"]) == ("group", group["id"], "COMMENT")
+    assert "group Design" in user.ok("shares", "/g.md").stdout
+    via = user.json("access", "/g.md", "--user", str(bob_id))["via"]
+    assert [(v["kind"], v["group_id"]) for v in via] == [("group", group["id"])]
+    assert [s["name"] for s in bob.json("shared")] == ["g.md"]
+    assert user.run("share", "/g.md").returncode == 2  # neither --with nor --group

@@ -87,6 +87,9 @@ SEMANTIC_RULES = {
     ("POST", "/api/v1/links/{token}/versions"): "as POST /documents/{document_id}/versions",
     ("POST", "/api/v1/documents/{document_id}/comments"): "schemathesis generates ids above "
     "the declared maximum 2**63-1 (it rounds it through a float); 422 is right for those",
+    ("POST", "/api/v1/groups"): "a name is at most 200 characters after NFC normalisation",
+    ("POST", "/api/v1/groups/{group_id}/members"): "exactly one of email and user_id; ids "
+    "above 2**63-1 as for comments",
 }
 SEMANTIC_STATUSES = {
     **{operation: ["422"] for operation in SEMANTIC_RULES},

@@ -569,3 +569,50 @@ def test_previews_and_comments(web: Web) -> None:
     comment.wait_for()
     assert "You" in comment.inner_text()
     web.screenshot(page, "10-markdown-preview-and-comments", full_page=True)
+
+
+def test_group_page_and_sharing_a_folder_with_a_group(web: Web) -> None:
+    """Ann makes a group on the Groups page and adds Bob, shares a folder with the group
+    from the share dialog; Bob's access explanation names the group."""
+    require_routes(web, ("POST", "/api/v1/groups"), ("POST", "/api/v1/shares"))
+    ann = web.register_api("Ann Archer", web.email("gann"))
+    web.register_api("Bob Baker", web.email("gbob"))
+    auth = {"Authorization": f"Bearer {ann['token']}"}
+    design = httpx.post(
+        f"{web.api}/folders", json={"name": "Design docs", "parent_id": None}, headers=auth
+    ).json()
+    ui.api_upload(web.api, auth, "brief.md", b"# Brief\n", design["id"])
+
+    page = web.page()
+    ui.sign_in(page, web.email("gann"))
+    page.get_by_role("link", name="Groups").click()
+    page.get_by_role("heading", name="Groups", exact=True).wait_for()
+    page.get_by_label("New group").fill("Design")
+    page.get_by_role("button", name="Create group").click()
+    card = page.locator('section[data-name="Design"]')
+    card.wait_for()
+    card.get_by_label("Add a member by email").fill(web.email("gbob"))
+    card.get_by_role("button", name="Add", exact=True).click()
+    card.locator("li.share-row").filter(has_text="Bob Baker").wait_for()
+    web.screenshot(page, "06a-groups")
+
+    page.goto("/folders/root")
+    ui.row_action(page, "Design docs", "Share")
+    dialog = page.get_by_role("dialog", name="Share “Design docs”")
+    dialog.locator("#share-group-form").wait_for()
+    dialog.get_by_label("Group", exact=True).select_option(label="Design")
+    dialog.get_by_label("Group permission").select_option("COMMENT")
+    dialog.get_by_role("button", name="Share with group").click()
+    dialog.locator("#share-people li.share-row").filter(has_text="Design").wait_for()
+    web.screenshot(page, "06b-share-with-group")
+
+    bob = web.page()
+    ui.sign_in(bob, web.email("gbob"))
+    bob.get_by_role("link", name="Shared with me").click()
+    ui.row(bob, "Design docs").wait_for()
+    ui.open_item(bob, "Design docs")
+    ui.open_item(bob, "brief.md")
+    bob.wait_for_function("() => /group/.test(document.getElementById('access').textContent)")
+    text = bob.locator("#access").inner_text()
+    assert "Design" in text and "can comment" in text, text
+    web.screenshot(bob, "06c-access-via-group")

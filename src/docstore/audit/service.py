@@ -40,6 +40,9 @@ class Action(StrEnum):
     LOGIN = "LOGIN"
     LOGIN_FAILED = "LOGIN_FAILED"
     PASSWORD_CHANGE = "PASSWORD_CHANGE"  # noqa: S105 - an action name, not a password
+    GROUP_CREATE = "GROUP_CREATE"
+    GROUP_MEMBER_ADD = "GROUP_MEMBER_ADD"
+    GROUP_MEMBER_REMOVE = "GROUP_MEMBER_REMOVE"
 
 
 def record(

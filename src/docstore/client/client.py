@@ -561,14 +561,17 @@ class DocstoreClient:
         link: bool = False,
         expires_at: datetime | str | None = None,
         password: str | None = None,
+        group_id: Id | None = None,
     ) -> Share:
-        """Share a document or folder with a person (`email`) or as a link (`link=True`)."""
+        """Share a document or folder with a person (`email`), a group the caller is in
+        (`group_id`) or as a link (`link=True`)."""
         if (document_id is None) == (folder_id is None):
             raise ValueError("give exactly one of document_id and folder_id")
         body: dict[str, Any] = {"permission": permission}
         body |= {"document_id": document_id} if document_id is not None else {}
         body |= {"folder_id": folder_id} if folder_id is not None else {}
         body |= {"email": email} if email is not None else {}
+        body |= {"group_id": group_id} if group_id is not None else {}
         body |= {"link": True} if link else {}
         body |= {"expires_at": _when(expires_at)} if expires_at is not None else {}
         body |= {"password": password} if password is not None else {}

@@ -165,18 +165,22 @@ class Share(ApiModel):
     is_active: bool = True
     token: str | None = None
     url: str | None = None
-    kind: str | None = None  # "user", "email" (no account yet) or "link"
+    kind: str | None = None  # "user", "email" (no account yet), "group" or "link"
     document_id: Id | None = None
     folder_id: Id | None = None
     user_id: Id | None = None
     email: str | None = None
+    group_id: Id | None = None
+    group_name: str | None = None
     has_password: bool = False
 
 
 class AccessVia(ApiModel):
-    kind: str  # "owner", "direct", "folder" or "link"
+    kind: str  # "owner", "direct", "folder", "group" or "link"
     share_id: Id | None = None
     folder_id: Id | None = None
+    group_id: Id | None = None
+    group_name: str | None = None
     permission: str | None = None
 
 

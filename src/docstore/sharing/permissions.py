@@ -1,10 +1,12 @@
 """Effective permission: the one place that decides who may see or change what.
 
-Owner, else the highest active, unexpired share for the user on the document or on any
-ancestor folder, else a link. Ancestors are the ids in the folder's materialized path, so
-the check is one query on the (user, folder) / (user, document) share indexes whose cost
-grows with folder depth, not with the number of shares. The answer is cached per
-(user, item, folder path) for 60 s (sharing/runtime.py explains why that stays correct).
+Owner, else the highest active, unexpired share for the user, or for a group the user is a
+member of, on the document or on any ancestor folder, else a link. Ancestors are the ids in
+the folder's materialized path, so the check is one query on the (user, folder) /
+(user, document) share indexes (and, through the user's memberships, the (group, folder) /
+(group, document) ones) whose cost grows with folder depth, not with the number of shares.
+The answer is cached per (user, item, folder path) for 60 s (sharing/runtime.py explains
+why that stays correct; a membership change invalidates like a share change).
 
 The level an action needs is decided by the service function that performs it (it passes
 `needed` here); endpoints and web pages call those functions and never pick a `Level`
@@ -23,6 +25,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    any_,
     bindparam,
     exists,
     false,
@@ -41,6 +44,7 @@ from docstore.db import UTCDateTime, utcnow
 from docstore.documents.models import Document, DocumentVersion
 from docstore.errors import Forbidden, NotFound
 from docstore.folders.models import Folder
+from docstore.groups.models import Group, GroupMember
 from docstore.sharing.models import Share
 from docstore.sharing.runtime import for_session
 
@@ -65,16 +69,27 @@ def active_share(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]
     return Share.is_active.is_(True) & or_(Share.expires_at.is_(None), Share.expires_at > now)
 
 
+def member_groups(user_id: Any) -> Select[Any]:
+    """The ids of the groups the user is a member of (managers included)."""
+    return select(GroupMember.group_id).where(GroupMember.user_id == user_id)
+
+
+def grantee(user_id: Any) -> ColumnElement[bool]:
+    """Shares that name the user: to them, or to a group they are in."""
+    return or_(Share.shared_with_user_id == user_id, Share.group_id.in_(member_groups(user_id)))
+
+
 def _user_grants_on(user_id: int, folder_path: str, document_id: int | None) -> ColumnElement[bool]:
     targets: list[ColumnElement[bool]] = [Share.folder_id.in_(path_ids(folder_path))]
     if document_id is not None:
         targets.append(Share.document_id == document_id)
-    return (Share.shared_with_user_id == user_id) & or_(*targets)
+    return grantee(user_id) & or_(*targets)
 
 
 def _grant_statement(postgres: bool) -> Select[Any, Any]:
-    """The one query of a check, built once: the highest active grant of :user_id on
-    :document_id or any folder in :ancestors, and the earliest end among those grants.
+    """The one query of a check, built once: the highest active grant of :user_id (to them
+    or to a group they are in) on :document_id or any folder in :ancestors, and the
+    earliest end among those grants.
 
     On PostgreSQL each ancestor is one probe of the (user, folder) index whatever plan the
     server caches for the prepared statement: with an OR over both share indexes, a generic
@@ -85,6 +100,12 @@ def _grant_statement(postgres: bool) -> Select[Any, Any]:
     live = active_share(now)
     on_document = select(*cols).where(
         Share.shared_with_user_id == user, Share.document_id == bindparam("document_id"), live
+    )
+    # Group shares: from the user's memberships (one probe of the (user, group) index) to
+    # each group's shares on the item or its ancestors (the (group, item) share indexes).
+    via_group = select(*cols).join(GroupMember, GroupMember.group_id == Share.group_id)
+    group_on_document = via_group.where(
+        GroupMember.user_id == user, Share.document_id == bindparam("document_id"), live
     )
     if postgres:
         ids = bindparam("ancestors", type_=ARRAY(BigInteger))
@@ -100,13 +121,20 @@ def _grant_statement(postgres: bool) -> Select[Any, Any]:
             .select_from(ancestor)
             .join(per_ancestor, true())
         )
-    else:
-        on_folders = select(*cols).where(
-            Share.shared_with_user_id == user,
-            Share.folder_id.in_(bindparam("ancestors", expanding=True)),
-            live,
+        group_on_folders = via_group.where(
+            GroupMember.user_id == user, Share.folder_id == any_(ids), live
         )
-    grants = union_all(on_folders, on_document).subquery("grants")
+    else:
+        ancestors: Any = bindparam("ancestors", expanding=True)
+        on_folders = select(*cols).where(
+            Share.shared_with_user_id == user, Share.folder_id.in_(ancestors), live
+        )
+        group_on_folders = via_group.where(
+            GroupMember.user_id == user, Share.folder_id.in_(ancestors), live
+        )
+    grants = union_all(on_folders, on_document, group_on_folders, group_on_document).subquery(
+        "grants"
+    )
     return select(func.max(grants.c.permission), func.min(grants.c.expires_at))
 
 
@@ -363,11 +391,7 @@ def _shared_with(
     grants = (
         select(Share.id)
         .join(on, on.id == Share.folder_id)
-        .where(
-            Share.shared_with_user_id == user_id,
-            Share.permission >= int(needed),
-            active_share(utcnow()),
-        )
+        .where(grantee(user_id), Share.permission >= int(needed), active_share(utcnow()))
     )
     if model is Folder:
         return exists(grants.where(Folder.path.startswith(on.path, autoescape=False)))
@@ -379,7 +403,7 @@ def _shared_with(
     )
     on_document = exists(
         select(Share.id).where(
-            Share.shared_with_user_id == user_id,
+            grantee(user_id),
             Share.document_id == Document.id,
             Share.permission >= int(needed),
             active_share(utcnow()),
@@ -399,10 +423,12 @@ def _link_grant_level(link: Share) -> Level:
 class Grant:
     """One reason for a user's access to an item."""
 
-    kind: str  # owner | direct | folder | link
+    kind: str  # owner | direct | folder | group | link
     permission: Level
     share_id: int | None = None
     folder_id: int | None = None
+    group_id: int | None = None
+    group_name: str | None = None
 
 
 def grants_statement(
@@ -428,11 +454,19 @@ def explain(
             db.scalars(grants_statement(user_id, folder_path, document_id, utcnow()))
         )
         for s in shares:
-            if s.document_id is not None:
+            if s.group_id is not None:
+                via.append(Grant("group", Level(s.permission), s.id, s.folder_id, s.group_id))
+            elif s.document_id is not None:
                 via.append(Grant("direct", Level(s.permission), s.id))
             else:
                 via.append(Grant("folder", Level(s.permission), s.id, s.folder_id))
         via.sort(key=lambda g: (-g.permission, -depth.get(g.folder_id or -1, len(depth))))
+        group_ids = {g.group_id for g in via if g.group_id is not None}
+        if group_ids:
+            stmt = select(Group.id, Group.name).where(Group.id.in_(group_ids))
+            names = {gid: name for gid, name in db.execute(stmt)}
+            for g in via:
+                g.group_name = names.get(g.group_id) if g.group_id is not None else None
     if user_id is None and actor.link is not None:
         link_level = _link_grant(actor, folder_path, document_id)
         if link_level > Level.NONE:

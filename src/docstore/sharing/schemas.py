@@ -26,7 +26,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 class ShareIn(BaseModel):
-    """A share of a document or a folder: to an email (account or not yet) or as a link."""
+    """A share of a document or a folder: to an email (account or not yet), to a group the
+    caller is in, or as a link."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +35,7 @@ class ShareIn(BaseModel):
     folder_id: Id | None = None
     permission: PermissionName
     email: EmailStr | None = None
+    group_id: Id | None = None
     link: bool = False
     expires_at: datetime | None = None
     password: str | None = Field(default=None, min_length=1, max_length=1024)
@@ -58,7 +60,7 @@ class ShareOut(BaseModel):
     """A share; `token` and `url` only in the answer that created a link."""
 
     id: int
-    kind: Literal["user", "email", "link"]
+    kind: Literal["user", "email", "group", "link"]
     document_id: int | None
     folder_id: int | None
     permission: PermissionName
@@ -66,6 +68,8 @@ class ShareOut(BaseModel):
     is_active: bool
     user_id: int | None = None
     email: str | None = None
+    group_id: int | None = None
+    group_name: str | None = None
     has_password: bool = False
     created_by: int
     created_at: datetime
@@ -95,6 +99,7 @@ class SharedItem(BaseModel):
     expires_at: datetime | None
     parent_folder_id: int | None = None
     mime_type: str | None = None
+    group_id: int | None = None
 
 
 class SharedPage(BaseModel):
@@ -105,11 +110,15 @@ class SharedPage(BaseModel):
 
 
 class AccessVia(BaseModel):
-    """One reason for the access: ownership, a direct share, a folder share or a link."""
+    """One reason for the access: ownership, a direct share, a folder share, a share to a
+    group the user is in (on the document, or on `folder_id`), or a link."""
 
-    kind: Literal["owner", "direct", "folder", "link"]
+    kind: Literal["owner", "direct", "folder", "group", "link"]
     share_id: int | None = None
     folder_id: int | None = None
+    # Only in `kind: "group"` entries (so the other kinds keep their shape).
+    group_id: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    group_name: str | None = Field(default=None, exclude_if=lambda v: v is None)
     permission: str
 
 

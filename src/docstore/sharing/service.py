@@ -15,6 +15,7 @@ from docstore.documents import service as documents
 from docstore.documents.models import Document
 from docstore.errors import Conflict, DocstoreError, Forbidden, NotFound, ValidationFailed
 from docstore.folders.models import Folder
+from docstore.groups.models import Group, GroupMember
 from docstore.pagination import cursor_int, page
 from docstore.security import hash_password, new_token, token_digest
 from docstore.sharing.models import Share
@@ -25,6 +26,7 @@ from docstore.sharing.permissions import (
     explain,
     get_document_for,
     get_folder_for,
+    grantee,
 )
 from docstore.sharing.runtime import grants_changed
 from docstore.sharing.schemas import (
@@ -49,7 +51,9 @@ class Target:
     folder_id: int | None
 
 
-def share_out(share: Share, token: str | None = None, public_url: str = "") -> ShareOut:
+def share_out(
+    share: Share, token: str | None = None, public_url: str = "", group_name: str | None = None
+) -> ShareOut:
     """The API view of a share (the token only when it was just created)."""
     expired = share.expires_at is not None and share.expires_at <= utcnow()
     return ShareOut(
@@ -62,6 +66,8 @@ def share_out(share: Share, token: str | None = None, public_url: str = "") -> S
         is_active=share.is_active and not expired,
         user_id=share.shared_with_user_id,
         email=share.shared_with_email,
+        group_id=share.group_id,
+        group_name=group_name,
         has_password=share.password_hash is not None,
         created_by=share.created_by,
         created_at=share.created_at,
@@ -105,6 +111,8 @@ def _audit(
     grantee = (
         "link"
         if share.kind == "link"
+        else f"group:{share.group_id}"
+        if share.group_id is not None
         else share.shared_with_email
         if share.shared_with_user_id is None
         else share.shared_with_user_id
@@ -122,6 +130,7 @@ def _audit(
             "kind": share.kind,
             "permission": Level(share.permission).name,
             "expires_at": share.expires_at.isoformat() if share.expires_at else None,
+            **({"group_id": share.group_id} if share.group_id is not None else {}),
             **details,
         },
     )
@@ -146,6 +155,10 @@ def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOu
     now = utcnow()
     if body.expires_at is not None and body.expires_at <= now:
         raise ValidationFailed("expires_at must be in the future.")
+    if body.group_id is not None:
+        if body.link or body.email is not None or body.password is not None:
+            raise ValidationFailed("Give one of email, group_id or link: true.")
+        return _share_with_group(db, actor, target, body.group_id, permission, body.expires_at)
     if body.link == (body.email is not None):
         raise ValidationFailed("Give either an email or link: true.")
     if body.password is not None and not body.link:
@@ -207,6 +220,49 @@ def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOu
     return share_out(share)
 
 
+def _share_with_group(
+    db: Session,
+    actor: Actor,
+    target: Target,
+    group_id: int,
+    permission: int,
+    expires_at: datetime | None,
+) -> ShareOut:
+    """Share with a group the actor is in (404 for any other group): every member gets the
+    grant. The group's row lock orders this after (or before) any membership change, so a
+    removal always sees this share's owner (sharing/group_grants.py)."""
+    assert actor.user is not None
+    group = db.scalar(select(Group).where(Group.id == group_id).with_for_update())
+    if group is None or db.get(GroupMember, (group.id, actor.user.id)) is None:
+        raise NotFound("No such group.")
+    now = utcnow()
+    existing = db.scalar(
+        select(Share)
+        .where(
+            Share.group_id == group.id,
+            Share.is_active.is_(True),
+            Share.document_id == target.document_id
+            if target.document_id is not None
+            else Share.folder_id == target.folder_id,
+        )
+        .order_by(Share.id)
+        .limit(1)
+    )
+    if existing is not None:
+        grants_changed(db, target.owner_id, strict=_narrows(existing, permission, expires_at))
+        _fill(existing, target, permission, expires_at, actor.user.id, now, new=False)
+        db.flush()
+        _audit(db, actor, Action.SHARE, existing, target, updated=True, group_name=group.name)
+        return share_out(existing, group_name=group.name)
+    grants_changed(db, target.owner_id, strict=False)
+    share = Share(kind="group", group_id=group.id)
+    _fill(share, target, permission, expires_at, actor.user.id, now)
+    db.add(share)
+    db.flush()
+    _audit(db, actor, Action.SHARE, share, target, group_name=group.name)
+    return share_out(share, group_name=group.name)
+
+
 def _fill(
     share: Share,
     target: Target,
@@ -249,7 +305,7 @@ def update(db: Session, actor: Actor, share_id: int, patch: SharePatch) -> Share
     changed_expiry = "expires_at" in patch.model_fields_set
     if changed_expiry and expires_at is not None and expires_at <= utcnow():
         raise ValidationFailed("expires_at must be in the future; revoke the share instead.")
-    if share.kind == "user":
+    if share.kind in ("user", "group"):
         grants_changed(db, target.owner_id, strict=_narrows(share, permission, expires_at))
     share.permission = permission
     share.expires_at = expires_at
@@ -262,7 +318,7 @@ def update(db: Session, actor: Actor, share_id: int, patch: SharePatch) -> Share
 def revoke(db: Session, actor: Actor, share_id: int) -> None:
     """Revoke a share (owner only): from the next request on, in every process."""
     share, target = _load(db, actor, share_id)
-    if share.kind == "user":
+    if share.kind in ("user", "group"):
         # Also for a share revoked before: repeating the request re-invalidates the caches.
         grants_changed(db, target.owner_id, strict=True)
     if not share.is_active:
@@ -296,7 +352,14 @@ def list_for_item(
         stmt = stmt.where(Share.id > after_id)
     rows = list(db.scalars(stmt.order_by(Share.id).limit(limit + 1)))
     shown, next_cursor = page(rows, limit, lambda s: {"i": s.id})
-    return [share_out(s) for s in shown], next_cursor
+    group_ids = {s.group_id for s in shown if s.group_id is not None}
+    names: dict[int, str] = {}
+    if group_ids:
+        named = select(Group.id, Group.name).where(Group.id.in_(group_ids))
+        names = {gid: name for gid, name in db.execute(named)}
+    return [
+        share_out(s, group_name=names.get(s.group_id) if s.group_id else None) for s in shown
+    ], next_cursor
 
 
 def shared_children(db: Session, actor: Actor, folder_id: int) -> dict[str, list[int]]:
@@ -336,9 +399,12 @@ def shared_with_me(
         .outerjoin(Document, Share.document_id == Document.id)
         .outerjoin(Folder, Share.folder_id == Folder.id)
         .where(
-            Share.shared_with_user_id == actor.user.id,
+            grantee(actor.user.id),
             active_share(utcnow()),
-            or_(Document.is_deleted == false(), Folder.is_deleted == false()),
+            or_(
+                and_(Document.is_deleted == false(), Document.owner_id != actor.user.id),
+                and_(Folder.is_deleted == false(), Folder.owner_id != actor.user.id),
+            ),
         )
     )
     before_id = cursor_int(cursor, "i")
@@ -354,6 +420,7 @@ def shared_with_me(
             "shared_by": share.created_by,
             "shared_at": share.created_at,
             "expires_at": share.expires_at,
+            "group_id": share.group_id,
         }
         if doc is not None:
             items.append(
@@ -391,6 +458,8 @@ def access_out(user_id: int | None, level: Level, via: list[Grant]) -> AccessOut
                 kind=g.kind,  # type: ignore[arg-type]
                 share_id=g.share_id,
                 folder_id=g.folder_id,
+                group_id=g.group_id,
+                group_name=g.group_name,
                 permission=g.permission.name,
             )
             for g in via

@@ -15,8 +15,9 @@ from docstore.context import Actor
 from docstore.documents.models import Document, DocumentVersion
 from docstore.errors import DocstoreError
 from docstore.folders.models import Folder
+from docstore.groups.models import GroupMember
 from docstore.sharing.models import Share
-from docstore.sharing.permissions import get_document_for, readable
+from docstore.sharing.permissions import get_document_for, grantee, member_groups, readable
 from docstore.users.models import User
 
 MAX_IDS = 200
@@ -51,23 +52,24 @@ def document_names(db: Session, actor: Actor, ids: list[int]) -> dict[int, str]:
 
 
 def _share_linked(db: Session, me: int, ids: list[int]) -> set[int]:
-    """People who shared something with me, or with whom I shared, or who own what I got."""
+    """People who shared something with me (or a group I am in), or with whom I shared, or
+    who own what I got, or who are in a group with me."""
     owners_of_shared = (
         select(Document.owner_id)
-        .where(Document.id.in_(select(Share.document_id).where(Share.shared_with_user_id == me)))
+        .where(Document.id.in_(select(Share.document_id).where(grantee(me))))
         .union(
-            select(Folder.owner_id).where(
-                Folder.id.in_(select(Share.folder_id).where(Share.shared_with_user_id == me))
-            )
+            select(Folder.owner_id).where(Folder.id.in_(select(Share.folder_id).where(grantee(me))))
         )
     )
+    co_members = select(GroupMember.user_id).where(GroupMember.group_id.in_(member_groups(me)))
     rows = db.scalars(
         select(User.id).where(
             User.id.in_(ids),
             or_(
                 User.id.in_(select(Share.shared_with_user_id).where(Share.created_by == me)),
-                User.id.in_(select(Share.created_by).where(Share.shared_with_user_id == me)),
+                User.id.in_(select(Share.created_by).where(grantee(me))),
                 User.id.in_(owners_of_shared),
+                User.id.in_(co_members),
             ),
         )
     )

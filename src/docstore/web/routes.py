@@ -79,6 +79,7 @@ FEATURES = {
     "comments": ("GET", "/api/v1/documents/{}/comments"),
     "trash": ("GET", "/api/v1/trash"),
     "audit": ("GET", "/api/v1/audit"),
+    "groups": ("GET", "/api/v1/groups"),
 }
 _PARAM = re.compile(r"\{[^}]*\}")
 
@@ -393,6 +394,12 @@ def _simple_page(request: Request, db: Session, template: str, page: str, title:
 def shared_page(request: Request, db: DB) -> Response:
     """Documents and folders other people shared with me."""
     return _simple_page(request, db, "shared.html", "shared", "Shared with me")
+
+
+@router.get("/groups")
+def groups_page(request: Request, db: DB) -> Response:
+    """The groups I am in: members, and for managers adding, removing and deleting."""
+    return _simple_page(request, db, "groups.html", "groups", "Groups")
 
 
 @router.get("/trash")

@@ -36,7 +36,11 @@ def _share_row(share: Share) -> dict[str, Any]:
     return {
         "id": share.id,
         "permission": share.permission,
-        "with": "link" if share.kind == "link" else share.email or share.user_id,
+        "with": "link"
+        if share.kind == "link"
+        else f"group {share.group_name or share.group_id}"
+        if share.kind == "group"
+        else share.email or share.user_id,
         "expires": when(share.expires_at),
         "active": share.is_active,
         "password": "yes" if share.has_password else "",
@@ -54,7 +58,12 @@ def _target(node: Node) -> tuple[Id | None, Id | None]:
 @commands.command(rich_help_panel=SHARING, epilog=EPILOG)
 def share(
     path: Annotated[str, typer.Argument(help="Document or folder.")],
-    with_: Annotated[str, typer.Option("--with", help="Email of the person to share with.")],
+    with_: Annotated[
+        str | None, typer.Option("--with", help="Email of the person to share with.")
+    ] = None,
+    group: Annotated[
+        int | None, typer.Option("--group", help="Id of a group you are in, to share with.")
+    ] = None,
     permission: Annotated[
         str, typer.Option(help="VIEW, COMMENT or EDIT.", case_sensitive=False)
     ] = "VIEW",
@@ -66,7 +75,10 @@ def share(
     """Share a document or folder with a person (a folder share covers all below it).
 
     Example: docstore share /projects/q1 --with bob@example.com --permission EDIT
+    (or --group 7: every member of group 7 gets the access)
     """
+    if (with_ is None) == (group is None):
+        raise typer.BadParameter("give exactly one of --with and --group")
     level = _permission(permission)
     with connect() as ds:
         node = resolve(ds, path)
@@ -76,12 +88,14 @@ def share(
             folder_id=folder_id,
             permission=level,
             email=with_,
+            group_id=group,
             expires_at=parse_expiry(expires),
         )
     if as_json:
         emit_json(created.model_dump(mode="json"))
     else:
-        err.print(f"shared {path} with {with_} ({level}); share id {created.id}")
+        who = with_ if with_ is not None else f"group {created.group_name or group}"
+        err.print(f"shared {path} with {who} ({level}); share id {created.id}")
 
 
 def _permission(value: str) -> Any:

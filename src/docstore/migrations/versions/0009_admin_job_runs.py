@@ -5,7 +5,7 @@ shows runs asked for by hand (`docstore fsck`, a retention run, an audit verific
 and whether each ended well. The writers keep only the newest few per job.
 
 Revision ID: 0009_admin_job_runs
-Revises: 0007_sessions_app_passwords
+Revises: 0008_groups
 Create Date: 2026-12-07 04:20:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import docstore.db
 
 revision: str = "0009_admin_job_runs"
-down_revision: str | None = "0007_sessions_app_passwords"
+down_revision: str | None = "0008_groups"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -80,6 +80,10 @@ function accessSentence(a) {
   const reasons = a.via.map((v) => {
     if (v.kind === "folder") return `the folder “${folderName(v.folder_id) || `#${v.folder_id}`}” is shared with you`;
     if (v.kind === "direct") return "it was shared with you directly";
+    if (v.kind === "group") {
+      const where = v.folder_id ? `the folder “${folderName(v.folder_id) || `#${v.folder_id}`}”` : "it";
+      return `${where} is shared with your group “${v.group_name || `#${v.group_id}`}”`;
+    }
     if (v.kind === "link") return "you opened a shared link";
     return "you own it";
   });

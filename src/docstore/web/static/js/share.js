@@ -42,6 +42,11 @@ function whyText(via) {
       const name = folderName(v.folder_id);
       return `through the folder “${name || `#${v.folder_id}`}” (${permissionLabel(v.permission).toLowerCase()})`;
     }
+    if (v.kind === "group") {
+      const group = `the group “${v.group_name || `#${v.group_id}`}”`;
+      const where = v.folder_id ? ` on the folder “${folderName(v.folder_id) || `#${v.folder_id}`}”` : "";
+      return `through ${group}${where} (${permissionLabel(v.permission).toLowerCase()})`;
+    }
     if (v.kind === "link") return "through a link";
     return v.kind;
   });
@@ -62,6 +67,19 @@ export function openShareDialog({ kind, id, name, onChange }) {
     h("div", { class: "field" }, h("label", { for: "share-level" }, "Permission"), level),
     h("div", { class: "field field-button" }, h("button", { type: "submit", class: "btn btn-primary" }, "Share")));
   const people = h("ul", { class: "share-list", id: "share-people" });
+  // Groups the caller is in (shown once they are loaded, if there are any).
+  const groupSelect = h("select", { id: "share-group", class: "select" });
+  const groupLevel = levelSelect("share-group-level");
+  const groupForm = h("form", { class: "inline-form", id: "share-group-form", hidden: true },
+    h("div", { class: "field grow" }, h("label", { for: "share-group" }, "Group"), groupSelect),
+    h("div", { class: "field" }, h("label", { for: "share-group-level" }, "Group permission"), groupLevel),
+    h("div", { class: "field field-button" }, h("button", { type: "submit", class: "btn btn-primary" }, "Share with group")));
+  if (FEATURES.groups) {
+    api("GET", "groups", { query: { limit: 1000 } }).then((page) => {
+      clear(groupSelect, page.items.map((g) => h("option", { value: String(g.id) }, g.name)));
+      groupForm.hidden = page.items.length === 0;
+    }).catch(() => {});
+  }
 
   // Links ----------------------------------------------------------------------------------
   const linkLevel = levelSelect("link-level");
@@ -79,7 +97,7 @@ export function openShareDialog({ kind, id, name, onChange }) {
   const access = h("ul", { class: "access-list", id: "share-access" });
 
   const body = h("div", { class: "share-dialog" }, msg,
-    h("section", { "aria-labelledby": "share-people-title" }, h("h3", { id: "share-people-title" }, "People"), peopleForm, people),
+    h("section", { "aria-labelledby": "share-people-title" }, h("h3", { id: "share-people-title" }, "People"), peopleForm, groupForm, people),
     h("section", { "aria-labelledby": "share-links-title" }, h("h3", { id: "share-links-title" }, "Links"), linkForm, created, links),
     h("section", { "aria-labelledby": "share-access-title" }, h("h3", { id: "share-access-title" }, "Who has access and why"), access));
   const done = h("button", { type: "button", class: "btn btn-primary" }, "Done");
@@ -114,9 +132,14 @@ export function openShareDialog({ kind, id, name, onChange }) {
     const inherited = await ancestorShares().catch(() => []);
     const activeInherited = inherited.filter((s) => s.is_active !== false && !s.revoked_at && s.kind !== "link");
     await lookupNames({ users: [...shares, ...activeInherited].map((s) => s.user_id).filter(Boolean) });
-    const who = (s) => (s.user_id ? `${userName(s.user_id)}${s.email ? ` (${s.email})` : ""}` : s.email || "Unknown");
+    const who = (s) => (s.kind === "group" ? `Group “${s.group_name || `#${s.group_id}`}”`
+      : s.user_id ? `${userName(s.user_id)}${s.email ? ` (${s.email})` : ""}` : s.email || "Unknown");
 
     const direct = shares.filter((s) => s.kind !== "link");
+    const shareWhy = (s) => {
+      const where = s.via_folder ? `through the folder “${folderName(s.via_folder) || `#${s.via_folder}`}”` : "shared directly";
+      return s.kind === "group" ? `${where}, for every member` : where;
+    };
     clear(people, direct.length ? direct.map((s) => {
       const sel = levelSelect(`share-level-${s.id}`, s.permission, `Permission for ${who(s)}`);
       sel.addEventListener("change", async () => {
@@ -175,10 +198,12 @@ export function openShareDialog({ kind, id, name, onChange }) {
         if (!a || a.permission === "NONE") return;
         rows.push(h("li", { dataset: { userId: u } }, h("strong", {}, userName(u)), h("span", { class: "muted" }, ` — ${permissionLabel(a.permission)}: ${whyText(a.via)}`)));
       });
+      for (const s of [...direct, ...activeInherited].filter((x) => x.kind === "group")) {
+        rows.push(h("li", {}, h("strong", {}, who(s)), h("span", { class: "muted" }, ` — ${permissionLabel(s.permission)}: ${shareWhy(s)}`)));
+      }
     } else {
       for (const s of [...direct, ...activeInherited]) {
-        const why = s.via_folder ? `through the folder “${folderName(s.via_folder) || `#${s.via_folder}`}”` : "shared directly";
-        rows.push(h("li", {}, h("strong", {}, who(s)), h("span", { class: "muted" }, ` — ${permissionLabel(s.permission)}: ${why}`)));
+        rows.push(h("li", {}, h("strong", {}, who(s)), h("span", { class: "muted" }, ` — ${permissionLabel(s.permission)}: ${shareWhy(s)}`)));
       }
     }
     if (linkShares.length) rows.push(h("li", {}, h("strong", {}, "Anyone with a link"), h("span", { class: "muted" }, ` — ${linkShares.length} active link${linkShares.length > 1 ? "s" : ""}`)));
@@ -191,6 +216,18 @@ export function openShareDialog({ kind, id, name, onChange }) {
       await api("POST", "shares", { json: { ...target, permission: level.value, email: email.value.trim() } });
       toast(`Shared with ${email.value.trim()}.`, "success");
       email.value = "";
+      refresh();
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+  groupForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const chosen = groupSelect.selectedOptions[0];
+    try {
+      await api("POST", "shares", { json: { ...target, permission: groupLevel.value, group_id: Number(groupSelect.value) } });
+      toast(`Shared with the group ${chosen ? chosen.textContent : ""}.`, "success");
       refresh();
     } catch (err) {
       fail(err);
