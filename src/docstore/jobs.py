@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,3 +28,19 @@ def register(job: Job) -> Job:
     """Add a job to the registry (by name; registering twice replaces it)."""
     JOBS[job.name] = job
     return job
+
+
+WAKE_KEY = "docstore.jobs.wake"
+
+
+def wake_event(svc: Services) -> threading.Event:
+    """The event this process's worker loop waits on between passes (one per services)."""
+    event = svc.extensions.get(WAKE_KEY)
+    if not isinstance(event, threading.Event):
+        event = svc.extensions.setdefault(WAKE_KEY, threading.Event())
+    return event
+
+
+def wake(svc: Services) -> None:
+    """Start this process's worker's next pass now (e.g. a mail was just queued)."""
+    wake_event(svc).set()

@@ -5,12 +5,14 @@ from docstore.comments.models import Comment
 from docstore.db import Base
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.folders.models import Folder
+from docstore.mail.models import OutboxMail
 from docstore.retention.models import JobLease
 from docstore.sharing.models import Share
 from docstore.uploads.models import UploadSession
-from docstore.users.models import ApiToken, Plan, User
+from docstore.users.models import AccountToken, ApiToken, Plan, User
 
 __all__ = [
+    "AccountToken",
     "ApiToken",
     "AuditCheckpoint",
     "AuditLog",
@@ -21,6 +23,7 @@ __all__ = [
     "DocumentVersion",
     "Folder",
     "JobLease",
+    "OutboxMail",
     "Plan",
     "Share",
     "UploadSession",

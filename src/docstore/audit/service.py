@@ -39,6 +39,8 @@ class Action(StrEnum):
     COMMENT = "COMMENT"
     LOGIN = "LOGIN"
     LOGIN_FAILED = "LOGIN_FAILED"
+    PASSWORD_RESET = "PASSWORD_RESET"
+    EMAIL_VERIFIED = "EMAIL_VERIFIED"
 
 
 def record(

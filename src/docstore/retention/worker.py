@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import math
 import os
 import pkgutil
 import socket
@@ -37,6 +38,9 @@ from docstore.retention.models import JobLease
 from docstore.services import Services
 
 log = logging.getLogger(__name__)
+
+# How often a waiting worker loop looks at its stop event.
+WAKE_SLICE_SECONDS = 0.5
 
 
 def load_jobs() -> dict[str, Job]:
@@ -207,9 +211,14 @@ class Worker:
         """Run due jobs every `poll_seconds` until `stop` is set."""
         poll = poll_seconds if poll_seconds is not None else self.svc.settings.job_poll_seconds
         log.info("worker %s: jobs %s", self.holder, ", ".join(self.jobs) or "(none)")
+        wake = registry.wake_event(self.svc)
         while not stop.is_set():
+            wake.clear()
             self.run_pending()
-            stop.wait(poll)
+            # Until the next pass is due, `docstore.jobs.wake` is set, or we are stopped.
+            for _ in range(max(1, math.ceil(poll / WAKE_SLICE_SECONDS))):
+                if stop.is_set() or wake.wait(min(poll, WAKE_SLICE_SECONDS)):
+                    break
 
 
 class BackgroundWorker:
@@ -234,4 +243,5 @@ class BackgroundWorker:
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the loop to stop after the job it is running, and wait for it."""
         self.stop_event.set()
+        registry.wake(self.worker.svc)
         self.thread.join(timeout)
