@@ -24,6 +24,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docstore import migrate, openapi
+from docstore.accounts.endpoints import router as accounts_router
 from docstore.audit.endpoints import router as audit_router
 from docstore.audit.keys import signer_for
 from docstore.audit.sealing import adopt_legacy
@@ -284,6 +285,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (sharing_router, links_router, comments_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(uploads_router, prefix=API_PREFIX)
+    app.include_router(accounts_router, prefix=API_PREFIX)
     for router in (trash_router, retention_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)

@@ -17,6 +17,7 @@ from docstore.context import Actor
 from docstore.errors import Unauthenticated
 from docstore.services import Services
 from docstore.users import service as users
+from docstore.users import verification
 
 T = TypeVar("T")
 
@@ -92,7 +93,16 @@ def authenticate_request(request: Request, db: Session) -> Actor:
     actor = authenticate_as(anonymous_actor(request), db, token)
     if from_cookie:
         session_cookie.check_csrf(request, token)
+    require_verified(request, actor)
     return actor
+
+
+def require_verified(request: Request, actor: Actor) -> None:
+    """DOCSTORE_REQUIRE_VERIFIED_EMAIL: 403 `email_unverified` for an account that has not
+    proven its address, but for signing out and verifying (users.verification)."""
+    settings = get_services(request).settings
+    if settings.require_verified_email:
+        verification.require_verified(settings, actor.user, request.method, request.url.path)
 
 
 def authenticate_as(actor: Actor, db: Session, token: str) -> Actor:
@@ -183,9 +193,11 @@ async def in_request_read_token(request: Request, work: Callable[[Session, Actor
 
     def run() -> tuple[T, list[dict[str, Any]]]:
         with svc.database.read_transaction() as db:
-            result = work(db, anonymous_actor(request), token)
+            actor = anonymous_actor(request)
+            result = work(db, actor, token)
             if from_cookie:  # as authenticate_request: once the token is known good
                 session_cookie.check_csrf(request, token)
+            require_verified(request, actor)
             return result, audit.deferred(db)
 
     result, entries = run() if svc.inline_reads else await run_in_threadpool(run)

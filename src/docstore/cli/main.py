@@ -106,6 +106,9 @@ def user_create(
     password: str = typer.Option(..., prompt=True, hide_input=True, help="Password."),
     admin: bool = typer.Option(False, help="Make the user an administrator."),
     plan: str | None = typer.Option(None, help="Plan name (default: free)."),
+    verified: bool = typer.Option(
+        False, "--verified", help="Vouch for the address: pending shares to it apply at once."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create an account.
@@ -117,7 +120,13 @@ def user_create(
     svc = _services()
     with svc.database.transaction() as db:
         user = service.create_user(
-            db, email=email, name=name, password=password, plan_name=plan, is_admin=admin
+            db,
+            email=email,
+            name=name,
+            password=password,
+            plan_name=plan,
+            is_admin=admin,
+            email_verified=verified,
         )
         row = _user_row(user)
     _print([row], as_json, "created")
@@ -132,6 +141,7 @@ def _user_row(user: Any) -> dict[str, Any]:
         "quota_bytes": user.quota_bytes,
         "used_bytes": user.used_bytes,
         "is_admin": user.is_admin,
+        "email_verified": user.email_verified,
     }
 
 

@@ -33,7 +33,7 @@ from docstore.db import Database
 from docstore.errors import Forbidden, RateLimited
 from docstore.services import Services
 from docstore.throttle import Throttle, backoff
-from docstore.users import service
+from docstore.users import service, verification
 from docstore.users.models import User
 from docstore.users.schemas import LoginIn, RegisterIn, TokenOut, UserOut
 
@@ -176,5 +176,6 @@ def sign_up(db: Session, svc: Services, body: RegisterIn, user_agent: str | None
     if not svc.settings.open_signup:
         raise Forbidden("Sign-up is closed on this server.")
     user = service.create_user(db, email=body.email, name=body.name, password=body.password)
+    verification.send_verification(db, user)
     token, row = service.issue_token(db, user, svc.settings.token_ttl_seconds, user_agent)
     return TokenOut(token=token, expires_at=row.expires_at, user=UserOut.model_validate(user))
