@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from docstore.cli.audit import app as audit_app
+from docstore.cli.mail import app as mail_app
 from docstore.cli.maintenance import register as register_maintenance
 from docstore.cli.user import register as register_user_commands
 from docstore.config import Settings, get_settings
@@ -21,6 +22,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(plan_app, name="plan")
 register_maintenance(app)
 app.add_typer(audit_app, name="audit")
+app.add_typer(mail_app, name="mail")
 console = Console()
 
 
