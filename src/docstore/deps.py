@@ -14,7 +14,7 @@ from docstore import session_cookie
 from docstore.audit import service as audit
 from docstore.audit.group_commit import GroupCommit
 from docstore.context import Actor
-from docstore.errors import Unauthenticated
+from docstore.errors import DocstoreError, Unauthenticated
 from docstore.services import Services
 from docstore.users import service as users
 from docstore.users import verification
@@ -194,7 +194,11 @@ async def in_request_read_token(request: Request, work: Callable[[Session, Actor
     def run() -> tuple[T, list[dict[str, Any]]]:
         with svc.database.read_transaction() as db:
             actor = anonymous_actor(request)
-            result = work(db, actor, token)
+            try:
+                result = work(db, actor, token)
+            except DocstoreError:
+                require_verified(request, actor)  # an unverified caller learns nothing more
+                raise
             if from_cookie:  # as authenticate_request: once the token is known good
                 session_cookie.check_csrf(request, token)
             require_verified(request, actor)

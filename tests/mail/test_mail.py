@@ -143,9 +143,7 @@ def test_without_smtp_mail_is_an_eml_file_logged_and_shown_by_the_cli(
         (listed,) = json.loads(ls.stdout)
         assert listed["id"] == row.id and listed["to"] == ann.email
         assert listed["status"] == "sent" and listed["subject"].startswith("Confirm")
-        show = subprocess.run(
-            [*cmd, "show", str(row.id)], env=env, capture_output=True, text=True
-        )
+        show = subprocess.run([*cmd, "show", str(row.id)], env=env, capture_output=True, text=True)
         assert show.returncode == 0, show.stderr
         link = next(w for w in show.stdout.split() if w.startswith(f"{BASE}/verify-email"))
         r = api.client.post("/api/v1/auth/verify-email", json={"token": token_of(link)})
