@@ -65,7 +65,7 @@ def admin_api(tmp_path: Path, database_url: str) -> Iterator[Api]:
 def test_sign_up_is_unverified_until_the_single_use_link_is_followed(api: Api) -> None:
     ann = api.register("ann", verify=False)
     assert ann.me()["email_verified"] is False
-    (sent,) = _mails(api, ann.email, "verify_email")
+    assert len(_mails(api, ann.email, "verify_email")) == 1
     token = token_of(api.mailed_link(ann.email, "verify_email"))
     assert code(_post(api, "/auth/verify-email", {"token": "nope"})) == (400, "bad_request")
     r = _post(api, "/auth/verify-email", {"token": token})

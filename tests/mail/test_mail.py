@@ -95,14 +95,19 @@ def test_smtp_down_is_retried_later_and_nothing_is_lost(tmp_path: Path, database
 
 def test_a_rolled_back_action_sends_no_mail(smtp_api: Api, smtp: SmtpSink) -> None:
     svc = _svc(smtp_api)
-    with pytest.raises(RuntimeError), svc.database.transaction() as db:
-        mail.enqueue(
-            db,
-            to="ghost@example.com",
-            template="password_reset",
-            context={"name": "G", "email": "ghost@example.com", "link": "x", "minutes": 30},
-        )
-        raise RuntimeError("the action failed after queueing its mail")
+
+    def queue_then_fail() -> None:
+        with svc.database.transaction() as db:
+            mail.enqueue(
+                db,
+                to="ghost@example.com",
+                template="password_reset",
+                context={"name": "G", "email": "ghost@example.com", "link": "x", "minutes": 30},
+            )
+            raise RuntimeError("the action failed after queueing its mail")
+
+    with pytest.raises(RuntimeError):
+        queue_then_fail()
     # An API action refused after its checks (email taken) queues nothing either.
     smtp_api.register("ann", verify=False)
     r = smtp_api.client.post(

@@ -143,7 +143,9 @@ def accept_invitation(
         user = users.create_user(db, email=email, name=body.name, password=body.password)
         mark_verified(db, actor, user, via="invitation")
     issued, token_row = users.issue_token(db, user, token_ttl_seconds, user_agent)
-    return TokenOut(token=issued, expires_at=token_row.expires_at, user=UserOut.model_validate(user))
+    return TokenOut(
+        token=issued, expires_at=token_row.expires_at, user=UserOut.model_validate(user)
+    )
 
 
 def request_password_reset(db: Session, actor: Actor, email: str) -> None:

@@ -39,7 +39,7 @@ class Action(StrEnum):
     COMMENT = "COMMENT"
     LOGIN = "LOGIN"
     LOGIN_FAILED = "LOGIN_FAILED"
-    PASSWORD_RESET = "PASSWORD_RESET"
+    PASSWORD_RESET = "PASSWORD_RESET"  # noqa: S105 -- an action name, not a password
     EMAIL_VERIFIED = "EMAIL_VERIFIED"
 
 

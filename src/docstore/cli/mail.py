@@ -50,7 +50,9 @@ def mail_ls(
     for col in ("id", "created_at", "to", "subject", "status", "attempts"):
         table.add_column(col, overflow="fold")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("id", "created_at", "to", "subject", "status", "attempts")))
+        table.add_row(
+            *(str(row[c]) for c in ("id", "created_at", "to", "subject", "status", "attempts"))
+        )
     console.print(table)
 
 

@@ -209,7 +209,9 @@ def transport_for(settings: Settings) -> SmtpTransport | FileTransport:
     return FileTransport(mail_folder(settings))
 
 
-def deliver_due(svc: Services, *, now: datetime | None = None, limit: int = BATCH) -> dict[str, Any]:
+def deliver_due(
+    svc: Services, *, now: datetime | None = None, limit: int = BATCH
+) -> dict[str, Any]:
     """Send the messages whose turn has come; a summary for the job log."""
     now = now or utcnow()
     with svc.database.transaction() as db:
@@ -278,4 +280,3 @@ def _failed(svc: Services, message: Message, now: datetime, error: str) -> None:
                 next_attempt_at=now + timedelta(seconds=retry_delay(attempts)),
             )
         )
-

@@ -52,9 +52,7 @@ def link(db: Session, path: str) -> str:
     return settings_for(db).resolved_public_url + path
 
 
-def render(
-    settings: Settings, template: str, context: Mapping[str, Any]
-) -> tuple[str, str, str]:
+def render(settings: Settings, template: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
     """Subject, plain-text body and HTML body of `template` over `context`."""
     values = {
         "instance_name": settings.instance_name,
