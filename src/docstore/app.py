@@ -48,6 +48,7 @@ from docstore.uploads.endpoints import router as uploads_router
 from docstore.users import service as users
 from docstore.users.endpoints import router as users_router
 from docstore.versions.endpoints import router as versions_router
+from docstore.web.accounts import router as web_accounts_router
 from docstore.web.routes import install as install_web
 
 log = logging.getLogger("docstore")
@@ -289,6 +290,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (trash_router, retention_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)
+    app.include_router(web_accounts_router)
     install_web(app, settings)
 
     @app.get(
