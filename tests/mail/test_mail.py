@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -24,7 +25,7 @@ from docstore.mail.models import OutboxMail
 from docstore.services import Services
 from tests.fixtures.app import BASE, Api, make_settings
 from tests.fixtures.mail import SmtpSink, start_smtp, token_of
-from tests.fixtures.server import free_port
+from tests.fixtures.server import free_port, start_server
 
 
 def _api(settings_path: Path, database_url: str, **over: object) -> Iterator[Api]:
@@ -155,3 +156,27 @@ def test_without_smtp_mail_is_an_eml_file_logged_and_shown_by_the_cli(
         assert r.status_code == 200
         missing = subprocess.run([*cmd, "show", "999999"], env=env, capture_output=True, text=True)
         assert missing.returncode == 3
+
+
+@pytest.mark.e2e
+def test_the_server_sends_a_sign_up_mail_by_itself(
+    tmp_path: Path, database_url: str, smtp: SmtpSink
+) -> None:
+    """`docstore serve` with its in-process worker: the committed sign-up wakes the worker,
+    whose mail job hands the message to the SMTP server; nobody runs a job by hand."""
+    env = {"DOCSTORE_SMTP_URL": smtp.url, "DOCSTORE_INSTANCE_NAME": "Acme Docs"}
+    server = start_server(tmp_path, database_url, env)
+    try:
+        body = {"email": "kim@example.com", "name": "Kim", "password": "kim's passphrase"}
+        r = httpx.post(f"{server.url}/api/v1/auth/register", json=body, timeout=30)
+        assert r.status_code == 201, r.text
+        (got,) = smtp.wait_for("kim@example.com", timeout=60)
+        assert got.link().startswith(f"{server.url}/verify-email?token=")
+        r = httpx.post(
+            f"{server.url}/api/v1/auth/verify-email",
+            json={"token": token_of(got.link())},
+            timeout=30,
+        )
+        assert r.status_code == 200 and r.json()["email_verified"] is True
+    finally:
+        server.stop()
