@@ -111,7 +111,7 @@ def change_email(body: EmailChangeIn, actor: CurrentActor, db: DB) -> Response:
     "/admin/users/{user_id}/password-reset",
     status_code=status.HTTP_202_ACCEPTED,
     response_class=Response,
-    responses=problems(401, 403, 404),
+    responses=problems(401, 403, 404, 422),
 )
 def admin_password_reset(user_id: Id, actor: CurrentActor, db: DB) -> Response:
     """Mail the user a password-reset link (admin)."""
