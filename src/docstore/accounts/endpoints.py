@@ -36,7 +36,7 @@ def verify_email(body: TokenIn, request: Request, db: DB) -> UserOut:
     "/auth/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
     response_class=Response,
-    responses=problems(401, 429),
+    responses=problems(400, 401, 429),
 )
 def resend_verification(actor: CurrentActor, db: DB) -> Response:
     """Mail a new verification link (a few an hour; nothing when already verified)."""
@@ -73,7 +73,7 @@ def accept_invitation(
     "/auth/password-reset",
     status_code=status.HTTP_202_ACCEPTED,
     response_class=Response,
-    responses=problems(422, 429),
+    responses=problems(400, 422, 429),
 )
 def password_reset(body: EmailIn, request: Request, db: DB) -> Response:
     """Mail a password-reset link if the address has an account: 202 either way."""
@@ -98,7 +98,7 @@ def password_reset_confirm(body: ResetConfirmIn, request: Request, db: DB) -> Re
     "/users/me/email",
     status_code=status.HTTP_202_ACCEPTED,
     response_class=Response,
-    responses=problems(401, 403, 409, 422, 429),
+    responses=problems(400, 401, 403, 409, 422, 429),
 )
 def change_email(body: EmailChangeIn, actor: CurrentActor, db: DB) -> Response:
     """Ask to change the account's address: the new one gets a link, and replaces the old
@@ -111,7 +111,7 @@ def change_email(body: EmailChangeIn, actor: CurrentActor, db: DB) -> Response:
     "/admin/users/{user_id}/password-reset",
     status_code=status.HTTP_202_ACCEPTED,
     response_class=Response,
-    responses=problems(401, 403, 404, 422),
+    responses=problems(400, 401, 403, 404, 422),
 )
 def admin_password_reset(user_id: Id, actor: CurrentActor, db: DB) -> Response:
     """Mail the user a password-reset link (admin)."""
