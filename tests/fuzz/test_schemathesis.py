@@ -76,6 +76,7 @@ DOCUMENT = app_document()
 SEMANTIC_RULES = {
     ("POST", "/api/v1/auth/register"): "the email's domain must be able to receive mail "
     "(email-validator refuses special-use names such as .test)",
+    ("POST", "/api/v1/users/me/email"): "as register's email; and not the account's own",
     ("POST", "/api/v1/shares"): "exactly one of document_id and folder_id; not the root folder",
     ("GET", "/api/v1/folders/{folder_id}/shares"): "the root folder cannot be shared",
     ("POST", "/api/v1/uploads/{upload_id}/complete"): "each part number at most once",
