@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +14,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from docstore.app import create_app
+from docstore.cli.main import app as cli
+from docstore.config import get_settings
 from docstore.db import utcnow
 from docstore.mail import service as mail
 from docstore.mail.delivery import deliver_due, eml_path
@@ -122,7 +123,10 @@ def test_a_rolled_back_action_sends_no_mail(smtp_api: Api, smtp: SmtpSink) -> No
 
 
 def test_without_smtp_mail_is_an_eml_file_logged_and_shown_by_the_cli(
-    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for api in _api(tmp_path, database_url):
         ann = api.register("ann", verify=False)
@@ -138,24 +142,27 @@ def test_without_smtp_mail_is_an_eml_file_logged_and_shown_by_the_cli(
         logged = caplog.text
         assert "Confirm your email address for Acme Docs" in logged
         assert f"{BASE}/verify-email?token=" in logged
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSTORE_")}
-        env |= {
-            "DOCSTORE_DATA_DIR": str(svc.settings.data_dir),
-            "DOCSTORE_DATABASE_URL": database_url,
-        }
-        cmd = [sys.executable, "-m", "docstore.cli.main", "mail"]
-        ls = subprocess.run([*cmd, "ls", "--json"], env=env, capture_output=True, text=True)
-        assert ls.returncode == 0, ls.stderr
-        (listed,) = json.loads(ls.stdout)
-        assert listed["id"] == row.id and listed["to"] == ann.email
-        assert listed["status"] == "sent" and listed["subject"].startswith("Confirm")
-        show = subprocess.run([*cmd, "show", str(row.id)], env=env, capture_output=True, text=True)
-        assert show.returncode == 0, show.stderr
-        link = next(w for w in show.stdout.split() if w.startswith(f"{BASE}/verify-email"))
-        r = api.client.post("/api/v1/auth/verify-email", json={"token": token_of(link)})
-        assert r.status_code == 200
-        missing = subprocess.run([*cmd, "show", "999999"], env=env, capture_output=True, text=True)
-        assert missing.returncode == 3
+        # The CLI in-process (its own services, from the DOCSTORE_* environment).
+        for key in [k for k in os.environ if k.startswith("DOCSTORE_")]:
+            monkeypatch.delenv(key)
+        monkeypatch.setenv("DOCSTORE_DATA_DIR", str(svc.settings.data_dir))
+        monkeypatch.setenv("DOCSTORE_DATABASE_URL", database_url)
+        get_settings.cache_clear()
+        try:
+            runner = CliRunner()
+            ls = runner.invoke(cli, ["mail", "ls", "--json"])
+            assert ls.exit_code == 0, ls.output
+            (listed,) = json.loads(ls.stdout)
+            assert listed["id"] == row.id and listed["to"] == ann.email
+            assert listed["status"] == "sent" and listed["subject"].startswith("Confirm")
+            show = runner.invoke(cli, ["mail", "show", str(row.id)])
+            assert show.exit_code == 0, show.output
+            link = next(w for w in show.stdout.split() if w.startswith(f"{BASE}/verify-email"))
+            r = api.client.post("/api/v1/auth/verify-email", json={"token": token_of(link)})
+            assert r.status_code == 200
+            assert runner.invoke(cli, ["mail", "show", "999999"]).exit_code == 3
+        finally:
+            get_settings.cache_clear()
 
 
 @pytest.mark.e2e
