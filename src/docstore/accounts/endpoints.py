@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from docstore.accounts import service
 from docstore.accounts.schemas import (
+    AcceptedOut,
     EmailChangeIn,
     EmailIn,
     InvitationAcceptIn,
@@ -20,8 +21,8 @@ from docstore.users.schemas import TokenOut, UserOut
 router = APIRouter(tags=["accounts"])
 
 
-def _accepted() -> Response:
-    return Response(status_code=status.HTTP_202_ACCEPTED)
+def _accepted() -> AcceptedOut:
+    return AcceptedOut()
 
 
 @router.post("/auth/verify-email", response_model=UserOut, responses=problems(400, 409, 422))
@@ -35,10 +36,10 @@ def verify_email(body: TokenIn, request: Request, db: DB) -> UserOut:
 @router.post(
     "/auth/verify-email/resend",
     status_code=status.HTTP_202_ACCEPTED,
-    response_class=Response,
+    response_model=AcceptedOut,
     responses=problems(400, 401, 429),
 )
-def resend_verification(actor: CurrentActor, db: DB) -> Response:
+def resend_verification(actor: CurrentActor, db: DB) -> AcceptedOut:
     """Mail a new verification link (a few an hour; nothing when already verified)."""
     service.resend_verification(db, actor)
     return _accepted()
@@ -72,10 +73,10 @@ def accept_invitation(
 @router.post(
     "/auth/password-reset",
     status_code=status.HTTP_202_ACCEPTED,
-    response_class=Response,
+    response_model=AcceptedOut,
     responses=problems(400, 422, 429),
 )
-def password_reset(body: EmailIn, request: Request, db: DB) -> Response:
+def password_reset(body: EmailIn, request: Request, db: DB) -> AcceptedOut:
     """Mail a password-reset link if the address has an account: 202 either way."""
     service.request_password_reset(db, anonymous_actor(request), body.email)
     return _accepted()
@@ -97,10 +98,10 @@ def password_reset_confirm(body: ResetConfirmIn, request: Request, db: DB) -> Re
 @router.post(
     "/users/me/email",
     status_code=status.HTTP_202_ACCEPTED,
-    response_class=Response,
+    response_model=AcceptedOut,
     responses=problems(400, 401, 403, 409, 422, 429),
 )
-def change_email(body: EmailChangeIn, actor: CurrentActor, db: DB) -> Response:
+def change_email(body: EmailChangeIn, actor: CurrentActor, db: DB) -> AcceptedOut:
     """Ask to change the account's address: the new one gets a link, and replaces the old
     one only once it is followed (POST /auth/verify-email)."""
     service.request_email_change(db, actor, str(body.email), body.password)
@@ -110,10 +111,10 @@ def change_email(body: EmailChangeIn, actor: CurrentActor, db: DB) -> Response:
 @router.post(
     "/admin/users/{user_id}/password-reset",
     status_code=status.HTTP_202_ACCEPTED,
-    response_class=Response,
+    response_model=AcceptedOut,
     responses=problems(400, 401, 403, 404, 422),
 )
-def admin_password_reset(user_id: Id, actor: CurrentActor, db: DB) -> Response:
+def admin_password_reset(user_id: Id, actor: CurrentActor, db: DB) -> AcceptedOut:
     """Mail the user a password-reset link (admin)."""
     service.admin_password_reset(db, actor, user_id)
     return _accepted()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, EmailStr, Field
 
 from docstore.users.passwords import NewPassword
@@ -38,3 +40,9 @@ class EmailChangeIn(BaseModel):
 
     email: EmailStr
     password: str = Field(min_length=1, max_length=1024)
+
+
+class AcceptedOut(BaseModel):
+    """A 202: the request was taken (a mail may be on its way); the same for every caller."""
+
+    status: Literal["accepted"] = "accepted"
