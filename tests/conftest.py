@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.databases",
     "tests.fixtures.app",
     "tests.fixtures.server",
+    "tests.fixtures.mail",
     "tests.fixtures.s3",
     "tests.fixtures.localstack",
     "tests.fixtures.redis",

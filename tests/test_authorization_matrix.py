@@ -473,6 +473,25 @@ ALLOWED: dict[str, str] = {
     "DELETE /api/v1/groups/{group_id}/members/{user_id}": "managers, or the member themself "
     "(stranger 404, member 403): tests/groups",
     "DELETE /api/v1/groups/{group_id}": "managers only (stranger 404, member 403): tests/groups",
+    # Account links (tests/accounts): no item involved; a mailed single-use token, the
+    # caller's own account, or admin only.
+    "POST /api/v1/auth/verify-email": "uses a mailed single-use token (tests/accounts)",
+    "POST /api/v1/auth/verify-email/resend": "the caller's own account (tests/accounts)",
+    "POST /api/v1/auth/invitations/{token}/accept": "uses a mailed single-use token "
+    "(tests/accounts)",
+    "POST /api/v1/auth/password-reset": "mails the address's owner; same answer for anyone",
+    "POST /api/v1/auth/password-reset/confirm": "uses a mailed single-use token (tests/accounts)",
+    "POST /api/v1/users/me/email": "the caller's own account, with its password (tests/accounts)",
+    "POST /api/v1/admin/users/{user_id}/password-reset": "admin only (tests/accounts)",
+    "GET /verify-email": "web page of a mailed link; uses nothing until its form is sent",
+    "POST /verify-email": "web form over POST /api/v1/auth/verify-email",
+    "POST /web/verify-email/resend": "web form: the caller's own account",
+    "GET /forgot-password": "web form",
+    "POST /forgot-password": "web form over POST /api/v1/auth/password-reset",
+    "GET /reset-password": "web page of a mailed link; uses nothing until its form is sent",
+    "POST /reset-password": "web form over POST /api/v1/auth/password-reset/confirm",
+    "GET /invitations/accept": "web page of a mailed link; uses nothing until its form is sent",
+    "POST /invitations/accept": "web form over POST /api/v1/auth/invitations/{token}/accept",
 }
 
 

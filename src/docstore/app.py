@@ -24,6 +24,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docstore import migrate, openapi
+from docstore.accounts.endpoints import router as accounts_router
 from docstore.admin.endpoints import router as admin_router
 from docstore.audit.endpoints import router as audit_router
 from docstore.audit.keys import signer_for
@@ -52,6 +53,7 @@ from docstore.users.endpoints import router as users_router
 from docstore.users.session_endpoints import router as user_sessions_router
 from docstore.versions.endpoints import router as versions_router
 from docstore.web.account import router as web_account_router
+from docstore.web.accounts import router as web_accounts_router
 from docstore.web.admin import install as install_admin_web
 from docstore.web.routes import install as install_web
 
@@ -291,9 +293,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(uploads_router, prefix=API_PREFIX)
     app.include_router(user_sessions_router, prefix=API_PREFIX)
+    app.include_router(accounts_router, prefix=API_PREFIX)
     for router in (trash_router, retention_router, admin_router, groups_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(storage_router)
+    app.include_router(web_accounts_router)
     install_web(app, settings)
     install_admin_web(app)
     app.include_router(web_account_router)

@@ -25,6 +25,16 @@ class Settings(BaseSettings):
     admin_password: str | None = None
     public_url: str | None = None
     open_signup: bool = True
+    # Mail (docstore.mail): unset SMTP URL = each mail is written as an .eml file under
+    # DATA_DIR/mail/ and its subject and link logged. smtp://user:pass@host:587?starttls=true
+    # or smtps://user:pass@host:465.
+    smtp_url: str | None = None
+    mail_from: str = "docstore <docstore@localhost>"
+    # Shown in mail subjects and bodies.
+    instance_name: str = "docstore"
+    # True: an account whose address is not verified may only sign in, verify, ask for a
+    # new link and sign out (403 `email_unverified` for anything else).
+    require_verified_email: bool = False
     # HMAC key for the local store's signed URLs; several processes must share it.
     # Unset: a random key is created once and kept in DATA_DIR/secret_key.
     secret_key: str | None = None

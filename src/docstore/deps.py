@@ -15,9 +15,10 @@ from docstore import session_cookie
 from docstore.audit import service as audit
 from docstore.audit.group_commit import GroupCommit
 from docstore.context import Actor
-from docstore.errors import Unauthenticated
+from docstore.errors import DocstoreError, Unauthenticated
 from docstore.services import Services
 from docstore.users import service as users
+from docstore.users import verification
 
 T = TypeVar("T")
 
@@ -101,11 +102,16 @@ class UnitOfWork:
         def run() -> tuple[T, list[dict[str, Any]], list[int]]:
             with self.transaction(read_only=True) as db:
                 actor = anonymous_actor(request)
-                if not token_in_work:
-                    authenticate_as(actor, db, token)
-                result = work(db, actor)
+                try:
+                    if not token_in_work:
+                        authenticate_as(actor, db, token)
+                    result = work(db, actor)
+                except DocstoreError:
+                    require_verified(request, actor)  # an unverified caller learns nothing more
+                    raise
                 if from_cookie:  # as authenticate_request: once the token is known good
                     session_cookie.check_csrf(request, token)
+                require_verified(request, actor)
                 return result, audit.deferred(db), users.deferred_uses(db)
 
         result, entries, uses = run() if self.svc.inline_reads else await run_in_threadpool(run)
@@ -180,7 +186,16 @@ def authenticate_request(request: Request, db: Session) -> Actor:
     actor = authenticate_as(anonymous_actor(request), db, token)
     if from_cookie:
         session_cookie.check_csrf(request, token)
+    require_verified(request, actor)
     return actor
+
+
+def require_verified(request: Request, actor: Actor) -> None:
+    """DOCSTORE_REQUIRE_VERIFIED_EMAIL: 403 `email_unverified` for an account that has not
+    proven its address, but for signing out and verifying (users.verification)."""
+    settings = get_services(request).settings
+    if settings.require_verified_email:
+        verification.require_verified(settings, actor.user, request.method, request.url.path)
 
 
 def authenticate_as(actor: Actor, db: Session, token: str) -> Actor:

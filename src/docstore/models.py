@@ -7,12 +7,14 @@ from docstore.documents.dav_state import DavLock, DavProperty
 from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.folders.models import Folder
 from docstore.groups.models import Group, GroupMember
+from docstore.mail.models import OutboxMail
 from docstore.retention.models import JobLease, JobRunRecord
 from docstore.sharing.models import Share
 from docstore.uploads.models import UploadSession
-from docstore.users.models import ApiToken, Plan, User
+from docstore.users.models import AccountToken, ApiToken, Plan, User
 
 __all__ = [
+    "AccountToken",
     "ApiToken",
     "AuditCheckpoint",
     "AuditLog",
@@ -28,6 +30,7 @@ __all__ = [
     "GroupMember",
     "JobLease",
     "JobRunRecord",
+    "OutboxMail",
     "Plan",
     "Share",
     "UploadSession",

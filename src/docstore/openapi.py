@@ -35,8 +35,17 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 }
 # Operations anyone may call (API.md: link-share endpoints need no auth; the link's token is
 # in the path and its password, if any, in the X-Link-Password header parameter).
-PUBLIC_PATHS = ("/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/health")
-PUBLIC_PREFIXES = ("/api/v1/links/",)
+PUBLIC_PATHS = (
+    "/api/v1/auth/register",
+    "/api/v1/auth/login",
+    "/api/v1/health",
+    # Mailed links: the token in the body is the credential.
+    "/api/v1/auth/verify-email",
+    "/api/v1/auth/password-reset",
+    "/api/v1/auth/password-reset/confirm",
+)
+# An invitation's token is in its path; a Bearer token there is optional.
+PUBLIC_PREFIXES = ("/api/v1/links/", "/api/v1/auth/invitations/")
 # Rules the services check (names.clean_name, the checksum and If-Match parsers) that JSON
 # Schema can state: documented so that a client, or a fuzzer, can tell a valid value.
 SHA256 = {"pattern": "^[0-9a-fA-F]{64}$"}

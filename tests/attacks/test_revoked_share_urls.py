@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from docstore.app import create_app
 from tests.attacks.deployment import API, BACKENDS, From, code, deploy
 from tests.fixtures.app import BASE, Api, make_settings
+from tests.fixtures.mail import verify_over_http
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +47,7 @@ class Person:
         )
         assert r.status_code == 201, r.text
         self.email = r.json()["user"]["email"]
+        verify_over_http(str(client.clients[0].base_url), self.email)
         self.auth = {"Authorization": f"Bearer {r.json()['token']}"}
 
     def call(self, method: str, path: str, expect: int, **kw: Any) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.mail import verify_over_http
 from tests.fixtures.server import ServerProcess, start_server
 
 ADMIN_EMAIL = "root@example.com"
@@ -115,6 +116,7 @@ class Cli:
             timeout=30,
         )
         assert r.status_code == 201, r.text
+        verify_over_http(self.server.url, email)
         self.ok(
             "login", "--url", self.server.url, "--email", email, "--password-stdin",
             input=PASSWORD + "\n",

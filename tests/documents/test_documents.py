@@ -243,7 +243,15 @@ def test_openapi_describes_every_endpoint(api: Api) -> None:
     assert "507" in spec["paths"]["/api/v1/files"]["post"]["responses"]
 
 
-PUBLIC = {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/health"}
+PUBLIC = {
+    "/api/v1/auth/register",
+    "/api/v1/auth/login",
+    "/api/v1/health",
+    "/api/v1/auth/verify-email",
+    "/api/v1/auth/password-reset",
+    "/api/v1/auth/password-reset/confirm",
+    "/api/v1/auth/invitations/{token}/accept",
+}
 
 
 def test_download_of_a_lost_object_is_503_not_a_dead_link(api: Api) -> None:

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tests.fixtures.mail import verify_over_http
+
 API = "/api/v1"
 MiB = 1024 * 1024
 
@@ -59,6 +61,7 @@ class Client:
         body = {"email": email, "name": name, "password": "a long password"}
         r = http.post(f"{API}/auth/register", json=body)
         assert r.status_code == 201, r.text
+        verify_over_http(base, email, http)
         out = r.json()
         return cls(base, out["token"], out["user"]["id"], http)
 

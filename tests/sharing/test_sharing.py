@@ -224,13 +224,19 @@ def test_shared_with_me_lists_live_active_grants(api: Api) -> None:
     assert code(bob.get(f"{API}/shared-with-me", params={"cursor": "nope"})) == (400, "bad_request")
 
 
-def test_pending_email_share_applies_on_registration(api: Api) -> None:
+def test_pending_email_share_applies_only_once_the_address_is_verified(api: Api) -> None:
     ann = api.register("ann")
     doc = upload(ann, "welcome.txt", b"hi")
     pending = share_with(ann, "Newcomer@Example.com", "COMMENT", document_id=doc["id"])
     assert pending["kind"] == "email" and pending["user_id"] is None
     assert pending["email"] == "newcomer@example.com"
-    newcomer = api.register("newcomer")
+    # Registering the address proves nothing: the share still waits.
+    newcomer = api.register("newcomer", verify=False)
+    assert code(newcomer.get(f"{API}/documents/{doc['id']}")) == (404, "not_found")
+    listed = ann.get(f"{API}/documents/{doc['id']}/shares").json()["items"]
+    assert [(s["kind"], s["user_id"]) for s in listed] == [("email", None)]
+    # The mailed link proves it: the share is the account's now.
+    api.verify_email(newcomer.email)
     r = newcomer.get(f"{API}/documents/{doc['id']}")
     assert r.status_code == 200 and r.json()["permission"] == "COMMENT"
     listed = ann.get(f"{API}/documents/{doc['id']}/shares").json()["items"]

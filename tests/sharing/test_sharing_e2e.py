@@ -48,9 +48,13 @@ def test_folder_share_move_downgrade_revoke_and_pending_email(server: ServerProc
     assert ann.delete(f"{API}/shares/{s['id']}").status_code == 204
     assert code(bob.get(f"{API}/documents/{later['id']}")) == (404, "not_found")
 
-    # A share to an email with no account applies once that person registers.
+    # A share to an email with no account waits through registration, and applies once
+    # the address is verified by the mailed link.
     share_with(ann, "carol@example.com", "COMMENT", document_id=later["id"])
-    carol = api.register("carol")
+    carol = api.register("carol", verify=False)
+    assert code(carol.get(f"{API}/documents/{later['id']}")) == (404, "not_found")
+    assert carol.get(f"{API}/shared-with-me").json()["items"] == []
+    api.verify_email(carol.email)
     r = carol.get(f"{API}/documents/{later['id']}")
     assert r.status_code == 200 and r.json()["permission"] == "COMMENT"
     r = carol.post(f"{API}/documents/{later['id']}/comments", json={"body": "hi"})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from tests.fixtures.mail import verify_over_http
 from tests.fixtures.server import ServerProcess, start_server
 from tests.fixtures.services import missing
 
@@ -108,7 +109,9 @@ class Web:
             timeout=30,
         )
         assert r.status_code == 201, r.text
-        return dict(r.json())
+        body = dict(r.json())
+        body["user"] = verify_over_http(self.server.url, email)
+        return body
 
     def screenshot(self, page: Page, name: str, *, full_page: bool = False) -> Path:
         """Save a screenshot under artifacts/web/ (what a reviewer looks at)."""

@@ -43,6 +43,8 @@ class Action(StrEnum):
     GROUP_CREATE = "GROUP_CREATE"
     GROUP_MEMBER_ADD = "GROUP_MEMBER_ADD"
     GROUP_MEMBER_REMOVE = "GROUP_MEMBER_REMOVE"
+    PASSWORD_RESET = "PASSWORD_RESET"  # noqa: S105 -- an action name, not a password
+    EMAIL_VERIFIED = "EMAIL_VERIFIED"
 
 
 def record(

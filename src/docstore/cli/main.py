@@ -11,6 +11,7 @@ from rich.table import Table
 
 from docstore.cli.admin import app as admin_app
 from docstore.cli.audit import app as audit_app
+from docstore.cli.mail import app as mail_app
 from docstore.cli.maintenance import register as register_maintenance
 from docstore.cli.user import register as register_user_commands
 from docstore.config import Settings, get_settings
@@ -23,6 +24,7 @@ app.add_typer(plan_app, name="plan")
 register_maintenance(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(admin_app, name="admin")
+app.add_typer(mail_app, name="mail")
 console = Console()
 
 
@@ -108,6 +110,9 @@ def user_create(
     password: str = typer.Option(..., prompt=True, hide_input=True, help="Password."),
     admin: bool = typer.Option(False, help="Make the user an administrator."),
     plan: str | None = typer.Option(None, help="Plan name (default: free)."),
+    verified: bool = typer.Option(
+        False, "--verified", help="Vouch for the address: pending shares to it apply at once."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Create an account.
@@ -123,7 +128,13 @@ def user_create(
     svc = _services()
     with svc.database.transaction() as db:
         user = service.create_user(
-            db, email=email, name=name, password=password, plan_name=plan, is_admin=admin
+            db,
+            email=email,
+            name=name,
+            password=password,
+            plan_name=plan,
+            is_admin=admin,
+            email_verified=verified,
         )
         row = _user_row(user)
     _print([row], as_json, "created")
@@ -138,6 +149,7 @@ def _user_row(user: Any) -> dict[str, Any]:
         "quota_bytes": user.quota_bytes,
         "used_bytes": user.used_bytes,
         "is_admin": user.is_admin,
+        "email_verified": user.email_verified,
     }
 
 

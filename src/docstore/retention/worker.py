@@ -39,6 +39,9 @@ from docstore.services import Services
 
 log = logging.getLogger(__name__)
 
+# How often a waiting worker loop looks at its stop event.
+WAKE_SLICE_SECONDS = 0.5
+
 
 def load_jobs() -> dict[str, Job]:
     """Import every domain's `tasks` module (they register their jobs) and return the registry."""
@@ -201,15 +204,16 @@ class Worker:
             except Exception:
                 log.exception("job %s: lease renewal failed", name)
 
-    def run_pending(self, *, force: bool = False) -> list[JobRun]:
-        """One pass: run every due job whose lease is free."""
+    def run_pending(self, *, force: bool = False, forced: Collection[str] = ()) -> list[JobRun]:
+        """One pass: run every due job whose lease is free (`forced` ones even if not due)."""
         runs = []
         poll = self.svc.settings.job_poll_seconds
         for job in self.jobs.values():
-            if not force and time.monotonic() < self._next_try.get(job.name, 0.0):
+            now_forced = force or job.name in forced
+            if not now_forced and time.monotonic() < self._next_try.get(job.name, 0.0):
                 continue
             try:
-                run = self.run_job(job, force=force)
+                run = self.run_job(job, force=now_forced)
             except Exception:
                 log.exception("job %s: could not take its lease", job.name)
                 run = None
@@ -230,9 +234,20 @@ class Worker:
         """Run due jobs every `poll_seconds` until `stop` is set."""
         poll = poll_seconds if poll_seconds is not None else self.svc.settings.job_poll_seconds
         log.info("worker %s: jobs %s", self.holder, ", ".join(self.jobs) or "(none)")
+        wake = registry.wake_event(self.svc)
         while not stop.is_set():
-            self.run_pending()
-            stop.wait(self.seconds_to_next(poll))
+            wake.clear()
+            woken = registry.take_woken(self.svc)
+            for name in woken:
+                self._next_try.pop(name, None)
+            self.run_pending(forced=woken)
+            # Until the next job is due, `docstore.jobs.wake` is set, or we are stopped.
+            deadline = time.monotonic() + self.seconds_to_next(poll)
+            while not stop.is_set() and not wake.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wake.wait(min(left, WAKE_SLICE_SECONDS))
 
 
 class BackgroundWorker:
@@ -257,4 +272,5 @@ class BackgroundWorker:
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the loop to stop after the job it is running, and wait for it."""
         self.stop_event.set()
+        registry.wake(self.worker.svc)
         self.thread.join(timeout)

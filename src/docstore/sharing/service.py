@@ -39,6 +39,7 @@ from docstore.sharing.schemas import (
     SharePatch,
 )
 from docstore.users import repository as user_repo
+from docstore.users import verification
 from docstore.users.service import normalise_email
 
 
@@ -180,6 +181,10 @@ def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOu
     user = user_repo.by_email(db, email)
     if user is not None and user.id == target.owner_id:
         raise ValidationFailed("You own this item already.")
+    if user is not None and not user.email_verified:
+        # Registering an address proves nothing: until its account verifies it, the share
+        # waits as a pending `email` share, exactly as for an address with no account.
+        user = None
     grantee = (
         Share.shared_with_user_id == user.id
         if user is not None
@@ -217,6 +222,13 @@ def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOu
     db.add(share)
     db.flush()
     _audit(db, actor, Action.SHARE, share, target)
+    if user is None:
+        item = (
+            db.get_one(Document, target.document_id)
+            if target.document_id is not None
+            else db.get_one(Folder, target.folder_id)
+        )
+        verification.send_invitation(db, email, actor.user.name, item.name)
     return share_out(share)
 
 

@@ -79,6 +79,7 @@ def admin_create_user(body: AdminUserIn, actor: CurrentActor, db: DB) -> UserOut
         plan_name=body.plan,
         quota_bytes=body.quota_bytes,
         is_admin=body.is_admin,
+        email_verified=body.email_verified,
     )
     return UserOut.model_validate(user)
 

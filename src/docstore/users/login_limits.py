@@ -33,7 +33,7 @@ from docstore.db import Database
 from docstore.errors import Forbidden, RateLimited
 from docstore.services import Services
 from docstore.throttle import Throttle, backoff
-from docstore.users import service
+from docstore.users import service, verification
 from docstore.users.models import User
 from docstore.users.schemas import LoginIn, RegisterIn, TokenOut, UserOut
 
@@ -180,6 +180,7 @@ def sign_up(
     if not svc.settings.open_signup:
         raise Forbidden("Sign-up is closed on this server.")
     user = service.create_user(db, email=body.email, name=body.name, password=body.password)
+    verification.send_verification(db, user)
     ttl = svc.settings.token_ttl_seconds
     token, row = service.issue_token(db, user, ttl, user_agent, ip_address=ip)
     assert row.expires_at is not None

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,6 +50,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Proven by a mailed link (users/verification.py); until then pending shares to the
+    # address do not apply and the account is not found as a share target by it.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     plan_name: Mapped[str] = mapped_column(ForeignKey("plans.name"), default="free")
     quota_bytes: Mapped[int] = mapped_column(BigInteger)
     used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -89,3 +93,28 @@ class ApiToken(Base):
     ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (Index("ix_api_tokens_user_id", "user_id"),)
+
+
+class AccountToken(Base):
+    """A single-use mailed link (users/verification.py): verify an address, accept an
+    invitation, reset a password or confirm a new address. Only its SHA-256 is stored."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # verify | invite | reset | email_change
+    # None for an invitation to an address with no account.
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    # The address the link was mailed to (for email_change: the new address).
+    email: Mapped[str] = mapped_column(String(320))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        Index("ix_account_tokens_user_id", "user_id"),
+        Index("ix_account_tokens_email", "email"),
+    )

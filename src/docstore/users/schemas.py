@@ -23,6 +23,8 @@ class UserOut(BaseModel):
     reserved_bytes: int = 0
     plan: str = Field(validation_alias="plan_name")
     is_admin: bool
+    # Whether the address was proven by a mailed link (or vouched for by an admin).
+    email_verified: bool = False
     root_folder_id: int | None
     created_at: datetime
 
@@ -59,6 +61,8 @@ class AdminUserIn(BaseModel):
     quota_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
     plan: str | None = Field(default=None, max_length=64)
     is_admin: bool = False
+    # The admin vouches for the address: pending shares to it apply at once.
+    email_verified: bool = False
 
 
 class AdminUserPatch(BaseModel):

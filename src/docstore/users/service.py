@@ -64,8 +64,11 @@ def create_user(
     plan_name: str | None = None,
     quota_bytes: int | None = None,
     is_admin: bool = False,
+    email_verified: bool = False,
 ) -> User:
-    """A new account with its root folder; pending email shares now apply to it."""
+    """A new account with its root folder. Pending email shares apply to it only when its
+    address is `email_verified` (an admin vouched for it, or a mailed link proved it):
+    registering an address proves nothing (API.md "Sharing")."""
     email = normalise_email(email)
     # Checked before anything else: a display name ends up in server-built item names.
     name = clean_display_name(name) if name.strip() else display_name_for_names(email)
@@ -82,6 +85,7 @@ def create_user(
         quota_bytes=plan.quota_bytes if quota_bytes is None else quota_bytes,
         used_bytes=0,
         is_admin=is_admin,
+        email_verified=email_verified,
     )
     db.add(user)
     try:
@@ -90,14 +94,33 @@ def create_user(
     except IntegrityError as exc:
         raise EmailTaken() from exc
     create_root(db, user)
-    # A share made to this email before the account existed takes effect now.
-    db.execute(
+    if email_verified:
+        apply_pending_shares(db, user)
+    return user
+
+
+def pending_share_owners(db: Session, email: str) -> set[int]:
+    """Who made the pending shares to `email` (their items' owners: sharing is owner-only)."""
+    return set(
+        db.scalars(
+            select(Share.created_by).where(
+                Share.shared_with_email == email, Share.shared_with_user_id.is_(None)
+            )
+        )
+    )
+
+
+def apply_pending_shares(db: Session, user: User) -> int:
+    """Give `user` the pending shares made to their (now verified) address; how many. For an
+    account that existed before, the caller tells the grant caches first
+    (`sharing.runtime.grants_changed` for `pending_share_owners`)."""
+    result = db.execute(
         update(Share)
-        .where(Share.shared_with_email == email, Share.shared_with_user_id.is_(None))
+        .where(Share.shared_with_email == user.email, Share.shared_with_user_id.is_(None))
         .values(shared_with_user_id=user.id, kind="user")
         .execution_options(synchronize_session=False)
     )
-    return user
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def issue_token(
@@ -279,9 +302,19 @@ def bootstrap_admin(db: Session, email: str, password: str) -> User:
     ensure_default_plan(db)
     user = repo.by_email(db, normalise_email(email))
     if user is None:
-        return create_user(db, email=email, name="Administrator", password=password, is_admin=True)
+        return create_user(
+            db,
+            email=email,
+            name="Administrator",
+            password=password,
+            is_admin=True,
+            email_verified=True,
+        )
     if not user.is_admin:
         user.is_admin = True
+    if not user.email_verified:  # the operator named this address
+        user.email_verified = True
+        apply_pending_shares(db, user)
     if not verify_password(user.password_hash, password):
         user.password_hash = hash_password(password)
     db.flush()

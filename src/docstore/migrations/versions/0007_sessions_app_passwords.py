@@ -6,7 +6,7 @@ do not expire until revoked, so `expires_at` becomes nullable. Existing tokens k
 kind and expiry; their last use is unknown (NULL) until the next request.
 
 Revision ID: 0007_sessions_app_passwords
-Revises: 0005_audit_keyed_seals
+Revises: 0006_mail_and_verification
 Create Date: 2026-12-07 04:10:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import docstore.db
 
 revision: str = "0007_sessions_app_passwords"
-down_revision: str | None = "0005_audit_keyed_seals"
+down_revision: str | None = "0006_mail_and_verification"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Proven addresses and mailed links: verification, invitations, password reset, email change."""

@@ -1,0 +1,1 @@
+"""Outgoing mail: an outbox written in the event's transaction, delivered by a job."""
