@@ -363,3 +363,19 @@ def test_readable_lets_a_member_read_what_the_single_item_checks_allow(
             assert got == {i for i in ids if levels[i] >= needed}, (needed, levels)
             seen += len(got)
     assert seen >= 4
+
+
+def test_an_unproven_address_cannot_be_added_by_email(api: Api) -> None:
+    """Whoever registers an address first is not added in its owner's place (issue 22)."""
+    ann = api.register("gann")
+    squatter = api.register("dave", verify=False)
+    group = new_group(ann)
+    members = f"{API}/groups/{group['id']}/members"
+    assert code(ann.post(members, json={"email": squatter.email})) == (404, "not_found")
+    ids = {m["id"] for m in ann.get(f"{API}/groups/{group['id']}").json()["members"]}
+    assert ids == {ann.id}
+    api.verify_email(squatter.email)  # the address is now proven by its holder
+    r = ann.post(members, json={"email": squatter.email})
+    assert r.status_code == 201, r.text
+    ids = {m["id"] for m in ann.get(f"{API}/groups/{group['id']}").json()["members"]}
+    assert ids == {ann.id, squatter.id}

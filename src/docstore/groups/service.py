@@ -123,6 +123,10 @@ def _user_to_add(db: Session, body: MemberIn) -> User:
         raise ValidationFailed("Give exactly one of email and user_id.")
     if body.email is not None:
         user = user_repo.by_email(db, normalise_email(str(body.email)))
+        # As for shares: an address counts only once proven, so whoever registered an
+        # address first cannot be added in its owner's place.
+        if user is not None and not user.email_verified:
+            user = None
     else:
         user = db.get(User, body.user_id)
     if user is None or not user.is_active:
