@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.fixtures.server import ServerProcess, start_server
+from tests.fixtures.mail import outbox_link, token_of
+from tests.fixtures.server import DATABASE_URLS, ServerProcess, start_server
 from tests.web import ui
 from tests.web.conftest import PASSWORD, SERVER_ENV, Web
 
@@ -91,8 +92,23 @@ def test_admin_console_users_plans_storage_audit(web: Web) -> None:
     nora_row = page.locator(f'#users tr[data-email="{new_email}"]')
     nora_row.wait_for()
     nora = ui.token_of(api, new_email)
-    assert httpx.get(f"{api}/users/me", headers=nora, timeout=30).status_code == 200
+    me = httpx.get(f"{api}/users/me", headers=nora, timeout=30)
+    assert me.status_code == 200
+    # "Address verified" is ticked by default: the admin vouches for the address.
+    assert me.json()["email_verified"] is True
+    nora_row.locator(".badge", has_text="Verified").wait_for()
     web.screenshot(page, "admin-users", full_page=True)
+
+    # Reset by mail: the user gets a single-use link; their password works until it is used.
+    nora_row.get_by_role("button", name="Reset password").click()
+    page.get_by_role("dialog").get_by_role("button", name="Send the link").click()
+    toast(page, f"A password-reset link was mailed to {new_email}")
+    link = outbox_link(DATABASE_URLS[web.url.rstrip("/")], new_email, "password_reset")
+    reset = {"token": token_of(link), "password": "a brand new passphrase"}
+    r = httpx.post(f"{api}/auth/password-reset/confirm", json=reset, timeout=30)
+    assert r.status_code == 204, r.text
+    assert httpx.get(f"{api}/users/me", headers=nora, timeout=30).status_code == 401
+    nora = ui.token_of(api, new_email, password=reset["password"])
 
     # Disable: the new account's token fails at its next request; enable brings it back.
     nora_row.get_by_role("button", name="Disable").click()
@@ -100,7 +116,7 @@ def test_admin_console_users_plans_storage_audit(web: Web) -> None:
     toast(page, f"{new_email} is disabled")
     nora_row.locator(".badge", has_text="Disabled").wait_for()
     assert httpx.get(f"{api}/users/me", headers=nora, timeout=30).status_code == 401
-    login = {"email": new_email, "password": PASSWORD}
+    login = {"email": new_email, "password": reset["password"]}
     assert httpx.post(f"{api}/auth/login", json=login, timeout=30).status_code == 401
     web.screenshot(page, "admin-user-disabled")
     nora_row.get_by_role("button", name="Enable").click()

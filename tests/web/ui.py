@@ -111,9 +111,9 @@ def wait_uploads_done(page: Page, timeout: float = 90_000) -> None:
     assert failed.count() == 0, failed.all_inner_texts()
 
 
-def token_of(web_api: str, email: str) -> dict[str, str]:
+def token_of(web_api: str, email: str, password: str = PASSWORD) -> dict[str, str]:
     """Bearer headers for an account (to check what the UI did over the API)."""
-    r = httpx.post(f"{web_api}/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
+    r = httpx.post(f"{web_api}/auth/login", json={"email": email, "password": password}, timeout=30)
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['token']}"}
 

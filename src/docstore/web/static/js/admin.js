@@ -72,14 +72,31 @@ function usersPage() {
     });
     const quota = h("button", { type: "button", class: "btn btn-small btn-ghost" }, "Quota");
     quota.addEventListener("click", () => quotaDialog(u));
+    const reset = h("button", { type: "button", class: "btn btn-small btn-ghost" }, "Reset password");
+    reset.addEventListener("click", async () => {
+      const ok = await confirmDialog({
+        title: `Reset the password of ${u.email}?`,
+        message: "They are mailed a single-use link (30 minutes) to choose a new password. Their current password keeps working until they use it.",
+        confirm: "Send the link",
+      });
+      if (!ok) return;
+      try {
+        await api("POST", `admin/users/${u.id}/password-reset`);
+        toast(`A password-reset link was mailed to ${u.email}.`, "success");
+      } catch (err) {
+        showError(err);
+      }
+    });
     const usage = h("span", {}, `${formatBytes(u.used_bytes)} of ${formatBytes(u.quota_bytes)}`,
       u.reserved_bytes ? h("span", { class: "hint" }, ` (+${formatBytes(u.reserved_bytes)} reserved)`) : null);
     return h("tr", { dataset: { email: u.email, id: u.id } },
       h("td", {}, h("div", {}, u.email), h("div", { class: "hint" }, u.name)),
       h("td", {}, plan),
       h("td", {}, usage),
-      h("td", {}, statusBadge(u), u.is_admin ? h("span", { class: "badge badge-owner" }, "Admin") : null),
-      h("td", { class: "col-actions" }, h("div", { class: "button-row" }, quota, ME && ME.id === u.id ? null : toggle)));
+      h("td", {}, statusBadge(u),
+        h("span", { class: u.email_verified ? "badge" : "badge badge-disabled" }, u.email_verified ? "Verified" : "Unverified"),
+        u.is_admin ? h("span", { class: "badge badge-owner" }, "Admin") : null),
+      h("td", { class: "col-actions" }, h("div", { class: "button-row" }, quota, reset, ME && ME.id === u.id ? null : toggle)));
   }
 
   function quotaDialog(u) {
@@ -155,6 +172,7 @@ function usersPage() {
       password: $("new-password").value,
       plan: $("new-plan").value || undefined,
       is_admin: $("new-admin").checked,
+      email_verified: $("new-verified").checked,
     };
     try {
       const made = await api("POST", "admin/users", { json: body });
