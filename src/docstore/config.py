@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     admin_password: str | None = None
     public_url: str | None = None
     open_signup: bool = True
+    # Whether sharing with an address that has no account mails it an invitation. Unset:
+    # as open_signup (a closed server takes new people only through an admin's invitation,
+    # POST /admin/invitations); a share to such an address is kept pending either way.
+    sharing_invites: bool | None = None
     # Mail (docstore.mail): unset SMTP URL = each mail is written as an .eml file under
     # DATA_DIR/mail/ and its subject and link logged. smtp://user:pass@host:587?starttls=true
     # or smtps://user:pass@host:465.

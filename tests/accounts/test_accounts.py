@@ -343,3 +343,57 @@ def test_admins_vouch_for_addresses_and_mail_reset_links(admin_api: Api) -> None
         == 204
     )
     assert code(ivy.get(f"{API}/users/me")) == (401, "unauthenticated")
+
+
+@pytest.mark.parametrize("sharing_invites", [None, True])
+def test_a_closed_server_takes_people_by_an_admins_invitation(
+    tmp_path: Path, database_url: str, sharing_invites: bool | None
+) -> None:
+    """DOCSTORE_OPEN_SIGNUP=false: an admin invites by email; a user's share to an unknown
+    address invites only where DOCSTORE_SHARING_INVITES allows it, and waits either way."""
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        admin_email="root@example.com",
+        admin_password=PASSWORD,
+        open_signup=False,
+        sharing_invites=sharing_invites,
+    )
+    with TestClient(create_app(settings), base_url=BASE, follow_redirects=False) as client:
+        api = Api(client)
+        body = {"email": "kim@example.com", "name": "Kim", "password": PASSWORD}
+        assert code(_post(api, "/auth/register", body)) == (403, "forbidden")
+        r = _post(api, "/auth/login", {"email": "root@example.com", "password": PASSWORD})
+        root = _as(api, r.json()["token"], r.json()["user"])
+        made = root.post(f"{API}/admin/users", json={**body, "email_verified": True})
+        assert made.status_code == 201, made.text
+        ann = _as(api, _login(api, "kim@example.com"), made.json())
+        doc = upload(ann, "plan.txt", b"plan")
+        share_with(ann, "lee@example.com", "EDIT", document_id=doc["id"])
+        invited_by_share = _mails(api, "lee@example.com", "invitation")
+        assert len(invited_by_share) == (1 if sharing_invites else 0)
+
+        # Only an admin invites; an address with a verified account is not invited again.
+        invite = {"email": "lee@example.com"}
+        assert code(ann.post(f"{API}/admin/invitations", json=invite)) == (403, "forbidden")
+        assert root.post(f"{API}/admin/invitations", json=invite).status_code == 202
+        again = root.post(f"{API}/admin/invitations", json={"email": "kim@example.com"})
+        assert code(again) == (409, "conflict")
+        mail = _mails(api, "lee@example.com", "admin_invitation")
+        assert len(mail) == 1 and "invited you to" in mail[0].subject
+        token = token_of(api.mailed_link("lee@example.com", "admin_invitation"))
+        r = _post(api, f"/auth/invitations/{token}/accept", {"name": "Lee", "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        lee = _as(api, r.json()["token"], r.json()["user"])
+        assert lee.me()["email_verified"] is True
+        # The share that waited for the address applies now.
+        assert lee.get(f"{API}/documents/{doc['id']}").json()["permission"] == "EDIT"
+        # Single use.
+        r = _post(api, f"/auth/invitations/{token}/accept", {"name": "X", "password": PASSWORD})
+        assert r.status_code == 400
+
+
+def _login(api: Api, email: str) -> str:
+    r = _post(api, "/auth/login", {"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])

@@ -11,6 +11,7 @@ from docstore.accounts.schemas import (
     EmailChangeIn,
     EmailIn,
     InvitationAcceptIn,
+    InvitationIn,
     ResetConfirmIn,
     TokenIn,
 )
@@ -105,6 +106,19 @@ def change_email(body: EmailChangeIn, actor: CurrentActor, db: DB) -> AcceptedOu
     """Ask to change the account's address: the new one gets a link, and replaces the old
     one only once it is followed (POST /auth/verify-email)."""
     service.request_email_change(db, actor, str(body.email), body.password)
+    return _accepted()
+
+
+@router.post(
+    "/admin/invitations",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcceptedOut,
+    responses=problems(400, 401, 403, 409, 422),
+)
+def admin_invite(body: InvitationIn, actor: CurrentActor, db: DB) -> AcceptedOut:
+    """Mail an address an invitation to create an account (admin; also when sign-up is
+    closed). Its link is accepted with POST /auth/invitations/{token}/accept."""
+    service.admin_invite(db, actor, str(body.email))
     return _accepted()
 
 

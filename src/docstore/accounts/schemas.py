@@ -21,6 +21,12 @@ class EmailIn(BaseModel):
     email: str = Field(min_length=1, max_length=320)
 
 
+class InvitationIn(BaseModel):
+    """The address an administrator invites."""
+
+    email: EmailStr
+
+
 class ResetConfirmIn(BaseModel):
     """The reset link's token and the new password."""
 

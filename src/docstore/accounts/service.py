@@ -17,7 +17,7 @@ from docstore.accounts.schemas import InvitationAcceptIn
 from docstore.audit.service import Action, record
 from docstore.context import Actor
 from docstore.db import utcnow
-from docstore.errors import Forbidden, NotFound, RateLimited, ValidationFailed
+from docstore.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from docstore.names import clean_display_name
 from docstore.security import hash_password, verify_password
 from docstore.sharing.runtime import grants_changed
@@ -187,6 +187,18 @@ def admin_password_reset(db: Session, actor: Actor, user_id: int) -> None:
     if user is None:
         raise NotFound()
     verification.send_password_reset(db, user)
+
+
+def admin_invite(db: Session, actor: Actor, email: str) -> None:
+    """`POST /admin/invitations`: mail `email` an invitation to create an account, whether
+    or not sign-up is open (409 when a verified account already has the address)."""
+    users.require_admin(actor)
+    assert actor.user is not None
+    address = users.normalise_email(email)
+    existing = user_repo.by_email(db, address)
+    if existing is not None and existing.email_verified:
+        raise Conflict("An account with this address exists already.")
+    verification.send_admin_invitation(db, address, actor.user.name)
 
 
 def request_email_change(db: Session, actor: Actor, email: str, password: str) -> None:

@@ -26,6 +26,7 @@ from docstore.services import for_session as services_for
 SUBJECTS = {
     "verify_email": "Confirm your email address for {{ instance_name }}",
     "invitation": "{{ inviter }} shared “{{ item_name }}” with you on {{ instance_name }}",
+    "admin_invitation": "{{ inviter }} invited you to {{ instance_name }}",
     "password_reset": "Reset your {{ instance_name }} password",
     "email_change": "Confirm your new email address for {{ instance_name }}",
 }

@@ -18,6 +18,7 @@ from docstore.folders.models import Folder
 from docstore.groups.models import Group, GroupMember
 from docstore.pagination import cursor_int, page
 from docstore.security import hash_password, new_token, token_digest
+from docstore.services import for_session as services_for
 from docstore.sharing.models import Share
 from docstore.sharing.permissions import (
     Grant,
@@ -222,7 +223,7 @@ def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOu
     db.add(share)
     db.flush()
     _audit(db, actor, Action.SHARE, share, target)
-    if user is None:
+    if user is None and _invites_by_sharing(db):
         item = (
             db.get_one(Document, target.document_id)
             if target.document_id is not None
@@ -230,6 +231,16 @@ def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOu
         )
         verification.send_invitation(db, email, actor.user.name, item.name)
     return share_out(share)
+
+
+def _invites_by_sharing(db: Session) -> bool:
+    """Whether a share to an address with no (verified) account mails an invitation:
+    DOCSTORE_SHARING_INVITES, by default as DOCSTORE_OPEN_SIGNUP."""
+    svc = services_for(db)
+    if svc is None:  # a bare Database (scripts, some tests): the open-sign-up default
+        return True
+    settings = svc.settings
+    return settings.open_signup if settings.sharing_invites is None else settings.sharing_invites
 
 
 def _share_with_group(

@@ -143,6 +143,18 @@ def send_invitation(db: Session, email: str, inviter: str, item_name: str) -> No
     )
 
 
+def send_admin_invitation(db: Session, email: str, inviter: str) -> None:
+    """Mail `email` an invitation to create an account (an administrator's; works when
+    sign-up is closed)."""
+    _, link = issue(db, "invite", email, INVITE_TTL)
+    mail.enqueue(
+        db,
+        to=email,
+        template="admin_invitation",
+        context={"email": email, "inviter": inviter, "link": link, "days": INVITE_TTL.days},
+    )
+
+
 def send_password_reset(db: Session, user: User) -> None:
     """Mail `user` a password-reset link (30 minutes, single use)."""
     _, link = issue(db, "reset", user.email, RESET_TTL, user.id)
