@@ -3,6 +3,7 @@ arrive too slowly (slow-loris). Every wait is bounded."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -12,11 +13,11 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from docstore.db import Database
 from docstore.documents.models import Blob
-from tests.fixtures.server import ServerProcess, start_server
+from tests.fixtures.server import ServerProcess, per_backend, shared_server, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -25,29 +26,33 @@ HEADER_TIMEOUT = 2.0
 SLACK = 8.0
 
 T = TypeVar("T")
+_users = itertools.count()
+
+
+@pytest.fixture(scope="module", params=per_backend("sockets"))
+def strict_process(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One real server per database for the module, with short body and header read
+    timeouts (every test here wants the same two)."""
+    env = {
+        "DOCSTORE_BODY_READ_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
+        "DOCSTORE_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
+    }
+    yield from shared_server(request, tmp_path_factory, env)
 
 
 @pytest.fixture
-def strict_server(tmp_path: Path, database_url: str) -> Iterator[tuple[ServerProcess, str]]:
-    """A real server with a short body read timeout, and a signed-in user's token."""
-    srv = start_server(
-        tmp_path,
-        database_url,
-        {
-            "DOCSTORE_BODY_READ_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
-            "DOCSTORE_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
-        },
+def strict_server(strict_process: ServerProcess) -> tuple[ServerProcess, str]:
+    """The module's strict server, and the token of a user of this test's own."""
+    email = f"s-{next(_users)}@example.com"
+    r = httpx.post(
+        f"{strict_process.url}/api/v1/auth/register",
+        json={"email": email, "name": "S", "password": "socket-pass"},
+        timeout=30,
     )
-    try:
-        r = httpx.post(
-            f"{srv.url}/api/v1/auth/register",
-            json={"email": "s@example.com", "name": "S", "password": "socket-pass"},
-            timeout=30,
-        )
-        assert r.status_code == 201, r.text
-        yield srv, r.json()["token"]
-    finally:
-        srv.stop()
+    assert r.status_code == 201, r.text
+    return strict_process, r.json()["token"]
 
 
 def _connect(url: str) -> socket.socket:
@@ -154,11 +159,25 @@ def test_slow_loris_bodies_are_cut_off(
     assert "Traceback" not in srv.log.read_text(errors="replace")
 
 
-def _blob_rows(database: Database) -> list[tuple[str, int, bool]]:
-    """(state, ref_count, unreferenced) of every blob row, as the server committed them."""
+def _blob_rows(database: Database, after: int) -> list[tuple[str, int, bool]]:
+    """(state, ref_count, unreferenced) of every blob row with an id above `after`, as the
+    server committed them (the server is shared: earlier tests' rows are not this test's)."""
     with database.read_transaction() as db:
-        rows = db.execute(select(Blob.state, Blob.ref_count, Blob.unreferenced_at)).all()
+        rows = db.execute(
+            select(Blob.state, Blob.ref_count, Blob.unreferenced_at)
+            .where(Blob.id > after)
+            .order_by(Blob.id)
+        ).all()
     return [(state, refs, at is not None) for state, refs, at in rows]
+
+
+def _last_blob_id(database: Database) -> int:
+    with database.read_transaction() as db:
+        return int(db.execute(select(func.coalesce(func.max(Blob.id), 0))).scalar_one())
+
+
+def _files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
 
 
 def _poll(probe: Callable[[], T], done: Callable[[T], bool], seconds: float) -> T:
@@ -173,14 +192,20 @@ def _poll(probe: Callable[[], T], done: Callable[[T], bool], seconds: float) -> 
 
 @pytest.mark.parametrize("length", [1000, 1_000_000], ids=["small", "streamed"])
 def test_an_upload_whose_client_hangs_up_leaves_nothing(
-    strict_server: tuple[ServerProcess, str], database_url: str, length: int
+    strict_server: tuple[ServerProcess, str], length: int
 ) -> None:
     """Half a body, then the connection closed: no document, no charge, the pending blob
     row given up and its bytes gone, and no traceback in the log."""
     srv, token = strict_server
     auth = {"Authorization": f"Bearer {token}"}
-    database = Database(database_url)
+    assert srv.database_url is not None
+    database = Database(srv.database_url)
+    blobs = srv.data_dir / "blobs"
+    # The module's tests run one after the other on this server (one xdist group): the
+    # rows above `before` and the files not in `existing` are this upload's.
+    existing = _files(blobs)
     try:
+        before = _last_blob_id(database)
         sock = _connect(srv.url)
         try:
             sock.sendall(
@@ -190,18 +215,19 @@ def test_an_upload_whose_client_hangs_up_leaves_nothing(
                 + b"x" * (length // 2)
             )
             # The server has the head: it committed a pending row before taking the body.
-            rows = _poll(lambda: _blob_rows(database), bool, SLACK)
+            rows = _poll(lambda: _blob_rows(database, before), bool, SLACK)
             assert rows == [("pending", 0, False)]
         finally:
             sock.close()
         # The server notices the hang-up and gives the row up (GC deletes it after its grace).
-        rows = _poll(lambda: _blob_rows(database), lambda r: r != [("pending", 0, False)], SLACK)
+        rows = _poll(
+            lambda: _blob_rows(database, before), lambda r: r != [("pending", 0, False)], SLACK
+        )
         assert rows == [("deleting", 0, True)]
     finally:
         database.dispose()
-    blobs = srv.data_dir / "blobs"
-    left = _poll(lambda: [p for p in blobs.rglob("*") if p.is_file()], lambda x: not x, SLACK)
-    assert left == []
+    left = _poll(lambda: _files(blobs) - existing, lambda x: not x, SLACK)
+    assert left == set()
     listing = httpx.get(f"{srv.url}/api/v1/folders/root/children", headers=auth).json()
     assert listing["items"] == []
     assert httpx.get(f"{srv.url}/api/v1/users/me", headers=auth).json()["used_bytes"] == 0

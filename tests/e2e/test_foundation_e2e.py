@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,9 +17,18 @@ from sqlalchemy import update
 
 from docstore.db import make_engine
 from docstore.users.models import User
-from tests.fixtures.server import ServerProcess
+from tests.fixtures.server import ServerProcess, per_backend, shared_server
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module", params=per_backend("foundation-e2e"))
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One real server per database for the module; each test has a user of its own and
+    looks only at that user's files and quota."""
+    yield from shared_server(request, tmp_path_factory)
 
 
 def _register(srv: ServerProcess, name: str) -> dict[str, str]:
@@ -90,13 +100,12 @@ def test_new_user_walkthrough_with_curl(server: ServerProcess, tmp_path: Path) -
     assert [i["name"] for i in listing["items"]] == ["big.bin"]
 
 
-def test_concurrent_uploads_against_quota_for_five(
-    server: ServerProcess, database_url: str
-) -> None:
+def test_concurrent_uploads_against_quota_for_five(server: ServerProcess) -> None:
     auth = _register(server, "racer")
     size = 64 * 1024
     me = httpx.get(f"{server.url}/api/v1/users/me", headers=auth).json()
-    engine = make_engine(database_url)
+    assert server.database_url is not None
+    engine = make_engine(server.database_url)
     with engine.begin() as conn:
         conn.execute(
             update(User).where(User.id == me["id"]).values(quota_bytes=5 * size + size // 2)

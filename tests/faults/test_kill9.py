@@ -2,7 +2,7 @@
 storage, the janitor, and then the proof: fsck is clean, every quota is exact and every
 committed version still downloads with its SHA-256.
 
-Once during 20 concurrent multipart uploads (PostgreSQL with local storage, and with S3 on
+Once during 12 concurrent multipart uploads (PostgreSQL with local storage, and with S3 on
 moto), once during a retention run (PostgreSQL with local storage). In both, a row lock held
 by the test makes sure the kill lands while known requests are in the middle of their
 transaction. The janitor (tests/faults/proof.py) runs every cleanup job with a clock three
@@ -36,7 +36,7 @@ from tests.fixtures.server import ServerProcess, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
-UPLOADS = 20
+UPLOADS = 12  # 20 until the suite outgrew its time: the race needs a crowd, not 20
 USERS = 4
 PART = 5 * MiB
 ADMIN = ("admin@example.com", "admin pass word")
@@ -149,8 +149,8 @@ def _locked_waits(conn: psycopg.Connection[Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("site", ["local", "s3"], indirect=True)
-def test_kill9_during_20_concurrent_multipart_uploads(site: Site) -> None:
-    """All 20 completes go at once; one user's row is held locked, so that user's completes
+def test_kill9_during_12_concurrent_multipart_uploads(site: Site) -> None:
+    """All 12 completes go at once; one user's row is held locked, so that user's completes
     are known to be in flight at the kill (parts joined in storage, the last transaction
     waiting to charge the quota) while every other complete has answered. Half of the
     interrupted clients retry after the restart; the other half abandon their upload."""
@@ -159,7 +159,8 @@ def test_kill9_during_20_concurrent_multipart_uploads(site: Site) -> None:
     users = [Client.register(server.url, f"u{i}", timeout=60) for i in range(USERS)]
     jobs = []
     for i in range(UPLOADS):
-        size = PART + rng.randrange(1, 100_000) if i % 5 == 0 else rng.randrange(1, 300_000)
+        # Two multi-part: one answered (i=1), one held and then abandoned (i=7).
+        size = PART + rng.randrange(1, 100_000) if i % 6 == 1 else rng.randrange(1, 300_000)
         jobs.append(Job(users[i % USERS], f"file-{i}.bin", os.urandom(size)))
     held = users[-1]
     stuck = [j for j in jobs if j.user is held]
@@ -215,6 +216,7 @@ def test_kill9_during_20_concurrent_multipart_uploads(site: Site) -> None:
         job.user = clients[job.user.user_id]
     # Half the interrupted clients come back and retry their complete; it must succeed.
     retried, abandoned = interrupted[::2], interrupted[1::2]
+    assert any(len(j.data) > PART for j in abandoned)  # parts joined, then left to the janitor
     for job in retried:
         assert job.started is not None
         r = job.user.complete(job.started["upload_id"], job.parts)
@@ -232,7 +234,7 @@ def test_kill9_during_20_concurrent_multipart_uploads(site: Site) -> None:
     # Exactly the completed uploads are documents, each one version of its bytes; the
     # abandoned ones left nothing: no document, no charge, no blob, no object.
     kept = [j for j in jobs if j.completed is not None]
-    assert len(kept) == UPLOADS - len(abandoned) == 18
+    assert len(kept) == UPLOADS - len(abandoned) == 11
     assert len(proof.versions) == len(kept)
     assert proof.blobs == sorted((sha256_hex(j.data), len(j.data)) for j in kept)
     for user_id, client in clients.items():

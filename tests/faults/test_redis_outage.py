@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import uuid
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -23,34 +23,74 @@ from docstore.cache import split_prefix
 from docstore.sharing.permissions import Level
 from docstore.sharing.runtime import BREAKER_SECONDS
 from tests.faults.helpers import API, Client, host_port, problem
+from tests.fixtures.databases import lasting_database
 from tests.fixtures.proxy import TcpProxy
+from tests.fixtures.redis import REDIS_URL, require_redis
 from tests.fixtures.server import ServerProcess, start_server
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+# One worker runs the module (scripts/test uses --dist loadgroup): one server for all of it.
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("redis-outage")]
 
 CYCLES = 12
 FLAPS = 4  # cycles with Redis down for each downgrade and revoke
 
 
-@pytest.fixture
-def server_on_redis(
-    tmp_path: Path,
-    pg_url: str,
-    redis_url: str,
-    make_proxy: Callable[[str, int], TcpProxy],
-) -> Iterator[tuple[ServerProcess, TcpProxy]]:
-    url, prefix = split_prefix(redis_url)
-    proxy = make_proxy(*host_port(url))
+@pytest.fixture(scope="module")
+def _shared_on_redis(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, TcpProxy, str]]:
+    """One server for the module (the tests want the same settings): its Redis behind a
+    proxy, its keys under a prefix of its own; the URL of that Redis, prefix included."""
+    client = require_redis()
+    prefix = f"docstore-test:{uuid.uuid4().hex[:12]}:"
+    redis_url = f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}prefix={prefix}"
+    url, _ = split_prefix(redis_url)
+    proxy = TcpProxy(*host_port(url))
     db = url.rsplit("/", 1)[1] or "0"
     env = {
         "DOCSTORE_REDIS_URL": f"redis://{proxy.address}/{db}?prefix={prefix}",
         "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
     }
-    server = start_server(tmp_path, pg_url, env)
+    tmp = tmp_path_factory.mktemp("redis-outage")
     try:
-        yield server, proxy
+        with lasting_database(request, "postgres", tmp) as pg_url:
+            server = start_server(tmp, pg_url, env)
+            try:
+                yield server, proxy, redis_url
+            finally:
+                server.stop()
     finally:
-        server.stop()
+        proxy.close()
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture
+def server_on_redis(
+    _shared_on_redis: tuple[ServerProcess, TcpProxy, str],
+) -> tuple[ServerProcess, TcpProxy]:
+    """The module's server, with its Redis reachable again and its keys gone, as for a
+    server of the test's own (the flush test counts the keys the server writes). Each test
+    registers its own users and shares its own document."""
+    server, proxy, redis_url = _shared_on_redis
+    proxy.resume()
+    url, prefix = split_prefix(redis_url)
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+    return server, proxy
+
+
+@pytest.fixture
+def redis_url(_shared_on_redis: tuple[ServerProcess, TcpProxy, str]) -> str:
+    """The shared server's Redis URL, prefix included (overrides tests/fixtures/redis.py)."""
+    return _shared_on_redis[2]
 
 
 class Sharing:

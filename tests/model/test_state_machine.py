@@ -44,6 +44,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,6 +59,7 @@ from sqlalchemy import func, select
 
 import docstore.db.columns
 import docstore.sharing.runtime
+from docstore import security
 from docstore.app import create_app
 from docstore.db import utcnow
 from docstore.documents.models import Blob, DocumentVersion
@@ -1222,6 +1224,12 @@ def model_api(
         time=lambda: time.time() + Clock.offset.total_seconds(), monotonic=time.monotonic
     )
     monkeypatch.setattr(docstore.sharing.runtime, "time", shifted_time)
+    # Every example registers three users: the model is about quotas, permissions and
+    # bytes, not passwords, so an account need not cost a full argon2 hash (as in
+    # tests/test_authorization_matrix.py).
+    monkeypatch.setattr(
+        security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
     settings = make_settings(
         tmp_path,
         database_url,

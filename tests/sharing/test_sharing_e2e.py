@@ -4,14 +4,23 @@ shares over a deep tree, moves, downgrades, revokes, pending email shares and li
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
-from tests.fixtures.server import ServerProcess
+from tests.fixtures.server import ServerProcess, per_backend, shared_server
 from tests.sharing.helpers import API, code, in_seconds, link, remote_api, share_with, tree, upload
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module", params=per_backend("sharing-e2e"))
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One real server per database for the module (the tests' users are distinct)."""
+    yield from shared_server(request, tmp_path_factory)
 
 
 def test_folder_share_move_downgrade_revoke_and_pending_email(server: ServerProcess) -> None:
@@ -64,7 +73,7 @@ def test_folder_share_move_downgrade_revoke_and_pending_email(server: ServerProc
 def test_links_expire_to_the_second_and_limit_password_guesses(server: ServerProcess) -> None:
     api = remote_api(server.url)
     anon = api.client
-    ann = api.register("ann")
+    ann = api.register("lina")  # not "ann": the other test's ann is on this server too
     doc = upload(ann, "doc.txt", b"linked", None)
 
     soon = link(ann, "VIEW", document_id=doc["id"], expires_at=in_seconds(6))
