@@ -7,32 +7,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import redis
 
 from docstore.cache import split_prefix
 from tests.fixtures.app import User
-from tests.fixtures.server import ServerProcess, start_server
+from tests.fixtures.server import ServerProcess
 from tests.groups.helpers import add, new_group, share_to_group
 from tests.sharing.helpers import API, code, remote_api, tree
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def two_servers(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[list[ServerProcess]]:
-    """Two `docstore serve` processes sharing the database and the Redis key prefix."""
-    env = {"DOCSTORE_REDIS_URL": redis_url}
-    servers = [start_server(tmp_path, pg_url, env)]
-    try:
-        servers.append(start_server(tmp_path, pg_url, env))
-        yield servers
-    finally:
-        for srv in servers:
-            srv.stop()
 
 
 def _cached_entries(redis_url: str, user_id: int) -> int:
