@@ -45,6 +45,8 @@ class Action(StrEnum):
     GROUP_MEMBER_REMOVE = "GROUP_MEMBER_REMOVE"
     PASSWORD_RESET = "PASSWORD_RESET"  # noqa: S105 -- an action name, not a password
     EMAIL_VERIFIED = "EMAIL_VERIFIED"
+    LOCK = "LOCK"
+    UNLOCK = "UNLOCK"
 
 
 def record(

@@ -888,6 +888,7 @@ class DavApp:
                 document_id=node.item_id if node.kind == "document" else None,
                 folder_id=node.item_id if node.kind == "folder" else None,
             )
+            _audit_lock(db, actor, Action.LOCK, node, exclusive=exclusive, depth=depth)
             body = self.lock_body(lock, node)
             return lock.token, body, created
 
@@ -976,11 +977,27 @@ class DavApp:
                 raise DavError(409, body=error_body("lock-token-matches-request-uri"))
             if lock.user_id != actor.user_id and node.level < Level.OWNER:
                 raise Forbidden("This lock belongs to someone else.")
+            _audit_lock(db, actor, Action.UNLOCK, node, lock_user_id=lock.user_id)
             db.delete(lock)
             db.flush()
 
         await self.work(request, run)
         return Response(status_code=204)
+
+
+def _audit_lock(db: Session, actor: Actor, action: Action, node: Node, **details: object) -> None:
+    """LOCK / UNLOCK in the audit log, like their API-side effects (a locked document
+    refuses writes): on the document, or with the folder in the details."""
+    document_id = node.item_id if node.kind == "document" else None
+    extra = {} if document_id is not None else {"folder_id": node.item_id}
+    record(
+        db,
+        actor,
+        action,
+        document_id=document_id,
+        owner_id=node.owner_id,
+        details={**extra, **details, "via": "webdav"},
+    )
 
 
 def install(app: Any) -> None:
