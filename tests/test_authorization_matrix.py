@@ -483,6 +483,7 @@ ALLOWED: dict[str, str] = {
     "POST /api/v1/auth/password-reset/confirm": "uses a mailed single-use token (tests/accounts)",
     "POST /api/v1/users/me/email": "the caller's own account, with its password (tests/accounts)",
     "POST /api/v1/admin/users/{user_id}/password-reset": "admin only (tests/accounts)",
+    "POST /api/v1/admin/invitations": "admin only (tests/accounts: a user gets 403)",
     "GET /verify-email": "web page of a mailed link; uses nothing until its form is sent",
     "POST /verify-email": "web form over POST /api/v1/auth/verify-email",
     "POST /web/verify-email/resend": "web form: the caller's own account",

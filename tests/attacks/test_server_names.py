@@ -34,10 +34,11 @@ def register(api: Api, name: str) -> httpx.Response:
 
 
 def signed_up(api: Api, name: str) -> User:
+    """A new account whose address is proven (shares to it apply at once)."""
     r = register(api, name)
     assert r.status_code == 201, r.text
     body = r.json()
-    return User(api, body["token"], body["user"])
+    return User(api, body["token"], api.verify_email(body["user"]["email"]))
 
 
 def assert_422(r: httpx.Response) -> None:

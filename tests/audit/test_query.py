@@ -22,8 +22,12 @@ def _actions(items: list[dict[str, Any]]) -> list[tuple[str, int | None]]:
 
 
 def test_visibility_owner_sharee_stranger_admin(api: Api) -> None:
-    ann, bob, carol = api.register("ann"), api.register("bob"), api.register("carol")
-    admin = make_admin(api, api.register("root"))
+    ann, bob, carol = (
+        api.register("ann", verify=False),
+        api.register("bob", verify=False),
+        api.register("carol", verify=False),
+    )
+    admin = make_admin(api, api.register("root", verify=False))
     doc = ann.upload("plan.txt", b"the plan").json()
     share_directly(api, ann, bob, doc["id"], 1)
     assert bob.get(f"/api/v1/documents/{doc['id']}").status_code == 200
@@ -69,7 +73,7 @@ def test_visibility_owner_sharee_stranger_admin(api: Api) -> None:
 
 
 def test_pagination_filters_and_order(api: Api) -> None:
-    ann, bob = api.register("ann"), api.register("bob")
+    ann, bob = api.register("ann", verify=False), api.register("bob", verify=False)
     mine = [ann.upload(f"f{i}.txt", b"x" * (i + 1)).json() for i in range(3)]
     theirs = bob.upload("shared.txt", b"y").json()
     share_directly(api, bob, ann, theirs["id"], 1)
@@ -115,7 +119,7 @@ def test_pagination_filters_and_order(api: Api) -> None:
     ],
 )
 def test_bad_queries_are_problems(api: Api, params: dict[str, Any], status: int, code: str) -> None:
-    ann = api.register()
+    ann = api.register(verify=False)
     r = ann.get("/api/v1/audit", params=params)
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.mail import verify_over_http
 from tests.fixtures.server import ServerProcess, start_server
 
 API = "/api/v1"
@@ -24,6 +25,7 @@ def _register(url: str, email: str) -> dict[str, str]:
         trust_env=False,
     )
     assert r.status_code == 201, r.text
+    verify_over_http(url, email)  # shares to the address apply once it is proven
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 

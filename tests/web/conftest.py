@@ -43,9 +43,12 @@ SERVER_ENV = {"DOCSTORE_RUN_JOBS_IN_SERVER": "false"}
 BROKEN = re.compile(r"Content Security Policy|Refused to|Uncaught", re.IGNORECASE)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium per test worker."""
+    """One headless Chromium per test module. Not per session: Playwright's sync API keeps
+    an event loop running in the worker's thread while it lives, and a later test on the
+    same worker that calls asyncio.run() would fail with "cannot be called from a running
+    event loop"."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
