@@ -10,16 +10,13 @@ body streams to storage, hashed on the way, between its check and its save.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import os
 import stat
-import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
@@ -30,8 +27,20 @@ from starlette.types import Receive, Scope, Send
 
 from docstore.audit.service import Action, record
 from docstore.context import Actor
-from docstore.dav import ifheader, locking
+from docstore.dav import locking
 from docstore.dav import props as P
+from docstore.dav.base import (
+    ALLOW,
+    AUTH_HEADERS,
+    XML,
+    DavError,
+    _depth,
+    _etag_matches,
+    _segments,
+    _status_of,
+    _text,
+)
+from docstore.dav.locks import LockMethods
 from docstore.dav.tree import Node, Target, resolve
 from docstore.dav.xmlio import (
     DAV,
@@ -47,21 +56,16 @@ from docstore.dav.xmlio import (
     response as ms_response,
 )
 from docstore.db import after_commit, on_rollback
-from docstore.deps import anonymous_actor, authenticate_as, bearer_token
 from docstore.documents import blobs
 from docstore.documents import service as documents
 from docstore.documents.models import Blob, DocumentVersion
 from docstore.documents.receive import discard, receive_body
 from docstore.errors import (
-    ChecksumMismatch,
     DocstoreError,
     Forbidden,
     NotFound,
     QuotaExceeded,
-    RateLimited,
     Unauthenticated,
-    ValidationFailed,
-    VersionConflict,
 )
 from docstore.folders import service as folders
 from docstore.names import clean_name
@@ -69,84 +73,13 @@ from docstore.server import FRAGMENT_KEY
 from docstore.services import Services
 from docstore.sharing.permissions import Level
 from docstore.storage.base import StorageError
-from docstore.users import login_limits
 from docstore.users import repository as user_repo
-from docstore.users import service as users
 from docstore.versions import service as versions
 
 log = logging.getLogger("docstore.dav")
-T = TypeVar("T")
-ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK"
-XML = "application/xml; charset=utf-8"
-AUTH_HEADERS = {"WWW-Authenticate": 'Basic realm="docstore", charset="UTF-8"'}
-WRITABLE_AREAS = ("files", "shared")
 
 
-class DavError(Exception):
-    """A WebDAV answer other than success, with its reason."""
-
-    def __init__(self, status: int, reason: str = "", body: str | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.body = body
-
-
-def _status_of(exc: DocstoreError) -> int:
-    if isinstance(exc, VersionConflict):
-        return 412
-    if isinstance(exc, (ValidationFailed, ChecksumMismatch)):
-        return 400
-    return exc.status
-
-
-def _text(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        reason + "\n" if reason else "",
-        status_code=status,
-        media_type="text/plain; charset=utf-8",
-        headers=headers,
-    )
-
-
-def _segments(scope: Scope) -> tuple[list[str], bool]:
-    """The path below /dav/ as decoded, NFC names, and whether it ended with '/'."""
-    raw = scope.get("raw_path") or scope["path"].encode()
-    path = raw.decode("latin-1").split("?", 1)[0]
-    if not path.startswith("/dav"):
-        raise DavError(404)
-    rest = path[4:]
-    parts = []
-    for seg in rest.split("/"):
-        if not seg:
-            continue
-        try:
-            name = unquote(seg, errors="strict")
-        except UnicodeDecodeError:
-            raise DavError(400, "The path is not valid UTF-8.") from None
-        if name in (".", ".."):
-            raise DavError(400, "'.' and '..' are not valid names.")
-        parts.append(unicodedata.normalize("NFC", name))
-    return parts, rest.endswith("/")
-
-
-def _depth(request: Request, default: str, allowed: tuple[str, ...]) -> str:
-    value = request.headers.get("depth", default).strip().lower()
-    if value not in ("0", "1", "infinity"):
-        raise DavError(400, f"Depth must be 0, 1 or infinity, not {value!r}.")
-    if value not in allowed:
-        raise DavError(400, f"Depth {value} is not allowed for {request.method}.")
-    return value
-
-
-def _etag_matches(header: str, etag: str | None) -> bool:
-    if etag is None:
-        return False
-    tags = [t.strip() for t in header.split(",")]
-    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
-
-
-class DavApp:
+class DavApp(LockMethods):
     """The ASGI app mounted at /dav."""
 
     def __init__(self) -> None:
@@ -199,139 +132,6 @@ class DavApp:
         except DataError:
             response = _text(400, "A value cannot be stored.")
         await response(scope, receive, send)
-
-    # -- the request's unit of work ---------------------------------------------------------
-
-    def svc(self, request: Request) -> Services:
-        services: Services = request.app.state.services
-        return services
-
-    async def work(
-        self, request: Request, fn: Callable[[Session, Actor], T], actor: Actor | None = None
-    ) -> T:
-        """Authenticate (unless `actor` is given) and run `fn` in one transaction."""
-        svc = self.svc(request)
-
-        def run() -> T:
-            with svc.database.transaction() as db:
-                who = actor if actor is not None else self.authenticate(request, db, svc)
-                return fn(db, who)
-
-        return await run_in_threadpool(run)
-
-    def authenticate(self, request: Request, db: Session, svc: Services) -> Actor:
-        """Bearer token; or Basic with the account email and an app password (any API
-        token of that account) or the account password (throttled like a login)."""
-        actor = anonymous_actor(request)
-        token = bearer_token(request)
-        if token is not None:
-            actor = authenticate_as(actor, db, token)
-        else:
-            scheme, _, value = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "basic":
-                raise Unauthenticated("Sign in with your email and an app password.")
-            try:
-                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                raise Unauthenticated("The Basic credentials are malformed.") from None
-            email, sep, password = decoded.partition(":")
-            if not sep or not email or not password:
-                raise Unauthenticated("The Basic credentials are malformed.")
-            email = users.normalise_email(email)
-            try:
-                user, token_id = users.authenticate(db, password)
-            except Unauthenticated:
-                user = None
-            if user is not None and user.email == email:
-                actor.user, actor.token_id = user, token_id
-            else:
-                try:
-                    actor.user = login_limits.login(
-                        db, svc.database, svc.settings, actor, email, password
-                    )
-                except RateLimited:
-                    raise
-                except Unauthenticated:
-                    raise Unauthenticated("Wrong email or password.") from None
-        actor.lock_tokens = ifheader.submitted_tokens(ifheader.parse(request.headers.get("if")))
-        return actor
-
-    # -- checks -----------------------------------------------------------------------------
-
-    def check_if(self, db: Session, actor: Actor, request: Request, target: Target) -> None:
-        """412 when the If header's lists are all false for the resource they name."""
-        lists = ifheader.parse(request.headers.get("if"))
-        if not lists:
-            return
-        for lst in lists:
-            node = target.node
-            ns, rel = self.ns_of(target)
-            if lst.resource is not None:
-                path = urlsplit(lst.resource).path
-                if path.rstrip("/") != (node.href if node else "").rstrip("/") and path.startswith(
-                    "/dav"
-                ):
-                    scope = {"type": "http", "path": unquote(path), "raw_path": path.encode()}
-                    try:
-                        other = resolve(db, actor, _segments(scope)[0])
-                    except DavError:
-                        continue
-                    node = other.node
-                    ns, rel = self.ns_of(other)
-            locks = locking.live_locks(db, ns)
-            ok = True
-            for cond in lst.conditions:
-                if cond.token is not None:
-                    held = any(lk.token == cond.token and locking.covers(lk, rel) for lk in locks)
-                    result = held
-                else:
-                    result = (
-                        node is not None
-                        and cond.etag is not None
-                        and node.etag == cond.etag.removeprefix("W/")
-                    )
-                if cond.negated:
-                    result = not result
-                if not result:
-                    ok = False
-                    break
-            if ok:
-                return
-        raise DavError(412, "No list of the If header holds.")
-
-    @staticmethod
-    def ns_of(target: Target) -> tuple[int | None, str]:
-        """The lock namespace and path of what a target names (existing or to be made)."""
-        if target.node is not None:
-            return target.node.ns_root, target.node.rel
-        parent = target.parent
-        if parent is None or parent.ns_root is None:
-            return None, ""
-        rel = f"{parent.rel}/{target.name}" if parent.rel else target.name
-        return parent.ns_root, rel
-
-    def check_locks(
-        self,
-        db: Session,
-        actor: Actor,
-        target: Target,
-        *,
-        membership: bool = False,
-        subtree: bool = False,
-    ) -> None:
-        """423 when a lock protects what the request changes and its token was not sent."""
-        ns, rel = self.ns_of(target)
-        held = locking.protecting(
-            locking.live_locks(db, ns), rel, membership=membership, subtree=subtree
-        )
-        locking.require_tokens(held, actor.lock_tokens, actor.user_id)
-
-    def writable(self, target: Target) -> None:
-        """403 where nothing may be written (/dav/ itself, versions, trash)."""
-        if target.area not in WRITABLE_AREAS or (
-            target.area == "shared" and len(target.segments) < 2
-        ):
-            raise DavError(403, "This part of the WebDAV tree is read-only.")
 
     # -- methods ----------------------------------------------------------------------------
 
@@ -833,171 +633,6 @@ class DavApp:
         if deep:
             for member in P.folder_members(db, node):
                 self.duplicate(db, actor, member, copy.id, member.name, True)
-
-    async def lock(self, request: Request, segments: list[str], slash: bool) -> Response:
-        root = parse(await request.body())
-        depth = _depth(request, "infinity", ("0", "infinity"))
-        timeout = locking.parse_timeout(request.headers.get("timeout"))
-
-        if root is None:
-            return await self.refresh(request, segments, timeout)
-        if root.tag != f"{{{DAV}}}lockinfo":
-            raise DavError(400, "The body must be a DAV:lockinfo element.")
-        scope_el = root.find(f"{{{DAV}}}lockscope")
-        type_el = root.find(f"{{{DAV}}}locktype")
-        if scope_el is None or type_el is None or type_el.find(f"{{{DAV}}}write") is None:
-            raise DavError(400, "A lock needs a lockscope and a write locktype.")
-        exclusive = scope_el.find(f"{{{DAV}}}exclusive") is not None
-        if not exclusive and scope_el.find(f"{{{DAV}}}shared") is None:
-            raise DavError(400, "The lockscope must be exclusive or shared.")
-        owner_el = root.find(f"{{{DAV}}}owner")
-        owner_xml = P.prop_value(owner_el) if owner_el is not None else None
-
-        def run(db: Session, actor: Actor) -> tuple[str, str, bool]:
-            target = resolve(db, actor, segments)
-            self.writable(target)
-            node = target.node
-            if node is None and target.parent is None:
-                raise DavError(409, "The parent collection does not exist.")
-            if node is not None and node.kind not in ("folder", "document"):
-                raise DavError(403, "This resource cannot be locked.")
-            self.check_if(db, actor, request, target)
-            ns, rel = self.ns_of(target)
-            assert ns is not None
-            locks = locking.live_locks(db, ns)
-            if locking.conflicts(locks, rel, exclusive, depth == "infinity"):
-                raise DavError(423, body=error_body("no-conflicting-lock"))
-            created = False
-            if node is None:
-                assert target.parent is not None
-                self.check_locks(db, actor, target, membership=True)
-                node = self.make_empty(db, self.svc(request), actor, target)
-                created = True
-            elif node.level < Level.EDIT:
-                raise Forbidden("Locking needs EDIT permission.")
-            assert actor.user_id is not None
-            lock = locking.create(
-                db,
-                ns_root=ns,
-                rel=rel,
-                user_id=actor.user_id,
-                exclusive=exclusive,
-                depth_infinity=depth == "infinity" and node.is_collection,
-                owner_xml=owner_xml,
-                timeout=timeout,
-                document_id=node.item_id if node.kind == "document" else None,
-                folder_id=node.item_id if node.kind == "folder" else None,
-            )
-            _audit_lock(db, actor, Action.LOCK, node, exclusive=exclusive, depth=depth)
-            body = self.lock_body(lock, node)
-            return lock.token, body, created
-
-        token, body, created = await self.work(request, run)
-        return Response(
-            body.encode("utf-8"),
-            status_code=201 if created else 200,
-            media_type=XML,
-            headers={"Lock-Token": f"<{token}>"},
-        )
-
-    @staticmethod
-    def lock_body(lock: Any, node: Node) -> str:
-        href = P.lock_href(node, lock) if lock.path != node.rel else node.href
-        return (
-            '<?xml version="1.0" encoding="utf-8"?>\n<D:prop xmlns:D="DAV:"><D:lockdiscovery>'
-            f"{locking.activelock(lock, href)}</D:lockdiscovery></D:prop>"
-        )
-
-    def make_empty(self, db: Session, svc: Services, actor: Actor, target: Target) -> Node:
-        """LOCK on an unmapped URL makes an empty document there (RFC 4918 7.3)."""
-        assert target.parent is not None
-        folder, name = documents.target_folder(db, actor, target.parent.item_id, target.name)
-        stored = versions.store_bytes(db, svc, b"")
-        blob = documents.attach_blob(db, stored)
-        doc, version = documents.create_document(
-            db, actor, folder.id, name, documents.guess_mime(name), blob
-        )
-        node = Node(
-            kind="document",
-            href=target.parent.href + target.segments[-1],
-            name=name,
-            item_id=doc.id,
-            owner_id=doc.owner_id,
-            version_id=version.id,
-        )
-        ns, rel = self.ns_of(target)
-        node.ns_root, node.rel, node.ns_href = ns, rel, target.parent.ns_href
-        return node
-
-    async def refresh(self, request: Request, segments: list[str], timeout: int) -> Response:
-        tokens = ifheader.submitted_tokens(ifheader.parse(request.headers.get("if")))
-        if not tokens:
-            raise DavError(
-                400, "A LOCK without a body refreshes: it needs an If header with the token."
-            )
-
-        def run(db: Session, actor: Actor) -> str:
-            target = resolve(db, actor, segments)
-            node = target.node
-            if node is None:
-                raise NotFound()
-            for token in tokens:
-                lock = locking.by_token(db, token)
-                if (
-                    lock is not None
-                    and lock.root_folder_id == node.ns_root
-                    and locking.covers(lock, node.rel)
-                ):
-                    if lock.user_id != actor.user_id:
-                        raise Forbidden("This lock belongs to someone else.")
-                    locking.refresh(db, lock, timeout)
-                    return self.lock_body(lock, node)
-            raise DavError(412, body=error_body("lock-token-matches-request-uri"))
-
-        body = await self.work(request, run)
-        return Response(body.encode("utf-8"), status_code=200, media_type=XML)
-
-    async def unlock(self, request: Request, segments: list[str], slash: bool) -> Response:
-        raw = request.headers.get("lock-token", "").strip()
-        if not (raw.startswith("<") and raw.endswith(">")):
-            raise DavError(400, "Lock-Token must be a coded URL: <token>.")
-        token = raw[1:-1]
-
-        def run(db: Session, actor: Actor) -> None:
-            target = resolve(db, actor, segments)
-            node = target.node
-            if node is None:
-                raise NotFound()
-            lock = locking.by_token(db, token)
-            if (
-                lock is None
-                or lock.root_folder_id != node.ns_root
-                or not locking.covers(lock, node.rel)
-            ):
-                raise DavError(409, body=error_body("lock-token-matches-request-uri"))
-            if lock.user_id != actor.user_id and node.level < Level.OWNER:
-                raise Forbidden("This lock belongs to someone else.")
-            _audit_lock(db, actor, Action.UNLOCK, node, lock_user_id=lock.user_id)
-            db.delete(lock)
-            db.flush()
-
-        await self.work(request, run)
-        return Response(status_code=204)
-
-
-def _audit_lock(db: Session, actor: Actor, action: Action, node: Node, **details: object) -> None:
-    """LOCK / UNLOCK in the audit log, like their API-side effects (a locked document
-    refuses writes): on the document, or with the folder in the details."""
-    document_id = node.item_id if node.kind == "document" else None
-    extra = {} if document_id is not None else {"folder_id": node.item_id}
-    record(
-        db,
-        actor,
-        action,
-        document_id=document_id,
-        owner_id=node.owner_id,
-        details={**extra, **details, "via": "webdav"},
-    )
 
 
 def install(app: Any) -> None:

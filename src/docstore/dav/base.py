@@ -1,0 +1,243 @@
+"""What every WebDAV method shares: errors as DAV answers, the request's unit of work,
+authentication, and the If-header and lock checks (docstore.dav.server explains the whole)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import unicodedata
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Scope
+
+from docstore.context import Actor
+from docstore.dav import ifheader, locking
+from docstore.dav.tree import Target, resolve
+from docstore.deps import anonymous_actor, authenticate_as, bearer_token
+from docstore.errors import (
+    ChecksumMismatch,
+    DocstoreError,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+    VersionConflict,
+)
+from docstore.services import Services
+from docstore.users import login_limits
+from docstore.users import service as users
+
+log = logging.getLogger("docstore.dav")
+
+T = TypeVar("T")
+ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK"
+XML = "application/xml; charset=utf-8"
+AUTH_HEADERS = {"WWW-Authenticate": 'Basic realm="docstore", charset="UTF-8"'}
+WRITABLE_AREAS = ("files", "shared")
+
+
+class DavError(Exception):
+    """A WebDAV answer other than success, with its reason."""
+
+    def __init__(self, status: int, reason: str = "", body: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
+def _status_of(exc: DocstoreError) -> int:
+    if isinstance(exc, VersionConflict):
+        return 412
+    if isinstance(exc, (ValidationFailed, ChecksumMismatch)):
+        return 400
+    return exc.status
+
+
+def _text(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        reason + "\n" if reason else "",
+        status_code=status,
+        media_type="text/plain; charset=utf-8",
+        headers=headers,
+    )
+
+
+def _segments(scope: Scope) -> tuple[list[str], bool]:
+    """The path below /dav/ as decoded, NFC names, and whether it ended with '/'."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    if not path.startswith("/dav"):
+        raise DavError(404)
+    rest = path[4:]
+    parts = []
+    for seg in rest.split("/"):
+        if not seg:
+            continue
+        try:
+            name = unquote(seg, errors="strict")
+        except UnicodeDecodeError:
+            raise DavError(400, "The path is not valid UTF-8.") from None
+        if name in (".", ".."):
+            raise DavError(400, "'.' and '..' are not valid names.")
+        parts.append(unicodedata.normalize("NFC", name))
+    return parts, rest.endswith("/")
+
+
+def _depth(request: Request, default: str, allowed: tuple[str, ...]) -> str:
+    value = request.headers.get("depth", default).strip().lower()
+    if value not in ("0", "1", "infinity"):
+        raise DavError(400, f"Depth must be 0, 1 or infinity, not {value!r}.")
+    if value not in allowed:
+        raise DavError(400, f"Depth {value} is not allowed for {request.method}.")
+    return value
+
+
+def _etag_matches(header: str, etag: str | None) -> bool:
+    if etag is None:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
+class DavBase:
+    """The shared steps of every method; `DavApp` adds the methods themselves."""
+
+    # -- the request's unit of work ---------------------------------------------------------
+
+    def svc(self, request: Request) -> Services:
+        services: Services = request.app.state.services
+        return services
+
+    async def work(
+        self, request: Request, fn: Callable[[Session, Actor], T], actor: Actor | None = None
+    ) -> T:
+        """Authenticate (unless `actor` is given) and run `fn` in one transaction."""
+        svc = self.svc(request)
+
+        def run() -> T:
+            with svc.database.transaction() as db:
+                who = actor if actor is not None else self.authenticate(request, db, svc)
+                return fn(db, who)
+
+        return await run_in_threadpool(run)
+
+    def authenticate(self, request: Request, db: Session, svc: Services) -> Actor:
+        """Bearer token; or Basic with the account email and an app password (any API
+        token of that account) or the account password (throttled like a login)."""
+        actor = anonymous_actor(request)
+        token = bearer_token(request)
+        if token is not None:
+            actor = authenticate_as(actor, db, token)
+        else:
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "basic":
+                raise Unauthenticated("Sign in with your email and an app password.")
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise Unauthenticated("The Basic credentials are malformed.") from None
+            email, sep, password = decoded.partition(":")
+            if not sep or not email or not password:
+                raise Unauthenticated("The Basic credentials are malformed.")
+            email = users.normalise_email(email)
+            try:
+                user, token_id = users.authenticate(db, password)
+            except Unauthenticated:
+                user = None
+            if user is not None and user.email == email:
+                actor.user, actor.token_id = user, token_id
+            else:
+                try:
+                    actor.user = login_limits.login(
+                        db, svc.database, svc.settings, actor, email, password
+                    )
+                except RateLimited:
+                    raise
+                except Unauthenticated:
+                    raise Unauthenticated("Wrong email or password.") from None
+        actor.lock_tokens = ifheader.submitted_tokens(ifheader.parse(request.headers.get("if")))
+        return actor
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def check_if(self, db: Session, actor: Actor, request: Request, target: Target) -> None:
+        """412 when the If header's lists are all false for the resource they name."""
+        lists = ifheader.parse(request.headers.get("if"))
+        if not lists:
+            return
+        for lst in lists:
+            node = target.node
+            ns, rel = self.ns_of(target)
+            if lst.resource is not None:
+                path = urlsplit(lst.resource).path
+                if path.rstrip("/") != (node.href if node else "").rstrip("/") and path.startswith(
+                    "/dav"
+                ):
+                    scope = {"type": "http", "path": unquote(path), "raw_path": path.encode()}
+                    try:
+                        other = resolve(db, actor, _segments(scope)[0])
+                    except DavError:
+                        continue
+                    node = other.node
+                    ns, rel = self.ns_of(other)
+            locks = locking.live_locks(db, ns)
+            ok = True
+            for cond in lst.conditions:
+                if cond.token is not None:
+                    held = any(lk.token == cond.token and locking.covers(lk, rel) for lk in locks)
+                    result = held
+                else:
+                    result = (
+                        node is not None
+                        and cond.etag is not None
+                        and node.etag == cond.etag.removeprefix("W/")
+                    )
+                if cond.negated:
+                    result = not result
+                if not result:
+                    ok = False
+                    break
+            if ok:
+                return
+        raise DavError(412, "No list of the If header holds.")
+
+    @staticmethod
+    def ns_of(target: Target) -> tuple[int | None, str]:
+        """The lock namespace and path of what a target names (existing or to be made)."""
+        if target.node is not None:
+            return target.node.ns_root, target.node.rel
+        parent = target.parent
+        if parent is None or parent.ns_root is None:
+            return None, ""
+        rel = f"{parent.rel}/{target.name}" if parent.rel else target.name
+        return parent.ns_root, rel
+
+    def check_locks(
+        self,
+        db: Session,
+        actor: Actor,
+        target: Target,
+        *,
+        membership: bool = False,
+        subtree: bool = False,
+    ) -> None:
+        """423 when a lock protects what the request changes and its token was not sent."""
+        ns, rel = self.ns_of(target)
+        held = locking.protecting(
+            locking.live_locks(db, ns), rel, membership=membership, subtree=subtree
+        )
+        locking.require_tokens(held, actor.lock_tokens, actor.user_id)
+
+    def writable(self, target: Target) -> None:
+        """403 where nothing may be written (/dav/ itself, versions, trash)."""
+        if target.area not in WRITABLE_AREAS or (
+            target.area == "shared" and len(target.segments) < 2
+        ):
+            raise DavError(403, "This part of the WebDAV tree is read-only.")
