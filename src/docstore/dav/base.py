@@ -52,7 +52,7 @@ class DavError(Exception):
         self.body = body
 
 
-def _status_of(exc: DocstoreError) -> int:
+def status_of(exc: DocstoreError) -> int:
     if isinstance(exc, VersionConflict):
         return 412
     if isinstance(exc, (ValidationFailed, ChecksumMismatch)):
@@ -60,7 +60,7 @@ def _status_of(exc: DocstoreError) -> int:
     return exc.status
 
 
-def _text(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
+def text_response(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
         reason + "\n" if reason else "",
         status_code=status,
@@ -69,7 +69,7 @@ def _text(status: int, reason: str, headers: dict[str, str] | None = None) -> Re
     )
 
 
-def _segments(scope: Scope) -> tuple[list[str], bool]:
+def url_segments(scope: Scope) -> tuple[list[str], bool]:
     """The path below /dav/ as decoded, NFC names, and whether it ended with '/'."""
     raw = scope.get("raw_path") or scope["path"].encode()
     path = raw.decode("latin-1").split("?", 1)[0]
@@ -90,7 +90,7 @@ def _segments(scope: Scope) -> tuple[list[str], bool]:
     return parts, rest.endswith("/")
 
 
-def _depth(request: Request, default: str, allowed: tuple[str, ...]) -> str:
+def depth_header(request: Request, default: str, allowed: tuple[str, ...]) -> str:
     value = request.headers.get("depth", default).strip().lower()
     if value not in ("0", "1", "infinity"):
         raise DavError(400, f"Depth must be 0, 1 or infinity, not {value!r}.")
@@ -99,7 +99,7 @@ def _depth(request: Request, default: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _etag_matches(header: str, etag: str | None) -> bool:
+def etag_matches(header: str, etag: str | None) -> bool:
     if etag is None:
         return False
     tags = [t.strip() for t in header.split(",")]
@@ -182,7 +182,7 @@ class DavBase:
                 ):
                     scope = {"type": "http", "path": unquote(path), "raw_path": path.encode()}
                     try:
-                        other = resolve(db, actor, _segments(scope)[0])
+                        other = resolve(db, actor, url_segments(scope)[0])
                     except DavError:
                         continue
                     node = other.node

@@ -13,7 +13,7 @@ from docstore.audit.service import Action, record
 from docstore.context import Actor
 from docstore.dav import ifheader, locking
 from docstore.dav import props as P
-from docstore.dav.base import XML, DavBase, DavError, _depth
+from docstore.dav.base import XML, DavBase, DavError, depth_header
 from docstore.dav.tree import Node, Target, resolve
 from docstore.dav.xmlio import (
     DAV,
@@ -35,7 +35,7 @@ class LockMethods(DavBase):
 
     async def lock(self, request: Request, segments: list[str], slash: bool) -> Response:
         root = parse(await request.body())
-        depth = _depth(request, "infinity", ("0", "infinity"))
+        depth = depth_header(request, "infinity", ("0", "infinity"))
         timeout = locking.parse_timeout(request.headers.get("timeout"))
 
         if root is None:

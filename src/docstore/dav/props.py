@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from docstore.context import Actor
 from docstore.dav import locking
-from docstore.dav.tree import Node, href_of, shared_entries, trash_name, version_node
+from docstore.dav.tree import (
+    Node,
+    document_node,
+    folder_node,
+    href_of,
+    shared_entries,
+    trash_name,
+    version_node,
+)
 from docstore.dav.xmlio import (
     DAV,
     empty_element,
@@ -230,22 +238,7 @@ def members(db: Session, actor: Actor, node: Node) -> list[Node]:
             seg = ["shared", name]
             if kind == "folder":
                 folder, level = get_folder_for(db, actor, item_id, Level.VIEW)
-                out.append(
-                    Node(
-                        kind="folder",
-                        href=href_of(seg, True),
-                        name=name,
-                        area="shared",
-                        item_id=folder.id,
-                        owner_id=folder.owner_id,
-                        created=folder.created_at,
-                        modified=folder.updated_at,
-                        level=level,
-                        ns_root=folder.id,
-                        rel="",
-                        ns_href=href_of(seg, True),
-                    )
-                )
+                entry = folder_node(folder, seg, "shared", level, folder.id, "")
             else:
                 doc, _, level = get_document_for(db, actor, item_id, Level.VIEW)
                 version = (
@@ -253,25 +246,10 @@ def members(db: Session, actor: Actor, node: Node) -> list[Node]:
                     if doc.current_version_id
                     else None
                 )
-                out.append(
-                    Node(
-                        kind="document",
-                        href=href_of(seg, False),
-                        name=name,
-                        area="shared",
-                        item_id=doc.id,
-                        owner_id=doc.owner_id,
-                        created=doc.created_at,
-                        modified=doc.updated_at,
-                        size=version.size_bytes if version else 0,
-                        mime=doc.mime_type,
-                        version_id=doc.current_version_id,
-                        level=level,
-                        ns_root=-doc.id,
-                        rel="",
-                        ns_href=href_of(seg, False),
-                    )
-                )
+                entry = document_node(doc, version, seg, "shared", level, -doc.id, "")
+            # Named as the share entry (unique in /dav/shared/), rooted at itself.
+            entry.name, entry.ns_href = name, entry.href
+            out.append(entry)
         return out
     if node.kind == "area" and node.area == "trash":
         page = trash.list_trash(db, actor, limit=10_000, cursor=None)

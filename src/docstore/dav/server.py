@@ -34,11 +34,11 @@ from docstore.dav.base import (
     AUTH_HEADERS,
     XML,
     DavError,
-    _depth,
-    _etag_matches,
-    _segments,
-    _status_of,
-    _text,
+    depth_header,
+    etag_matches,
+    status_of,
+    text_response,
+    url_segments,
 )
 from docstore.dav.locks import LockMethods
 from docstore.dav.tree import Node, Target, resolve
@@ -108,29 +108,29 @@ class DavApp(LockMethods):
                 raise DavError(405, f"{request.method} is not supported here.")
             if request.method != "OPTIONS" and "authorization" not in request.headers:
                 raise Unauthenticated("Sign in with your email and an app password.")
-            segments, slash = _segments(scope)
+            segments, slash = url_segments(scope)
             response = await handler(request, segments, slash)
         except DavError as exc:
             headers = {"Allow": ALLOW} if exc.status == 405 else None
             if exc.body is not None:
                 response = Response(exc.body, status_code=exc.status, media_type=XML)
             else:
-                response = _text(exc.status, exc.reason, headers)
+                response = text_response(exc.status, exc.reason, headers)
         except DocstoreError as exc:
             headers = dict(exc.headers)
             if isinstance(exc, Unauthenticated):
                 headers.update(AUTH_HEADERS)
-            response = _text(_status_of(exc), exc.detail, headers)
+            response = text_response(status_of(exc), exc.detail, headers)
         except StorageError as exc:
             log.error("dav: storage error: %s", exc)
-            response = _text(503, "Storage did not answer; nothing was changed.")
+            response = text_response(503, "Storage did not answer; nothing was changed.")
         except OperationalError as exc:
             log.error("dav: database error: %s", exc.orig)
-            response = _text(503, "The database did not answer; nothing was changed.")
+            response = text_response(503, "The database did not answer; nothing was changed.")
         except IntegrityError:
-            response = _text(409, "The change conflicts with another one.")
+            response = text_response(409, "The change conflicts with another one.")
         except DataError:
-            response = _text(400, "A value cannot be stored.")
+            response = text_response(400, "A value cannot be stored.")
         await response(scope, receive, send)
 
     # -- methods ----------------------------------------------------------------------------
@@ -284,9 +284,9 @@ class DavApp(LockMethods):
     def conditional(request: Request, node: Node) -> int | None:
         """304 or 412 from If-None-Match / If-Match / If-(Un)Modified-Since, else None."""
         h = request.headers
-        if "if-match" in h and not _etag_matches(h["if-match"], node.etag):
+        if "if-match" in h and not etag_matches(h["if-match"], node.etag):
             return 412
-        if "if-none-match" in h and _etag_matches(h["if-none-match"], node.etag):
+        if "if-none-match" in h and etag_matches(h["if-none-match"], node.etag):
             return 304 if request.method in ("GET", "HEAD") else 412
         since = h.get("if-modified-since", "").strip()
         if node.modified is not None and "if-none-match" not in h and since:
@@ -452,11 +452,11 @@ class DavApp(LockMethods):
         """If-Match / If-None-Match of a write (412)."""
         h = request.headers
         etag = node.etag if node is not None else None
-        if "if-match" in h and (node is None or not _etag_matches(h["if-match"], etag)):
+        if "if-match" in h and (node is None or not etag_matches(h["if-match"], etag)):
             raise DavError(412, "If-Match does not match the current version.")
         if "if-none-match" in h and node is not None:
             tags = h["if-none-match"].strip()
-            if tags == "*" or _etag_matches(tags, etag):
+            if tags == "*" or etag_matches(tags, etag):
                 raise DavError(412, "The resource exists (If-None-Match).")
 
     async def mkcol(self, request: Request, segments: list[str], slash: bool) -> Response:
@@ -484,7 +484,7 @@ class DavApp(LockMethods):
     async def delete(self, request: Request, segments: list[str], slash: bool) -> Response:
         if request.scope.get(FRAGMENT_KEY) or b"#" in (request.scope.get("raw_path") or b""):
             raise DavError(400, "A URL with a fragment names no resource.")
-        _depth(request, "infinity", ("infinity",))
+        depth_header(request, "infinity", ("infinity",))
 
         def run(db: Session, actor: Actor) -> None:
             target = resolve(db, actor, segments)
@@ -514,7 +514,7 @@ class DavApp(LockMethods):
 
     async def copy_or_move(self, request: Request, segments: list[str], slash: bool) -> Response:
         move = request.method == "MOVE"
-        depth = _depth(request, "infinity", ("infinity",) if move else ("0", "infinity"))
+        depth = depth_header(request, "infinity", ("infinity",) if move else ("0", "infinity"))
         dest_segments = self.destination(request)
         overwrite = request.headers.get("overwrite", "T").strip().upper()
         if overwrite not in ("T", "F"):
@@ -577,7 +577,7 @@ class DavApp(LockMethods):
         if not path.startswith("/dav/"):
             raise DavError(502 if parts.netloc else 400, "The destination is outside /dav/.")
         scope = {"type": "http", "path": path, "raw_path": path.encode("latin-1", "replace")}
-        return _segments(scope)[0]
+        return url_segments(scope)[0]
 
     def relocate(self, db: Session, actor: Actor, node: Node, parent_id: int, name: str) -> None:
         """Rename and/or move an item through its service (one subtree statement)."""
