@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,3 +64,36 @@ def upload(owner: User, name: str, data: bytes, folder: int | None = None) -> di
     r = owner.upload(name, data, folder)
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+def statuses_around(
+    read: Callable[[], int], change: Callable[[], None]
+) -> tuple[list[int], list[int]]:
+    """Read in a loop on a thread while `change` runs (once the reads have begun): the
+    statuses of the reads that started before `change` returned, and of those after."""
+    log: list[tuple[float, int]] = []  # (when a read started, its status)
+    stop = threading.Event()
+
+    def reader() -> None:
+        for _ in range(400):  # bounded; normally stopped much earlier
+            if stop.is_set():
+                return
+            started = time.monotonic()
+            log.append((started, read()))
+
+    def wait_for(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 20
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    worker = threading.Thread(target=reader)
+    worker.start()
+    wait_for(lambda: len(log) >= 2)
+    change()
+    returned = time.monotonic()
+    wait_for(lambda: sum(started > returned for started, _ in log) >= 5)
+    stop.set()
+    worker.join(30)
+    before = [status for started, status in log if started < returned]
+    after = [status for started, status in log if started > returned]
+    return before, after

@@ -4,17 +4,22 @@ with that process's permission cache warm and requests in flight during the chan
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-
+import httpx
 import pytest
 import redis
 
 from docstore.cache import split_prefix
 from tests.fixtures.app import User
 from tests.fixtures.server import ServerProcess
-from tests.sharing.helpers import API, code, remote_api, share_with, tree, upload
+from tests.sharing.helpers import (
+    API,
+    code,
+    remote_api,
+    share_with,
+    statuses_around,
+    tree,
+    upload,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -67,30 +72,13 @@ def test_revoke_downgrade_and_move_through_one_process_bind_the_other(
 
     # Requests in flight during a revoke: none that started after it returned is granted.
     other = upload(ann, "other.txt", b"o", team["id"])
-    log: list[tuple[float, int]] = []  # (when a request started, its status)
-    stop = threading.Event()
-
-    def hammer() -> None:
-        for _ in range(400):  # bounded; normally stopped much earlier
-            if stop.is_set():
-                return
-            started = time.monotonic()
-            log.append((started, bob.get(f"{API}/documents/{other['id']}").status_code))
-
-    def wait_for(done: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + 20
-        while not done() and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    worker = threading.Thread(target=hammer)
-    worker.start()
-    wait_for(lambda: len(log) >= 2)
-    assert ann.delete(f"{API}/shares/{folder_share['id']}").status_code == 204
-    returned = time.monotonic()
-    wait_for(lambda: sum(started > returned for started, _ in log) >= 5)
-    stop.set()
-    worker.join(30)
-    before = [status for started, status in log if started < returned]
-    after = [status for started, status in log if started > returned]
+    before, after = statuses_around(
+        lambda: bob.get(f"{API}/documents/{other['id']}").status_code,
+        lambda: _ok(ann.delete(f"{API}/shares/{folder_share['id']}"), 204),
+    )
     assert 200 in before and after, "the reader must have run on both sides of the revoke"
     assert set(after) == {404}
+
+
+def _ok(r: httpx.Response, status: int) -> None:
+    assert r.status_code == status, r.text
