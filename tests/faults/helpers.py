@@ -37,6 +37,16 @@ def host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
+def print_errors(log: Path, marker: str) -> None:
+    """Print the server log's lines holding `marker` (e.g. "database error"): pytest shows
+    them when the test fails, so a 503 that should not have happened names its cause."""
+    lines = log.read_text(errors="replace").splitlines()
+    print(f"{log}: lines with {marker!r}:")
+    for line in lines:
+        if marker in line:
+            print("   ", line)
+
+
 def through(url: str, address: str) -> str:
     """`url` with its host:port replaced by `address` (a proxy in front of the service)."""
     parts = urlsplit(url)

@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.faults.helpers import API, Client, problem, sha256_hex, through
+from tests.faults.helpers import API, Client, print_errors, problem, sha256_hex, through
 from tests.faults.proof import Store, janitor_and_proof
 from tests.fixtures.proxy import TcpProxy
 from tests.fixtures.server import ServerProcess, start_server
@@ -38,6 +38,7 @@ def server_via_proxy(
         yield server, proxy, Store(pg_url, f"file://{server.data_dir / 'blobs'}", tmp_path)
     finally:
         server.stop()
+        print_errors(server.log, "database error")
 
 
 def _down_requests(ann: Client) -> list[httpx.Response]:

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
-from tests.faults.helpers import API, Client, MiB, host_port, problem, sha256_hex
+from tests.faults.helpers import API, Client, MiB, host_port, print_errors, problem, sha256_hex
 from tests.faults.proof import Store, janitor_and_proof
 from tests.fixtures.proxy import TcpProxy
 from tests.fixtures.s3 import unique_bucket
@@ -36,8 +36,8 @@ def s3_behind_proxy(
     make_proxy: Callable[[str, int], TcpProxy],
 ) -> Iterator[tuple[ServerProcess, TcpProxy, Store]]:
     proxy = make_proxy(*host_port(moto_endpoint))
-    # The bucket is made here, with boto3's default timeouts: the server's 1 s read timeout
-    # failed its start-up on a loaded machine ("could not create the bucket").
+    # The bucket is made here, with boto3's default timeouts: moto's first S3 call loads its
+    # backend (6 to 12 s on a loaded machine), longer than the server's read timeout.
     bucket = unique_bucket()
     boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(
         Bucket=bucket
@@ -46,9 +46,13 @@ def s3_behind_proxy(
         {
             "endpoint_url": f"http://{proxy.address}",
             "region": "us-east-1",
-            # A hung store fails each call after 1 s (the defaults allow 3 attempts of 10 s).
-            "connect_timeout": "1",
-            "read_timeout": "1",
+            # A hung store fails each call after 5 s (the defaults allow 3 attempts of 10 s).
+            # Not 1 s: on a loaded machine (pytest -n 4 on 2 cores) a healthy moto behind the
+            # proxy sometimes took over 1 s to answer, so a call after the outage could get
+            # 503 (seen: the janitor's download). 5 s is 10 times its slowest steady answer
+            # measured under load (0.47 s) and keeps each stalled call bounded.
+            "connect_timeout": "5",
+            "read_timeout": "5",
             "max_attempts": "1",
         }
     )
@@ -63,6 +67,7 @@ def s3_behind_proxy(
         yield server, proxy, Store(pg_url, storage_url, tmp_path)
     finally:
         server.stop()
+        print_errors(server.log, "storage error")
 
 
 def _documents(user: Client) -> list[str]:
