@@ -2,7 +2,8 @@
 lacks. httptools buffers a request head of any size and uvicorn never times out a head
 that arrives slowly, so a client could hold memory and connections for ever. Here a head
 over DOCSTORE_MAX_HEADER_BYTES gets 431, and one not complete within
-DOCSTORE_HEADER_TIMEOUT_SECONDS of its first byte (or of the connection) is closed."""
+DOCSTORE_HEADER_TIMEOUT_SECONDS of its first byte (or of the connection) is closed.
+Also the server that runs it, which drains on SIGTERM (`DrainingServer`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import contextlib
 import ctypes
 import os
 import sys
+import threading
+from types import FrameType
 from typing import Any, cast
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from docstore.config import get_settings
@@ -108,3 +112,32 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.head_timer = None
         if self.in_head and (self.cycle is None or self.cycle.response_complete):
             self.transport.close()
+
+
+# Set once this process was asked to stop (SIGTERM/SIGINT): `/readyz` answers 503 from then on.
+DRAINING = threading.Event()
+
+
+def draining() -> bool:
+    """Whether this process is shutting down (no longer ready for new work)."""
+    return DRAINING.is_set()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, readiness-aware. On SIGTERM (or SIGINT) `/readyz` answers 503 at
+    once; after DOCSTORE_SHUTDOWN_DELAY_SECONDS (default 0: at once; set it to the period a
+    balancer that polls `/readyz` needs to notice) the listener closes, idle connections
+    close, the requests in flight finish (at most `timeout_graceful_shutdown`, from
+    DOCSTORE_SHUTDOWN_GRACE_SECONDS) and the app shuts down (the in-process job worker
+    finishes its job and gives its lease back). A second signal stops at once."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        delay = get_settings().shutdown_delay_seconds
+        first = not DRAINING.is_set()
+        DRAINING.set()
+        if first and delay > 0:
+            timer = threading.Timer(delay, super().handle_exit, (sig, frame))
+            timer.daemon = True
+            timer.start()
+            return
+        super().handle_exit(sig, frame)
