@@ -1,0 +1,233 @@
+"""Scale-out under failure, on a real local cluster (tests/cluster/conftest.py): replicas
+starting together, a rolling restart under load, a server killed mid-upload, a worker killed
+holding a job's lease, and Redis and PostgreSQL going away."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from docstore import migrate
+from tests.cluster.conftest import SERVERS, WORKERS, Running
+from tests.faults.helpers import API, Client, MiB, docstore, sha256_hex
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("cluster")]
+
+CLIENTS = 16
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.1)
+
+
+def pg(url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """A direct connection to the cluster's database (SQLAlchemy URL in)."""
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+
+
+def run_docstore(running: Running, *args: str) -> Any:
+    """The `docstore` command on the cluster's settings."""
+    env = running.cluster.env() | {"DOCSTORE_DATA_DIR": str(running.cluster.root / "cli")}
+    return docstore(env, *args, cwd=running.cluster.root)
+
+
+def assert_fsck_clean(running: Running) -> None:
+    out = run_docstore(running, "fsck", "--json")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def test_concurrent_first_start(running: Running) -> None:
+    """3 servers and 2 workers started at the same instant on an empty database: all up,
+    the schema migrated by exactly one of them, nobody crashed on the race."""
+    cluster = running.cluster
+    assert all(cluster.ready(i) for i in range(SERVERS))
+    names = [f"server{i}" for i in range(SERVERS)] + [f"worker{i}" for i in range(WORKERS)]
+    wait_until(
+        lambda: all("worker " in cluster.log(f"worker{i}").read_text() for i in range(WORKERS)),
+        120,
+        "both workers running their loop",
+    )
+    assert all(cluster.alive(name) for name in names)
+    logs = {name: cluster.log(name).read_text() for name in names}
+    migrated = [name for name, text in logs.items() if "migrating the schema" in text]
+    assert len(migrated) == 1, migrated
+    for name, text in logs.items():
+        assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
+    with pg(running.database_url) as conn:
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert rows == [(migrate.head_revision(),)]
+    check = run_docstore(running, "migrate", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "latest schema" in check.stdout
+    # Through the balancer, a request reaches a server.
+    assert httpx.get(f"{running.url}/readyz", timeout=10).status_code == 200
+
+
+class Load:
+    """CLIENTS users uploading, saving, sharing, listing and downloading through nginx,
+    each on a thread of its own, until stopped; every answer that is not the one the API
+    promises is kept in `failures`."""
+
+    def __init__(self, url: str) -> None:
+        self.users = [Client.register(url, f"load{i}", timeout=60) for i in range(CLIENTS)]
+        self.emails = [u.get(f"{API}/users/me").json()["email"] for u in self.users]
+        self.stop = threading.Event()
+        self.failures: list[str] = []
+        self.counts: Counter[str] = Counter()
+        self.docs: dict[tuple[int, int], str] = {}  # (user, document) -> current checksum
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._work, args=(i,), daemon=True) for i in range(CLIENTS)
+        ]
+
+    def start(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(120)
+        assert not any(t.is_alive() for t in self.threads)
+
+    def _ok(self, op: str, r: httpx.Response, status: int) -> bool:
+        with self.lock:
+            if r.status_code != status:
+                self.failures.append(f"{op}: {r.status_code} {r.text[:300]}")
+                return False
+            self.counts[op] += 1
+        return True
+
+    def _work(self, i: int) -> None:
+        me, peer = self.users[i], (i + 1) % CLIENTS
+        for n in range(100_000):
+            if self.stop.is_set():
+                return
+            try:
+                self._round(i, n, me, peer)
+            except httpx.HTTPError as exc:
+                with self.lock:
+                    self.failures.append(f"user {i}: {type(exc).__name__}: {exc}")
+
+    def _round(self, i: int, n: int, me: Client, peer: int) -> None:
+        data = f"{i}-{n}-".encode() + os.urandom(4096)
+        r = me.put_file(f"f{n}.bin", data)
+        if not self._ok("upload", r, 201):
+            return
+        doc = r.json()
+        new = data + b" saved"
+        r = me.post(
+            f"{API}/documents/{doc['id']}/versions",
+            content=new,
+            params={"base_version_id": doc["current_version"]["id"]},
+        )
+        if not self._ok("save", r, 201):
+            return
+        with self.lock:
+            self.docs[(i, doc["id"])] = sha256_hex(new)
+        body = {"document_id": doc["id"], "email": self.emails[peer], "permission": "VIEW"}
+        self._ok("share", me.post(f"{API}/shares", json=body), 201)
+        self._ok("shared read", self.users[peer].get(f"{API}/documents/{doc['id']}"), 200)
+        self._ok("list", me.get(f"{API}/folders/root/children"), 200)
+        r = me.get(f"{API}/documents/{doc['id']}/download", params={"redirect": "false"})
+        if self._ok("download link", r, 200):
+            got = httpx.get(r.json()["url"], timeout=60, trust_env=False)
+            if self._ok("download", got, 200) and sha256_hex(got.content) != sha256_hex(new):
+                self.failures.append(f"download of {doc['id']}: wrong bytes")
+
+
+def test_rolling_restart_under_load(running: Running) -> None:
+    """16 clients work through nginx while each server in turn is stopped (SIGTERM: it
+    drains), waited for and started again: no client sees a 5xx or a failed request; then
+    fsck is clean and every document downloads with its checksum."""
+    cluster = running.cluster
+    load = Load(running.url).start()
+    try:
+        wait_until(lambda: load.counts["download"] >= CLIENTS, 60, "the load running")
+        for i in range(SERVERS):
+            code = cluster.stop(f"server{i}", signal.SIGTERM)
+            assert code in (0, -signal.SIGTERM), f"server{i} ended with {code}"
+            assert "Finished server process" in cluster.log(f"server{i}").read_text()
+            cluster.start_server(i)
+        done = load.counts["download"]
+        wait_until(lambda: load.counts["download"] >= done + CLIENTS, 60, "the load after")
+    finally:
+        load.finish()
+    assert load.failures == [], load.failures[:20]
+    for op in ("upload", "save", "share", "shared read", "list", "download"):
+        assert load.counts[op] > 0, load.counts
+    assert_fsck_clean(running)
+    owners = {i: load.users[i] for i in range(CLIENTS)}
+
+    def check(item: tuple[tuple[int, int], str]) -> bool:
+        (user, doc_id), checksum = item
+        return sha256_hex(owners[user].download(doc_id)) == checksum
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(check, load.docs.items()))
+    assert len(results) == len(load.docs) > 0
+    assert all(results)
+    for user in load.users:
+        user.close()
+
+
+def test_node_loss_mid_upload(running: Running) -> None:
+    """A server killed (-9) while it receives an upload: that upload is lost whole and
+    nothing is charged; a multipart upload begun on it carries on through another server
+    (via nginx) and completes byte-identical, charged once."""
+    cluster = running.cluster
+    me = Client.register(running.url, "nodeloss", timeout=60)
+    on_server0 = me.on(cluster.server_url(0))
+    before = me.used_bytes()
+
+    def body() -> Any:
+        yield b"x" * 65536
+        cluster.stop("server0", signal.SIGKILL)
+        for _ in range(64):
+            yield b"x" * 65536
+
+    with pytest.raises(httpx.HTTPError):
+        on_server0.put_file("lost.bin", body())
+    assert me.used_bytes() == before  # through nginx: another server answers
+
+    cluster.start_server(0)
+    data = os.urandom(12 * MiB)  # 3 parts of 5 MiB
+    r = on_server0.initiate("big.bin", data)
+    assert r.status_code == 201, r.text
+    started = r.json()
+    assert len(started["parts"]) == 3
+    first = dict(started, parts=started["parts"][:1])
+    rest = dict(started, parts=started["parts"][1:])
+    parts = on_server0.put_parts(first, data)
+    cluster.stop("server0", signal.SIGKILL)
+    parts += me.put_parts(rest, data)
+    done = me.complete(started["upload_id"], parts)
+    assert done.status_code == 201, done.text
+    doc = done.json()
+    again = me.complete(started["upload_id"], parts)  # a client unsure it got through
+    assert again.status_code in (201, 404, 409), again.text
+    assert me.download(doc["id"]) == data
+    mine = me.get(f"{API}/users/me").json()
+    assert mine["used_bytes"] == before + len(data)
+    assert mine["reserved_bytes"] == 0
+    children = me.get(f"{API}/folders/root/children").json()["items"]
+    assert [c["name"] for c in children] == ["big.bin"]
+    cluster.start_server(0)
+    me.close()
+    on_server0.close()
