@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psycopg
@@ -231,3 +232,184 @@ def test_node_loss_mid_upload(running: Running) -> None:
     cluster.start_server(0)
     me.close()
     on_server0.close()
+
+
+def s3_object_exists(running: Running, key: str) -> bool:
+    """Whether the cluster's bucket holds `key` (asked of moto directly)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    assert running.cluster.state is not None
+    query = parse_qs(urlsplit(running.cluster.state.storage_url).query)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=query["endpoint_url"][0],
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    try:
+        s3.head_object(Bucket="docstore-cluster", Key=key)
+    except ClientError:
+        return False
+    return True
+
+
+def test_worker_failover(running: Running) -> None:
+    """The worker running the blob GC is killed (-9) in the middle of it (its claim held
+    up on a table lock): the other worker takes the job once the lease runs out, and the
+    result is an uninterrupted run's: the unreferenced blob deleted once, the referenced
+    one kept, fsck clean."""
+    cluster = running.cluster
+    state = cluster.state
+    assert state is not None
+    me = Client.register(running.url, "failover", timeout=60)
+    old, new = os.urandom(2048), os.urandom(2048)
+    doc = me.put_file("gc.bin", old).json()
+    saved = me.post(f"{API}/documents/{doc['id']}/versions", content=new)
+    assert saved.status_code == 201, saved.text
+    first = doc["current_version"]["id"]
+    assert me.request("DELETE", f"{API}/documents/{doc['id']}/versions/{first}").status_code == 204
+    with pg(running.database_url) as conn:
+        gone_key, kept_key = (
+            conn.execute(
+                "SELECT storage_key FROM blobs WHERE sha256 = %s", (sha256_hex(d),)
+            ).fetchone()[0]  # type: ignore[index]
+            for d in (old, new)
+        )
+    assert s3_object_exists(running, gone_key)
+    logs = {f"worker{i}": cluster.log(f"worker{i}").stat().st_size for i in range(WORKERS)}
+
+    blocker = pg(running.database_url)
+    blocker.autocommit = False
+    blocker.execute("LOCK TABLE blobs IN EXCLUSIVE MODE")  # GC's claim (an UPDATE) waits
+    try:
+        holder: list[str] = []
+
+        def gc_stuck() -> bool:
+            with pg(running.database_url) as conn:
+                row = conn.execute(
+                    "SELECT holder FROM job_leases WHERE name = 'blobs.gc' AND holder IS NOT NULL"
+                    " AND EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted"
+                    " AND relation = 'blobs'::regclass)"
+                ).fetchone()
+            holder[:] = [row[0]] if row else []
+            return bool(holder)
+
+        wait_until(gc_stuck, 60, "the blob GC waiting on the lock, under a worker's lease")
+        pid = int(holder[0].rsplit(":", 2)[1])
+        victim = next(name for name, p in state.pids.items() if p == pid)
+        assert victim.startswith("worker")
+        cluster.stop(victim, signal.SIGKILL)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    survivor = next(name for name in logs if name != victim)
+
+    def deleted() -> bool:
+        with pg(running.database_url) as conn:
+            row = conn.execute("SELECT 1 FROM blobs WHERE storage_key = %s", (gone_key,))
+            return row.fetchone() is None
+
+    wait_until(deleted, 60, "the other worker finishing the GC")
+    after = cluster.log(survivor).read_text()[logs[survivor] :]
+    assert "'objects_deleted': 1" in after, after[-3000:]
+    assert not s3_object_exists(running, gone_key)
+    assert s3_object_exists(running, kept_key)
+    assert me.download(doc["id"]) == new
+    assert_fsck_clean(running)
+    cluster.start_worker(int(victim.removeprefix("worker")))
+    me.close()
+
+
+def test_redis_outage(running: Running) -> None:
+    """Redis stopped for 10 s under requests: permission decisions come from the database
+    (a new share reads at once, on every server); a revoke that could not reach the caches
+    is refused whole with the documented 503 `cache_unavailable` (nothing changed: the share
+    still reads); once Redis is back, a revoke holds on the very next request everywhere."""
+    cluster = running.cluster
+    assert cluster.state is not None
+    owner = Client.register(running.url, "owner", timeout=60)
+    reader = Client.register(running.url, "reader", timeout=60)
+    reader_email = reader.get(f"{API}/users/me").json()["email"]
+    seen: list[int] = []
+
+    def document(name: str) -> str:
+        r = owner.put_file(name, name.encode())
+        assert r.status_code == 201, r.text
+        return f"{API}/documents/{r.json()['id']}"
+
+    def share(path: str) -> int:
+        body = {"document_id": int(path.rsplit("/", 1)[1]), "email": reader_email}
+        r = owner.post(f"{API}/shares", json=body | {"permission": "VIEW"})
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    def reads(path: str, expected: int) -> None:
+        for _ in range(SERVERS):  # round robin: each server once
+            r = reader.get(path)
+            seen.append(r.status_code)
+            assert r.status_code == expected, r.text
+
+    first, second = document("first.txt"), document("second.txt")
+    first_share = share(first)
+    reads(first, 200)  # now cached in Redis
+    redis_port = int(urlsplit(cluster.state.redis_url).port or 0)
+    cluster.stop("redis")
+    down_since = time.monotonic()
+    second_share = share(second)
+    reads(second, 200)
+    refused = owner.request("DELETE", f"{API}/shares/{first_share}")
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "cache_unavailable"
+    while time.monotonic() - down_since < 10:
+        reads(first, 200)
+        reads(second, 200)
+        time.sleep(0.5)
+    cluster.start_redis(redis_port)
+    for share_id, path in ((first_share, first), (second_share, second)):
+        assert owner.request("DELETE", f"{API}/shares/{share_id}").status_code == 204
+        reads(path, 404)
+    assert all(code < 500 for code in seen)
+    owner.close()
+    reader.close()
+
+
+def test_database_outage(running: Running) -> None:
+    """PostgreSQL goes away (its connections cut, new ones refused): requests fail fast
+    with 503 `database_unavailable`, /readyz says so; when it is back the pools reconnect,
+    and nothing half-written remains (fsck clean, only what succeeded is charged)."""
+    cluster = running.cluster
+    me = Client.register(running.url, "dbdown", timeout=60)
+    doc = me.put_file("before.txt", b"before").json()
+    used = me.used_bytes()
+    running.pg_proxy.refuse()
+    try:
+        started = time.monotonic()
+        r = me.get(f"{API}/documents/{doc['id']}")
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "database_unavailable"
+        r = me.put_file("during.txt", b"during the outage")
+        assert r.status_code == 503, r.text
+        assert time.monotonic() - started < 20  # fail fast: no wait for a timeout
+        ready = httpx.get(f"{cluster.server_url(0)}/readyz", timeout=10, trust_env=False)
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "unavailable"
+        time.sleep(2)
+    finally:
+        running.pg_proxy.resume()
+
+    def back() -> bool:
+        return me.get(f"{API}/documents/{doc['id']}").status_code == 200
+
+    wait_until(back, 60, "requests answered again")
+    for _ in range(2 * SERVERS):
+        assert me.get(f"{API}/documents/{doc['id']}").status_code == 200
+    assert me.put_file("after.txt", b"after").status_code == 201
+    assert me.used_bytes() == used + len(b"after")
+    names = {c["name"] for c in me.get(f"{API}/folders/root/children").json()["items"]}
+    assert names == {"before.txt", "after.txt"}
+    assert all(cluster.ready(i) for i in range(SERVERS))
+    assert all(cluster.alive(f"worker{i}") for i in range(WORKERS))
+    assert_fsck_clean(running)
+    me.close()
