@@ -195,14 +195,16 @@ class Cluster:
                 return
             time.sleep(0.05)
 
-    def write_nginx_conf(self) -> None:
-        """nginx as the balancer: its own prefix, pid, logs and temp files under the dir."""
+    def write_nginx_conf(self, servers: list[int] | None = None) -> None:
+        """nginx as the balancer: its own prefix, pid, logs and temp files under the dir;
+        `servers`: the indexes of the servers it sends to (default: all)."""
         state = self._state()
         tmp = self.root / "nginx"
         tmp.mkdir(exist_ok=True)
+        chosen = range(len(state.server_ports)) if servers is None else servers
         upstreams = "\n".join(
-            f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;"
-            for port in state.server_ports
+            f"        server 127.0.0.1:{state.server_ports[i]} max_fails=1 fail_timeout=2s;"
+            for i in chosen
         )
         user = "user root root;\n" if os.geteuid() == 0 else ""  # workers write the temp dir
         temp = "\n".join(
@@ -264,6 +266,15 @@ http {{
                 return
             time.sleep(0.05)
         raise SystemExit(f"nginx did not start: {self.log('nginx').read_text()[-2000:]}")
+
+    def balance(self, servers: list[int]) -> None:
+        """Send requests to these servers only (nginx reloads its conf: the requests in
+        flight finish on the old workers). Also how to take a server out before stopping
+        it, for balancers that cannot watch /readyz."""
+        self.write_nginx_conf(servers)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._state().pids["nginx"], signal.SIGHUP)
+        time.sleep(1.0)  # nginx starts new workers and retires the old ones
 
     def _start(self, name: str, cmd: list[str], docstore: bool = False) -> None:
         workdir = self.root / name

@@ -1,0 +1,105 @@
+"""GET and 4 KiB upload rate through nginx with 1, 2 and 3 `docstore serve` processes.
+
+    PYTHONPATH=src:. .venv/bin/python bench/cluster.py [--seconds 8] [--runs 3] [--files 600]
+
+One local cluster (docstore.cluster: PostgreSQL, a private Redis, moto, 3 servers, no
+workers); nginx is pointed at the first 1, 2, then 3 servers (a conf reload) and measured
+each time: `GET /documents/{id}` of a document shared with the reader, 32 connections;
+4 KiB simple uploads (POST /files, S3 storage) from 8 clients. bench/run adds it as the
+`cluster` section. On a 2-core machine the curve shows what the balancer costs and how
+far more processes help on the same cores, not the scale of many machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.perf import load
+from bench.perf import workloads as w
+from bench.perf.client import Docstore
+from bench.perf.util import log, stats
+
+from docstore.cluster import Cluster
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def measure(seconds: float, runs: int, files: int, work: Path) -> dict[int, dict[str, Any]]:
+    """{servers: {"get": stats, "upload": stats}} for 1, 2 and 3 servers."""
+    cluster = Cluster(work / "cluster")
+    out: dict[int, dict[str, Any]] = {}
+    try:
+        state = cluster.up(servers=3, workers=0, private_redis=True)
+        owner = Docstore.register(state.url, "cluster-owner@bench.example")
+        reader = Docstore.register(state.url, "cluster-reader@bench.example")
+        folder = owner.mkdir("cluster")
+        doc = owner.upload_small(folder, "shared.txt", b"hello through nginx\n")
+        r = owner.http.post(
+            "/shares",
+            json={"document_id": doc["id"], "email": reader.user["email"], "permission": "VIEW"},
+        )
+        r.raise_for_status()
+        url = f"{state.url}/api/v1/documents/{doc['id']}"
+        for n in (1, 2, 3):
+            cluster.balance(list(range(n)))
+            load.run(url, 32, 2, reader.auth)  # warm-up
+            gets = [load.run(url, 32, seconds, reader.auth) for _ in range(runs)]
+            if any(int(g["non2xx"]) for g in gets):
+                raise RuntimeError(f"non-2xx answers through nginx with {n} server(s)")
+            ups = [
+                w.small_files(
+                    w.docstore_small_sender(folder, f"s{n}r{i}"), state.url, owner.auth, files, 8
+                )
+                for i in range(runs)
+            ]
+            out[n] = {"get": stats([g["rps"] for g in gets]), "upload": stats(ups)}
+            log(f"{n} server(s): GET {out[n]['get']['median']:.0f}/s, "
+                f"4 KiB upload {out[n]['upload']['median']:.0f}/s")  # fmt: skip
+    finally:
+        cluster.down()
+    return out
+
+
+def table(result: dict[int, dict[str, Any]]) -> str:
+    """The figures as a text table (median [min-max] of the runs)."""
+
+    def cell(s: dict[str, float]) -> str:
+        return f"{s['median']:.0f} [{s['min']:.0f}-{s['max']:.0f}]"
+
+    lines = [
+        "| servers behind nginx | GET /documents/{id}, 32 conns (req/s) "
+        "| 4 KiB uploads, 8 clients (files/s) |",
+        "|---|---|---|",
+    ]
+    for n, row in sorted(result.items()):
+        lines.append(f"| {n} | {cell(row['get'])} | {cell(row['upload'])} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--files", type=int, default=600)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="docstore-cluster-bench-"))
+    result = measure(args.seconds, args.runs, args.files, work)  # kept on failure: the logs
+    shutil.rmtree(work, ignore_errors=True)
+    text = table(result)
+    sys.stdout.write(text + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    body = {"when": when, "settings": vars(args), "rows": result, "table": text}
+    (RESULTS / "cluster.json").write_text(json.dumps(body, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
