@@ -118,14 +118,11 @@ def _refuse_newer_schema(settings: Settings) -> None:
     from sqlalchemy.exc import OperationalError
 
     from docstore import migrate as schema
-    from docstore.cli.exit_codes import CliError
     from docstore.db import make_engine
 
     engine = make_engine(settings.resolved_database_url)
     try:
-        schema.refuse_newer(engine)
-    except schema.SchemaTooNew as exc:
-        raise CliError(f"refusing to start: {exc}") from None
+        schema.refuse_newer(engine)  # SchemaTooNew: error and exit 1 (cli.exit_codes)
     except OperationalError:
         pass
     finally:
