@@ -163,6 +163,9 @@ class Cluster:
                 "DOCSTORE_PUBLIC_URL": state.url,
                 "DOCSTORE_TRUSTED_PROXIES": '["127.0.0.1"]',
                 "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
+                # 5 processes on one PostgreSQL (often shared: max_connections 100)
+                "DOCSTORE_DATABASE_POOL_SIZE": "4",
+                "DOCSTORE_DATABASE_MAX_OVERFLOW": "8",
             }
         )
         for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
