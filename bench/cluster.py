@@ -3,8 +3,8 @@
     PYTHONPATH=src:. .venv/bin/python bench/cluster.py [--seconds 8] [--runs 3] [--files 600]
 
 One local cluster (docstore.cluster: PostgreSQL, a private Redis, moto, 3 servers, no
-workers); nginx is pointed at the first 1, 2, then 3 servers (a conf reload) and measured
-each time: `GET /documents/{id}` of the owner's document, 16 connections;
+workers); server 0 is measured straight, then nginx is pointed at the first 1, 2, then 3
+servers (a conf reload) and measured each time: `GET /documents/{id}` of the owner's document, 16 connections;
 4 KiB simple uploads (POST /files, S3 storage) from 8 clients. bench/run adds it as the
 `cluster` section. On a 2-core machine the curve shows what the balancer costs and how
 far more processes help on the same cores, not the scale of many machines.
@@ -35,7 +35,8 @@ CONNS = 16
 
 
 def measure(seconds: float, runs: int, files: int, work: Path) -> dict[int, dict[str, Any]]:
-    """{servers: {"get": stats, "upload": stats}} for 1, 2 and 3 servers."""
+    """{servers: {"get": stats, "upload": stats}} for 1, 2 and 3 servers behind nginx, and
+    (0) for server 0 reached straight."""
     cluster = Cluster(work / "cluster")
     out: dict[int, dict[str, Any]] = {}
     try:
@@ -43,16 +44,18 @@ def measure(seconds: float, runs: int, files: int, work: Path) -> dict[int, dict
         owner = Docstore.register(state.url, "cluster-owner@bench.example")
         folder = owner.mkdir("cluster")
         doc = owner.upload_small(folder, "doc.txt", b"hello through nginx\n")
-        url = f"{state.url}/api/v1/documents/{doc['id']}"
-        for n in (1, 2, 3):
-            cluster.balance(list(range(n)))
-            load.run(url, CONNS, 2, owner.auth)  # warm-up
-            gets = [load.run(url, CONNS, seconds, owner.auth) for _ in range(runs)]
+        path = f"/api/v1/documents/{doc['id']}"
+        for n in (0, 1, 2, 3):  # 0: server 0 straight, without nginx (the balancer's cost)
+            base = cluster.server_url(0) if n == 0 else state.url
+            if n:
+                cluster.balance(list(range(n)))
+            load.run(base + path, CONNS, 2, owner.auth)  # warm-up
+            gets = [load.run(base + path, CONNS, seconds, owner.auth) for _ in range(runs)]
             if any(int(g["non2xx"]) for g in gets):
-                raise RuntimeError(f"non-2xx answers through nginx with {n} server(s)")
+                raise RuntimeError(f"non-2xx answers from {base} ({n} server(s))")
             ups = [
                 w.small_files(
-                    w.docstore_small_sender(folder, f"s{n}r{i}"), state.url, owner.auth, files, 8
+                    w.docstore_small_sender(folder, f"s{n}r{i}"), base, owner.auth, files, 8
                 )
                 for i in range(runs)
             ]
@@ -76,7 +79,8 @@ def table(result: dict[int, dict[str, Any]]) -> str:
         "|---|---|---|",
     ]
     for n, row in sorted(result.items()):
-        lines.append(f"| {n} | {cell(row['get'])} | {cell(row['upload'])} |")
+        name = "1, straight (no nginx)" if n == 0 else str(n)
+        lines.append(f"| {name} | {cell(row['get'])} | {cell(row['upload'])} |")
     return "\n".join(lines)
 
 

@@ -426,6 +426,7 @@ def body(run: Run) -> None:
             ("upload", "4 KiB uploads through nginx, 8 clients, 3 servers", "files/s"),
         ):
             peers = {f"{n} server{'s' if n > 1 else ''}": result[n][key] for n in (1, 2)}
+            peers["1 server, no nginx"] = result[0][key]
             run.rows.append(Row(f"cluster_{key}", title, unit, result[3][key], peers))
 
     for key, name, fn in (

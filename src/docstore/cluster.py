@@ -345,7 +345,8 @@ http {{
         for name, pid in state.pids.items():
             rows[name] = {"pid": pid, "running": self.alive(name)}
         for i, _ in enumerate(state.server_ports):
-            rows[f"server{i}"]["ready"] = self.ready(i)
+            if f"server{i}" in rows:
+                rows[f"server{i}"]["ready"] = self.ready(i)
         return rows
 
     # -- down -----------------------------------------------------------------------------

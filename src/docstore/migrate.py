@@ -11,6 +11,7 @@ was migrated by a newer docstore: the process refuses to start (`SchemaTooNew`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from docstore.errors import DocstoreError
 
@@ -144,9 +146,11 @@ def upgrade(engine: Engine) -> None:
                     cfg.attributes["connection"] = conn
                     command.upgrade(cfg, "head")
         finally:
+            # A connection that broke took the lock with it; its error is the one to report.
             if postgres and not conn.closed and not conn.invalidated:
-                conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), _lock_params())
-                conn.commit()
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), _lock_params())
+                    conn.commit()
 
 
 def _lock_params() -> dict[str, int]:
