@@ -4,10 +4,11 @@
 
 One local cluster (docstore.cluster: PostgreSQL, a private Redis, moto, 3 servers, no
 workers); server 0 is measured straight, then nginx is pointed at the first 1, 2, then 3
-servers (a conf reload) and measured each time: `GET /documents/{id}` of the owner's document, 16 connections;
-4 KiB simple uploads (POST /files, S3 storage) from 8 clients. bench/run adds it as the
-`cluster` section. On a 2-core machine the curve shows what the balancer costs and how
-far more processes help on the same cores, not the scale of many machines.
+servers (a conf reload) and measured each time: `GET /documents/{id}` of the owner's
+document, 16 connections; 4 KiB simple uploads (POST /files, S3 storage) from 8
+clients. bench/run adds it as the `cluster` section. On a 2-core machine the curve shows
+what the balancer costs and how far more processes help on the same cores, not the scale
+of many machines.
 """
 
 from __future__ import annotations
