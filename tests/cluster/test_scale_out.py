@@ -322,6 +322,23 @@ def test_worker_failover(running: Running) -> None:
     me.close()
 
 
+def test_worker_stops_gracefully(running: Running) -> None:
+    """SIGTERM to a worker: it finishes the job it runs, gives every lease back and exits 0
+    (its successor need not wait for a lease to run out)."""
+    cluster = running.cluster
+    assert cluster.state is not None
+    pid = cluster.state.pids["worker0"]
+    wait_until(lambda: cluster.alive("worker0"), 10, "worker0 running")
+    code = cluster.stop("worker0", signal.SIGTERM)
+    assert code == 0, cluster.log("worker0").read_text()[-3000:]
+    with pg(running.database_url) as conn:
+        held = conn.execute(
+            "SELECT name, holder FROM job_leases WHERE holder LIKE %s", (f"%:{pid}:%",)
+        ).fetchall()
+    assert held == []
+    cluster.start_worker(0)
+
+
 def test_redis_outage(running: Running) -> None:
     """Redis stopped for 10 s under requests: permission decisions come from the database
     (a new share reads at once, on every server); a revoke that could not reach the caches
