@@ -1,7 +1,7 @@
 """bench/run's body: start everything on loopback, run every workload, print one table.
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
-BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get
+BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get,cluster
 (a subset, for iterating), BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers)
 or =calls (yappi call counts and CPU per function, bench/perf/yappi_serve.py).
 """
@@ -28,7 +28,7 @@ BIG = int(os.environ.get("BENCH_BIG_MIB", "1024")) * 1024**2
 SMALL = int(os.environ.get("BENCH_SMALL", "1000"))
 LISTN = int(os.environ.get("BENCH_LIST", "10000"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,s3,small,list,get").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,s3,small,list,get,cluster").split(",")))
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
@@ -415,10 +415,25 @@ def body(run: Run) -> None:
         if "s3" in ONLY:
             section("1 GiB S3", s3)
         big_file.unlink()
+
+    def scale() -> None:
+        log("cluster: GET and 4 KiB uploads through nginx with 1, 2 and 3 servers")
+        from bench.cluster import measure
+
+        result = measure(SECONDS, RUNS, min(SMALL, 600), work)
+        for key, title, unit in (
+            ("get", "GET /documents/{id} through nginx, 16 conns, 3 servers", "req/s"),
+            ("upload", "4 KiB uploads through nginx, 8 clients, 3 servers", "files/s"),
+        ):
+            peers = {f"{n} server{'s' if n > 1 else ''}": result[n][key] for n in (1, 2)}
+            peers["1 server, no nginx"] = result[0][key]
+            run.rows.append(Row(f"cluster_{key}", title, unit, result[3][key], peers))
+
     for key, name, fn in (
         ("small", "4 KiB files", small),
         ("list", "10k listing", listing),
         ("get", "shared GET", get),
+        ("cluster", "cluster scale", scale),
     ):
         if key in ONLY:
             section(name, fn)

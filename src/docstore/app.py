@@ -40,6 +40,7 @@ from docstore.groups.endpoints import router as groups_router
 from docstore.limits import BodyLimits
 from docstore.retention.endpoints import router as retention_router
 from docstore.schemas import problem_response
+from docstore.server import draining
 from docstore.services import Services
 from docstore.sharing import url_grants
 from docstore.sharing.endpoints import links_router
@@ -217,6 +218,29 @@ def health(services: Services) -> dict[str, str]:
     }
 
 
+def readiness(services: Services) -> dict[str, str]:
+    """Whether this process should get new requests: not while it drains (SIGTERM), while
+    some process migrates the schema, or while the database or storage does not answer.
+    (Liveness is /healthz; while this process itself migrates it does not listen yet.)"""
+    if draining():
+        return {"status": "draining"}
+    try:
+        with services.database.engine.connect() as conn:
+            migrating = migrate.migration_running(conn)
+            conn.rollback()
+    except Exception:
+        return {"status": "unavailable", "database": "unavailable"}
+    if migrating:
+        return {"status": "migrating"}
+    try:
+        stored = services.store.check()
+    except Exception:
+        stored = False
+    if not stored:
+        return {"status": "unavailable", "storage": "unavailable"}
+    return {"status": "ready"}
+
+
 class TransactionScope:
     """Each request is a task of its own for the transaction guard (`db.task_scope`): the
     worker threads it hops through share its one slot for an open transaction."""
@@ -317,5 +341,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         """Database, storage and cache status (no auth)."""
         body = health(request.app.state.services)
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+    @app.get("/readyz", include_in_schema=False)
+    def get_ready(request: Request) -> JSONResponse:
+        """200 when this process takes new requests; 503 while it drains, a migration runs,
+        or the database or storage does not answer (no auth)."""
+        body = readiness(request.app.state.services)
+        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
 
     return app

@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     blob_pending_grace_seconds: int = 2 * 24 * 3600
     blob_orphan_grace_seconds: int = 2 * 24 * 3600
 
+    # Stopping `docstore serve` (SIGTERM): /readyz answers 503 at once, the listener closes
+    # after the delay (for balancers that poll /readyz), then the requests in flight get
+    # up to the grace period to finish before they are cut.
+    shutdown_delay_seconds: float = Field(0.0, ge=0)
+    # PostgreSQL connections one process keeps (pool) and may add under load (overflow):
+    # every process of a deployment together must stay under the server's max_connections.
+    database_pool_size: int = Field(10, ge=1)
+    database_max_overflow: int = Field(20, ge=0)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+
     host: str = "127.0.0.1"
     port: int = 8000
 

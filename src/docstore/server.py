@@ -2,7 +2,8 @@
 lacks. httptools buffers a request head of any size and uvicorn never times out a head
 that arrives slowly, so a client could hold memory and connections for ever. Here a head
 over DOCSTORE_MAX_HEADER_BYTES gets 431, and one not complete within
-DOCSTORE_HEADER_TIMEOUT_SECONDS of its first byte (or of the connection) is closed."""
+DOCSTORE_HEADER_TIMEOUT_SECONDS of its first byte (or of the connection) is closed.
+Also the server that runs it, which drains on SIGTERM (`DrainingServer`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import socket
+import struct
 import sys
+import threading
+from types import FrameType
 from typing import Any, cast
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from docstore.config import get_settings
@@ -108,3 +114,81 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.head_timer = None
         if self.in_head and (self.cycle is None or self.cycle.response_complete):
             self.transport.close()
+
+
+# Set once this process was asked to stop (SIGTERM/SIGINT): `/readyz` answers 503 from then on.
+DRAINING = threading.Event()
+
+
+def draining() -> bool:
+    """Whether this process is shutting down (no longer ready for new work)."""
+    return DRAINING.is_set()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, readiness-aware. On SIGTERM (or SIGINT) `/readyz` answers 503 at
+    once; after DOCSTORE_SHUTDOWN_DELAY_SECONDS (default 0: at once; set it to the period a
+    balancer that polls `/readyz` needs to notice) the listener closes, idle connections
+    close, the requests in flight finish (at most `timeout_graceful_shutdown`, from
+    DOCSTORE_SHUTDOWN_GRACE_SECONDS) and the app shuts down (the in-process job worker
+    finishes its job and gives its lease back). A second signal stops at once."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        delay = get_settings().shutdown_delay_seconds
+        first = not DRAINING.is_set()
+        DRAINING.set()
+        if first and delay > 0:
+            timer = threading.Timer(delay, super().handle_exit, (sig, frame))
+            timer.daemon = True
+            timer.start()
+            return
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop taking connections without resetting any a client already opened, then
+        uvicorn's shutdown (idle connections closed, requests in flight finished)."""
+        await self._drain_listeners()
+        await super().shutdown(sockets)
+
+    async def _drain_listeners(self) -> None:
+        """Closing a listening socket resets the connections in its accept queue: the
+        kernel completed them, so a balancer has sent its request and sees a reset it may
+        not retry (a POST: nginx answered 502 during rolling restarts). Instead, a socket
+        filter drops new connection requests (the client retries a SYN after a second and
+        then meets the closed port, which a balancer passes to the next server), the queue
+        is served until empty, and the loop reads the requests of the connections just
+        accepted, so they count as in flight and finish."""
+        listeners = [sock for server in self.servers for sock in server.sockets]
+        if not listeners or not sys.platform.startswith("linux"):
+            return
+        for sock in listeners:
+            drop_new_connections(sock)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LISTEN_DRAIN_SECONDS
+        while loop.time() < deadline and any(accept_queue(sock) for sock in listeners):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+
+
+LISTEN_DRAIN_SECONDS = 2.0
+SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>
+# A classic BPF program of one instruction, BPF_RET|BPF_K 0: every packet dropped.
+_DROP_ALL = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))
+
+
+def drop_new_connections(sock: Any) -> None:
+    """Make a listening socket (Linux) ignore new connection requests; the connections
+    already queued stay acceptable."""
+    program = struct.pack("HP", 1, ctypes.addressof(_DROP_ALL))  # struct sock_fprog
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, program)
+
+
+def accept_queue(sock: Any) -> int:
+    """Connections waiting in a listening socket's accept queue (Linux TCP_INFO: a
+    listener's `tcpi_unacked`); 0 when it cannot tell."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    except (OSError, AttributeError):
+        return 0
+    return int(struct.unpack_from("I", info, 24)[0])

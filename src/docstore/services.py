@@ -39,7 +39,16 @@ class Services:
     def from_settings(cls, settings: Settings) -> Services:
         """Build every resource from the configuration (no module-level clients)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        database = Database(settings.resolved_database_url)
+        url = settings.resolved_database_url
+        pool: dict[str, Any] = (
+            {
+                "pool_size": settings.database_pool_size,
+                "max_overflow": settings.database_max_overflow,
+            }
+            if url.startswith("postgresql")
+            else {}
+        )
+        database = Database(url, **pool)
         store = make_blob_store(
             settings.resolved_storage_url,
             public_url=settings.resolved_public_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -84,23 +85,87 @@ def serve(
         "limit_concurrency": settings.max_concurrent_requests,
         "http": "docstore.server:GuardedHttpToolsProtocol",
     }
+    options["timeout_graceful_shutdown"] = settings.shutdown_grace_seconds
+    options["log_config"] = _log_config()
+    _refuse_newer_schema(settings)
     if workers > 1:  # each worker process builds its app from the environment
         uvicorn.run("docstore.asgi:app", workers=workers, **options)
         return
     from docstore.app import create_app
+    from docstore.server import DrainingServer
 
-    uvicorn.run(create_app(settings), **options)
+    server = DrainingServer(uvicorn.Config(create_app(settings), **options))
+    server.run()
+    if not server.started:  # as uvicorn.run: the app did not start (see the log)
+        raise typer.Exit(3)
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus docstore's own INFO lines (migrations, jobs) beside its own."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["docstore"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def _refuse_newer_schema(settings: Settings) -> None:
+    """Stop here, with the reason, when a newer docstore migrated the database (the app's
+    start-up would refuse too, inside a traceback). A database that does not answer yet is
+    left to the start-up, which reports it."""
+    from sqlalchemy.exc import OperationalError
+
+    from docstore import migrate as schema
+    from docstore.db import make_engine
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        schema.refuse_newer(engine)  # SchemaTooNew: error and exit 1 (cli.exit_codes)
+    except OperationalError:
+        pass
+    finally:
+        engine.dispose()
 
 
 @app.command()
-def migrate() -> None:
-    """Migrate the configured database to the latest schema.
+def migrate(
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Only say whether the database is behind, changing nothing: exit 0 when it is at "
+        "the latest schema, 1 when migrations are pending, 4 when a newer docstore migrated it.",
+    ),
+) -> None:
+    """Migrate the configured database to the latest schema (once, however many processes
+    run it at the same time).
 
-    Example: DOCSTORE_DATABASE_URL=postgresql+psycopg://db/docstore docstore migrate
+    Example: DOCSTORE_DATABASE_URL=postgresql+psycopg://db/docstore docstore migrate --check
     """
+    if check:
+        _check_schema(get_settings())
     svc = _services()
     svc.close()
     typer.echo("database is at the latest schema")
+
+
+def _check_schema(settings: Settings) -> None:
+    from docstore import migrate as schema
+    from docstore.cli.exit_codes import CONFLICT, ERROR, OK
+    from docstore.db import make_engine
+
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        found = schema.Status((), schema.head_revision())  # no file yet: no schema, none made
+    else:
+        engine = make_engine(url)
+        try:
+            found = schema.status(engine)
+        finally:
+            engine.dispose()
+    typer.echo(found.describe())
+    raise typer.Exit({"current": OK, "behind": ERROR, "newer": CONFLICT}[found.state])
 
 
 @user_app.command("create")

@@ -204,11 +204,20 @@ class Worker:
             except Exception:
                 log.exception("job %s: lease renewal failed", name)
 
-    def run_pending(self, *, force: bool = False, forced: Collection[str] = ()) -> list[JobRun]:
-        """One pass: run every due job whose lease is free (`forced` ones even if not due)."""
+    def run_pending(
+        self,
+        *,
+        force: bool = False,
+        forced: Collection[str] = (),
+        stop: threading.Event | None = None,
+    ) -> list[JobRun]:
+        """One pass: run every due job whose lease is free (`forced` ones even if not due);
+        once `stop` is set, no further job starts (the running one finishes and releases)."""
         runs = []
         poll = self.svc.settings.job_poll_seconds
         for job in self.jobs.values():
+            if stop is not None and stop.is_set():
+                break
             now_forced = force or job.name in forced
             if not now_forced and time.monotonic() < self._next_try.get(job.name, 0.0):
                 continue
@@ -240,7 +249,7 @@ class Worker:
             woken = registry.take_woken(self.svc)
             for name in woken:
                 self._next_try.pop(name, None)
-            self.run_pending(forced=woken)
+            self.run_pending(forced=woken, stop=stop)
             # Until the next job is due, `docstore.jobs.wake` is set, or we are stopped.
             deadline = time.monotonic() + self.seconds_to_next(poll)
             while not stop.is_set() and not wake.is_set():

@@ -1,0 +1,108 @@
+"""Migrations run once whoever starts first, `docstore migrate --check` changes nothing, and
+a database a newer docstore migrated is refused by every command with the reason."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from docstore import migrate
+from docstore.db import make_engine
+from tests.faults.helpers import docstore
+from tests.fixtures.databases import PG_URL_BASE, _counter, _pg_admin
+
+FUTURE = "9999_from_a_newer_docstore"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all, as a fresh deployment's."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    request.getfixturevalue("pg_template")  # PostgreSQL is there (or the test is skipped)
+    name = f"docstore_empty_{os.getpid()}_{next(_counter)}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_URL_BASE + name
+    with _pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_processes_starting_together_migrate_once(
+    empty_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four starts at the same instant on an empty database (each with its own engine, as
+    separate processes have): all succeed, one of them migrates."""
+    engines = [make_engine(empty_url) for _ in range(4)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(engines))
+
+    def start(engine: object) -> None:
+        try:
+            barrier.wait(30)
+            migrate.upgrade(engine)  # type: ignore[arg-type]
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    caplog.set_level(logging.INFO, logger="docstore.migrate")
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        assert errors == []
+        migrating = [r for r in caplog.records if "migrating the schema" in r.getMessage()]
+        assert len(migrating) == 1
+        assert migrate.status(engines[0]).state == "current"
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_check_changes_nothing(empty_url: str, tmp_path: Path) -> None:
+    """`migrate --check` on an empty database: exit 1, and still no table; after `migrate`,
+    exit 0."""
+    env = {"DOCSTORE_DATABASE_URL": empty_url, "DOCSTORE_DATA_DIR": str(tmp_path / "data")}
+    behind = docstore(env, "migrate", "--check", cwd=tmp_path)
+    assert behind.returncode == 1, behind.stdout + behind.stderr
+    assert "behind" in behind.stdout
+    engine = make_engine(empty_url)
+    try:
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    assert docstore(env, "migrate", cwd=tmp_path).returncode == 0
+    current = docstore(env, "migrate", "--check", cwd=tmp_path)
+    assert current.returncode == 0, current.stdout + current.stderr
+    assert "latest schema" in current.stdout
+
+
+def test_a_newer_schema_is_refused(database_url: str, tmp_path: Path) -> None:
+    """A database at a revision this code does not know: the upgrade refuses, `--check`
+    exits 4, and `serve` and `worker` refuse to start, saying why."""
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": FUTURE})
+        with pytest.raises(migrate.SchemaTooNew, match="newer docstore"):
+            migrate.upgrade(engine)
+        assert migrate.status(engine).current == (FUTURE,)  # left as it was
+    finally:
+        engine.dispose()
+    env = {"DOCSTORE_DATABASE_URL": database_url, "DOCSTORE_DATA_DIR": str(tmp_path / "data")}
+    check = docstore(env, "migrate", "--check", cwd=tmp_path)
+    assert check.returncode == 4, check.stdout + check.stderr
+    assert FUTURE in check.stdout
+    for command in (["serve", "--port", "9"], ["worker", "--once"]):
+        out = docstore(env, *command, cwd=tmp_path)
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "refuses to start" in out.stderr and "newer docstore" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
