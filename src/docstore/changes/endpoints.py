@@ -39,8 +39,11 @@ async def list_changes(
     """The caller's changes after `cursor`, oldest first; `cursor` in the answer is where
     to continue (410 cursor_expired: list again and start from a new cursor)."""
     uow = UnitOfWork(request)
-    pos = feed.decode(cursor, uow.svc.settings)
-    page = await uow.run(lambda db, actor: feed.page(db, actor, pos, limit), read_only=True)
+    settings = uow.svc.settings
+    page = await uow.run(
+        lambda db, actor: feed.page(db, actor, feed.decode(cursor, settings), limit),
+        read_only=True,
+    )
     # Built from validated views already: serialised once, not validated again.
     return Response(page.model_dump_json(), media_type="application/json")
 
@@ -50,17 +53,17 @@ async def wait(request: Request, cursor: str, timeout: int = Query(30, ge=1, le=
     """Answer as soon as the caller has a change after `cursor`, or at `timeout` seconds.
     While it waits the request holds no database connection and no thread."""
     uow = UnitOfWork(request)
-    pos = feed.decode(cursor, uow.svc.settings)
     notifier = notifier_for(uow.svc)
     if notifier.waiting >= MAX_WAITERS:
         return WaitOut(changes=False, backoff=BACKOFF_SECONDS)
     await notifier.listening()
     mark = notifier.generation  # before the check: a notice after it is not missed
 
-    def first(db: Session, actor: Actor) -> tuple[Actor, bool]:
-        return actor, feed.has_changes(db, actor, pos)
+    def first(db: Session, actor: Actor) -> tuple[Actor, feed.Position, bool]:
+        pos = feed.decode(cursor, uow.svc.settings)  # after authentication: 401 first
+        return actor, pos, feed.has_changes(db, actor, pos)
 
-    actor, found = await uow.run(first, read_only=True)
+    actor, pos, found = await uow.run(first, read_only=True)
     if found:
         return WaitOut(changes=True)
     assert actor.user_id is not None  # has_changes answers accounts only
