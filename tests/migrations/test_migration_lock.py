@@ -68,7 +68,7 @@ def test_processes_starting_together_migrate_once(
 
 
 def test_check_changes_nothing(empty_url: str, tmp_path: Path) -> None:
-    """`migrate --check` on an empty database: exit 1, and still no table; after `migrate`,
+    """`migrate --check` on an empty database: exit 1, and still no table; once migrated,
     exit 0."""
     env = {"DOCSTORE_DATABASE_URL": empty_url, "DOCSTORE_DATA_DIR": str(tmp_path / "data")}
     behind = docstore(env, "migrate", "--check", cwd=tmp_path)
@@ -77,9 +77,9 @@ def test_check_changes_nothing(empty_url: str, tmp_path: Path) -> None:
     engine = make_engine(empty_url)
     try:
         assert inspect(engine).get_table_names() == []
+        migrate.upgrade(engine)  # what `docstore migrate` runs (one command less to start)
     finally:
         engine.dispose()
-    assert docstore(env, "migrate", cwd=tmp_path).returncode == 0
     current = docstore(env, "migrate", "--check", cwd=tmp_path)
     assert current.returncode == 0, current.stdout + current.stderr
     assert "latest schema" in current.stdout
