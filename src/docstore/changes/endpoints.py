@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from docstore.changes import feed
-from docstore.changes.notify import notifier_for
+from docstore.changes.notify import Notifier, notifier_for
 from docstore.changes.schemas import ChangesPage, CursorOut, WaitOut
 from docstore.context import Actor
 from docstore.deps import UnitOfWork
@@ -63,18 +63,20 @@ async def wait(request: Request, cursor: str, timeout: int = Query(30, ge=1, le=
         pos = feed.decode(cursor, uow.svc.settings)  # after authentication: 401 first
         return actor, pos, feed.has_changes(db, actor, pos)
 
-    actor, pos, found = await uow.run(first, read_only=True)
+    async with notifier.checks:
+        actor, pos, found = await uow.run(first, read_only=True)
     if found:
         return WaitOut(changes=True)
     assert actor.user_id is not None  # has_changes answers accounts only
     async with notifier.waiter(actor.user_id) as event:
         # A commit between the check and here left a notice: check again, else wait.
-        if notifier.noticed_since(actor.user_id, mark) and await _has(uow, pos):
+        if notifier.noticed_since(actor.user_id, mark) and await _has(uow, pos, notifier):
             return WaitOut(changes=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
-    return WaitOut(changes=await _has(uow, pos))
+    return WaitOut(changes=await _has(uow, pos, notifier))
 
 
-async def _has(uow: UnitOfWork, pos: feed.Position) -> bool:
-    return await uow.run(lambda db, actor: feed.has_changes(db, actor, pos), read_only=True)
+async def _has(uow: UnitOfWork, pos: feed.Position, notifier: Notifier) -> bool:
+    async with notifier.checks:
+        return await uow.run(lambda db, actor: feed.has_changes(db, actor, pos), read_only=True)
