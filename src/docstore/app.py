@@ -56,6 +56,7 @@ from docstore.web.account import router as web_account_router
 from docstore.web.accounts import router as web_accounts_router
 from docstore.web.admin import install as install_admin_web
 from docstore.web.routes import install as install_web
+from docstore.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger("docstore")
 
@@ -296,6 +297,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(accounts_router, prefix=API_PREFIX)
     for router in (trash_router, retention_router, admin_router, groups_router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(webhooks_router, prefix=API_PREFIX)
     app.include_router(storage_router)
     app.include_router(web_accounts_router)
     install_web(app, settings)

@@ -113,6 +113,20 @@ class Settings(BaseSettings):
     blob_pending_grace_seconds: int = 2 * 24 * 3600
     blob_orphan_grace_seconds: int = 2 * 24 * 3600
 
+    # Webhooks (docstore.webhooks). Deliveries to loopback, private, link-local, shared,
+    # multicast or cloud-metadata addresses are refused unless this is set (an admin whose
+    # receivers live on the LAN; the tests' loopback receiver).
+    webhook_allow_private: bool = False
+    # One delivery's time limit (connect + response) and how much of a response is read.
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    webhook_max_response_bytes: int = Field(64 * 1024, ge=0)
+    # A failed delivery is retried after base * 2^(failures-1) seconds (capped); when the
+    # oldest undelivered change has failed for the retry window, the webhook is disabled.
+    webhook_retry_base_seconds: float = Field(30.0, gt=0)
+    webhook_retry_max_seconds: float = Field(3600.0, gt=0)
+    webhook_retry_window_seconds: float = Field(24 * 3600.0, gt=0)
+    webhook_max_per_user: int = Field(25, ge=1)
+
     host: str = "127.0.0.1"
     port: int = 8000
 
