@@ -6,7 +6,7 @@ The signing secret is not stored: it is derived from the server's secret key and
 row's salt (docstore.webhooks.signing).
 
 Revision ID: 0012_webhooks
-Revises: 0010_dav_locks_props
+Revises: 0011_changes
 Create Date: 2026-12-07 07:10:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import docstore.db
 
 revision: str = "0012_webhooks"
-down_revision: str | None = "0010_dav_locks_props"
+down_revision: str | None = "0011_changes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
