@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from docstore import jobs
+from docstore.audit.service import Action, record
 from docstore.config import Settings, get_settings
 from docstore.context import Actor
 from docstore.db import after_commit, utcnow
@@ -78,6 +79,13 @@ def secret(db: Session, hook: Webhook) -> str:
     return signing.secret_for(_settings(db).resolved_secret_key(), hook.secret_salt)
 
 
+def _audit(db: Session, actor: Actor, action: Action, hook: Webhook, **details: object) -> None:
+    record(
+        db, actor, action, folder_id=hook.folder_id,
+        details={"webhook_id": hook.id, "url": hook.url, "events": hook.events, **details},
+    )  # fmt: skip
+
+
 def create(db: Session, actor: Actor, body: WebhookIn) -> WebhookCreated:
     """A new webhook owned by the caller; its secret is in this answer only."""
     me = _me(actor)
@@ -104,6 +112,7 @@ def create(db: Session, actor: Actor, body: WebhookIn) -> WebhookCreated:
     )
     db.add(hook)
     db.flush()
+    _audit(db, actor, Action.WEBHOOK_CREATE, hook)
     return WebhookCreated(**out(hook).model_dump(), secret=secret(db, hook))
 
 
@@ -139,8 +148,10 @@ def update(db: Session, actor: Actor, webhook_id: int, body: WebhookPatch) -> We
     at), change events or URL."""
     hook = _mine(db, actor, webhook_id, lock=True)
     now = utcnow()
-    if body.url is not None:
-        hook.url = checked_url(db, body.url)
+    if body.url is not None and body.url != hook.url:
+        # A new destination for the owner's changes is audited as a new webhook would be.
+        previous, hook.url = hook.url, checked_url(db, body.url)
+        _audit(db, actor, Action.WEBHOOK_CREATE, hook, updated=True, previous_url=previous)
     if body.events is not None:
         hook.events = ",".join(body.events)
     if body.active is not None:
@@ -157,6 +168,7 @@ def update(db: Session, actor: Actor, webhook_id: int, body: WebhookPatch) -> We
 def delete(db: Session, actor: Actor, webhook_id: int) -> None:
     """Delete a webhook and its delivery history; nothing more is sent."""
     hook = _mine(db, actor, webhook_id, lock=True)
+    _audit(db, actor, Action.WEBHOOK_DELETE, hook)
     db.delete(hook)
     db.flush()
 
