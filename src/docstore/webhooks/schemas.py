@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from docstore.changes.schemas import OpName
 from docstore.schemas import Id
 
-# The change feed's ops (API.md "Changes"): a webhook subscribes to some of them.
-EVENTS = (
-    "created",
-    "updated",
-    "moved",
-    "deleted",
-    "restored",
-    "purged",
-    "access_gained",
-    "access_lost",
-)
-Event = Literal[
-    "created",
-    "updated",
-    "moved",
-    "deleted",
-    "restored",
-    "purged",
-    "access_gained",
-    "access_lost",
-]
+# A webhook subscribes to some of the change feed's ops (API.md "Changes"), in its order.
+Event = OpName
+EVENTS: tuple[str, ...] = get_args(OpName)
 
 
 def _unique(events: list[Event]) -> list[Event]:
