@@ -6,6 +6,7 @@ webhook is disabled with the reason; a revoked share stops deliveries; redeliver
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,8 +82,15 @@ def test_signed_in_order_and_at_least_once_across_a_worker_kill(
     ann = api.register()
     path = f"/order/{ann.id}"
     hook = _hook(ann, receiver, path)
+    # A second webhook, scoped to one folder: only what happens in there.
+    inbox = ann.mkdir("Inbox")
+    scoped = _hook(ann, receiver, f"/scoped/{ann.id}", events=["created"], folder_id=inbox["id"])
+    inbox_docs = [upload(ann, "first.txt", b"1", inbox["id"])]
     docs = [upload(ann, f"d{i}.txt", b"x" * i) for i in range(1, 4)]
-    got = _signed(receiver.wait_for(path, lambda g: len(g) >= 3), hook["secret"])
+    got = _signed(receiver.wait_for(path, lambda g: len(g) >= 5), hook["secret"])
+    first = [("created", inbox["id"]), ("created", inbox_docs[0]["id"])]
+    assert [(c["op"], c["id"]) for c in got[:2]] == first
+    got = got[2:]
     assert [(c["op"], c["id"], c["entry"]["name"]) for c in got] == [
         ("created", d["id"], d["name"]) for d in docs
     ]
@@ -103,7 +111,7 @@ def test_signed_in_order_and_at_least_once_across_a_worker_kill(
         receiver.wait_for(path, lambda g: any(r.json["id"] == d5["id"] for r in g)),
         hook["secret"],
     )
-    ids = [c["id"] for c in got]
+    ids = [c["id"] for c in got][2:]
     assert ids[:3] == [d["id"] for d in docs]
     assert ids[3:] == [d4["id"]] * (len(ids) - 4) + [d5["id"]] and ids.count(d4["id"]) >= 2
     seqs = [c["seq"] for c in got]
@@ -117,10 +125,18 @@ def test_signed_in_order_and_at_least_once_across_a_worker_kill(
     assert {a["change_seq"] for a in done} == set(seqs)
     assert all(a["response_code"] == 200 and a["latency_ms"] is not None for a in done)
 
+    # The scoped webhook saw only the folder's documents (and, at least once, each).
+    inbox_docs.append(upload(ann, "second.txt", b"2", inbox["id"]))
+    last = inbox_docs[1]["id"]
+    in_scope = _signed(
+        receiver.wait_for(f"/scoped/{ann.id}", lambda g: any(r.json["id"] == last for r in g)),
+        scoped["secret"],
+    )
+    assert list(dict.fromkeys(c["id"] for c in in_scope)) == [d["id"] for d in inbox_docs]
+    assert [c["entry"]["path"] for c in in_scope][-1] == "/second.txt"
+
 
 def receiver_hold(receiver: Receiver, path: str) -> tuple[Any, Any]:
-    import threading
-
     held, arrived = threading.Event(), threading.Event()
     with receiver.lock:
         receiver.hold[path] = held

@@ -82,6 +82,19 @@ def test_the_request_goes_to_the_checked_address_under_the_urls_name(port: int) 
     assert _Handler.seen[-1] == ("/in?x=1", f"hooks.example.invalid:{port}")
 
 
+def test_an_address_refusing_the_connection_falls_back_to_the_next_checked_one(port: int) -> None:
+    """The receiver listens on 127.0.0.1 only: ::1 (listed first, as a name with both
+    families may resolve) refuses, and the delivery goes to the next checked address."""
+    target = network.Target(
+        f"http://both.example.invalid:{port}/both", "http", "both.example.invalid", port,
+        "/both", "::1", ("127.0.0.1",),
+    )  # fmt: skip
+    assert _post(target).ok and _Handler.seen[-1][0] == "/both"
+    alone = network.Target(target.url, "http", target.host, port, "/both", "::1")
+    outcome = _post(alone)
+    assert outcome.status is None and "ConnectError" in str(outcome.error)
+
+
 def test_redirects_timeouts_and_large_answers(port: int) -> None:
     checked = network.check(f"http://127.0.0.1:{port}/redirect", allow_private=True)
     outcome = _post(checked)

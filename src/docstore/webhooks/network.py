@@ -78,6 +78,9 @@ class Target:
     port: int
     path: str  # path and query, as sent
     address: str
+    # The other checked addresses of the name, tried in turn when `address` refuses the
+    # connection (an IPv6 address first on a host without IPv6, a server down).
+    fallbacks: tuple[str, ...] = ()
 
 
 def parse(url: str) -> tuple[str, str, int, str]:
@@ -125,8 +128,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
 
 
 def check(url: str, *, allow_private: bool) -> Target:
-    """The URL's target, pinned to its first address; Refused when the URL or any address
-    it resolves to is not allowed."""
+    """The URL's target, pinned to the addresses it resolves to now (the first, then the
+    others); Refused when the URL or any of those addresses is not allowed."""
     scheme, host, port, path = parse(url)
     addresses = resolve(host, port)
     if not allow_private:
@@ -134,7 +137,8 @@ def check(url: str, *, allow_private: bool) -> Target:
             reason = forbidden_reason(ip)
             if reason:
                 raise Refused(f"The host {host} resolves to {ip}, {reason}.")
-    return Target(url, scheme, host, port, path, str(addresses[0]))
+    first, *others = (str(ip) for ip in addresses)
+    return Target(url, scheme, host, port, path, first, tuple(others))
 
 
 @dataclass(frozen=True)
@@ -159,44 +163,65 @@ def post(
     timeout: float,
     max_response_bytes: int,
 ) -> Outcome:
-    """POST `body` to the checked address of `target`: no redirects, no proxies from the
-    environment, at most `timeout` seconds in all, at most `max_response_bytes` read."""
-    literal = f"[{target.address}]" if ":" in target.address else target.address
+    """POST `body` to the checked addresses of `target` (the next only when one refuses the
+    connection): no redirects, no proxies from the environment, at most about `timeout`
+    seconds per address, at most `max_response_bytes` read."""
+    started = time.monotonic()
+    for address in (target.address, *target.fallbacks):
+        try:
+            status = _post_to(address, target, body, headers, timeout, max_response_bytes)
+        except httpx.ConnectError as exc:
+            error: httpx.HTTPError = exc
+            continue
+        except httpx.HTTPError as exc:
+            error = exc
+            break
+        return _outcome(status, int((time.monotonic() - started) * 1000))
+    latency = int((time.monotonic() - started) * 1000)
+    return Outcome(None, f"{type(error).__name__}: {error}"[:500], latency)
+
+
+def _post_to(
+    address: str,
+    target: Target,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    max_response_bytes: int,
+) -> int:
+    """One POST to `address` under `target`'s name; the response's status."""
+    literal = f"[{address}]" if ":" in address else address
     pinned = f"{target.scheme}://{literal}:{target.port}{target.path}"
     default_port = 443 if target.scheme == "https" else 80
     host_header = target.host if ":" not in target.host else f"[{target.host}]"
     if target.port != default_port:
         host_header += f":{target.port}"
+    # TLS: the name is sent (SNI) and the certificate checked against it, not the address.
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    started = time.monotonic()
-    deadline = started + timeout
+    deadline = time.monotonic() + timeout
+    with (
+        httpx.Client(
+            timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False
+        ) as client,
+        client.stream(
+            "POST",
+            pinned,
+            content=body,
+            headers={**headers, "Host": host_header},
+            extensions=extensions,
+        ) as response,
+    ):
+        read = 0
+        for chunk in response.iter_raw():
+            read += len(chunk)
+            if read >= max_response_bytes or time.monotonic() > deadline:
+                break
+        return response.status_code
 
-    def elapsed() -> int:
-        return int((time.monotonic() - started) * 1000)
 
-    try:
-        with (
-            httpx.Client(
-                timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False
-            ) as client,
-            client.stream(
-                "POST",
-                pinned,
-                content=body,
-                headers={**headers, "Host": host_header},
-                extensions=extensions,
-            ) as response,
-        ):
-            read = 0
-            for chunk in response.iter_raw():
-                read += len(chunk)
-                if read >= max_response_bytes or time.monotonic() > deadline:
-                    break
-            status = response.status_code
-    except httpx.HTTPError as exc:
-        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__, elapsed())
+def _outcome(status: int, latency_ms: int) -> Outcome:
     if 300 <= status < 400:
-        return Outcome(status, "Redirects are not followed.", elapsed())
+        return Outcome(status, "Redirects are not followed.", latency_ms)
     if not 200 <= status < 300:
-        return Outcome(status, f"HTTP {status}", elapsed())
-    return Outcome(status, None, elapsed())
+        return Outcome(status, f"HTTP {status}", latency_ms)
+    return Outcome(status, None, latency_ms)
