@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(3600.0, gt=0)
     webhook_retry_window_seconds: float = Field(24 * 3600.0, gt=0)
     webhook_max_per_user: int = Field(25, ge=1)
+    # Webhooks the worker delivers to at once (each one's changes stay in order).
+    webhook_concurrency: int = Field(4, ge=1, le=64)
 
     host: str = "127.0.0.1"
     port: int = 8000
