@@ -1,7 +1,7 @@
 """bench/run's body: start everything on loopback, run every workload, print one table.
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
-BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get
+BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get,feed
 (a subset, for iterating), BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers)
 or =calls (yappi call counts and CPU per function, bench/perf/yappi_serve.py).
 """
@@ -28,7 +28,7 @@ BIG = int(os.environ.get("BENCH_BIG_MIB", "1024")) * 1024**2
 SMALL = int(os.environ.get("BENCH_SMALL", "1000"))
 LISTN = int(os.environ.get("BENCH_LIST", "10000"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,s3,small,list,get").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,s3,small,list,get,feed").split(",")))
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
@@ -415,7 +415,20 @@ def body(run: Run) -> None:
         if "s3" in ONLY:
             section("1 GiB S3", s3)
         big_file.unlink()
+
+    def feed() -> None:
+        from bench.feed import catch_up
+
+        log("change feed: catch-up of 100,000 changes")
+        res = catch_up(local.url, owner, local_db_url(work, "docstore-sqlite"), 100_000, RUNS)
+        run.rows.append(Row("feed_catchup", "feed catch-up, 100,000 changes", "changes/s", res))
+        run.notes.append(
+            "outbox write overhead on the 4 KiB row: `python -m bench.feed --before-src "
+            "<tree without it>` compares sequential 4 KiB uploads with and without it"
+        )
+
     for key, name, fn in (
+        ("feed", "change feed", feed),
         ("small", "4 KiB files", small),
         ("list", "10k listing", listing),
         ("get", "shared GET", get),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -711,6 +712,31 @@ class DocstoreClient:
     def empty_trash(self) -> None:
         """Purge the whole trash."""
         self.request("DELETE", "/trash")
+
+    # -- change feed ------------------------------------------------------------------------
+
+    def changes_cursor(self, folder_id: Id | None = None) -> str:
+        """The current position of the caller's change feed (or one folder's subtree)."""
+        body = self.request("GET", "/changes/cursor", params={"folder_id": folder_id}).json()
+        return str(body["cursor"])
+
+    def changes(self, cursor: str, limit: int = 1000) -> dict[str, Any]:
+        """`{changes, cursor, has_more}`: the changes after `cursor`, oldest first."""
+        body: dict[str, Any] = self.request(
+            "GET", "/changes", params={"cursor": cursor, "limit": limit}
+        ).json()
+        return body
+
+    def wait_for_changes(self, cursor: str, timeout: int = 30) -> bool:
+        """Long-poll: True as soon as there is a change after `cursor`, else False at
+        `timeout` seconds."""
+        body = self.request(
+            "GET", "/changes/wait", params={"cursor": cursor, "timeout": timeout}
+        ).json()
+        backoff = body.get("backoff")
+        if backoff and not body.get("changes"):
+            time.sleep(min(float(backoff), 60.0))
+        return bool(body.get("changes"))
 
     # -- audit, plans, maintenance ----------------------------------------------------------
 
