@@ -498,6 +498,18 @@ ALLOWED: dict[str, str] = {
     "POST /reset-password": "web form over POST /api/v1/auth/password-reset/confirm",
     "GET /invitations/accept": "web page of a mailed link; uses nothing until its form is sent",
     "POST /invitations/accept": "web form over POST /api/v1/auth/invitations/{token}/accept",
+    # Webhooks: the caller's own (another user's is 404: tests/webhooks); what a delivery
+    # carries is the owner's change feed, read with the feed's visibility.
+    "POST /api/v1/webhooks": "creates the caller's own webhook; a folder_id must be visible "
+    "(404 otherwise: tests/webhooks)",
+    "GET /api/v1/webhooks": "the caller's own webhooks",
+    "GET /api/v1/webhooks/{webhook_id}": "the caller's own webhook, else 404 (tests/webhooks)",
+    "PATCH /api/v1/webhooks/{webhook_id}": "the caller's own webhook, else 404 (tests/webhooks)",
+    "DELETE /api/v1/webhooks/{webhook_id}": "the caller's own webhook, else 404 (tests/webhooks)",
+    "GET /api/v1/webhooks/{webhook_id}/deliveries": "the caller's own webhook, else 404 "
+    "(tests/webhooks)",
+    "POST /api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": "the caller's own "
+    "webhook, else 404 (tests/webhooks)",
 }
 
 

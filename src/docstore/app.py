@@ -58,6 +58,7 @@ from docstore.web.account import router as web_account_router
 from docstore.web.accounts import router as web_accounts_router
 from docstore.web.admin import install as install_admin_web
 from docstore.web.routes import install as install_web
+from docstore.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger("docstore")
 
@@ -322,6 +323,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (trash_router, retention_router, admin_router, groups_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(changes_router, prefix=API_PREFIX)
+    app.include_router(webhooks_router, prefix=API_PREFIX)
     app.include_router(storage_router)
     app.include_router(web_accounts_router)
     install_web(app, settings)

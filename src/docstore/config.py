@@ -124,6 +124,21 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(10, ge=1)
     database_max_overflow: int = Field(20, ge=0)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
+    # Webhooks (docstore.webhooks). Deliveries to loopback, private, link-local, shared,
+    # multicast or cloud-metadata addresses are refused unless this is set (an admin whose
+    # receivers live on the LAN; the tests' loopback receiver).
+    webhook_allow_private: bool = False
+    # One delivery's time limit (connect + response) and how much of a response is read.
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    webhook_max_response_bytes: int = Field(64 * 1024, ge=0)
+    # A failed delivery is retried after base * 2^(failures-1) seconds (capped); when the
+    # oldest undelivered change has failed for the retry window, the webhook is disabled.
+    webhook_retry_base_seconds: float = Field(30.0, gt=0)
+    webhook_retry_max_seconds: float = Field(3600.0, gt=0)
+    webhook_retry_window_seconds: float = Field(24 * 3600.0, gt=0)
+    webhook_max_per_user: int = Field(25, ge=1)
+    # Webhooks the worker delivers to at once (each one's changes stay in order).
+    webhook_concurrency: int = Field(4, ge=1, le=64)
 
     host: str = "127.0.0.1"
     port: int = 8000

@@ -13,6 +13,7 @@ from docstore.retention.models import JobLease, JobRunRecord
 from docstore.sharing.models import Share
 from docstore.uploads.models import UploadSession
 from docstore.users.models import AccountToken, ApiToken, Plan, User
+from docstore.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "AccountToken",
@@ -37,4 +38,6 @@ __all__ = [
     "Share",
     "UploadSession",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

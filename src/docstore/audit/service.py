@@ -47,6 +47,8 @@ class Action(StrEnum):
     EMAIL_VERIFIED = "EMAIL_VERIFIED"
     LOCK = "LOCK"
     UNLOCK = "UNLOCK"
+    WEBHOOK_CREATE = "WEBHOOK_CREATE"
+    WEBHOOK_DELETE = "WEBHOOK_DELETE"
 
 
 def record(
