@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     blob_pending_grace_seconds: int = 2 * 24 * 3600
     blob_orphan_grace_seconds: int = 2 * 24 * 3600
 
+    # GET /metrics (Prometheus): served only to a bearer of this token or to these
+    # addresses/networks (e.g. ["127.0.0.1", "10.0.0.0/8"]); with neither it is 404.
+    metrics_token: str | None = None
+    metrics_allow: list[str] = Field(default_factory=list)
+
     host: str = "127.0.0.1"
     port: int = 8000
 
