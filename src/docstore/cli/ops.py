@@ -59,7 +59,7 @@ def backup(
     Exit codes: 0 done, 1 failed (the previous backup stays current), 2 bad arguments,
     3 pg_dump or the backup missing, 4 another backup running, 7 damage found.
 
-    Example (cron): docstore backup /srv/backups/docstore --quiet
+    Example: docstore backup /srv/backups/docstore --quiet   (from cron)
     """
     from docstore.ops import backup as ops
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -40,9 +41,20 @@ _DOWNLOAD_ROUTES = ("/storage/objects",)
 
 
 def _template(scope: Scope) -> str:
+    """The matched route's full path template (with its router's prefix), never the path."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path is not None else "<unmatched>"
+    if route is None:
+        return "<unmatched>"
+    app = scope.get("app")
+    templates = getattr(getattr(app, "state", None), "route_templates", None)
+    if templates is None and app is not None:  # built once per app, on its first request
+        templates = {
+            id(ctx.original_route): ctx.path_format or ctx.path
+            for ctx in iter_route_contexts(app.routes)
+        }
+        app.state.route_templates = templates
+    found = (templates or {}).get(id(route)) or getattr(route, "path", None)
+    return str(found) if found else "<unmatched>"
 
 
 class RequestMetrics:
