@@ -14,10 +14,16 @@ pick_python() {
 if [ ! -x "$VENV/bin/python" ]; then
     "$(pick_python)" -m venv "$VENV"
 fi
+# DOCSTORE_EXTRAS: the optional dependencies to install (default `test`; empty: the
+# runtime dependencies only, what scripts/serve needs). A venv that has the test extras
+# also has everything the runtime needs.
 stamp="$VENV/.docstore-installed"
-want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)-${DOCSTORE_EXTRAS:-test}"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+extras="${DOCSTORE_EXTRAS-test}"
+hash="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$hash-$extras"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [ "$have" != "$want" ] && { [ -n "$extras" ] || [ "$have" != "$hash-test" ]; }; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[${DOCSTORE_EXTRAS:-test}]"
+    "$VENV/bin/python" -m pip install --quiet -e ".${extras:+[$extras]}"
     echo "$want" > "$stamp"
 fi

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from docstore import migrate, openapi
+from docstore import metrics, migrate, openapi
 from docstore.accounts.endpoints import router as accounts_router
 from docstore.admin.endpoints import router as admin_router
 from docstore.audit.endpoints import router as audit_router
@@ -39,6 +39,7 @@ from docstore.errors import DocstoreError
 from docstore.folders.endpoints import router as folders_router
 from docstore.groups.endpoints import router as groups_router
 from docstore.limits import BodyLimits
+from docstore.ops.metrics import install as install_metrics
 from docstore.retention.endpoints import router as retention_router
 from docstore.schemas import problem_response
 from docstore.server import draining
@@ -166,6 +167,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StorageError)
     async def _storage(_: Request, exc: StorageError) -> JSONResponse:
         log.error("storage error: %s", exc)
+        metrics.STORAGE_ERRORS.inc()
         return problem(
             503,
             "storage_unavailable",
@@ -330,6 +332,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_admin_web(app)
     app.include_router(web_account_router)
     install_dav(app)
+    install_metrics(app, settings)  # outermost: counts every request, whatever answers it
 
     @app.get(
         f"{API_PREFIX}/health",

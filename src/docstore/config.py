@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     webhook_max_per_user: int = Field(25, ge=1)
     # Webhooks the worker delivers to at once (each one's changes stay in order).
     webhook_concurrency: int = Field(4, ge=1, le=64)
+    # GET /metrics (Prometheus): served only to a bearer of this token or to these
+    # addresses/networks (e.g. ["127.0.0.1", "10.0.0.0/8"]); with neither it is 404.
+    metrics_token: str | None = None
+    metrics_allow: list[str] = Field(default_factory=list)
 
     host: str = "127.0.0.1"
     port: int = 8000

@@ -124,6 +124,9 @@ def upgrade(engine: Engine) -> None:
     is ahead of this code."""
     with engine.connect() as conn:
         postgres = conn.dialect.name == "postgresql"
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            _foreign_keys(conn, on=False)
         if postgres:
             # A session-level lock on this connection alone: held across the upgrade's own
             # transaction, released below or when the connection dies with its process.
@@ -145,7 +148,13 @@ def upgrade(engine: Engine) -> None:
                     cfg = alembic_config()
                     cfg.attributes["connection"] = conn
                     command.upgrade(cfg, "head")
+                    if sqlite:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
         finally:
+            if sqlite:
+                _foreign_keys(conn, on=True)
             # A connection that broke took the lock with it; its error is the one to report.
             if postgres and not conn.closed and not conn.invalidated:
                 with contextlib.suppress(SQLAlchemyError):
@@ -170,3 +179,14 @@ def migration_running(conn: Connection) -> bool:
         _lock_params(),
     )
     return bool(held)
+
+
+def _foreign_keys(conn: Connection, *, on: bool) -> None:
+    """SQLite alters a table by copying it and dropping the original; with foreign keys on,
+    that DROP cascades (migration 0004 rebuilding `users` emptied folders, documents,
+    versions and shares). Foreign keys are off while migrating (a pragma that only takes
+    effect outside a transaction: set on the driver connection before BEGIN) and checked
+    with `PRAGMA foreign_key_check` before the commit instead."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")

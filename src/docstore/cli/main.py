@@ -14,6 +14,7 @@ from docstore.cli.admin import app as admin_app
 from docstore.cli.audit import app as audit_app
 from docstore.cli.mail import app as mail_app
 from docstore.cli.maintenance import register as register_maintenance
+from docstore.cli.ops import register as register_ops
 from docstore.cli.user import register as register_user_commands
 from docstore.config import Settings, get_settings
 
@@ -23,6 +24,7 @@ plan_app = typer.Typer(help="Manage plans (directly on the database).", no_args_
 app.add_typer(user_app, name="user")
 app.add_typer(plan_app, name="plan")
 register_maintenance(app)
+register_ops(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(admin_app, name="admin")
 app.add_typer(mail_app, name="mail")

@@ -15,6 +15,7 @@ from rich.table import Table
 from docstore.config import get_settings
 
 if TYPE_CHECKING:
+    from docstore.retention.fsck import FsckReport
     from docstore.services import Services
 
 retention_app = typer.Typer(help="Version retention.", no_args_is_help=True)
@@ -115,6 +116,25 @@ def retention_run(
     console.print(_table(title, rows))
 
 
+def show_fsck(report: FsckReport, as_json: bool) -> None:
+    """Print an fsck report: JSON, or the checked counts, the findings and a verdict."""
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        console.print(_table("checked", [report.checked]))
+        if report.findings:
+            rows = [{"check": f.check, "subject": f.subject, "detail": f.detail,
+                     "severity": f.severity, "repaired": f.repaired}
+                    for f in report.findings]  # fmt: skip
+            console.print(_table("findings", rows))
+        errors = len(report.errors)
+        fixed = sum(1 for f in report.errors if f.repaired)
+        if errors == 0:
+            console.print("[green]clean[/green]")
+        else:
+            console.print(f"[red]{errors} problem(s)[/red], {fixed} repaired")
+
+
 def fsck(
     repair: bool = typer.Option(False, "--repair", help="Fix what can be fixed safely."),
     rehash: bool = typer.Option(False, "--rehash", help="Also verify every object's SHA-256."),
@@ -131,21 +151,7 @@ def fsck(
         report = checker.run(svc, repair=repair, rehash=rehash)
     finally:
         svc.close()
-    if as_json:
-        typer.echo(json.dumps(report.as_dict()))
-    else:
-        console.print(_table("checked", [report.checked]))
-        if report.findings:
-            rows = [{"check": f.check, "subject": f.subject, "detail": f.detail,
-                     "severity": f.severity, "repaired": f.repaired}
-                    for f in report.findings]  # fmt: skip
-            console.print(_table("findings", rows))
-        errors = len(report.errors)
-        fixed = sum(1 for f in report.errors if f.repaired)
-        if errors == 0:
-            console.print("[green]clean[/green]")
-        else:
-            console.print(f"[red]{errors} problem(s)[/red], {fixed} repaired")
+    show_fsck(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
 

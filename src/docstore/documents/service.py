@@ -13,10 +13,11 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from docstore import metrics
 from docstore.audit.service import Action, record
 from docstore.changes import service as changes
 from docstore.context import Actor
-from docstore.db import utcnow
+from docstore.db import after_commit, utcnow
 from docstore.db.fastpath import first_row, insert_returning, inserted
 from docstore.documents import blobs
 from docstore.documents.dav_state import check_unlocked
@@ -150,6 +151,7 @@ def attach_blob(db: Session, stored: StoredBytes) -> Blob:
         blobs.add_ref(db, target.id)
         db.flush()
         db.refresh(target)
+        after_commit(db, lambda: metrics.DEDUP_SAVED.inc(stored.size))
         return target
     return blobs.activate(db, stored.blob_id, stored.sha256, stored.size)
 
@@ -221,6 +223,8 @@ def add_version(
 ) -> DocumentVersion:
     """Append a version (the caller holds the document's row lock) and charge its owner."""
     user_repo.charge(db, doc.owner_id, blob.size_bytes)
+    size = blob.size_bytes
+    after_commit(db, lambda: metrics.UPLOADED.inc(size))
     version: DocumentVersion = inserted(
         db,
         _INSERT_VERSION,

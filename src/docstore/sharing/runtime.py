@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from docstore import metrics
 from docstore.cache import Cache, CacheError, MemoryCache
 from docstore.db import Database, after_commit, on_rollback
 from docstore.errors import DocstoreError
@@ -121,7 +122,9 @@ class GrantCache:
             entry_gen, _, rest = entry.partition("|")
             level, _, valid_until = rest.partition("|")
             if entry_gen == gen and (not valid_until or self.clock() < float(valid_until)):
+                metrics.PERMISSION_CACHE.labels("hit").inc()
                 return int(level), None
+        metrics.PERMISSION_CACHE.labels("miss").inc()
         return None, Ticket(key, gen)
 
     def store(self, ticket: Ticket, level: int, valid_until: datetime | None) -> None:
