@@ -18,6 +18,7 @@ from docstore.client.models import (
     Access,
     AppPassword,
     AuditEntry,
+    ChangesPage,
     Child,
     ChildrenPage,
     Comment,
@@ -763,6 +764,32 @@ class DocstoreClient:
         """Database, storage and cache status (no auth)."""
         response = self.request("GET", "/health", ok=(200, 503))
         return Health.model_validate(response.json())
+
+    # -- changes --------------------------------------------------------------------------
+
+    def changes_cursor(self, folder_id: Id | None = None) -> str:
+        """The feed's current position, for the caller's whole view or one subtree."""
+        body = self.request("GET", "/changes/cursor", params={"folder_id": folder_id}).json()
+        return str(body["cursor"])
+
+    def changes(self, cursor: str, *, limit: int | None = None) -> ChangesPage:
+        """The changes after `cursor` (410 `CursorExpired` when it is too old)."""
+        params = {"cursor": cursor, "limit": limit}
+        return ChangesPage.model_validate(self.request("GET", "/changes", params=params).json())
+
+    def wait_changes(self, cursor: str, timeout: float = 30.0) -> bool:
+        """Long-poll: True as soon as something after `cursor` changed, False at the timeout."""
+        params: dict[str, str | int] = {"cursor": cursor, "timeout": int(timeout)}
+        response = self.http.request(
+            "GET",
+            f"{self.api_url}/changes/wait",
+            params=params,
+            headers=self._auth(),
+            timeout=httpx.Timeout(timeout + 30.0, connect=10.0),
+        )
+        if response.status_code != 200:
+            raise error_from_response(response)
+        return bool(response.json().get("changes"))
 
     # -- paths ------------------------------------------------------------------------------
 
