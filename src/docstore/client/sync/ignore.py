@@ -23,7 +23,7 @@ class Ignore:
     """Decides, for a relative POSIX path, whether sync skips it."""
 
     def __init__(self, patterns: list[str]) -> None:
-        self.spec = pathspec.PathSpec.from_lines("gitwildmatch", BUILTIN + patterns)
+        self.spec = pathspec.GitIgnoreSpec.from_lines(BUILTIN + patterns)
 
     @classmethod
     def for_dir(cls, local_dir: Path) -> Ignore:
