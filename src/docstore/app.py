@@ -29,6 +29,7 @@ from docstore.admin.endpoints import router as admin_router
 from docstore.audit.endpoints import router as audit_router
 from docstore.audit.keys import signer_for
 from docstore.audit.sealing import adopt_legacy
+from docstore.changes.endpoints import router as changes_router
 from docstore.comments.endpoints import router as comments_router
 from docstore.config import Settings, get_settings
 from docstore.dav.server import install as install_dav
@@ -296,6 +297,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(accounts_router, prefix=API_PREFIX)
     for router in (trash_router, retention_router, admin_router, groups_router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(changes_router, prefix=API_PREFIX)
     app.include_router(storage_router)
     app.include_router(web_accounts_router)
     install_web(app, settings)

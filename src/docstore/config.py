@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # always finds a thread to finish on (see app.lifespan).
     max_concurrent_requests: int = Field(1000, ge=1)
     trash_retention_days: int = 30
+    # How long the change feed keeps its rows; an older cursor answers 410 cursor_expired.
+    change_retention_days: int = Field(30, ge=1)
     audit_retention_days: int | None = None
     # HMAC key of the audit chain (docstore.audit.keys). Unset: created once in
     # DATA_DIR/audit_key (mode 0600). Keep it apart from database backups.

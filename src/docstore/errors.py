@@ -75,6 +75,10 @@ class LinkExpired(DocstoreError):
     status, code, title = 410, "link_expired", "This link has expired or was revoked"
 
 
+class CursorExpired(DocstoreError):
+    status, code, title = 410, "cursor_expired", "This change-feed cursor has expired: list again"
+
+
 class TooLarge(DocstoreError):
     status, code, title = 413, "too_large", "Too large"
 

@@ -1,6 +1,7 @@
 """Every model, imported in one place so metadata (and Alembic) sees the whole schema."""
 
 from docstore.audit.models import AuditCheckpoint, AuditLog
+from docstore.changes.models import Change
 from docstore.comments.models import Comment
 from docstore.db import Base
 from docstore.documents.dav_state import DavLock, DavProperty
@@ -20,6 +21,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Blob",
+    "Change",
     "Comment",
     "DavLock",
     "DavProperty",

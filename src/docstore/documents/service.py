@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from docstore.audit.service import Action, record
+from docstore.changes import service as changes
 from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.db.fastpath import first_row, insert_returning, inserted
@@ -252,6 +253,8 @@ def add_version(
     if restored_from is not None:
         details["restored_from_version"] = restored_from.version_number
     record(db, actor, action, document_id=doc.id, owner_id=doc.owner_id, details=details)
+    op = changes.Op.CREATED if version.version_number == 1 else changes.Op.UPDATED
+    changes.item_changed(db, actor, changes.document_item(db, doc), op)
     return version
 
 
@@ -347,8 +350,10 @@ def update(
             folder_repo.lock(db, target.id)
             ensure_free_name(db, target.id, new_name, except_document=doc.id)
             old = doc.folder_id
+            seen = changes.Visibility.of(db, changes.document_item(db, doc, folder.path))
             doc.folder_id = target.id
             doc.updated_at = now
+            seen.diff(db, actor, changes.document_item(db, doc, target.path), changes.Op.MOVED)
             record(
                 db,
                 actor,
@@ -370,6 +375,7 @@ def update(
         )
         doc.name = new_name
         doc.updated_at = now
+        changes.item_changed(db, actor, changes.document_item(db, doc), changes.Op.UPDATED)
     db.flush()
     return document_out(db, doc, level)
 
@@ -378,6 +384,7 @@ def delete(db: Session, actor: Actor, document_id: int) -> None:
     """Move a document to the trash (owner only)."""
     doc, folder, _ = get_document_for(db, actor, document_id, Level.OWNER, for_update=True)
     check_unlocked(db, doc.id, actor.lock_tokens, folder.path)
+    changes.item_changed(db, actor, changes.document_item(db, doc, folder.path), changes.Op.DELETED)
     doc.is_deleted = True
     doc.deleted_at = utcnow()
     doc.deleted_by = actor.user_id
@@ -414,6 +421,9 @@ def restore(db: Session, actor: Actor, document_id: int) -> DocumentOut:
     doc.trash_root = False
     doc.updated_at = utcnow()
     db.flush()
+    changes.item_changed(
+        db, actor, changes.document_item(db, doc, target.path), changes.Op.RESTORED
+    )
     record(
         db,
         actor,

@@ -11,6 +11,7 @@ from sqlalchemy import and_, false, select, update
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
+from docstore.changes import service as changes
 from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.db.fastpath import rows
@@ -86,6 +87,7 @@ def create(db: Session, actor: Actor, name: str, parent_id: int | str | None) ->
     db.flush()
     folder.path = f"{parent.path}{folder.id}/"
     db.flush()
+    changes.item_changed(db, actor, changes.folder_item(folder), changes.Op.CREATED)
     return folder
 
 
@@ -180,6 +182,7 @@ def update_folder(
         repo.lock(db, target.id)
         ensure_free_name(db, target.id, new_name, except_folder=folder.id)
         old_path, old_parent = folder.path, folder.parent_id
+        seen = changes.Visibility.of(db, changes.folder_item(folder))
         new_path = f"{target.path}{folder.id}/"
         repo.rewrite_subtree(db, old_path, new_path)
         db.refresh(folder)
@@ -194,6 +197,8 @@ def update_folder(
             owner_id=folder.owner_id,
             details={"from_folder_id": old_parent, "to_folder_id": target.id},
         )
+        db.flush()
+        seen.diff(db, actor, changes.folder_item(folder), changes.Op.MOVED)
     if new_name != folder.name:
         assert folder.parent_id is not None
         repo.lock(db, folder.parent_id)
@@ -209,6 +214,7 @@ def update_folder(
             owner_id=folder.owner_id,
             details={"old_name": old_name, "new_name": new_name},
         )
+        changes.item_changed(db, actor, changes.folder_item(folder), changes.Op.UPDATED)
     db.flush()
     return folder
 
@@ -219,6 +225,7 @@ def delete(db: Session, actor: Actor, folder_id: int | str) -> None:
     if folder.parent_id is None:
         raise Forbidden("The root folder cannot be deleted.")
     now = utcnow()
+    changes.subtree_changed(db, actor, changes.folder_item(folder), changes.Op.DELETED)
     subtree = select(Folder.id).where(Folder.path.like(repo.subtree_like(folder.path)))
     # Items already in the trash keep their own entry (and deleted_at), so a restore of
     # this folder brings back exactly what this delete took.
@@ -300,6 +307,7 @@ def restore(db: Session, actor: Actor, folder_id: int | str) -> FolderOut:
     folder.name = name
     folder.updated_at = utcnow()
     db.flush()
+    changes.subtree_changed(db, actor, changes.folder_item(folder), changes.Op.RESTORED)
     record(
         db,
         actor,

@@ -152,11 +152,13 @@ def add_member(db: Session, actor: Actor, group_id: int, body: MemberIn) -> Grou
         return _group_out(db, group, _me(actor))
     # A new member gains access: tell the caches (a failure only delays the new access).
     group_grants.membership_changed(db, group.id, strict=False)
+    seen = group_grants.watch_group(db, group.id)
     db.add(
         GroupMember(
             group_id=group.id, user_id=user.id, is_manager=bool(body.manager), added_at=utcnow()
         )
     )
+    group_grants.settle(db, actor, seen)
     _audit(db, actor, Action.GROUP_MEMBER_ADD, group, member_id=user.id, manager=bool(body.manager))
     return _group_out(db, group, _me(actor))
 
@@ -177,8 +179,10 @@ def remove_member(db: Session, actor: Actor, group_id: int, user_id: int) -> Non
             "or delete the group."
         )
     group_grants.membership_changed(db, group.id, strict=True)
+    seen = group_grants.watch_group(db, group.id)
     db.delete(target)
     db.flush()
+    group_grants.settle(db, actor, seen)
     _audit(db, actor, Action.GROUP_MEMBER_REMOVE, group, member_id=user_id)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, union
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
+from docstore.changes import service as changes
 from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.documents.models import Document
@@ -49,6 +50,7 @@ def membership_changed(db: Session, group_id: int, *, strict: bool) -> None:
 def end_shares(db: Session, actor: Actor, group_id: int, group_name: str) -> int:
     """End every share to a group being deleted (audited as UNSHARE); how many were active."""
     membership_changed(db, group_id, strict=True)
+    seen = changes.watch(db, changes.shared_items(db, Share.group_id == group_id))
     rows = db.execute(
         select(Share, Document.owner_id, Folder.owner_id)
         .outerjoin(Document, Document.id == Share.document_id)
@@ -76,4 +78,14 @@ def end_shares(db: Session, actor: Actor, group_id: int, group_name: str) -> int
             },
         )
     db.execute(delete(Share).where(Share.group_id == group_id))
+    changes.settle(db, actor, seen)
     return len(rows)
+
+
+settle = changes.settle
+
+
+def watch_group(db: Session, group_id: int) -> list[changes.Visibility]:
+    """Who sees each item shared with the group, before a membership change (then
+    `changes.settle`: `access_gained` / `access_lost` for the member who came or went)."""
+    return changes.watch(db, changes.shared_items(db, Share.group_id == group_id))

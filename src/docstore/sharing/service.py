@@ -9,6 +9,7 @@ from sqlalchemy import and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
+from docstore.changes import service as changes
 from docstore.context import Actor
 from docstore.db import utcnow
 from docstore.documents import service as documents
@@ -147,12 +148,27 @@ def _narrows(share: Share, permission: int, expires_at: datetime | None) -> bool
     return share.expires_at is None or expires_at < share.expires_at
 
 
+def _item(db: Session, target: Target) -> changes.Item:
+    """The shared item, for the change feed."""
+    if target.document_id is not None:
+        return changes.document_item(db, db.get_one(Document, target.document_id))
+    return changes.folder_item(db.get_one(Folder, target.folder_id))
+
+
 def create(db: Session, actor: Actor, body: ShareIn, public_url: str) -> ShareOut:
     """Share an item the actor owns: with a user, a not-yet-registered email, or a link.
 
-    Sharing with someone who already has a share on the item changes that share.
+    Sharing with someone who already has a share on the item changes that share. Whoever
+    can see the item through it now and could not before gets `access_gained`.
     """
     target = _owned_target(db, actor, body.document_id, body.folder_id, include_deleted=False)
+    seen = changes.Visibility.of(db, _item(db, target))
+    out = _create(db, actor, body, public_url, target)
+    seen.diff(db, actor, seen.item)
+    return out
+
+
+def _create(db: Session, actor: Actor, body: ShareIn, public_url: str, target: Target) -> ShareOut:
     permission = int(Level[body.permission])
     now = utcnow()
     if body.expires_at is not None and body.expires_at <= now:
@@ -346,12 +362,19 @@ def revoke(db: Session, actor: Actor, share_id: int) -> None:
         grants_changed(db, target.owner_id, strict=True)
     if not share.is_active:
         return
+    item = _item(db, target)
+    deleted = (
+        db.get_one(Document, item.id) if item.document_id else db.get_one(Folder, item.id)
+    ).is_deleted
+    seen = None if deleted else changes.Visibility.of(db, item)
     now = utcnow()
     share.is_active = False
     share.revoked_at = now
     share.updated_at = now
     db.flush()
     _audit(db, actor, Action.UNSHARE, share, target)
+    if seen is not None:  # who no longer sees the item gets `access_lost`
+        seen.diff(db, actor, item)
 
 
 def list_for_item(

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
+from docstore.changes import service as changes
 from docstore.context import Actor
 from docstore.documents.models import Document, DocumentVersion
 from docstore.folders import repository as folder_repo
@@ -27,9 +28,9 @@ def purge_documents(db: Session, actor: Actor, doc_ids: Sequence[int], now: date
     out = Released()
     for chunk in chunked(sorted(set(doc_ids))):
         docs = db.execute(
-            select(Document.id, Document.owner_id, Document.name, Document.folder_id).where(
-                Document.id.in_(chunk)
-            )
+            select(Document.id, Document.owner_id, Document.name, Document.folder_id, Folder.path)
+            .join(Folder, Folder.id == Document.folder_id)
+            .where(Document.id.in_(chunk))
         ).all()
         if not docs:
             continue
@@ -66,6 +67,8 @@ def purge_documents(db: Session, actor: Actor, doc_ids: Sequence[int], now: date
                          "size_bytes": sizes.get(d.id, 0)}}
             for d in docs
         ])  # fmt: skip
+        for d in docs:
+            changes.purged(db, actor, changes.Item("document", d.id, d.owner_id, d.path))
     return out
 
 
@@ -76,6 +79,7 @@ def purge_folder(db: Session, actor: Actor, folder: Folder, now: datetime) -> Re
     the trash: they move to the owner's root, where a restore would bring them anyway.
     """
     entry_id, name, parent_id, owner_id = folder.id, folder.name, folder.parent_id, folder.owner_id
+    changes.purged(db, actor, changes.folder_item(folder))
     owner = db.get_one(User, owner_id)
     assert owner.root_folder_id is not None
     root = db.get_one(Folder, owner.root_folder_id)

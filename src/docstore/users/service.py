@@ -6,11 +6,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from docstore.audit.service import Action, record
+from docstore.changes import service as changes
 from docstore.context import Actor
 from docstore.db import READ_ONLY, utcnow
 from docstore.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
@@ -114,12 +115,15 @@ def apply_pending_shares(db: Session, user: User) -> int:
     """Give `user` the pending shares made to their (now verified) address; how many. For an
     account that existed before, the caller tells the grant caches first
     (`sharing.runtime.grants_changed` for `pending_share_owners`)."""
+    pending = and_(Share.shared_with_email == user.email, Share.shared_with_user_id.is_(None))
+    seen = changes.watch(db, changes.shared_items(db, pending))
     result = db.execute(
         update(Share)
-        .where(Share.shared_with_email == user.email, Share.shared_with_user_id.is_(None))
+        .where(pending)
         .values(shared_with_user_id=user.id, kind="user")
         .execution_options(synchronize_session=False)
     )
+    changes.settle(db, None, seen)  # the new account's `access_gained`
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -1,0 +1,1 @@
+"""The change feed: a transactional outbox of what each user can see change (issue 24)."""

@@ -1,0 +1,67 @@
+"""Change-feed endpoints: the current cursor, the changes after one, and the long-poll."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, Query, Request
+
+from docstore.changes import feed
+from docstore.changes.notify import notifier_for
+from docstore.changes.schemas import ChangesPage, CursorOut, WaitOut
+from docstore.context import Actor
+from docstore.deps import UnitOfWork
+from docstore.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from docstore.schemas import Id, problems
+
+router = APIRouter(prefix="/changes", tags=["changes"])
+
+# Long-polls one process holds at once; beyond, a waiter is told to come back later.
+MAX_WAITERS = 20_000
+BACKOFF_SECONDS = 5
+
+
+@router.get("/cursor", response_model=CursorOut, responses=problems(401, 404))
+async def cursor(request: Request, folder_id: Id | None = None) -> CursorOut:
+    """The current position: for the caller's whole view, or one folder's subtree."""
+    raw = await UnitOfWork(request).run(
+        lambda db, actor: feed.start(db, actor, folder_id), read_only=True
+    )
+    return CursorOut(cursor=raw)
+
+
+@router.get("", response_model=ChangesPage, responses=problems(400, 401, 404, 410))
+async def list_changes(
+    request: Request, cursor: str, limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+) -> ChangesPage:
+    """The caller's changes after `cursor`, oldest first; `cursor` in the answer is where
+    to continue (410 cursor_expired: list again and start from a new cursor)."""
+    uow = UnitOfWork(request)
+    pos = feed.decode(cursor, uow.svc.settings)
+    return await uow.run(lambda db, actor: feed.page(db, actor, pos, limit), read_only=True)
+
+
+@router.get("/wait", response_model=WaitOut, responses=problems(400, 401, 404, 410))
+async def wait(request: Request, cursor: str, timeout: int = Query(30, ge=1, le=60)) -> WaitOut:
+    """Answer as soon as the caller has a change after `cursor`, or at `timeout` seconds.
+    While it waits the request holds no database connection and no thread."""
+    uow = UnitOfWork(request)
+    pos = feed.decode(cursor, uow.svc.settings)
+    actor: Actor = await uow.run(lambda db, actor: actor, read_only=True)
+    assert actor.user_id is not None  # authenticated by a token: an account
+    notifier = notifier_for(uow.svc)
+    if notifier.waiting >= MAX_WAITERS:
+        return WaitOut(changes=False, backoff=BACKOFF_SECONDS)
+
+    async with notifier.waiter(actor.user_id) as event:
+        # Registered first: a commit from here on sets the event, even before the check.
+        if await _has(uow, pos):
+            return WaitOut(changes=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+    return WaitOut(changes=await _has(uow, pos))
+
+
+async def _has(uow: UnitOfWork, pos: feed.Position) -> bool:
+    return await uow.run(lambda db, actor: feed.has_changes(db, actor, pos), read_only=True)

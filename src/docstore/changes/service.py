@@ -1,0 +1,366 @@
+"""The change outbox: what the writers call (in their transaction), and the read of it.
+
+Write side. Every write that changes what a user can see calls one of these with its `db`,
+inside its unit of work, and never commits:
+
+- `item_changed(db, actor, item, op)`: rows for everyone who can see `item` now (its owner,
+  users with a share on it or an ancestor folder, members of a group such a share names).
+  `created`, `updated` (new version, rename) and `deleted`/`restored` of a document.
+- `subtree_changed(db, actor, item, op)`: a folder's `deleted`/`restored`: the folder's
+  audience gets one row for the folder (a client drops / relists the subtree), and a user
+  who only sees something inside it (a share on a descendant) gets a row for that item.
+- `purged(db, actor, item)`: the owner's row (a trashed item is seen by no one else).
+- `Visibility`: before/after a move or an access change (share created or revoked, group
+  membership, a pending share applied): `before = Visibility.of(db, item)`, the write, then
+  `before.diff(db, actor, item_after)`: `moved` (or `op`) for users who see it both times,
+  `access_lost` for those who no longer do (and `access_gained` for items inside a lost
+  folder they still see through another share), `access_gained` for the new ones.
+
+The rows are kept in `session.info` and INSERTed when the transaction commits, after its
+last flush, under a PostgreSQL advisory lock held to the commit: `seq` therefore grows in
+commit order and a reader that has passed `seq` never finds a smaller one committed later.
+SQLite runs one writer at a time. A rollback drops them. After the commit the users whose
+feed grew are told to this process's waiters and, with Redis, every process's
+(`changes.notify`).
+
+Read side (the feed, and the webhooks' worker):
+
+- `read(db, user_id, after_seq, scope_path=None, limit=100) -> list[Change]`: the user's rows
+  after `after_seq`, oldest first (`scope_path`: only items in, or moved out of, the
+  subtree with that folder path). Visibility *now* is the caller's business
+  (`changes.feed` shows an entry only for what the caller can see at read time).
+- `last_seq(db)`: the current position (0 when empty).
+- `prune(db, before)`: drop rows created before `before` (the retention job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import ColumnElement, Select, Table, delete, event, false, func, or_, select, union
+from sqlalchemy.orm import Session
+
+from docstore.changes.models import Change
+from docstore.changes.notify import notifier_for
+from docstore.db import utcnow
+from docstore.documents.models import Document
+from docstore.folders.models import Folder
+from docstore.groups.models import GroupMember
+from docstore.services import for_session
+from docstore.sharing.models import Share
+from docstore.sharing.permissions import active_share, grantee, path_ids
+
+if TYPE_CHECKING:
+    from docstore.context import Actor
+
+
+class Op(StrEnum):
+    """What happened to an item (API.md "Changes")."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    MOVED = "moved"
+    DELETED = "deleted"
+    RESTORED = "restored"
+    PURGED = "purged"
+    ACCESS_GAINED = "access_gained"
+    ACCESS_LOST = "access_lost"
+
+
+@dataclass(frozen=True)
+class Item:
+    """A document or folder where it is: `path` is a folder's own id chain, a document's
+    folder's."""
+
+    kind: str  # document | folder
+    id: int
+    owner_id: int
+    path: str
+
+    @property
+    def document_id(self) -> int | None:
+        return self.id if self.kind == "document" else None
+
+    @property
+    def subtree(self) -> bool:
+        return self.kind == "folder"
+
+
+def folder_item(folder: Folder) -> Item:
+    """A folder as an `Item`."""
+    return Item("folder", folder.id, folder.owner_id, folder.path)
+
+
+def document_item(db: Session, doc: Document, folder_path: str | None = None) -> Item:
+    """A document as an `Item` (its folder's path read unless given)."""
+    if folder_path is None:
+        folder_path = db.get_one(Folder, doc.folder_id).path
+    return Item("document", doc.id, doc.owner_id, folder_path)
+
+
+# -- who can see an item ---------------------------------------------------------------
+
+
+def _targets(item: Item) -> Any:
+    on: list[ColumnElement[bool]] = [Share.folder_id.in_(path_ids(item.path))]
+    if item.document_id is not None:
+        on.append(Share.document_id == item.document_id)
+    return or_(*on)
+
+
+def _grantees(where: Any) -> Select[Any]:
+    """The users the active shares matching `where` name: directly, or as group members."""
+    live = active_share(utcnow())
+    direct = select(Share.shared_with_user_id.label("user_id")).where(
+        Share.shared_with_user_id.is_not(None), where, live
+    )
+    via_group = (
+        select(GroupMember.user_id.label("user_id"))
+        .join(Share, Share.group_id == GroupMember.group_id)
+        .where(where, live)
+    )
+    return cast(Select[Any], union(direct, via_group))
+
+
+def audience(db: Session, item: Item) -> set[int]:
+    """Everyone who can see `item` (live or not): its owner and its sharees."""
+    users = {int(u) for u in db.scalars(_grantees(_targets(item)))}
+    users.add(item.owner_id)
+    return users
+
+
+def _shared_inside(db: Session, folder: Item, user_id: int | None = None) -> list[tuple[Item, int]]:
+    """Live items strictly inside `folder` with an active share, and each user it names
+    (only `user_id` when given)."""
+    like = folder.path + "%"
+    below = select(Folder.id).where(
+        Folder.path.like(like), Folder.id != folder.id, Folder.is_deleted == false()
+    )
+    rows: list[tuple[Item, int]] = []
+    live = active_share(utcnow())
+    who = grantee(user_id) if user_id is not None else Share.id.is_not(None)
+    shares = list(
+        db.scalars(
+            select(Share).where(
+                live,
+                who,
+                or_(
+                    Share.folder_id.in_(below),
+                    Share.document_id.in_(
+                        select(Document.id).where(
+                            Document.folder_id.in_(select(Folder.id).where(Folder.path.like(like))),
+                            Document.is_deleted == false(),
+                        )
+                    ),
+                ),
+            )
+        )
+    )
+    for share in shares:
+        if share.folder_id is not None:
+            target = folder_item(db.get_one(Folder, share.folder_id))
+        else:
+            assert share.document_id is not None
+            target = document_item(db, db.get_one(Document, share.document_id))
+        if share.group_id is not None:
+            members: Iterable[int] = db.scalars(
+                select(GroupMember.user_id).where(GroupMember.group_id == share.group_id)
+            )
+        else:
+            members = [share.shared_with_user_id] if share.shared_with_user_id else []
+        rows.extend((target, int(m)) for m in members if user_id is None or m == user_id)
+    return rows
+
+
+# -- appending ---------------------------------------------------------------------------
+
+_PENDING = "docstore.changes.pending"
+_WOKEN = "docstore.changes.woken"
+# pg_advisory_xact_lock key that orders appends by commit ("changes" in ASCII).
+LOCK_KEY = 0x6368616E676573
+
+
+def append(
+    db: Session,
+    actor: Actor | None,
+    item: Item,
+    op: Op,
+    users: Iterable[int],
+    *,
+    old_path: str | None = None,
+) -> None:
+    """Queue one row per user for `item` (written when the transaction commits)."""
+    pending: list[dict[str, Any]] = db.info.setdefault(_PENDING, [])
+    actor_id = actor.user_id if actor is not None else None
+    for user_id in sorted(set(users)):
+        pending.append(
+            {
+                "user_id": user_id,
+                "kind": item.kind,
+                "item_id": item.id,
+                "op": op.value,
+                "owner_id": item.owner_id,
+                "path": item.path,
+                "old_path": old_path,
+                "actor_id": actor_id,
+            }
+        )
+
+
+def item_changed(db: Session, actor: Actor | None, item: Item, op: Op) -> None:
+    """`op` on `item`, for everyone who can see it now."""
+    append(db, actor, item, op, audience(db, item))
+
+
+def subtree_changed(db: Session, actor: Actor | None, folder: Item, op: Op) -> None:
+    """A folder's `deleted` (call before the subtree is marked) or `restored` (after): its
+    audience gets the folder's row; a user who sees only items inside it, theirs."""
+    seen = audience(db, folder)
+    append(db, actor, folder, op, seen)
+    for target, user_id in _shared_inside(db, folder):
+        if user_id not in seen:
+            append(db, actor, target, op, [user_id])
+
+
+def purged(db: Session, actor: Actor | None, item: Item) -> None:
+    """An item purged from the trash: only its owner could still see it."""
+    append(db, actor, item, Op.PURGED, [item.owner_id])
+
+
+@dataclass
+class Visibility:
+    """Who could see an item before a write that may change it (a move, a share change)."""
+
+    item: Item
+    users: set[int]
+
+    @classmethod
+    def of(cls, db: Session, item: Item) -> Visibility:
+        return cls(item, audience(db, item))
+
+    def diff(self, db: Session, actor: Actor | None, after: Item, op: Op | None = None) -> None:
+        """Rows for the write just done: `op` (if any) for users who saw `item` before and
+        still do, `access_lost` / `access_gained` for the others (see the module doc)."""
+        db.flush()
+        now = audience(db, after)
+        if op is not None:
+            append(db, actor, after, op, self.users & now, old_path=self.item.path)
+        lost = self.users - now
+        append(db, actor, after, Op.ACCESS_LOST, lost, old_path=self.item.path)
+        append(db, actor, after, Op.ACCESS_GAINED, now - self.users, old_path=self.item.path)
+        if after.subtree:
+            for user_id in sorted(lost):
+                for target, _ in _shared_inside(db, after, user_id):
+                    append(db, actor, target, Op.ACCESS_GAINED, [user_id])
+
+
+def shared_items(db: Session, where: Any) -> list[Item]:
+    """The live items that the active shares matching `where` are on."""
+    live = active_share(utcnow())
+    folders = db.scalars(
+        select(Folder)
+        .join(Share, Share.folder_id == Folder.id)
+        .where(where, live, Folder.is_deleted == false())
+    )
+    items = [folder_item(f) for f in folders]
+    docs = db.execute(
+        select(Document, Folder.path)
+        .join(Share, Share.document_id == Document.id)
+        .join(Folder, Folder.id == Document.folder_id)
+        .where(where, live, Document.is_deleted == false())
+    ).all()
+    items.extend(document_item(db, doc, path) for doc, path in docs)
+    return sorted(set(items), key=lambda i: (i.kind, i.id))
+
+
+def watch(db: Session, items: Iterable[Item]) -> list[Visibility]:
+    """Who sees each of `items` now, before a change of shares or memberships."""
+    return [Visibility.of(db, item) for item in items]
+
+
+def settle(db: Session, actor: Actor | None, watched: Iterable[Visibility]) -> None:
+    """`access_gained` / `access_lost` rows for what the change made of `watch`'s items."""
+    for seen in watched:
+        seen.diff(db, actor, seen.item)
+
+
+_INSERT = cast(Table, Change.__table__).insert()
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    rows: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
+    if not rows:
+        return
+    # Everything else first: no row lock is waited for while the append lock is held.
+    session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
+    now = utcnow()
+    for row in rows:
+        row["created_at"] = now
+    session.execute(_INSERT, rows)
+    session.info[_WOKEN] = {row["user_id"] for row in rows}
+
+
+@event.listens_for(Session, "after_commit")
+def _wake(session: Session) -> None:
+    users: set[int] | None = session.info.pop(_WOKEN, None)
+    if not users:
+        return
+    svc = for_session(session)
+    if svc is None:
+        return
+    notifier_for(svc).publish(users)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+    session.info.pop(_WOKEN, None)
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def last_seq(db: Session) -> int:
+    """The newest committed position (0 before the first change)."""
+    return int(db.scalar(select(func.max(Change.seq))) or 0)
+
+
+def in_scope(scope_path: str) -> Any:
+    """Rows about an item in the subtree with this folder path, or moved out of it."""
+    return or_(Change.path.startswith(scope_path), Change.old_path.startswith(scope_path))
+
+
+def read(
+    db: Session, user_id: int, after_seq: int, scope_path: str | None = None, limit: int = 100
+) -> list[Change]:
+    """The user's rows after `after_seq`, oldest first, at most `limit`."""
+    stmt = select(Change).where(Change.user_id == user_id, Change.seq > after_seq)
+    if scope_path is not None:
+        stmt = stmt.where(in_scope(scope_path))
+    return list(db.scalars(stmt.order_by(Change.seq).limit(limit)))
+
+
+def any_after(db: Session, user_id: int, after_seq: int, scope_path: str | None = None) -> bool:
+    """Whether the user has a row after `after_seq` (the long-poll's check)."""
+    stmt = select(Change.seq).where(Change.user_id == user_id, Change.seq > after_seq)
+    if scope_path is not None:
+        stmt = stmt.where(in_scope(scope_path))
+    return db.scalar(stmt.limit(1)) is not None
+
+
+def oldest_kept(db: Session) -> datetime | None:
+    """When the oldest row still kept was written."""
+    return db.scalar(select(func.min(Change.created_at)))
+
+
+def prune(db: Session, before: datetime) -> int:
+    """Drop the rows written before `before`; how many."""
+    result = db.execute(delete(Change).where(Change.created_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
