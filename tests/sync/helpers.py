@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from docstore.client import DocstoreClient
+from docstore.client import DocstoreClient, NotFound
 from docstore.client.sync import Report, Syncer
 from docstore.client.sync.state import STATE_DIR
 from tests.fixtures.server import ServerProcess
@@ -48,7 +48,10 @@ def local_tree(root: Path) -> dict[str, bytes]:
 def remote_tree(client: DocstoreClient, path: str) -> dict[str, bytes]:
     """Every document under the remote folder `path`, with its current bytes."""
     out: dict[str, bytes] = {}
-    root = client.resolve(path)
+    try:
+        root = client.resolve(path)
+    except NotFound:
+        return out
     stack = [("", root.id)]
     while stack:
         rel, folder = stack.pop()

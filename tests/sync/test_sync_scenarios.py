@@ -28,6 +28,8 @@ def test_two_folders_converge_and_a_no_op_round_does_nothing(
     assert (b / "empty").is_dir() and (b / "docs/deep/x.txt").read_bytes() == b"x"
     again = sync(ds, a, "/Sync")
     assert again.ok and not again.changed
+    # Our own writes come back through the feed and are recognised: one feed call, no listing.
+    assert not again.listed and again.feed_calls == 1
 
 
 def test_edits_on_both_sides_keep_both_under_the_servers_copy_name(

@@ -127,7 +127,11 @@ class Syncer:
         root_id = self.state.get("root_id")
         if root_id is None:
             if self.dry_run:
-                node = self.client.resolve(self.remote_path)
+                try:
+                    node = self.client.resolve(self.remote_path)
+                except NotFound:  # would be created: an empty remote tree
+                    self.root_id = ""
+                    return
             else:
                 node = self.client.makedirs(self.remote_path)
             if node.kind != "folder":
@@ -192,6 +196,8 @@ class Syncer:
         ignore: Ignore,
     ) -> tuple[RemoteTree, str | None]:
         """The remote tree, and the feed cursor to keep if the round succeeds."""
+        if not self.root_id:
+            return RemoteTree(), None
         cursor = self.state.get("cursor")
         if cursor is not None:
             try:
