@@ -232,12 +232,14 @@ class Syncer:
                 break
         return explained, cursor
 
-    def _rel(self, path: object) -> str | None:
+    def _rels(self, path: object) -> list[str]:
+        """Where an entry's `path` may sit in this folder: a scoped cursor's entries name
+        paths from the scope, the caller's whole view from the root; both are tried."""
         if not isinstance(path, str):
-            return None
-        full = "/" + "/".join(split_path(path))
-        prefix = self.remote_path.rstrip("/") + "/"
-        return full[len(prefix) :] if full.startswith(prefix) else None
+            return []
+        full = "/".join(split_path(path))
+        prefix = self.remote_path.strip("/") + "/"
+        return [full, full[len(prefix) :]] if full.startswith(prefix) else [full]
 
     def _explained(
         self,
@@ -246,7 +248,8 @@ class Syncer:
         by_id: dict[str, Entry],
         folder_ids: set[str],
     ) -> bool:
-        """Whether the state already reflects this change (our own writes come back here)."""
+        """Whether the state already holds what this change says (our own writes come back
+        through the feed; recognising them saves a listing). When unsure: not explained."""
         ident = str(change.id)
         known = ident in by_id if change.kind == "document" else ident in folder_ids
         entry = change.entry
@@ -254,17 +257,19 @@ class Syncer:
             return not known
         if entry.get("is_deleted"):
             return not known
-        rel = self._rel(entry.get("path"))
-        if rel is None:
-            return not known
+        if not known:
+            return False
+        rels = self._rels(entry.get("path"))
         if change.kind == "folder":
-            return ident in folder_ids and self.state.folders().get(rel) == ident
+            folders = self.state.folders()
+            return any(folders.get(rel) == ident for rel in rels)
         current = entry.get("current_version") or {}
-        row = base.get(rel)
-        return (
-            row is not None
+        version = str(current.get("id", entry.get("current_version_id")))
+        return any(
+            (row := base.get(rel)) is not None
             and row.doc_id == ident
-            and row.version_id == str(current.get("id", entry.get("current_version_id")))
+            and row.version_id == version
+            for rel in rels
         )
 
     def _list(self, ignore: Ignore) -> RemoteTree:
