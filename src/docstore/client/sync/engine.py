@@ -266,9 +266,7 @@ class Syncer:
         current = entry.get("current_version") or {}
         version = str(current.get("id", entry.get("current_version_id")))
         return any(
-            (row := base.get(rel)) is not None
-            and row.doc_id == ident
-            and row.version_id == version
+            (row := base.get(rel)) is not None and row.doc_id == ident and row.version_id == version
             for rel in rels
         )
 
