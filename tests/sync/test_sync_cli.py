@@ -8,26 +8,37 @@ import subprocess
 import sys
 from pathlib import Path
 
+from docstore.client import DocstoreClient
 from tests.fixtures.server import ServerProcess
 from tests.sync.helpers import local_tree, new_client, remote_tree
 
 DOCSTORE = Path(sys.executable).with_name("docstore")
 
 
-def _run(tmp_path: Path, token: str, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def cli_env(tmp_path: Path, ds: DocstoreClient) -> dict[str, str]:
+    """The environment of a `docstore` process logged in as `ds` (private HOME)."""
+    assert ds.token is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSTORE_")}
     env.update(
         {
-            "DOCSTORE_URL": url,
-            "DOCSTORE_TOKEN": token,
+            "DOCSTORE_URL": ds.base_url,
+            "DOCSTORE_TOKEN": ds.token,
             "HOME": str(tmp_path / "home"),
             "XDG_CONFIG_HOME": str(tmp_path / "home" / ".config"),
             "XDG_CACHE_HOME": str(tmp_path / "home" / ".cache"),
             "NO_COLOR": "1",
         }
     )
+    return env
+
+
+def _run(tmp_path: Path, ds: DocstoreClient, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(DOCSTORE), *args], env=env, capture_output=True, text=True, timeout=120
+        [str(DOCSTORE), *args],
+        env=cli_env(tmp_path, ds),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -41,7 +52,7 @@ def test_sync_command_reports_per_path_and_exits_non_zero_on_failure(
     (a / "one.txt").write_bytes(b"1")
     (a / "two.txt").write_bytes(b"2")
 
-    dry = _run(tmp_path, ds.token, ds.base_url, "sync", str(a), "/Cli", "--dry-run", "--json")
+    dry = _run(tmp_path, ds, "sync", str(a), "/Cli", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     planned = [json.loads(line) for line in dry.stdout.splitlines()]
     assert {(e["action"], e["path"]) for e in planned[:-1]} == {
@@ -51,7 +62,7 @@ def test_sync_command_reports_per_path_and_exits_non_zero_on_failure(
     assert remote_tree(ds, "/Cli") == {}  # dry run: nothing sent
 
     (a / "bad\x01name.txt").write_bytes(b"refused")
-    done = _run(tmp_path, ds.token, ds.base_url, "sync", str(a), "/Cli", "--once", "--json")
+    done = _run(tmp_path, ds, "sync", str(a), "/Cli", "--once", "--json")
     assert done.returncode == 1, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
     errors = [e for e in events if e["action"] == "error"]
@@ -62,7 +73,7 @@ def test_sync_command_reports_per_path_and_exits_non_zero_on_failure(
     tree.pop("bad\x01name.txt")
     assert tree == remote_tree(ds, "/Cli")
 
-    status = _run(tmp_path, ds.token, ds.base_url, "sync", "status", str(a), "--json")
+    status = _run(tmp_path, ds, "sync", "status", str(a), "--json")
     assert status.returncode == 0, status.stderr
     summary = json.loads(status.stdout)
     assert summary["files"] == 2 and summary["remote_path"] == "/Cli"

@@ -13,6 +13,8 @@ The rules that keep bytes safe live here, where the plan meets the disk and the 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import posixpath
 import secrets
@@ -100,6 +102,13 @@ class Syncer:
         self.on_event = on_event
         self.parallel = max(1, parallel)
         self.state = State(self.root)
+        self._lockfile = (self.state.dir / "lock").open("a")
+        try:  # one sync process per folder
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lockfile.close()
+            self.state.close()
+            raise SyncError(f"another docstore sync is running on {self.root}") from None
         self.tmp_dir = self.state.dir / "tmp"
         self.trash_dir = self.state.dir / "trash"
         self.label = f"conflict copy {socket.gethostname() or 'sync'}"
@@ -108,6 +117,7 @@ class Syncer:
 
     def close(self) -> None:
         self.state.close()
+        self._lockfile.close()  # releases the lock
 
     def __enter__(self) -> Syncer:
         return self
@@ -163,6 +173,8 @@ class Syncer:
     def run_once(self) -> Report:
         """One full round; safe to interrupt anywhere (the next round picks up)."""
         report = Report()
+        if not self.dry_run:
+            self._recover()
         self._purge_trash()
         base = self.state.files()
         base_folders = self.state.folders()
@@ -423,28 +435,55 @@ class Syncer:
             self._fail(report, a.path, f"{exc.strerror or exc}")
 
     def _local_moves(self, report: Report, moves: list[Action]) -> None:
-        """Every local move through a parking place first, so swaps and cycles work."""
-        parked: list[tuple[Action, Path]] = []
+        """Every local move through a parking place first, so swaps and cycles work. A
+        journal names where each parked file goes: a round killed half-way puts them there
+        at the start of the next (`_unpark`), before anything is scanned."""
+        if not moves:
+            return
         park = self.state.dir / "moving"
         park.mkdir(exist_ok=True)
-        for a in moves:
+        names = [(a, secrets.token_hex(8)) for a in moves]
+        journal = park / "journal.json"
+        journal.write_text(json.dumps([[name, a.path, a.dest] for a, name in names]))
+        parked: list[tuple[Action, Path]] = []
+        for a, name in names:
             try:
                 self._still(a.path, a.local)
-                spot = park / secrets.token_hex(8)
-                os.rename(self._abs(a.path), spot)
-                parked.append((a, spot))
+                os.rename(self._abs(a.path), park / name)
+                parked.append((a, park / name))
             except (_Skip, OSError) as exc:
                 self._fail(report, a.path, f"not moved: {exc}")
         for a, spot in parked:
             assert a.dest is not None and a.base is not None
-            target = self._abs(a.dest)
-            if target.exists():
-                target = self._abs(conflict_name(a.dest, self._siblings(a.dest), self.label))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(spot, target)
-            dest = target.relative_to(self.root).as_posix()
+            dest = self._unpark_one(spot, a.dest)
             self._put(self._moved(a.base, dest), a.base.path)
             self._emit(report, "local_move", a.path, dest=dest)
+        journal.unlink()
+
+    def _unpark_one(self, spot: Path, dest: str) -> str:
+        target = self._abs(dest)
+        if target.exists():
+            target = self._abs(conflict_name(dest, self._siblings(dest), self.label))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(spot, target)
+        return target.relative_to(self.root).as_posix()
+
+    def _recover(self) -> None:
+        """Undo what a killed round left half-done: parked moves, partial downloads."""
+        journal = self.state.dir / "moving" / "journal.json"
+        if journal.exists():
+            try:
+                rows = json.loads(journal.read_text())
+            except ValueError:
+                rows = []
+            for name, _src, dest in rows:
+                parked = journal.parent / name
+                if parked.exists():
+                    self._unpark_one(parked, dest)  # the state still says src: seen as a move
+            journal.unlink()
+        if self.tmp_dir.is_dir():
+            for leftover in self.tmp_dir.iterdir():  # never under a real name: just drop
+                leftover.unlink(missing_ok=True)
 
     def _siblings(self, rel: str) -> list[str]:
         parent = self._abs(_rel_parent(rel))
