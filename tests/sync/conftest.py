@@ -1,4 +1,4 @@
-"""One real server per backend for the sync tests (module-scoped, see per_backend):
+"""One real server per backend for all the sync tests (package-scoped, see per_backend):
 SQLite with local storage, and PostgreSQL with S3 (a moto server)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tests.fixtures.s3 import unique_bucket
 from tests.fixtures.server import ServerProcess, per_backend, shared_server
 
 
-@pytest.fixture(scope="module", params=per_backend("sync"))
+@pytest.fixture(scope="package", params=per_backend("sync"))
 def sync_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
