@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +18,8 @@ from docstore.cli.exit_codes import CliError
 from docstore.cli.user.common import EPILOG, FILES, commands, connect, err, human, out
 
 if TYPE_CHECKING:
+    from rich.status import Status
+
     from docstore.client.sync import Report
 
 _ARROWS = {
@@ -100,7 +104,8 @@ def sync_command(
                 except KeyboardInterrupt:
                     watcher.stop.set()
                 return
-            report = syncer.run_once()
+            with printer.live():
+                report = syncer.run_once()
             printer.summary(report)
     if not report.ok:
         raise typer.Exit(exit_codes.ERROR)
@@ -111,8 +116,28 @@ class _Printer:
 
     def __init__(self, as_json: bool, quiet: bool, dry_run: bool) -> None:
         self.as_json, self.quiet, self.dry_run = as_json, quiet, dry_run
+        self.files = self.bytes = 0
+        self.status: Status | None = None
+
+    @contextmanager
+    def live(self) -> Iterator[None]:
+        """A rich status line (files and bytes so far) while a round runs, on a terminal."""
+        if self.as_json or self.quiet or not out.is_terminal:
+            yield
+            return
+        with out.status("syncing…") as status:
+            self.status = status
+            try:
+                yield
+            finally:
+                self.status = None
 
     def event(self, event: dict[str, Any]) -> None:
+        if event["action"] in ("upload", "download"):
+            self.files += 1
+            self.bytes += int(event.get("bytes") or 0)
+            if self.status is not None:
+                self.status.update(f"syncing… {self.files} files, {human(self.bytes)}")
         if self.as_json:
             typer.echo(json.dumps(event, default=str))
         elif event["action"] == "error":
