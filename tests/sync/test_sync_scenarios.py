@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -137,3 +138,25 @@ def test_names_that_fold_to_the_same_are_kept_apart(
     assert files == remote_tree(ds, "/S")
     assert files["Report.txt"] == b"upper"
     assert files["report (case conflict).txt"] == b"lower"
+
+
+def test_a_round_killed_while_moving_files_finishes_the_moves_next_time(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """What a kill -9 between parking a moved file and putting it in place leaves behind
+    (the journal and the parked file) is completed by the next round: a move, not a loss."""
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "a.txt").write_bytes(b"moving")
+    assert sync(ds, a, "/S").ok
+    before = ds.resolve("/S/a.txt").id
+    park = a / STATE_DIR / "moving"
+    park.mkdir()
+    (park / "journal.json").write_text(json.dumps([["p1", "a.txt", "sub/b.txt"]]))
+    os.rename(a / "a.txt", park / "p1")
+    report = sync(ds, a, "/S")
+    assert report.ok, report.errors
+    assert local_tree(a) == remote_tree(ds, "/S") == {"sub/b.txt": b"moving"}
+    assert ds.resolve("/S/sub/b.txt").id == before
+    assert not any(park.iterdir())
