@@ -200,3 +200,37 @@ def test_upload_json_reports_hashes(user: Cli, tmp_path: Path) -> None:
         user.json("ls", "/deep/er/one.bin")[0]["current_version"]["checksum_sha256"]
         == (item["sha256"])
     )
+
+
+def test_changes_once_and_follow(user: Cli) -> None:
+    """`docstore changes` prints what changed after a cursor; `--follow` prints a change
+    made elsewhere as it happens (long-poll), one JSON object per line."""
+    import subprocess
+    import threading
+
+    from tests.cli.conftest import DOCSTORE
+
+    start = user.json("changes")
+    assert start["changes"] == []
+    user.ok("mkdir", "/notes")
+    got = user.json("changes", "--cursor", start["cursor"])
+    assert [(c["op"], c["kind"], c["entry"]["path"]) for c in got["changes"]] == [
+        ("created", "folder", "/notes")
+    ]
+    text = user.ok("changes", "--cursor", start["cursor"]).stdout
+    assert "created" in text and "/notes" in text
+    follow = subprocess.Popen(
+        [str(DOCSTORE), "changes", "--follow", "--json", "--cursor", got["cursor"]],
+        env=user.env, cwd=user.home, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(follow.stdout.readline()))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        user.ok("mkdir", "/notes/later")
+        reader.join(30)  # bounded: the waiter is woken by the commit
+        assert lines and json.loads(lines[0])["entry"]["path"] == "/notes/later"
+    finally:
+        follow.kill()
+        follow.wait(10)

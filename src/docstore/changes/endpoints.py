@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
 
 from docstore.changes import feed
 from docstore.changes.notify import notifier_for
@@ -48,15 +49,22 @@ async def wait(request: Request, cursor: str, timeout: int = Query(30, ge=1, le=
     While it waits the request holds no database connection and no thread."""
     uow = UnitOfWork(request)
     pos = feed.decode(cursor, uow.svc.settings)
-    actor: Actor = await uow.run(lambda db, actor: actor, read_only=True)
-    assert actor.user_id is not None  # authenticated by a token: an account
     notifier = notifier_for(uow.svc)
     if notifier.waiting >= MAX_WAITERS:
         return WaitOut(changes=False, backoff=BACKOFF_SECONDS)
+    await notifier.listening()
+    mark = notifier.generation  # before the check: a notice after it is not missed
 
+    def first(db: Session, actor: Actor) -> tuple[Actor, bool]:
+        return actor, feed.has_changes(db, actor, pos)
+
+    actor, found = await uow.run(first, read_only=True)
+    if found:
+        return WaitOut(changes=True)
+    assert actor.user_id is not None  # has_changes answers accounts only
     async with notifier.waiter(actor.user_id) as event:
-        # Registered first: a commit from here on sets the event, even before the check.
-        if await _has(uow, pos):
+        # A commit between the check and here left a notice: check again, else wait.
+        if notifier.noticed_since(actor.user_id, mark) and await _has(uow, pos):
             return WaitOut(changes=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)

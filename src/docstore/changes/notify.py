@@ -52,6 +52,11 @@ class Notifier:
             if self._url
             else None
         )
+        # Notices this process has seen, in order, and the last one for each user: a waiter
+        # that checked the database after `generation` was N needs no second check unless
+        # a notice for its user came after N (`noticed_since`).
+        self.generation = 0
+        self._last: dict[int, int] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
 
@@ -74,17 +79,28 @@ class Notifier:
     def wake_local(self, user_ids: Iterable[int]) -> None:
         """Set the events of this process's waiters for these users (any thread)."""
         with self._lock:
-            woken = [w for u in user_ids for w in self._waiters.get(u, ())]
+            self.generation += 1
+            users = list(user_ids)
+            for u in users:
+                self._last[u] = self.generation
+            woken = [w for u in users for w in self._waiters.get(u, ())]
         for waiter in woken:
             with contextlib.suppress(RuntimeError):  # its loop has closed
                 waiter.loop.call_soon_threadsafe(waiter.event.set)
 
-    @contextlib.asynccontextmanager
-    async def waiter(self, user_id: int) -> AsyncIterator[asyncio.Event]:
-        """An event set when the user's feed may have grown, registered for the block:
-        register before the first check, so a commit in between is not missed."""
+    def noticed_since(self, user_id: int, generation: int) -> bool:
+        """Whether a notice for the user came after `generation`."""
+        with self._lock:
+            return self._last.get(user_id, 0) > generation
+
+    async def listening(self) -> None:
+        """Make sure this process hears the other processes' notices (with Redis)."""
         if self._url is not None:
             await self._ensure_listener()
+
+    @contextlib.asynccontextmanager
+    async def waiter(self, user_id: int) -> AsyncIterator[asyncio.Event]:
+        """An event set when the user's feed may have grown, for the block."""
         waiter = _Waiter(asyncio.get_running_loop())
         with self._lock:
             self._waiters.setdefault(user_id, set()).add(waiter)

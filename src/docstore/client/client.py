@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -18,7 +19,6 @@ from docstore.client.models import (
     Access,
     AppPassword,
     AuditEntry,
-    ChangesPage,
     Child,
     ChildrenPage,
     Comment,
@@ -713,6 +713,31 @@ class DocstoreClient:
         """Purge the whole trash."""
         self.request("DELETE", "/trash")
 
+    # -- change feed ------------------------------------------------------------------------
+
+    def changes_cursor(self, folder_id: Id | None = None) -> str:
+        """The current position of the caller's change feed (or one folder's subtree)."""
+        body = self.request("GET", "/changes/cursor", params={"folder_id": folder_id}).json()
+        return str(body["cursor"])
+
+    def changes(self, cursor: str, limit: int = 1000) -> dict[str, Any]:
+        """`{changes, cursor, has_more}`: the changes after `cursor`, oldest first."""
+        body: dict[str, Any] = self.request(
+            "GET", "/changes", params={"cursor": cursor, "limit": limit}
+        ).json()
+        return body
+
+    def wait_for_changes(self, cursor: str, timeout: int = 30) -> bool:
+        """Long-poll: True as soon as there is a change after `cursor`, else False at
+        `timeout` seconds."""
+        body = self.request(
+            "GET", "/changes/wait", params={"cursor": cursor, "timeout": timeout}
+        ).json()
+        backoff = body.get("backoff")
+        if backoff and not body.get("changes"):
+            time.sleep(min(float(backoff), 60.0))
+        return bool(body.get("changes"))
+
     # -- audit, plans, maintenance ----------------------------------------------------------
 
     def audit(
@@ -764,32 +789,6 @@ class DocstoreClient:
         """Database, storage and cache status (no auth)."""
         response = self.request("GET", "/health", ok=(200, 503))
         return Health.model_validate(response.json())
-
-    # -- changes --------------------------------------------------------------------------
-
-    def changes_cursor(self, folder_id: Id | None = None) -> str:
-        """The feed's current position, for the caller's whole view or one subtree."""
-        body = self.request("GET", "/changes/cursor", params={"folder_id": folder_id}).json()
-        return str(body["cursor"])
-
-    def changes(self, cursor: str, *, limit: int | None = None) -> ChangesPage:
-        """The changes after `cursor` (410 `CursorExpired` when it is too old)."""
-        params = {"cursor": cursor, "limit": limit}
-        return ChangesPage.model_validate(self.request("GET", "/changes", params=params).json())
-
-    def wait_changes(self, cursor: str, timeout: float = 30.0) -> bool:
-        """Long-poll: True as soon as something after `cursor` changed, False at the timeout."""
-        params: dict[str, str | int] = {"cursor": cursor, "timeout": int(timeout)}
-        response = self.http.request(
-            "GET",
-            f"{self.api_url}/changes/wait",
-            params=params,
-            headers=self._auth(),
-            timeout=httpx.Timeout(timeout + 30.0, connect=10.0),
-        )
-        if response.status_code != 200:
-            raise error_from_response(response)
-        return bool(response.json().get("changes"))
 
     # -- paths ------------------------------------------------------------------------------
 

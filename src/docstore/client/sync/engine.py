@@ -32,7 +32,7 @@ from typing import Any
 import docstore
 from docstore.client.client import DocstoreClient, split_path
 from docstore.client.errors import CursorExpired, DocstoreError, NameConflict, NotFound
-from docstore.client.models import Change, Document, Version
+from docstore.client.models import Change, ChangesPage, Document, Version
 from docstore.client.sync.ignore import Ignore
 from docstore.client.sync.plan import Action, RemoteFile, RemoteTree, conflict_name, plan
 from docstore.client.sync.scan import LocalFile, scan
@@ -235,7 +235,7 @@ class Syncer:
         folder_ids = set(base_folders.values())
         explained = True
         for _ in range(FEED_PAGES):
-            page = self.client.changes(cursor, limit=1000)
+            page = ChangesPage.model_validate(self.client.changes(cursor, limit=1000))
             report.feed_calls += 1
             cursor = page.cursor
             if explained:

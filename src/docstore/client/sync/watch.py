@@ -64,7 +64,7 @@ class Watcher:
                 self.wake.set()
                 continue
             try:
-                if self.syncer.client.wait_changes(cursor, self.poll_timeout):
+                if self.syncer.client.wait_for_changes(cursor, int(self.poll_timeout)):
                     self.wake.set()
                     self.stop.wait(0.5)  # the round will move the cursor on
             except DocstoreError:
