@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from docstore.client import DocstoreClient, NotFound
+from docstore.client.models import Id
 from docstore.client.sync import Report, Syncer
 from docstore.client.sync.state import STATE_DIR
 from tests.fixtures.server import ServerProcess
@@ -45,14 +46,10 @@ def local_tree(root: Path) -> dict[str, bytes]:
     return out
 
 
-def remote_tree(client: DocstoreClient, path: str) -> dict[str, bytes]:
-    """Every document under the remote folder `path`, with its current bytes."""
-    out: dict[str, bytes] = {}
-    try:
-        root = client.resolve(path)
-    except NotFound:
-        return out
-    stack = [("", root.id)]
+def remote_files(client: DocstoreClient, folder_id: Id) -> dict[str, Id]:
+    """Every document under a remote folder: relative path → document id."""
+    out: dict[str, Id] = {}
+    stack: list[tuple[str, Id]] = [("", folder_id)]
     while stack:
         rel, folder = stack.pop()
         for child in client.iter_children(folder):
@@ -60,8 +57,20 @@ def remote_tree(client: DocstoreClient, path: str) -> dict[str, bytes]:
             if child.kind == "folder":
                 stack.append((crel, child.id))
             else:
-                link = client.download_link(child.id)
-                out[crel] = client.http.get(link.url, follow_redirects=True).content
+                out[crel] = child.id
+    return out
+
+
+def remote_tree(client: DocstoreClient, path: str) -> dict[str, bytes]:
+    """Every document under the remote folder `path`, with its current bytes."""
+    try:
+        root = client.resolve(path)
+    except NotFound:
+        return {}
+    out: dict[str, bytes] = {}
+    for rel, doc in remote_files(client, root.id).items():
+        link = client.download_link(doc)
+        out[rel] = client.http.get(link.url, follow_redirects=True).content
     return out
 
 

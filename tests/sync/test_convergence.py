@@ -42,7 +42,7 @@ from docstore.client import DocstoreClient, DocstoreError
 from docstore.client.sync import Syncer
 from docstore.client.sync.state import STATE_DIR
 from tests.fixtures.server import DATABASE_URLS, ServerProcess
-from tests.sync.helpers import local_tree, new_client, remote_tree, same_user
+from tests.sync.helpers import local_tree, new_client, remote_files, remote_tree, same_user
 
 FILES = ["a.txt", "b.md", "D.txt", "d.txt"]
 DIRS = ["x", "y"]
@@ -101,7 +101,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     def _files(self, party: str) -> list[str]:
         if party == "api":
-            return sorted(remote_tree_names(self.api, self.root_id))
+            return sorted(remote_files(self.api, self.root_id))
         return sorted(local_tree(self.dirs[party]))
 
     def _sync(self, party: str, stop_after: int | None = None) -> None:
@@ -241,20 +241,6 @@ class SyncMachine(RuleBasedStateMachine):
         for rows in by_doc.values():
             shas = [sha for _, sha in sorted(rows)]
             assert all(x != y for x, y in itertools.pairwise(shas)), "a version of unchanged bytes"
-
-
-def remote_tree_names(client: DocstoreClient, root_id: object) -> set[str]:
-    names: set[str] = set()
-    stack: list[tuple[str, object]] = [("", root_id)]
-    while stack:
-        rel, folder = stack.pop()
-        for child in client.iter_children(folder):  # type: ignore[arg-type]
-            crel = f"{rel}/{child.name}" if rel else child.name
-            if child.kind == "folder":
-                stack.append((crel, child.id))
-            else:
-                names.add(crel)
-    return names
 
 
 def server_versions(server: ServerProcess, client: DocstoreClient) -> list[tuple[int, int, str]]:

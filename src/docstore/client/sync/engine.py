@@ -32,7 +32,8 @@ from typing import Any
 import docstore
 from docstore.client.client import DocstoreClient, split_path
 from docstore.client.errors import CursorExpired, DocstoreError, NameConflict, NotFound
-from docstore.client.models import Change, ChangesPage, Document, Version
+from docstore.client.models import ChangesPage, Document, Version
+from docstore.client.sync.feed import Known
 from docstore.client.sync.ignore import Ignore
 from docstore.client.sync.plan import Action, RemoteFile, RemoteTree, conflict_name, plan
 from docstore.client.sync.scan import LocalFile, scan
@@ -230,57 +231,17 @@ class Syncer:
     def _feed(
         self, report: Report, cursor: str, base: dict[str, Entry], base_folders: dict[str, str]
     ) -> tuple[bool, str]:
-        """Read the feed from `cursor`: (every change is one this folder already holds, end)."""
-        by_id = {e.doc_id: e for e in base.values()}
-        folder_ids = set(base_folders.values())
+        """Read the feed from `cursor`: (every change is one the state holds, the end)."""
+        known = Known(base, base_folders, self.remote_path)
         explained = True
         for _ in range(FEED_PAGES):
             page = ChangesPage.model_validate(self.client.changes(cursor, limit=1000))
             report.feed_calls += 1
             cursor = page.cursor
-            if explained:
-                explained = all(self._explained(c, base, by_id, folder_ids) for c in page.changes)
+            explained = explained and all(known.explains(c) for c in page.changes)
             if not page.has_more:
                 break
         return explained, cursor
-
-    def _rels(self, path: object) -> list[str]:
-        """Where an entry's `path` may sit in this folder: a scoped cursor's entries name
-        paths from the scope, the caller's whole view from the root; both are tried."""
-        if not isinstance(path, str):
-            return []
-        full = "/".join(split_path(path))
-        prefix = self.remote_path.strip("/") + "/"
-        return [full, full[len(prefix) :]] if full.startswith(prefix) else [full]
-
-    def _explained(
-        self,
-        change: Change,
-        base: dict[str, Entry],
-        by_id: dict[str, Entry],
-        folder_ids: set[str],
-    ) -> bool:
-        """Whether the state already holds what this change says (our own writes come back
-        through the feed; recognising them saves a listing). When unsure: not explained."""
-        ident = str(change.id)
-        known = ident in by_id if change.kind == "document" else ident in folder_ids
-        entry = change.entry
-        if change.op in ("deleted", "purged", "access_lost") or entry is None:
-            return not known
-        if entry.get("is_deleted"):
-            return not known
-        if not known:
-            return False
-        rels = self._rels(entry.get("path"))
-        if change.kind == "folder":
-            folders = self.state.folders()
-            return any(folders.get(rel) == ident for rel in rels)
-        current = entry.get("current_version") or {}
-        version = str(current.get("id", entry.get("current_version_id")))
-        return any(
-            (row := base.get(rel)) is not None and row.doc_id == ident and row.version_id == version
-            for rel in rels
-        )
 
     def _list(self, ignore: Ignore) -> RemoteTree:
         tree = RemoteTree()
@@ -524,12 +485,14 @@ class Syncer:
             except DocstoreError as exc:
                 self._fail(report, a.path, f"not moved on the server: {exc} ({exc.code})")
 
+    def _place(self, doc_id: str, dest: str) -> None:
+        """Rename and/or move a document to `dest` on the server."""
+        folder = self._remote_folder(_rel_parent(dest))
+        self.client.update_document(doc_id, name=posixpath.basename(dest), parent_folder_id=folder)
+
     def _remote_move(self, a: Action) -> None:
         assert a.dest is not None and a.doc_id is not None and a.base is not None
-        folder = self._remote_folder(_rel_parent(a.dest))
-        self.client.update_document(
-            a.doc_id, name=posixpath.basename(a.dest), parent_folder_id=folder
-        )
+        self._place(a.doc_id, a.dest)
         self._put(self._moved(a.base, a.dest), a.base.path)
 
     # one method per action kind (see plan.ActionKind)
@@ -542,10 +505,7 @@ class Syncer:
 
     def _do_remote_rename(self, report: Report, a: Action) -> None:
         assert a.dest is not None and a.doc_id is not None
-        folder = self._remote_folder(_rel_parent(a.dest))
-        self.client.update_document(
-            a.doc_id, name=posixpath.basename(a.dest), parent_folder_id=folder
-        )
+        self._place(a.doc_id, a.dest)
         self._emit(report, "remote_rename", a.path, dest=a.dest)
 
     def _do_forget(self, report: Report, a: Action) -> None:
@@ -747,23 +707,3 @@ class Syncer:
                 self._emit(report, "remote_rmdir", d)
             except DocstoreError as exc:
                 self._fail(report, d, f"folder: {exc} ({exc.code})")
-
-
-def state_summary(local_dir: Path) -> dict[str, Any]:
-    """What `docstore sync status` shows, from the state alone (no network)."""
-    state = State(local_dir.resolve())
-    try:
-        files = state.files()
-        return {
-            "local_dir": str(local_dir.resolve()),
-            "server": state.get("server"),
-            "remote_path": state.get("remote_path"),
-            "files": len(files),
-            "bytes": sum(e.size for e in files.values()),
-            "folders": len(state.folders()),
-            "cursor": state.get("cursor"),
-            "last_sync": state.get("last_sync"),
-            "last_result": state.get("last_result"),
-        }
-    finally:
-        state.close()

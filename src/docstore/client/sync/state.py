@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 STATE_DIR = ".docstore-sync"
 
@@ -118,3 +119,23 @@ class State:
             self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
         else:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def state_summary(local_dir: Path) -> dict[str, Any]:
+    """What `docstore sync status` shows, from the state alone (no network)."""
+    state = State(local_dir.resolve())
+    try:
+        files = state.files()
+        return {
+            "local_dir": str(local_dir.resolve()),
+            "server": state.get("server"),
+            "remote_path": state.get("remote_path"),
+            "files": len(files),
+            "bytes": sum(e.size for e in files.values()),
+            "folders": len(state.folders()),
+            "cursor": state.get("cursor"),
+            "last_sync": state.get("last_sync"),
+            "last_result": state.get("last_result"),
+        }
+    finally:
+        state.close()
