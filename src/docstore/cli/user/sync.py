@@ -53,7 +53,9 @@ def _status(local_dir: Path, as_json: bool) -> None:
 
 @commands.command("sync", rich_help_panel=FILES, epilog=EPILOG)
 def sync_command(
-    local_dir: Annotated[str, typer.Argument(help="The local folder (or `status`).")],
+    local_dir: Annotated[
+        str, typer.Argument(help="The local folder, or `status` (a folder of that name: ./status).")
+    ],
     remote_path: Annotated[
         str | None, typer.Argument(help="The docstore folder, e.g. /Sync (created if missing).")
     ] = None,
