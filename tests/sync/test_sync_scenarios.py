@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from docstore.client.sync import Syncer
 from docstore.client.sync.state import STATE_DIR
 from tests.fixtures.server import ServerProcess
 from tests.sync.helpers import local_tree, new_client, remote_tree, same_user, settle, sync
@@ -160,3 +161,31 @@ def test_a_round_killed_while_moving_files_finishes_the_moves_next_time(
     assert local_tree(a) == remote_tree(ds, "/S") == {"sub/b.txt": b"moving"}
     assert ds.resolve("/S/sub/b.txt").id == before
     assert not any(park.iterdir())
+
+
+def test_a_local_edit_made_during_the_round_is_not_overwritten_by_the_download(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server, "Ann")
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "f1.txt").write_bytes(b"v1")
+    (a / "f2.txt").write_bytes(b"goes")
+    assert sync(ds, a, "/S").ok
+    ds.save_version(ds.resolve("/S/f1.txt").id, b"remote v2")
+    ds.delete_document(ds.resolve("/S/f2.txt").id)
+
+    def edit_meanwhile(event: dict[str, object]) -> None:
+        # Runs after the scan and before the download of f1 (trash comes first).
+        if event["action"] == "local_trash":
+            (a / "f1.txt").write_bytes(b"typed during the sync")
+
+    with Syncer(ds, a, "/S", on_event=edit_meanwhile) as s:
+        report = s.run_once()
+    assert list(report.errors) == ["f1.txt"] and "changed locally" in report.errors["f1.txt"]
+    assert (a / "f1.txt").read_bytes() == b"typed during the sync"
+    assert sync(ds, a, "/S").ok  # next round: both changed, both kept
+    files = local_tree(a)
+    assert files.pop("f1.txt") == b"remote v2"
+    assert list(files.values()) == [b"typed during the sync"]
+    assert local_tree(a) == remote_tree(ds, "/S")
