@@ -59,9 +59,8 @@ class Watcher:
     def _remote(self) -> None:
         while not self.stop.is_set():
             cursor = self.cursor
-            if cursor is None:
-                self.stop.wait(self.poll_timeout)
-                self.wake.set()
+            if cursor is None:  # the first round has not stored one yet
+                self.stop.wait(0.2)
                 continue
             try:
                 if self.syncer.client.wait_for_changes(cursor, int(self.poll_timeout)):
