@@ -408,9 +408,14 @@ CASES: list[Case] = [
                            "folders": str(c.item.folder["id"])}),
     Case("GET", "/web/shared-flags/{folder_id}", everyone(200), auth="cookie",
          check=_share_flags),
+    Case("GET", f"{P}/changes/cursor", needs(Level.VIEW, 200), variant="folder scope",
+         params=lambda c: {"folder_id": c.item.folder["id"]}),
 ]  # fmt: skip
 
 ALLOWED: dict[str, str] = {
+    "GET /api/v1/changes": "the caller's own change feed: its rows are per user, written for "
+    "those who could see the item (tests/changes: a stranger gets no row, not even an id)",
+    "GET /api/v1/changes/wait": "long-poll on the caller's own feed (tests/changes)",
     "GET /api/v1/openapi.json": "the public API description",
     "GET /api/v1/docs": "the API documentation page",
     "GET /docs/oauth2-redirect": "part of the API documentation page",

@@ -1,7 +1,7 @@
 """bench/run's body: start everything on loopback, run every workload, print one table.
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
-BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get,sync
+BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get,feed,sync
 (a subset, for iterating), BENCH_SYNC_FILES=10000, BENCH_PROFILE=1 (py-spy flame graphs of
 the docstore servers) or =calls (yappi call counts and CPU per function, bench/perf/yappi_serve.py).
 """
@@ -28,7 +28,7 @@ BIG = int(os.environ.get("BENCH_BIG_MIB", "1024")) * 1024**2
 SMALL = int(os.environ.get("BENCH_SMALL", "1000"))
 LISTN = int(os.environ.get("BENCH_LIST", "10000"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,s3,small,list,get,sync").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,s3,small,list,get,feed,sync").split(",")))
 SYNC_FILES = int(os.environ.get("BENCH_SYNC_FILES", "10000"))
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -417,6 +417,17 @@ def body(run: Run) -> None:
             section("1 GiB S3", s3)
         big_file.unlink()
 
+    def feed() -> None:
+        from bench.feed import catch_up
+
+        log("change feed: catch-up of 100,000 changes")
+        res = catch_up(local.url, owner, local_db_url(work, "docstore-sqlite"), 100_000, RUNS)
+        run.rows.append(Row("feed_catchup", "feed catch-up, 100,000 changes", "changes/s", res))
+        run.notes.append(
+            "outbox write overhead on the 4 KiB row: `python -m bench.feed --before-src "
+            "<tree without it>` compares sequential 4 KiB uploads with and without it"
+        )
+
     def sync() -> None:
         from bench.sync import measure
 
@@ -425,6 +436,7 @@ def body(run: Run) -> None:
         run.rows.extend(measure(local.url, owner.token, work / "sync", SYNC_FILES, 1))
 
     for key, name, fn in (
+        ("feed", "change feed", feed),
         ("small", "4 KiB files", small),
         ("list", "10k listing", listing),
         ("get", "shared GET", get),

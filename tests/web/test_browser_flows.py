@@ -621,3 +621,29 @@ def test_group_page_and_sharing_a_folder_with_a_group(web: Web) -> None:
     text = bob.locator("#access").inner_text()
     assert "Design" in text and "can comment" in text, text
     web.screenshot(bob, "06c-access-via-group")
+
+
+def test_folder_view_refreshes_when_something_changes_elsewhere(web: Web) -> None:
+    """The folder page follows the change feed: a file uploaded into the folder from
+    elsewhere (another device, through the API) appears without a reload, and a rename
+    from elsewhere shows too."""
+    require_routes(web, ("GET", "/api/v1/changes/wait"), ("GET", "/api/v1/changes/cursor"))
+    ann = web.register_api("Ann Live", web.email("annlive"))
+    auth = {"Authorization": f"Bearer {ann['token']}"}
+    live = httpx.post(
+        f"{web.api}/folders", json={"name": "Live", "parent_id": None}, headers=auth
+    ).json()
+    page = web.page()
+    ui.sign_in(page, web.email("annlive"))
+    page.goto(f"/folders/{live['id']}")
+    page.get_by_role("heading", name="Live").wait_for()
+    # From the moment the page holds its cursor, every change after it reaches the page.
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".some((e) => e.name.includes('/api/v1/changes/cursor'))"
+    )
+    doc = ui.api_upload(web.api, auth, "from-elsewhere.txt", b"hello\n", live["id"])
+    ui.row(page, "from-elsewhere.txt").wait_for(timeout=15_000)
+    r = httpx.patch(f"{web.api}/documents/{doc['id']}", json={"name": "renamed.txt"}, headers=auth)
+    assert r.status_code == 200, r.text
+    ui.row(page, "renamed.txt").wait_for(timeout=15_000)

@@ -26,7 +26,7 @@ from docstore.changes.models import Change
 from docstore.changes.schemas import ChangeOut, ChangesPage, DocumentEntry, FolderEntry
 from docstore.config import Settings
 from docstore.context import Actor
-from docstore.documents.models import Document
+from docstore.documents.models import Document, DocumentVersion
 from docstore.documents.service import document_out
 from docstore.errors import BadRequest, CursorExpired, Unauthenticated
 from docstore.folders.models import Folder
@@ -116,7 +116,7 @@ def page(db: Session, actor: Actor, pos: Position, limit: int) -> ChangesPage:
     ]
     last = rows[-1].seq if rows else pos.seq
     cursor = _encode(Position(last, pos.folder_id, int(time.time())))
-    return ChangesPage(changes=out, cursor=cursor, has_more=has_more)
+    return ChangesPage.model_construct(changes=out, cursor=cursor, has_more=has_more)
 
 
 class _Entries:
@@ -130,11 +130,14 @@ class _Entries:
         self.docs: dict[int, tuple[Document, Folder]] = {}
         if doc_ids:
             found = db.execute(
-                select(Document, Folder)
+                select(Document, Folder, DocumentVersion)
                 .join(Folder, Folder.id == Document.folder_id)
+                .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
                 .where(Document.id.in_(doc_ids), readable(actor, Document))
             ).all()
-            self.docs = {d.id: (d, f) for d, f in found}
+            self.docs = {d.id: (d, f) for d, f, _ in found}
+            # Held here: the identity map keeps them weakly, and document_out finds them there.
+            self.versions = [v for _, _, v in found if v is not None]
         self.folders: dict[int, Folder] = {}
         if folder_ids:
             found_f = db.scalars(
@@ -197,7 +200,8 @@ class _Entries:
                 self.db, self.actor, doc, folder.path
             )
             out = document_out(self.db, doc, level)
-            return DocumentEntry(**dict(out), path="/" + "/".join([*names, doc.name]))
+            path = "/" + "/".join([*names, doc.name])
+            return DocumentEntry.model_construct(**dict(out), path=path)
         f = self.folders.get(item_id)
         if f is None:
             return None
@@ -206,4 +210,4 @@ class _Entries:
             return None
         level = self._level(f.owner_id) or folder_level(self.db, self.actor, f)
         fields = {**dict(folder_out(f, level)), "path": "/" + "/".join(names)}
-        return FolderEntry(**fields)
+        return FolderEntry.model_construct(**fields)

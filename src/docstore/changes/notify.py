@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import threading
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from docstore.services import Services
 log = logging.getLogger(__name__)
 
 CHANNEL = "changes"
+CONCURRENT_CHECKS = 16
 _KEY = "docstore.changes.notifier"
 
 
@@ -57,6 +59,12 @@ class Notifier:
         # a notice for its user came after N (`noticed_since`).
         self.generation = 0
         self._last: dict[int, int] = {}
+        # Long-polls check the database at most this many at a time (each check is a hop to
+        # a worker thread): a burst of waiters, or a thousand woken at once, queue here on
+        # the event loop instead of each taking a thread.
+        self.checks = asyncio.Semaphore(CONCURRENT_CHECKS)
+        self._outgoing: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Event | None = None
 
@@ -67,12 +75,27 @@ class Notifier:
             return sum(len(w) for w in self._waiters.values())
 
     def publish(self, user_ids: Iterable[int]) -> None:
-        """Wake the waiters of these users here and, with Redis, in every process."""
+        """Wake the waiters of these users here and, with Redis, in every process. The
+        Redis PUBLISH goes from a thread of its own: a commit never waits for Redis (nor
+        for its timeout while Redis is down)."""
         users = set(user_ids)
         self.wake_local(users)
-        if self._publisher is not None:
+        if self._publisher is None:
+            return
+        self._outgoing.put(",".join(map(str, sorted(users))))
+        with self._lock:
+            if self._sender is None or not self._sender.is_alive():
+                self._sender = threading.Thread(
+                    target=self._send, name="docstore-change-notices", daemon=True
+                )
+                self._sender.start()
+
+    def _send(self) -> None:
+        assert self._publisher is not None
+        while True:
+            message = self._outgoing.get()
             try:
-                self._publisher.publish(self.channel, ",".join(map(str, sorted(users))))
+                self._publisher.publish(self.channel, message)
             except redis.RedisError:  # the waiters elsewhere re-check at their timeout
                 log.warning("could not publish a change notice", exc_info=True)
 

@@ -285,7 +285,36 @@ function setup() {
     share.addEventListener("click", () => openShareDialog({ kind: "folder", id: folderId, name: folder ? folder.name : "", onChange: load }));
   }
   setupUploads();
-  load();
+  load().then(watchChanges);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The change feed, scoped to this folder: when something in it changes elsewhere (another
+// tab, device or person), the listing is loaded again. A long-poll costs the server no
+// thread while it waits; the loop is bounded and ends when the cursor expires or the
+// folder is gone.
+async function watchChanges() {
+  if (!folder || !window.fetch) return;
+  let cursor;
+  try {
+    cursor = (await api("GET", "changes/cursor", { query: { folder_id: folder.id } })).cursor;
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100000; i++) {
+    try {
+      const wait = await api("GET", "changes/wait", { query: { cursor, timeout: 30 } });
+      if (wait.backoff) await sleep(wait.backoff * 1000);
+      if (!wait.changes) continue;
+      const page = await api("GET", "changes", { query: { cursor, limit: 1000 } });
+      cursor = page.cursor;
+      if (page.changes.length) await load();
+    } catch (err) {
+      if (err.status === 404 || err.status === 410 || err.status === 401) return;
+      await sleep(5000);
+    }
+  }
 }
 
 setup();

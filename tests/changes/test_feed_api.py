@@ -1,0 +1,110 @@
+"""The change feed's HTTP contract, in-process on both databases: cursors (scoped, bad,
+expired), entries and paths, what a sharee and a stranger see, and no row for a write that
+failed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from docstore.pagination import decode_cursor, encode_cursor
+from tests.changes.helpers import API
+from tests.fixtures.app import Api, User
+from tests.sharing.conftest import cheap_hasher
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from docstore import security
+
+    monkeypatch.setattr(security, "_hasher", cheap_hasher())
+
+
+def _cursor(user: User, **params: Any) -> str:
+    r = user.get(f"{API}/changes/cursor", params=params)
+    assert r.status_code == 200, r.text
+    return str(r.json()["cursor"])
+
+
+def _ops(user: User, cursor: str) -> list[tuple[str, str, int, str | None]]:
+    r = user.get(f"{API}/changes", params={"cursor": cursor})
+    assert r.status_code == 200, r.text
+    return [
+        (c["op"], c["kind"], c["id"], (c["entry"] or {}).get("path")) for c in r.json()["changes"]
+    ]
+
+
+def test_sharee_gets_access_changes_and_stranger_nothing(api: Api) -> None:
+    ann, bob, eve = api.register(), api.register(), api.register()
+    ca, cb, ce = _cursor(ann), _cursor(bob), _cursor(eve)
+    team = ann.mkdir("team")
+    private = ann.mkdir("private")
+    doc = ann.upload("a.txt", b"a", team["id"]).json()
+    r = ann.post(
+        f"{API}/shares", json={"folder_id": team["id"], "email": bob.email, "permission": "VIEW"}
+    )
+    assert r.status_code == 201, r.text
+    cb2 = _cursor(bob)
+    assert ann.post(f"{API}/documents/{doc['id']}/versions", content=b"b").status_code == 201
+    moved = ann.patch(f"{API}/documents/{doc['id']}", json={"parent_folder_id": private["id"]})
+    assert moved.status_code == 200
+    assert ann.delete(f"{API}/shares/{r.json()['id']}").status_code == 204
+
+    assert _ops(ann, ca) == [
+        ("created", "folder", team["id"], "/team"),
+        ("created", "folder", private["id"], "/private"),
+        ("created", "document", doc["id"], "/private/a.txt"),  # entries are as of now
+        ("updated", "document", doc["id"], "/private/a.txt"),
+        ("moved", "document", doc["id"], "/private/a.txt"),
+    ]
+    assert _ops(bob, cb) == [
+        ("access_gained", "folder", team["id"], None),  # revoked since: no entry now
+        ("updated", "document", doc["id"], None),
+        ("access_lost", "document", doc["id"], None),  # moved out of the shared folder
+        ("access_lost", "folder", team["id"], None),
+    ]
+    assert [op for op, *_ in _ops(bob, cb2)] == ["updated", "access_lost", "access_lost"]
+    assert _ops(eve, ce) == []  # a stranger learns not even an id
+
+
+def test_paths_from_the_shared_folder_and_scoped_cursor(api: Api) -> None:
+    ann, bob = api.register(), api.register()
+    team = ann.mkdir("team")
+    sub = ann.mkdir("sub", team["id"])
+    r = ann.post(
+        f"{API}/shares", json={"folder_id": team["id"], "email": bob.email, "permission": "EDIT"}
+    )
+    assert r.status_code == 201
+    cb, scoped = _cursor(bob), _cursor(ann, folder_id=sub["id"])
+    other = ann.mkdir("other")
+    doc = bob.upload("b.txt", b"b", sub["id"]).json()
+    assert _ops(bob, cb) == [("created", "document", doc["id"], "/team/sub/b.txt")]
+    assert _ops(ann, scoped) == [("created", "document", doc["id"], "/b.txt")]
+    moved = ann.patch(f"{API}/documents/{doc['id']}", json={"parent_folder_id": other["id"]})
+    assert moved.status_code == 200
+    # Moved out of the subtree: in the scoped feed, with no entry (the client drops it).
+    assert _ops(ann, scoped)[-1] == ("moved", "document", doc["id"], None)
+    assert bob.get(f"{API}/changes/cursor", params={"folder_id": other["id"]}).status_code == 404
+
+
+def test_failed_write_leaves_no_change_and_bad_cursors(api: Api) -> None:
+    ann = api.register()
+    cursor = _cursor(ann)
+    ann.mkdir("same")
+    assert ann.post(f"{API}/folders", json={"name": "same", "parent_id": None}).status_code == 409
+    assert [op for op, *_ in _ops(ann, cursor)] == ["created"]
+
+    assert ann.get(f"{API}/changes", params={"cursor": "not-a-cursor"}).status_code == 400
+    old = decode_cursor(cursor)
+    assert old is not None
+    expired = encode_cursor({**old, "t": int(time.time()) - 31 * 86400})
+    r = ann.get(f"{API}/changes", params={"cursor": expired})
+    assert (r.status_code, r.json()["code"]) == (410, "cursor_expired")
+    r = ann.get(f"{API}/changes/wait", params={"cursor": expired, "timeout": 1})
+    assert r.status_code == 410
+    anonymous = api.client.get(f"{API}/changes", params={"cursor": cursor})
+    assert anonymous.status_code == 401
+    page = ann.get(f"{API}/changes", params={"cursor": cursor, "limit": 1001})
+    assert page.status_code == 422
