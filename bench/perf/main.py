@@ -1,9 +1,9 @@
 """bench/run's body: start everything on loopback, run every workload, print one table.
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
-BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get,cluster,feed
-(a subset, for iterating), BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers)
-or =calls (yappi call counts and CPU per function, bench/perf/yappi_serve.py).
+BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get,cluster,feed,sync
+(a subset, for iterating), BENCH_SYNC_FILES=10000, BENCH_PROFILE=1 (py-spy flame graphs of
+the docstore servers) or =calls (yappi call counts and CPU per function, bench/perf/yappi_serve.py).
 """
 
 from __future__ import annotations
@@ -29,8 +29,12 @@ SMALL = int(os.environ.get("BENCH_SMALL", "1000"))
 LISTN = int(os.environ.get("BENCH_LIST", "10000"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 ONLY = set(
-    filter(None, os.environ.get("BENCH_ONLY", "big,s3,small,list,get,cluster,feed").split(","))
+    filter(
+        None,
+        os.environ.get("BENCH_ONLY", "big,s3,small,list,get,cluster,feed,sync").split(","),
+    )
 )
+SYNC_FILES = int(os.environ.get("BENCH_SYNC_FILES", "10000"))
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
@@ -442,12 +446,20 @@ def body(run: Run) -> None:
             "<tree without it>` compares sequential 4 KiB uploads with and without it"
         )
 
+    def sync() -> None:
+        from bench.sync import measure
+
+        log(f"docstore sync: {SYNC_FILES} small files up, down, no-op re-sync")
+        (work / "sync").mkdir()
+        run.rows.extend(measure(local.url, owner.token, work / "sync", SYNC_FILES, 1))
+
     for key, name, fn in (
         ("feed", "change feed", feed),
         ("small", "4 KiB files", small),
         ("list", "10k listing", listing),
         ("get", "shared GET", get),
         ("cluster", "cluster scale", scale),
+        ("sync", "docstore sync", sync),
     ):
         if key in ONLY:
             section(name, fn)

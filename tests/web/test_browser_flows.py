@@ -391,12 +391,17 @@ def test_activity_lists_what_happened(web: Web) -> None:
     ann = web.register_api("Ann Archer", web.email("ann"))
     auth = {"Authorization": f"Bearer {ann['token']}"}
     ui.api_upload(web.api, auth, "budget.csv", b"item,amount\ncoffee,12\n")
+    synced = {**auth, "User-Agent": "docstore-sync/0.1.0"}  # what `docstore sync` sends
+    ui.api_upload(web.api, synced, "notes.txt", b"from the laptop")
     page = web.page()
     ui.sign_in(page, web.email("ann"))
     page.get_by_role("link", name="Activity", exact=True).click()
     upload = page.locator('tr[data-action="UPLOAD"]')
     upload.first.wait_for()
-    assert "budget.csv" in upload.first.inner_text()
+    assert "budget.csv" in upload.nth(1).inner_text()
+    # The sync client's uploads say so: the client's name beside the address.
+    assert "notes.txt" in upload.first.inner_text()
+    assert "docstore-sync/0.1.0" in upload.first.inner_text()
     assert page.locator('tr[data-action="LOGIN"]').count() >= 1
     web.screenshot(page, "07-activity")
 

@@ -94,6 +94,12 @@ class LinkExpired(DocstoreError):
     status, code = 410, "link_expired"
 
 
+class CursorExpired(DocstoreError):
+    """A change-feed cursor older than the feed keeps: list again and take a new cursor."""
+
+    status, code = 410, "cursor_expired"
+
+
 class TooLarge(DocstoreError):
     status, code = 413, "too_large"
 
@@ -148,6 +154,7 @@ _BY_CODE: dict[str, type[DocstoreError]] = {
         NameConflict,
         Cycle,
         LinkExpired,
+        CursorExpired,
         TooLarge,
         ValidationFailed,
         ChecksumMismatch,

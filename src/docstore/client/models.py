@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -275,3 +275,19 @@ class Node(ApiModel):
     parent_id: Id | None = None
     size_bytes: int | None = None
     current_version_id: Id | None = None
+
+
+class Change(ApiModel):
+    """One row of the change feed; `entry` is the item as its GET shows it, plus `path`."""
+
+    seq: int
+    kind: Literal["folder", "document"]
+    id: Id
+    op: str
+    entry: dict[str, Any] | None = None
+
+
+class ChangesPage(ApiModel):
+    changes: list[Change]
+    cursor: str
+    has_more: bool = False

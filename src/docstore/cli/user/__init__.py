@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         changes,
         files,
         sharing,
+        sync,
         tokens,
         trash,
     )

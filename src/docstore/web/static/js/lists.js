@@ -129,6 +129,13 @@ const VERBS = {
 
 let activityCursor = null;
 
+// The client behind an entry, short: "docstore-sync/0.1.0", "curl/8.5.0", "Firefox/126.0".
+function clientName(ua) {
+  if (!ua) return "";
+  const browser = ua.match(/(Firefox|Edg|Chrome|Safari)\/[\d.]+/);
+  return browser ? browser[0] : ua.split(" ")[0];
+}
+
 async function activityPage(more = false) {
   const box = $("content");
   if (!FEATURES.audit) {
@@ -159,7 +166,8 @@ async function activityPage(more = false) {
         h("td", {}, userName(e.user_id)),
         h("td", {}, h("span", { class: `badge action-${e.action.toLowerCase()}` }, VERBS[e.action] || e.action)),
         h("td", {}, what),
-        h("td", { class: "col-ip muted" }, e.ip_address || ""));
+        h("td", { class: "col-ip muted", title: e.user_agent || "" },
+          [e.ip_address, clientName(e.user_agent)].filter(Boolean).join(" · ")));
     });
     let tbody = box.querySelector("tbody");
     if (!more || !tbody) {

@@ -1,0 +1,103 @@
+"""`docstore sync` as a process: killed (-9) during an upload and during a download, then
+run again; and `--watch` picking up local and remote changes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from docstore.client import DocstoreClient
+from docstore.client.sync.state import STATE_DIR
+from tests.fixtures.server import ServerProcess
+from tests.sync.helpers import local_tree, new_client, remote_tree, same_user, sync
+from tests.sync.test_sync_cli import DOCSTORE, cli_env
+
+BIG = 48 * 1024 * 1024  # above the multipart threshold: a transfer that takes a moment
+
+
+def _start(tmp_path: Path, ds: DocstoreClient, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(DOCSTORE), "sync", *args],
+        env=cli_env(tmp_path, ds),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _kill_when(proc: subprocess.Popen[bytes], seen: object, timeout: float = 60.0) -> bool:
+    """kill -9 the process as soon as `seen()` is true; whether it was caught in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if seen():  # type: ignore[operator]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            return True
+        time.sleep(0.005)
+    proc.wait(60)
+    return False
+
+
+def test_killed_during_upload_and_download_leaves_no_partial_file_and_converges(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    uploads, downloads = a / STATE_DIR / "uploads", b / STATE_DIR / "tmp"
+    caught_up = caught_down = False
+    for attempt in range(3):  # the kill must land inside the transfer; bounded retries
+        name = f"big-{attempt}.bin"
+        (a / name).write_bytes(os.urandom(BIG))
+        proc = _start(tmp_path, ds, str(a), "/K", "--quiet")
+        caught_up = caught_up or _kill_when(
+            proc, lambda: uploads.is_dir() and any(uploads.iterdir())
+        )
+        proc = _start(tmp_path, ds, str(a), "/K", "--quiet")  # resumes, completes
+        assert proc.wait(120) == 0
+        proc = _start(tmp_path, ds, str(b), "/K", "--quiet")
+        caught_down = caught_down or _kill_when(
+            proc, lambda: downloads.is_dir() and any(downloads.iterdir())
+        )
+        # Whatever is under a real name is complete: the partial bytes live in tmp/ only.
+        for path, data in local_tree(b).items():
+            assert len(data) == BIG, f"partial {path}"
+        proc = _start(tmp_path, ds, str(b), "/K", "--quiet")
+        assert proc.wait(120) == 0
+        if caught_up and caught_down:
+            break
+    assert caught_up and caught_down, "the kill never landed inside a transfer"
+    assert local_tree(a) == local_tree(b) == remote_tree(ds, "/K")
+    assert not any(downloads.iterdir())  # the restart dropped the partial download
+
+
+def test_watch_follows_local_and_remote_changes(sync_server: ServerProcess, tmp_path: Path) -> None:
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    proc = _start(tmp_path, ds, str(a), "/W", "--watch", "--quiet")
+    try:
+        api = same_user(ds)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (a / STATE_DIR / "state.db").exists():
+            time.sleep(0.1)
+        (a / "local.txt").write_bytes(b"typed here")
+        folder = api.makedirs("/W")
+        api.upload_bytes("remote.txt", b"from the web", folder_id=folder.id)
+        want = {"local.txt": b"typed here", "remote.txt": b"from the web"}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if local_tree(a) == want and remote_tree(api, "/W") == want:
+                break
+            time.sleep(0.2)
+        assert local_tree(a) == want and remote_tree(api, "/W") == want
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    assert sync(ds, a, "/W").ok

@@ -1,0 +1,191 @@
+"""`docstore sync` rounds against a real server: the cases the issue names, one by one."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from docstore.client.sync import Syncer
+from docstore.client.sync.state import STATE_DIR
+from tests.fixtures.server import ServerProcess
+from tests.sync.helpers import local_tree, new_client, remote_tree, same_user, settle, sync
+
+
+def test_two_folders_converge_and_a_no_op_round_does_nothing(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "docs" / "deep").mkdir(parents=True)
+    (a / "docs" / "deep" / "x.txt").write_bytes(b"x")
+    (a / "top.md").write_bytes(b"# top\n")
+    (a / "empty").mkdir()
+    first = sync(ds, a, "/Sync")
+    assert first.ok, first.errors
+    ds.upload_bytes("remote.txt", b"from the web", folder_id=ds.resolve("/Sync").id)
+    settle([(ds, a), (same_user(ds), b)], "/Sync")
+    assert local_tree(a) == local_tree(b) == remote_tree(ds, "/Sync")
+    assert (b / "empty").is_dir() and (b / "docs/deep/x.txt").read_bytes() == b"x"
+    again = sync(ds, a, "/Sync")
+    assert again.ok and not again.changed
+    # Our own writes come back through the feed and are recognised: one feed call, no listing.
+    assert not again.listed and again.feed_calls == 1
+
+
+def test_edits_on_both_sides_keep_both_under_the_servers_copy_name(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server, "Ann")
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "plan.txt").write_bytes(b"v1")
+    assert sync(ds, a, "/S").ok
+    doc = ds.resolve("/S/plan.txt")
+    versions_before = len(list(ds.iter_versions(doc.id)))
+    ds.save_version(doc.id, b"remote edit")
+    (a / "plan.txt").write_bytes(b"local edit")
+    report = sync(ds, a, "/S")
+    assert report.ok, report.errors
+    files = local_tree(a)
+    assert files.pop("plan.txt") == b"remote edit"
+    [(copy_name, copy_bytes)] = files.items()
+    assert copy_name.startswith("plan (conflict copy by Ann") and copy_bytes == b"local edit"
+    assert local_tree(a) == remote_tree(ds, "/S")
+    # The remote edit is the only new version of the original: nothing was overwritten.
+    assert len(list(ds.iter_versions(doc.id))) == versions_before + 1
+
+
+def test_deletes_go_to_trash_on_both_sides_and_a_local_edit_survives_a_remote_delete(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    for name in ("gone-here.txt", "gone-there.txt", "edited.txt"):
+        (a / name).write_bytes(name.encode())
+    assert sync(ds, a, "/S").ok
+    (a / "gone-here.txt").unlink()
+    ds.delete_document(ds.resolve("/S/gone-there.txt").id)
+    ds.delete_document(ds.resolve("/S/edited.txt").id)
+    (a / "edited.txt").write_bytes(b"kept: edited after the remote delete")
+    report = sync(ds, a, "/S")
+    assert report.ok, report.errors
+    assert (
+        local_tree(a)
+        == remote_tree(ds, "/S")
+        == {"edited.txt": b"kept: edited after the remote delete"}
+    )
+    trashed = {t.name for t in ds.list_trash()}
+    assert {"gone-here.txt", "gone-there.txt"} <= trashed
+    in_local_trash = [p.name for p in (a / STATE_DIR / "trash").rglob("*") if p.is_file()]
+    assert in_local_trash == ["gone-there.txt"]
+
+
+def test_a_local_rename_is_a_server_move_of_the_same_document(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "old.txt").write_bytes(b"content")
+    settle([(ds, a), (same_user(ds), b)], "/S")
+    before = ds.resolve("/S/old.txt")
+    (a / "sub").mkdir()
+    os.rename(a / "old.txt", a / "sub" / "new.txt")
+    report = sync(ds, a, "/S")
+    assert [e["action"] for e in report.actions if e["action"] != "remote_mkdir"] == ["remote_move"]
+    after = ds.resolve("/S/sub/new.txt")
+    assert after.id == before.id
+    assert len(list(ds.iter_versions(after.id))) == 1
+    inode = (b / "old.txt").stat().st_ino
+    report_b = sync(same_user(ds), b, "/S")
+    assert [e["action"] for e in report_b.actions if "mkdir" not in e["action"]] == ["local_move"]
+    assert (b / "sub" / "new.txt").stat().st_ino == inode  # moved, not downloaded again
+
+
+def test_ignored_files_stay_local_and_bad_paths_fail_alone(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / ".docstoreignore").write_text("build/\n*.log\n")
+    for name in ("~$doc.docx", ".~lock.x#", "x.swp", "y.tmp", ".DS_Store", "run.log"):
+        (a / name).write_bytes(b"temp")
+    (a / "build").mkdir()
+    (a / "build" / "out.bin").write_bytes(b"o")
+    (a / "fine.txt").write_bytes(b"ok")
+    (a / "bell\x07.txt").write_bytes(b"a name the server refuses")
+    report = sync(ds, a, "/S")
+    assert not report.ok
+    assert list(report.errors) == ["bell\x07.txt"]
+    assert set(remote_tree(ds, "/S")) == {"fine.txt", ".docstoreignore"}
+
+
+def test_names_that_fold_to_the_same_are_kept_apart(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "Report.txt").write_bytes(b"upper")
+    assert sync(ds, a, "/S").ok
+    ds.upload_bytes("report.txt", b"lower", folder_id=ds.resolve("/S").id)
+    report = sync(ds, a, "/S")
+    assert report.ok, report.errors
+    files = local_tree(a)
+    assert files == remote_tree(ds, "/S")
+    assert files["Report.txt"] == b"upper"
+    assert files["report (case conflict).txt"] == b"lower"
+
+
+def test_a_round_killed_while_moving_files_finishes_the_moves_next_time(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """What a kill -9 between parking a moved file and putting it in place leaves behind
+    (the journal and the parked file) is completed by the next round: a move, not a loss."""
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "a.txt").write_bytes(b"moving")
+    assert sync(ds, a, "/S").ok
+    before = ds.resolve("/S/a.txt").id
+    park = a / STATE_DIR / "moving"
+    park.mkdir()
+    (park / "journal.json").write_text(json.dumps([["p1", "a.txt", "sub/b.txt"]]))
+    os.rename(a / "a.txt", park / "p1")
+    report = sync(ds, a, "/S")
+    assert report.ok, report.errors
+    assert local_tree(a) == remote_tree(ds, "/S") == {"sub/b.txt": b"moving"}
+    assert ds.resolve("/S/sub/b.txt").id == before
+    assert not any(park.iterdir())
+
+
+def test_a_local_edit_made_during_the_round_is_not_overwritten_by_the_download(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server, "Ann")
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "f1.txt").write_bytes(b"v1")
+    (a / "f2.txt").write_bytes(b"goes")
+    assert sync(ds, a, "/S").ok
+    ds.save_version(ds.resolve("/S/f1.txt").id, b"remote v2")
+    ds.delete_document(ds.resolve("/S/f2.txt").id)
+
+    def edit_meanwhile(event: dict[str, object]) -> None:
+        # Runs after the scan and before the download of f1 (trash comes first).
+        if event["action"] == "local_trash":
+            (a / "f1.txt").write_bytes(b"typed during the sync")
+
+    with Syncer(ds, a, "/S", on_event=edit_meanwhile) as s:
+        report = s.run_once()
+    assert list(report.errors) == ["f1.txt"] and "changed locally" in report.errors["f1.txt"]
+    assert (a / "f1.txt").read_bytes() == b"typed during the sync"
+    assert sync(ds, a, "/S").ok  # next round: both changed, both kept
+    files = local_tree(a)
+    assert files.pop("f1.txt") == b"remote v2"
+    assert list(files.values()) == [b"typed during the sync"]
+    assert local_tree(a) == remote_tree(ds, "/S")
