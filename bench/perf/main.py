@@ -1,9 +1,10 @@
 """bench/run's body: start everything on loopback, run every workload, print one table.
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
-BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get,cluster,feed,sync
-(a subset, for iterating), BENCH_SYNC_FILES=10000, BENCH_PROFILE=1 (py-spy flame graphs of
-the docstore servers) or =calls (yappi call counts and CPU per function, bench/perf/yappi_serve.py).
+BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_SYNC_FILES=10000,
+BENCH_ONLY=big,s3,small,list,get,cluster,feed,sync (a subset, for iterating), BENCH_PROFILE=1
+(py-spy flame graphs of the docstore servers) or =calls (yappi call counts and CPU per
+function, bench/perf/yappi_serve.py).
 """
 
 from __future__ import annotations
