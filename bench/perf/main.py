@@ -1,7 +1,7 @@
 """bench/run's body: start everything on loopback, run every workload, print one table.
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
-BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,get
+BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_ONLY=big,s3,small,list,dav,get
 (a subset, for iterating), BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers)
 or =calls (yappi call counts and CPU per function, bench/perf/yappi_serve.py).
 """
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import dav
 from bench.perf import load, servers
 from bench.perf import workloads as w
 from bench.perf.client import Docstore, populate_folder, share_folder
@@ -28,7 +29,7 @@ BIG = int(os.environ.get("BENCH_BIG_MIB", "1024")) * 1024**2
 SMALL = int(os.environ.get("BENCH_SMALL", "1000"))
 LISTN = int(os.environ.get("BENCH_LIST", "10000"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,s3,small,list,get").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,s3,small,list,dav,get").split(",")))
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
@@ -340,25 +341,10 @@ def body(run: Run) -> None:
             w.peer_listing(wd.url, "PROPFIND", "/list10k/", {"Depth": "1"}, b"response>", LISTN)
             for _ in range(RUNS + 1)
         ][1:]
-        # WebDAV: the same folder through /dav/ (issue 23), beside wsgidav's PROPFIND.
-        dav_t = [
-            w.peer_listing(
-                local.url, "PROPFIND", "/dav/files/list10k/", {"Depth": "1", **owner.auth},
-                b"response>", LISTN,
-            )
-            for _ in range(RUNS + 1)
-        ][1:]  # fmt: skip
+        # WebDAV: the same folder through /dav/ (issue 23), beside wsgidav's and copyparty's
+        # PROPFIND (bench/dav.py's row).
         run.rows.append(
-            Row(
-                "dav_propfind_10k",
-                f"WebDAV PROPFIND depth 1 on a folder of {LISTN} entries (allprop)",
-                "ms",
-                stats([t * 1000 for t in dav_t]),
-                {"wsgidav PROPFIND": stats([t * 1000 for t in wd_t])},
-                None,
-                [("wsgidav PROPFIND", 0.25)],
-                lower_is_better=True,
-            )
+            dav.propfind_row(local, owner, "list10k", {"wsgidav": wd, "copyparty": cp}, LISTN, RUNS)
         )
         run.rows.append(
             Row(
@@ -378,6 +364,18 @@ def body(run: Run) -> None:
             )
         )
         run.rss_mark(local, "after listing")
+
+    def webdav() -> None:
+        """bench/dav.py's rclone and 1 GiB PUT/GET rows, beside wsgidav and copyparty --daw."""
+        log(f"WebDAV: rclone copy of {SMALL} x 4 KiB, {BIG >> 20} MiB PUT/GET ({RUNS} runs)")
+        cp_daw = run.keep(dav.dav_copyparty(work))
+        peers = {"wsgidav": wd, "copyparty --daw": cp_daw}
+        run.rows.append(dav.rclone_row(local, owner, peers, work, SMALL, RUNS))
+        big = make_file(work / "dav-big.bin", BIG)
+        roots = {"wsgidav": (wd, wd_root), "copyparty --daw": (cp_daw, work / "copyparty-daw-root")}
+        run.rows += dav.put_get_rows(owner, roots, big, RUNS)
+        big.unlink()
+        run.rss_mark(local, "after WebDAV")
 
     def get() -> None:
         log(f"GET /documents/{{id}} shared 10 levels up, 32 connections, {SECONDS:.0f}s x {RUNS}")
@@ -418,6 +416,7 @@ def body(run: Run) -> None:
     for key, name, fn in (
         ("small", "4 KiB files", small),
         ("list", "10k listing", listing),
+        ("dav", "WebDAV rclone + 1 GiB", webdav),
         ("get", "shared GET", get),
     ):
         if key in ONLY:
