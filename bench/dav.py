@@ -1,17 +1,19 @@
-"""WebDAV beside wsgidav (issue 23): the three figures the issue asks for, in one run.
+"""WebDAV beside wsgidav and copyparty --daw (issue 23): the DAV rows of bench/run, which
+calls the functions here; also runnable alone, for iterating on the DAV figures:
 
-    .venv/bin/python bench/dav.py [--entries 10000] [--files 1000] [--size-mib 1024] [--runs 3]
+    PYTHONPATH=$PWD .venv/bin/python -m bench.dav [--entries 10000] [--files 1000]
+        [--size-mib 1024] [--runs 3] [--only propfind,rclone,big]
 
-Starts `docstore serve` (SQLite, local storage) and wsgidav (cheroot, anonymous, a
-directory root) on loopback, and measures, each docstore figure next to wsgidav's in the
-same run:
-- PROPFIND depth 1 (allprop) on a folder of --entries documents (docstore's made in SQL as
-  copies of one uploaded document, as bench/perf's listing; wsgidav's as 4 KiB files);
+Alone, it starts `docstore serve` (SQLite, local storage), wsgidav (cheroot, anonymous) and
+copyparty (`--daw`, anonymous read-write) on loopback and measures, docstore next to both
+peers in the same run:
+- PROPFIND depth 1 (allprop) on a folder of --entries entries (docstore's made in SQL as
+  copies of one uploaded document, as bench/perf's listing; the peers' as 4 KiB files);
 - `rclone copy` of --files files of 4 KiB (vendor=other, --transfers 8, --tpslimit 0);
-- one --size-mib PUT and GET with curl.
-Times are medians of --runs runs (after one warm-up for PROPFIND). Prints the table and
-writes bench/results/dav.json. Needs wsgidav and cheroot (the test extra's venv has them),
-rclone and curl.
+- one --size-mib PUT and GET with curl (the same file, made unique per run).
+Figures are median [min-max] of --runs runs. Prints bench/run's table for these rows and
+writes bench/results/dav.json. Needs wsgidav + cheroot and copyparty (bench/run's venv has
+them; found next to the Python running this, else on PATH), rclone and curl.
 """
 
 from __future__ import annotations
@@ -19,27 +21,147 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import shutil
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+from bench.perf import servers
+from bench.perf import workloads as w
+from bench.perf.client import Docstore, populate_folder
+from bench.perf.report import Row, render
+from bench.perf.util import Proc, log, make_file, stats
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.perf.client import Docstore, populate_folder  # noqa: E402
-from tests.fixtures.server import free_port, start_server  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def median_of(runs: int, fn: Callable[[], float]) -> float:
-    return statistics.median(fn() for _ in range(runs))
+def dav_copyparty(work: Path) -> Proc:
+    """copyparty with WebDAV writes on (`--daw`: PUT overwrites, as a DAV client expects)."""
+    return servers.copyparty(work / "copyparty-daw", work / "copyparty-daw-root", ("--daw",))
+
+
+def populate_listing(owner: Docstore, db_url: str, name: str, n: int, roots: list[Path]) -> int:
+    """A folder of n documents in docstore (SQL copies of one upload) and n 4 KiB files in
+    each peer root's `name` directory; returns docstore's folder id."""
+    folder = owner.mkdir(name)
+    first = owner.upload_small(folder, "a-first.txt", b"x" * 4096)
+    populate_folder(db_url, folder, int(first["id"]), n - 1)
+    for root in roots:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            (root / name / f"l-{i:05d}.txt").write_bytes(b"x" * 4096)
+    return folder
+
+
+def propfind_times(url: str, path: str, headers: dict[str, str], n: int, runs: int) -> list[float]:
+    """ms of PROPFIND depth 1 (allprop) on `path`, after one warm-up."""
+    return [
+        w.peer_listing(url, "PROPFIND", path, {"Depth": "1", **headers}, b"response>", n) * 1000
+        for _ in range(runs + 1)
+    ][1:]
+
+
+def propfind_row(
+    ds: Proc, owner: Docstore, name: str, peers: dict[str, Proc], n: int, runs: int
+) -> Row:
+    """PROPFIND depth 1 of a folder of n entries, docstore's /dav/files/ beside each peer."""
+    ds_t = propfind_times(ds.url, f"/dav/files/{name}/", owner.auth, n, runs)
+    theirs = {
+        f"{peer} PROPFIND": stats(propfind_times(p.url, f"/{name}/", {}, n, runs))
+        for peer, p in peers.items()
+    }
+    return Row(
+        "dav_propfind_10k",
+        f"WebDAV PROPFIND depth 1 on a folder of {n} entries (allprop)",
+        "ms",
+        stats(ds_t),
+        theirs,
+        None,
+        [("wsgidav PROPFIND", 0.25)],
+        lower_is_better=True,
+    )
+
+
+def _rclone_rates(remote: str, src: Path, config: Path, files: int, runs: int) -> list[float]:
+    """files/s of `rclone copy` of src into a fresh directory of `remote`, per run."""
+    rates = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(
+            ["rclone", "--config", str(config), "copy", str(src), f"{remote}run{i}-{time.time()}",
+             "--transfers", "8", "--checkers", "8", "--tpslimit", "0"],
+            capture_output=True, check=True, timeout=900,
+        )  # fmt: skip
+        rates.append(files / (time.perf_counter() - t0))
+    return rates
+
+
+def rclone_row(
+    ds: Proc, owner: Docstore, peers: dict[str, Proc], work: Path, files: int, runs: int
+) -> Row:
+    """`rclone copy` of `files` files of 4 KiB, docstore beside each peer, files/s."""
+    src = work / "rclone-small"
+    src.mkdir(exist_ok=True)
+    for i in range(files):
+        (src / f"f-{i:05d}.bin").write_bytes(os.urandom(4096))
+    config = work / "rclone.conf"
+    config.write_text("")
+    secret = subprocess.run(["rclone", "obscure", "--", owner.token], capture_output=True,
+                            text=True, check=True).stdout.strip()  # fmt: skip
+    ours = (
+        f":webdav,url='{ds.url}/dav/files/',vendor=other,"
+        f"user='{owner.user['email']}',pass='{secret}':"
+    )
+    ds_r = _rclone_rates(ours, src, config, files, runs)
+    theirs = {
+        peer: stats(_rclone_rates(f":webdav,url='{p.url}/',vendor=other:", src, config,
+                                  files, runs))
+        for peer, p in peers.items()
+    }  # fmt: skip
+    log(f"  rclone copy: docstore {stats(ds_r)['median']:.0f} files/s, " + ", ".join(
+        f"{k} {v['median']:.0f}" for k, v in theirs.items()))  # fmt: skip
+    return Row(
+        "dav_rclone_copy",
+        f"WebDAV: rclone copy of {files} x 4 KiB (--transfers 8)",
+        "files/s",
+        stats(ds_r),
+        theirs,
+        None,
+        [("wsgidav", 1.0)],
+    )
+
+
+def put_get_rows(
+    owner: Docstore, peers: dict[str, tuple[Proc, Path]], big: Path, runs: int
+) -> list[Row]:
+    """curl PUT then GET of `big` through /dav/files/, beside each peer (MB/s)."""
+    mib = big.stat().st_size >> 20
+    root = owner.user["root_folder_id"]
+
+    def drop(i: int) -> None:
+        r = owner.http.get(f"/folders/{root}/children", params={"limit": 1000})
+        doc = next(d["id"] for d in r.json()["items"] if d["name"] == f"dav-big{i}.bin")
+        owner.http.delete(f"/documents/{doc}").raise_for_status()
+        owner.http.delete(f"/trash/{doc}").raise_for_status()  # the quota back
+
+    ds = w.big_peer(
+        lambda i: f"{owner.url}/dav/files/dav-big{i}.bin", big, runs, "docstore DAV", drop,
+        headers=("-H", f"Authorization: Bearer {owner.token}"),
+    )  # fmt: skip
+    up, down = {}, {}
+    for peer, (p, proot) in peers.items():
+        r = w.big_peer(
+            lambda i, base=p.url: f"{base}/dav-big{i}.bin", big, runs, peer,
+            lambda i, proot=proot: (proot / f"dav-big{i}.bin").unlink(),
+        )  # fmt: skip
+        up[peer], down[peer] = r["upload"], r["download"]
+    return [
+        Row("dav_put_1g", f"WebDAV: {mib} MiB PUT (curl -T)", "MB/s", ds["upload"], up,
+            None, [("wsgidav", 1.0)]),
+        Row("dav_get_1g", f"WebDAV: {mib} MiB GET", "MB/s", ds["download"], down,
+            None, [("wsgidav", 1.0)]),
+    ]  # fmt: skip
 
 
 def main() -> int:
@@ -48,135 +170,46 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="propfind,rclone,big")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="docstore-dav-bench-"))
-    db_url = f"sqlite:///{tmp}/docstore.db"
-    srv = start_server(tmp, db_url)
-    wd_root = tmp / "wsgidav"
-    wd_root.mkdir()
-    port = free_port()
-    wsgidav = Path(sys.executable).parent / "wsgidav"
-    wd = subprocess.Popen(
-        [str(wsgidav), "--host", "127.0.0.1", "--port", str(port), "--root", str(wd_root),
-         "--auth", "anonymous", "--server", "cheroot", "--no-config", "-q", "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    wd_url = f"http://127.0.0.1:{port}"
-    rows: list[dict[str, object]] = []
+    only = set(args.only.split(","))
+    work = Path(tempfile.mkdtemp(prefix="docstore-dav-bench-"))
+    procs: list[Proc] = []
+    rows: list[Row] = []
     try:
-        for _ in range(300):
-            try:
-                httpx.get(wd_url + "/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        owner = Docstore.register(srv.url, "dav@bench.example")
-        rows.append(propfind(srv.url, owner, db_url, wd_url, wd_root, args))
-        rows.append(rclone_copy(srv.url, owner, wd_url, tmp, args))
-        rows += put_get(srv.url, owner, wd_url, tmp, args)
+        ds = servers.docstore(work, "docstore-sqlite")
+        procs.append(ds)
+        wd_root = work / "wsgidav-root"
+        wd = servers.wsgidav(work, wd_root)
+        procs.append(wd)
+        cp = dav_copyparty(work)
+        procs.append(cp)
+        cp_root = work / "copyparty-daw-root"
+        owner = Docstore.register(ds.url, "dav@bench.example")
+        if "propfind" in only:
+            log(f"PROPFIND: populating {args.entries} entries")
+            db_url = f"sqlite:///{(work / 'docstore-sqlite' / 'docstore.db').resolve()}"
+            populate_listing(owner, db_url, "list", args.entries, [wd_root, cp_root])
+            peers = {"wsgidav": wd, "copyparty": cp}
+            rows.append(propfind_row(ds, owner, "list", peers, args.entries, args.runs))
+        if "rclone" in only:
+            log(f"rclone copy of {args.files} files")
+            rows.append(rclone_row(ds, owner, {"wsgidav": wd, "copyparty": cp}, work,
+                                   args.files, args.runs))  # fmt: skip
+        if "big" in only:
+            log(f"{args.size_mib} MiB PUT/GET")
+            big = make_file(work / "big.bin", args.size_mib << 20)
+            peers2 = {"wsgidav": (wd, wd_root), "copyparty": (cp, cp_root)}
+            rows += put_get_rows(owner, peers2, big, args.runs)
     finally:
-        wd.terminate()
-        wd.wait(10)
-        srv.stop()
-    for row in rows:
-        print(
-            f"{row['what']:<40} docstore {row['docstore']:>9.1f} {row['unit']:<8}"
-            f" wsgidav {row['wsgidav']:>9.1f}  ratio {row['ratio']:.2f} (target {row['target']})"
-        )
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(render(rows))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dav.json").write_text(json.dumps({"rows": rows, "runs": args.runs}, indent=2))
+    out = {"rows": [r.as_dict() for r in rows], "runs": args.runs}
+    (RESULTS / "dav.json").write_text(json.dumps(out, indent=2, default=str))
     return 0
-
-
-def propfind(
-    url: str, owner: Docstore, db_url: str, wd_url: str, wd_root: Path, args: argparse.Namespace
-) -> dict[str, object]:
-    n = args.entries
-    folder = owner.mkdir("list")
-    r = owner.http.post("/files", params={"name": "a-first.txt", "folder_id": folder},
-                        content=b"x" * 4096)  # fmt: skip
-    r.raise_for_status()
-    populate_folder(db_url, folder, int(r.json()["id"]), n - 1)
-    (wd_root / "list").mkdir()
-    for i in range(n):
-        (wd_root / "list" / f"l-{i:05d}.txt").write_bytes(b"x" * 4096)
-
-    def timed(target: str, headers: dict[str, str]) -> float:
-        with httpx.Client(timeout=300) as client:
-            t0 = time.perf_counter()
-            r = client.request("PROPFIND", target, headers={"Depth": "1", **headers})
-            dt = time.perf_counter() - t0
-        if r.status_code != 207 or r.content.count(b"response>") < n:
-            raise RuntimeError(f"PROPFIND {target}: {r.status_code}")
-        return dt * 1000
-
-    timed(f"{url}/dav/files/list/", owner.auth)
-    timed(f"{wd_url}/list/", {})
-    ds = median_of(args.runs, lambda: timed(f"{url}/dav/files/list/", owner.auth))
-    wd = median_of(args.runs, lambda: timed(f"{wd_url}/list/", {}))
-    return {"what": f"PROPFIND depth 1, {n} entries", "unit": "ms", "docstore": ds,
-            "wsgidav": wd, "ratio": ds / wd, "target": "<= 0.25"}  # fmt: skip
-
-
-def rclone_copy(
-    url: str, owner: Docstore, wd_url: str, tmp: Path, args: argparse.Namespace
-) -> dict[str, object]:
-    src = tmp / "small"
-    src.mkdir()
-    for i in range(args.files):
-        (src / f"f-{i:05d}.bin").write_bytes(os.urandom(4096))
-    config = tmp / "rclone.conf"
-    config.write_text("")
-    secret = subprocess.run(["rclone", "obscure", "--", owner.token], capture_output=True,
-                            text=True, check=True).stdout.strip()  # fmt: skip
-    email = owner.user["email"]
-    counter = iter(range(1_000_000))
-
-    def rate(remote: str) -> float:
-        target = f"{remote}run{next(counter)}"
-        t0 = time.perf_counter()
-        subprocess.run(["rclone", "--config", str(config), "copy", str(src), target,
-                        "--transfers", "8", "--checkers", "8", "--tpslimit", "0"],
-                       capture_output=True, check=True)  # fmt: skip
-        return args.files / (time.perf_counter() - t0)
-
-    ours = f":webdav,url='{url}/dav/files/',vendor=other,user='{email}',pass='{secret}':"
-    theirs = f":webdav,url='{wd_url}/',vendor=other:"
-    ds = median_of(args.runs, lambda: rate(ours))
-    wd = median_of(args.runs, lambda: rate(theirs))
-    return {"what": f"rclone copy {args.files} x 4 KiB", "unit": "files/s", "docstore": ds,
-            "wsgidav": wd, "ratio": ds / wd, "target": ">= 1.0"}  # fmt: skip
-
-
-def put_get(
-    url: str, owner: Docstore, wd_url: str, tmp: Path, args: argparse.Namespace
-) -> list[dict[str, object]]:
-    big = tmp / "big.bin"
-    with big.open("wb") as f:
-        for _ in range(args.size_mib):
-            f.write(os.urandom(1 << 20))
-    auth = ["-H", f"Authorization: Bearer {owner.token}"]
-    counter = iter(range(1_000_000))
-
-    def curl(extra: list[str]) -> float:
-        t0 = time.perf_counter()
-        subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", *extra], check=True)
-        return args.size_mib * 1.048576 / (time.perf_counter() - t0)
-
-    def put(base: str, headers: list[str]) -> float:
-        return curl([*headers, "-T", str(big), f"{base}/big{next(counter)}.bin"])
-
-    ds_put = median_of(args.runs, lambda: put(f"{url}/dav/files", auth))
-    wd_put = median_of(args.runs, lambda: put(wd_url, []))
-    ds_get = median_of(args.runs, lambda: curl([*auth, f"{url}/dav/files/big0.bin"]))
-    wd_get = median_of(args.runs, lambda: curl([f"{wd_url}/big{args.runs}.bin"]))
-    size = f"{args.size_mib} MiB"
-    return [
-        {"what": f"{size} PUT", "unit": "MB/s", "docstore": ds_put, "wsgidav": wd_put,
-         "ratio": ds_put / wd_put, "target": ">= 1.0"},
-        {"what": f"{size} GET", "unit": "MB/s", "docstore": ds_get, "wsgidav": wd_get,
-         "ratio": ds_get / wd_get, "target": ">= 1.0"},
-    ]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
 BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_SYNC_FILES=10000,
-BENCH_ONLY=big,s3,small,list,get,cluster,feed,sync (a subset, for iterating), BENCH_PROFILE=1
+BENCH_ONLY=big,s3,small,list,dav,get,cluster,feed,sync (a subset, for iterating), BENCH_PROFILE=1
 (py-spy flame graphs of the docstore servers) or =calls (yappi call counts and CPU per
 function, bench/perf/yappi_serve.py).
 """
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import dav
 from bench.perf import load, servers
 from bench.perf import workloads as w
 from bench.perf.client import Docstore, populate_folder, share_folder
@@ -32,7 +33,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 ONLY = set(
     filter(
         None,
-        os.environ.get("BENCH_ONLY", "big,s3,small,list,get,cluster,feed,sync").split(","),
+        os.environ.get("BENCH_ONLY", "big,s3,small,list,dav,get,cluster,feed,sync").split(","),
     )
 )
 SYNC_FILES = int(os.environ.get("BENCH_SYNC_FILES", "10000"))
@@ -347,25 +348,10 @@ def body(run: Run) -> None:
             w.peer_listing(wd.url, "PROPFIND", "/list10k/", {"Depth": "1"}, b"response>", LISTN)
             for _ in range(RUNS + 1)
         ][1:]
-        # WebDAV: the same folder through /dav/ (issue 23), beside wsgidav's PROPFIND.
-        dav_t = [
-            w.peer_listing(
-                local.url, "PROPFIND", "/dav/files/list10k/", {"Depth": "1", **owner.auth},
-                b"response>", LISTN,
-            )
-            for _ in range(RUNS + 1)
-        ][1:]  # fmt: skip
+        # WebDAV: the same folder through /dav/ (issue 23), beside wsgidav's and copyparty's
+        # PROPFIND (bench/dav.py's row).
         run.rows.append(
-            Row(
-                "dav_propfind_10k",
-                f"WebDAV PROPFIND depth 1 on a folder of {LISTN} entries (allprop)",
-                "ms",
-                stats([t * 1000 for t in dav_t]),
-                {"wsgidav PROPFIND": stats([t * 1000 for t in wd_t])},
-                None,
-                [("wsgidav PROPFIND", 0.25)],
-                lower_is_better=True,
-            )
+            dav.propfind_row(local, owner, "list10k", {"wsgidav": wd, "copyparty": cp}, LISTN, RUNS)
         )
         run.rows.append(
             Row(
@@ -385,6 +371,18 @@ def body(run: Run) -> None:
             )
         )
         run.rss_mark(local, "after listing")
+
+    def webdav() -> None:
+        """bench/dav.py's rclone and 1 GiB PUT/GET rows, beside wsgidav and copyparty --daw."""
+        log(f"WebDAV: rclone copy of {SMALL} x 4 KiB, {BIG >> 20} MiB PUT/GET ({RUNS} runs)")
+        cp_daw = run.keep(dav.dav_copyparty(work))
+        peers = {"wsgidav": wd, "copyparty --daw": cp_daw}
+        run.rows.append(dav.rclone_row(local, owner, peers, work, SMALL, RUNS))
+        big = make_file(work / "dav-big.bin", BIG)
+        roots = {"wsgidav": (wd, wd_root), "copyparty --daw": (cp_daw, work / "copyparty-daw-root")}
+        run.rows += dav.put_get_rows(owner, roots, big, RUNS)
+        big.unlink()
+        run.rss_mark(local, "after WebDAV")
 
     def get() -> None:
         log(f"GET /documents/{{id}} shared 10 levels up, 32 connections, {SECONDS:.0f}s x {RUNS}")
@@ -458,6 +456,7 @@ def body(run: Run) -> None:
         ("feed", "change feed", feed),
         ("small", "4 KiB files", small),
         ("list", "10k listing", listing),
+        ("dav", "WebDAV rclone + 1 GiB", webdav),
         ("get", "shared GET", get),
         ("cluster", "cluster scale", scale),
         ("sync", "docstore sync", sync),

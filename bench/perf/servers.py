@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -81,12 +82,18 @@ def server_pid(proc: Proc) -> int:
     return _tree(proc.pid)[-1]
 
 
-def copyparty(work: Path, root: Path) -> Proc:
+def _exe(name: str) -> str:
+    """A peer's executable: next to this Python (bench/run's venv), else on PATH."""
+    here = BIN / name
+    return str(here) if here.exists() else (shutil.which(name) or str(here))
+
+
+def copyparty(work: Path, root: Path, extra: tuple[str, ...] = ()) -> Proc:
     """copyparty with its database on (-e2d), anonymous read-write on `root`."""
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
     cmd = [
-        str(BIN / "copyparty"),
+        _exe("copyparty"),
         "-i",
         HOST,
         "-p",
@@ -98,6 +105,7 @@ def copyparty(work: Path, root: Path) -> Proc:
         "--hist",
         str(work / "copyparty-hist"),
         "--no-robots",
+        *extra,
     ]
     proc = Proc("copyparty", cmd, _env(), work / "copyparty.log", url=f"http://{HOST}:{port}")
     proc.start(cwd=work)
@@ -110,7 +118,7 @@ def wsgidav(work: Path, root: Path) -> Proc:
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
     cmd = [
-        str(BIN / "wsgidav"),
+        _exe("wsgidav"),
         "--host",
         HOST,
         "--port",

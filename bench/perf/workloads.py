@@ -6,7 +6,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -157,15 +157,16 @@ def big_peer(
     runs: int,
     label: str,
     cleanup: Callable[[int], None] | None = None,
+    headers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """curl PUT then GET of the same file to a peer."""
+    """curl PUT then GET of the same file to a peer (`headers`: curl's -H arguments)."""
     size = path.stat().st_size
     ups, downs = [], []
     for i in range(runs):
         tag_file(path, f"{label}-{i}-{time.time()}")
         url = url_for(i)
-        dt, _ = curl(["-T", str(path), url], timeout=900)
-        ddt, _ = curl(["-o", "/dev/null", url], timeout=900)
+        dt, _ = curl([*headers, "-T", str(path), url], timeout=900)
+        ddt, _ = curl([*headers, "-o", "/dev/null", url], timeout=900)
         ups.append(size / dt / MB)
         downs.append(size / ddt / MB)
         log(f"  {label} run {i}: up {ups[-1]:.0f} MB/s, down {downs[-1]:.0f} MB/s")

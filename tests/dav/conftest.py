@@ -44,6 +44,7 @@ class DavServer:
     """A running server and a way to make accounts on it."""
 
     proc: ServerProcess
+    backend: str  # "sqlite-local" or "postgres-redis-s3"
 
     @property
     def url(self) -> str:
@@ -77,13 +78,21 @@ class DavServer:
         return DavAccount(email, token, body["user"]["id"])
 
 
-@pytest.fixture(scope="module", params=["sqlite-local", "postgres-redis-s3"])
+@pytest.fixture(
+    scope="session",
+    # One xdist group per backend: the client tests (litmus, rclone, the mount) share one
+    # server per backend.
+    params=[
+        pytest.param(b, marks=pytest.mark.xdist_group(f"dav-clients-{b}"))
+        for b in ("sqlite-local", "postgres-redis-s3")
+    ],
+)
 def dav_server(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     worker_id: str,
 ) -> Iterator[DavServer]:
-    """One server for the module's tests, on each backend set."""
+    """One server for the WebDAV client tests, on each backend set."""
     tmp = tmp_path_factory.mktemp("dav")
     env: dict[str, str] = {}
     cleanup: list[Callable[[], None]] = []
@@ -119,7 +128,7 @@ def dav_server(
         cleanup += [drop, forget]
     srv = start_server(tmp, database_url, env)
     try:
-        yield DavServer(srv)
+        yield DavServer(srv, request.param)
     finally:
         srv.stop()
         for fn in cleanup:

@@ -5,6 +5,7 @@ permission boundary of tests/sharing held through DAV too."""
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from docstore.db import Database
 from docstore.documents.models import Blob
 from docstore.users.models import User as UserRow
 from tests.fixtures.app import Api, User
+from tests.web.test_session_security import sign_in
 
 API = "/api/v1"
 DAV = "/dav/files"
@@ -239,6 +241,15 @@ def test_locks_are_honoured_by_the_api(api: Api) -> None:
     r = dav(ann, "LOCK", f"{DAV}/locked.txt", content=body, headers={"Timeout": "Second-600"})
     assert r.status_code == 200
     token = r.headers["Lock-Token"]
+    # The lock shows: in the API's document (holder, expiry) and on the web UI's page.
+    shown = ann.get(f"{API}/documents/{doc}").json()["lock"]
+    assert shown["owner"] == ann.info["name"]
+    expires = datetime.fromisoformat(shown["expires_at"])
+    assert timedelta(seconds=590) < expires - datetime.now(UTC) <= timedelta(seconds=600)
+    sign_in(api.client, ann.email)
+    page = api.client.get(f"/documents/{doc}")
+    assert f"Locked by {ann.info['name']} (WebDAV) until" in page.text, page.text
+    assert expires.strftime("%Y-%m-%d %H:%M UTC") in page.text
     # The API refuses writes to the locked document: 423 locked.
     r = ann.post(f"{API}/documents/{doc}/versions", content=b"api")
     assert r.status_code == 423 and r.json()["code"] == "locked"
@@ -250,6 +261,8 @@ def test_locks_are_honoured_by_the_api(api: Api) -> None:
     assert r.status_code == 204
     r = dav(ann, "UNLOCK", f"{DAV}/locked.txt", headers={"Lock-Token": token})
     assert r.status_code == 204
+    assert ann.get(f"{API}/documents/{doc}").json()["lock"] is None
+    assert "Locked by" not in api.client.get(f"/documents/{doc}").text
     assert ann.post(f"{API}/documents/{doc}/versions", content=b"api").status_code == 201
     # A depth-infinity lock on a folder holds the documents below it, for the API too.
     assert dav(ann, "MKCOL", f"{DAV}/box").status_code == 201
@@ -259,6 +272,8 @@ def test_locks_are_honoured_by_the_api(api: Api) -> None:
     assert r.status_code == 200
     r = ann.post(f"{API}/documents/{inner}/versions", content=b"api")
     assert r.status_code == 423 and r.json()["code"] == "locked"
+    assert ann.get(f"{API}/documents/{inner}").json()["lock"]["owner"] == ann.info["name"]
+    assert "Locked by" in api.client.get(f"/documents/{inner}").text
     assert dav(ann, "PUT", f"{DAV}/box/new.txt", content=b"n").status_code == 423
     token = dav(ann, "PROPFIND", f"{DAV}/box/", headers={"Depth": "0"}).text
     assert "opaquelocktoken:" in token

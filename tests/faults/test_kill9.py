@@ -1,6 +1,7 @@
 """`kill -9` of the real server in the middle of work, a restart on the same database and
-storage, the janitor, and then the proof: fsck is clean, every quota is exact and every
-committed version still downloads with its SHA-256.
+storage, the janitor, and then the proof: fsck is clean, every quota is exact, every
+committed version still downloads with its SHA-256, and (uploads) each user's change feed
+names exactly the committed documents.
 
 Once during 12 concurrent multipart uploads (PostgreSQL with local storage, and with S3 on
 moto), once during a retention run (PostgreSQL with local storage). In both, a row lock held
@@ -157,6 +158,7 @@ def test_kill9_during_12_concurrent_multipart_uploads(site: Site) -> None:
     server = site.start()
     rng = random.Random(10)
     users = [Client.register(server.url, f"u{i}", timeout=60) for i in range(USERS)]
+    cursors = {u.user_id: u.get(f"{API}/changes/cursor").json()["cursor"] for u in users}
     jobs = []
     for i in range(UPLOADS):
         # Two multi-part: one answered (i=1), one held and then abandoned (i=7).
@@ -241,6 +243,14 @@ def test_kill9_during_12_concurrent_multipart_uploads(site: Site) -> None:
         mine = [j for j in kept if j.user.user_id == user_id]
         assert proof.by_owner(user_id) == {j.name: [sha256_hex(j.data)] for j in mine}
         assert client.used_bytes() == sum(len(j.data) for j in mine)
+    # The change feed, read after the restart: one `created` for each committed upload
+    # (the kill lost none), nothing for the uploads whose transaction died with the process.
+    for user_id, client in clients.items():
+        mine = [j for j in kept if j.user.user_id == user_id]
+        feed = _changes_since(client, cursors[user_id])
+        assert sorted((c["op"], c["id"]) for c in feed) == sorted(
+            ("created", j.completed["id"]) for j in mine if j.completed is not None
+        )
     # The janitor expired exactly the abandoned sessions; completing one now finds nothing.
     assert proof.janitor["uploads.expire"]["expired"] == len(abandoned)
     assert set(_leftovers(site.store, abandoned).values()) == {("expired", None, False)}
@@ -249,6 +259,20 @@ def test_kill9_during_12_concurrent_multipart_uploads(site: Site) -> None:
         r = job.user.complete(job.started["upload_id"], job.parts)
         assert problem(r) == (404, "not_found"), r.text
     print(f"interrupted {len(interrupted)} of {UPLOADS}, {len(abandoned)} abandoned; {proof}")
+
+
+def _changes_since(client: Client, cursor: str) -> list[dict[str, Any]]:
+    """Every change of the client's feed after `cursor` (bounded: 100 pages)."""
+    changes: list[dict[str, Any]] = []
+    for _ in range(100):
+        r = client.get(f"{API}/changes", params={"cursor": cursor, "limit": 1000})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        changes += body["changes"]
+        cursor = body["cursor"]
+        if not body["has_more"]:
+            return changes
+    raise AssertionError("the feed did not end within 100 pages")
 
 
 def _admin(url: str) -> Client:

@@ -8,7 +8,7 @@ import binascii
 import logging
 import unicodedata
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.orm import Session
@@ -17,10 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from docstore.audit import service as audit
 from docstore.context import Actor
 from docstore.dav import ifheader, locking
 from docstore.dav.tree import Target, resolve
-from docstore.deps import anonymous_actor, authenticate_as, bearer_token
+from docstore.deps import anonymous_actor, audit_log, authenticate_as, bearer_token
 from docstore.errors import (
     ChecksumMismatch,
     DocstoreError,
@@ -106,6 +107,10 @@ def etag_matches(header: str, etag: str | None) -> bool:
     return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
 
 
+class _NeedsWrite(Exception):
+    """A read met the account password: the login throttle writes, so run as `work`."""
+
+
 class DavBase:
     """The shared steps of every method; `DavApp` adds the methods themselves."""
 
@@ -128,7 +133,30 @@ class DavBase:
 
         return await run_in_threadpool(run)
 
-    def authenticate(self, request: Request, db: Session, svc: Services) -> Actor:
+    async def read(self, request: Request, fn: Callable[[Session, Actor], T]) -> T:
+        """`work` for a method that only reads (PROPFIND, GET, HEAD): a read transaction,
+        which on SQLite neither takes nor waits for the write lock the PUTs hold (rclone
+        sends a PROPFIND after each PUT). Its audit entries and token uses are written by
+        the audit group commit before the answer, as the API's reads (`UnitOfWork`).
+        Basic with the account password goes through the login throttle, a write: that
+        request runs as `work` instead."""
+        svc = self.svc(request)
+
+        def run() -> tuple[T, list[dict[str, Any]], list[int]]:
+            with svc.database.read_transaction() as db:
+                result = fn(db, self.authenticate(request, db, svc, read_only=True))
+                return result, audit.deferred(db), users.deferred_uses(db)
+
+        try:
+            result, entries, uses = await run_in_threadpool(run)
+        except _NeedsWrite:
+            return await self.work(request, fn)
+        await audit_log(request).write(entries, [users.touch_later(uses)] if uses else [])
+        return result
+
+    def authenticate(
+        self, request: Request, db: Session, svc: Services, *, read_only: bool = False
+    ) -> Actor:
         """Bearer token; or Basic with the account email and an app password (any API
         token of that account) or the account password (throttled like a login)."""
         actor = anonymous_actor(request)
@@ -153,6 +181,8 @@ class DavBase:
                 user = None
             if user is not None and user.email == email:
                 actor.user, actor.token_id = user, token_id
+            elif read_only:
+                raise _NeedsWrite()
             else:
                 try:
                     actor.user = login_limits.login(

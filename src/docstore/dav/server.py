@@ -175,7 +175,7 @@ class DavApp(LockMethods):
             parts.append(MULTISTATUS_CLOSE)
             return "".join(parts)
 
-        text = await self.work(request, run)
+        text = await self.read(request, run)
         return Response(text.encode("utf-8"), status_code=207, media_type=XML)
 
     async def proppatch(self, request: Request, segments: list[str], slash: bool) -> Response:
@@ -255,7 +255,7 @@ class DavApp(LockMethods):
                 )
             return node, blob.storage_key, blob.size_bytes
 
-        node, key, size = await self.work(request, run)
+        node, key, size = await self.read(request, run)
         if node.is_collection:
             body = b"" if head else f"{node.href}: a WebDAV collection\n".encode()
             return Response(body, media_type="text/plain; charset=utf-8")

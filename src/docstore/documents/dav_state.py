@@ -10,6 +10,7 @@ Dead properties (PROPPATCH) belong to the item, so a rename or move carries them
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from docstore.db import Base, IdType, UTCDateTime, utcnow
 from docstore.errors import Locked
+from docstore.users.models import User
 
 
 class DavLock(Base):
@@ -84,7 +86,7 @@ class DavProperty(Base):
     )
 
 
-_DOCUMENT_LOCKS = select(DavLock.token).where(
+_HOLDS_DOCUMENT = (
     or_(
         DavLock.document_id == bindparam("document_id"),
         DavLock.depth_infinity.is_(True)
@@ -92,6 +94,34 @@ _DOCUMENT_LOCKS = select(DavLock.token).where(
     ),
     DavLock.expires_at > bindparam("now"),
 )
+_DOCUMENT_LOCKS = select(DavLock.token).where(*_HOLDS_DOCUMENT)
+# The holder's name and the end of the lock that lasts longest, for the web UI and the API.
+_LONGEST_LOCK = (
+    select(User.name, DavLock.expires_at)
+    .join(User, User.id == DavLock.user_id)
+    .where(*_HOLDS_DOCUMENT)
+    .order_by(DavLock.expires_at.desc())
+    .limit(1)
+)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a WebDAV lock on a document (their display name) and until when."""
+
+    owner: str
+    expires_at: datetime
+
+
+def _lock_params(document_id: int, folder_path: str) -> dict[str, object]:
+    ancestors = [int(p) for p in folder_path.strip("/").split("/") if p] or [-1]
+    return {"document_id": document_id, "ancestors": ancestors, "now": utcnow()}
+
+
+def live_lock(db: Session, document_id: int, folder_path: str = "/") -> LockHolder | None:
+    """The live WebDAV lock holding the document (as `check_unlocked` finds it), or None."""
+    row = db.execute(_LONGEST_LOCK, _lock_params(document_id, folder_path)).first()
+    return LockHolder(row.name, row.expires_at) if row else None
 
 
 def check_unlocked(
@@ -100,8 +130,6 @@ def check_unlocked(
     """423 `locked` when a live WebDAV lock holds the document (on it, or a depth-infinity
     lock on a folder of `folder_path`, its folder's path) and none of its tokens was
     presented (the HTTP API presents none: a locked document refuses its writes)."""
-    ancestors = [int(p) for p in folder_path.strip("/").split("/") if p] or [-1]
-    params = {"document_id": document_id, "ancestors": ancestors, "now": utcnow()}
-    tokens = set(db.scalars(_DOCUMENT_LOCKS, params))
+    tokens = set(db.scalars(_DOCUMENT_LOCKS, _lock_params(document_id, folder_path)))
     if tokens and not tokens & set(presented):
         raise Locked("The document is locked by a WebDAV client.")

@@ -9,6 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from docstore.versions.schemas import Resolution, VersionOut
 
 
+class DocumentLockOut(BaseModel):
+    """A live WebDAV lock on a document: its holder's display name and when it expires."""
+
+    owner: str
+    expires_at: datetime
+
+
 class DocumentOut(BaseModel):
     """A document with its current version and the caller's permission on it."""
 
@@ -23,6 +30,8 @@ class DocumentOut(BaseModel):
     updated_at: datetime
     is_deleted: bool
     permission: str
+    # Filled by GET /documents/{id}; null elsewhere (a locked document refuses API writes).
+    lock: DocumentLockOut | None = None
 
 
 class DocumentPatch(BaseModel):

@@ -20,9 +20,9 @@ from docstore.context import Actor
 from docstore.db import after_commit, utcnow
 from docstore.db.fastpath import first_row, insert_returning, inserted
 from docstore.documents import blobs
-from docstore.documents.dav_state import check_unlocked
+from docstore.documents.dav_state import check_unlocked, live_lock
 from docstore.documents.models import Blob, Document, DocumentVersion
-from docstore.documents.schemas import DocumentOut, DownloadOut
+from docstore.documents.schemas import DocumentLockOut, DocumentOut, DownloadOut
 from docstore.errors import Forbidden, NotFound, QuotaExceeded, StorageUnavailable
 from docstore.folders import repository as folder_repo
 from docstore.folders.models import Folder
@@ -328,7 +328,11 @@ def _view(db: Session, actor: Actor, row: Row[Any] | None) -> DocumentOut:
     if row.current_version_id is not None:
         m = row._mapping
         current = VersionOut(**{f: m[f"v_{f}"] for f in _VERSION_FIELDS}, is_current=True)
-    return _document_out(row, current, level)
+    out = _document_out(row, current, level)
+    holder = live_lock(db, row.id, row.path)
+    if holder is not None:
+        out.lock = DocumentLockOut(owner=holder.owner, expires_at=holder.expires_at)
+    return out
 
 
 def update(

@@ -25,6 +25,7 @@ from starlette.types import Scope
 from docstore.config import Settings
 from docstore.context import Actor
 from docstore.deps import DB, Svc, anonymous_actor, client_ip
+from docstore.documents.dav_state import live_lock
 from docstore.errors import DocstoreError, Unauthenticated
 from docstore.folders import service as folders
 from docstore.security import token_digest
@@ -373,12 +374,13 @@ def document_page(document_id: int, request: Request, db: DB) -> Response:
         return to_login(request)
     user, token = session
     try:
-        doc, _, level = get_document_for(db, _actor(request, user), document_id)
+        doc, folder, level = get_document_for(db, _actor(request, user), document_id)
     except DocstoreError:
         return _not_found(request, user, token, "document")
     return render(
         request, "document.html", user=user, token=token, title=doc.name, page="document",
         data={"document_id": doc.id, "permission": level.name},
+        lock=live_lock(db, doc.id, folder.path),
     )  # fmt: skip
 
 
