@@ -40,6 +40,7 @@ from docstore.groups.endpoints import router as groups_router
 from docstore.limits import BodyLimits
 from docstore.retention.endpoints import router as retention_router
 from docstore.schemas import problem_response
+from docstore.search.endpoints import router as search_router
 from docstore.services import Services
 from docstore.sharing import url_grants
 from docstore.sharing.endpoints import links_router
@@ -296,6 +297,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(accounts_router, prefix=API_PREFIX)
     for router in (trash_router, retention_router, admin_router, groups_router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(search_router, prefix=API_PREFIX)
     app.include_router(storage_router)
     app.include_router(web_accounts_router)
     install_web(app, settings)

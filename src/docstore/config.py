@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     blob_pending_grace_seconds: int = 2 * 24 * 3600
     blob_orphan_grace_seconds: int = 2 * 24 * 3600
 
+    # Search (docstore.search): the text kept per document version (the rest is not
+    # indexed), the largest file read for its text, and how far a zip format (DOCX, ODT)
+    # may expand before it counts as a zip bomb (index_status failed).
+    search_text_max_mib: float = Field(1.0, gt=0, le=64)
+    search_file_max_mib: float = Field(100.0, gt=0)
+    search_unzipped_max_mib: float = Field(200.0, gt=0)
+
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +24,8 @@ class DocumentOut(BaseModel):
     updated_at: datetime
     is_deleted: bool
     permission: str
+    # GET /documents/{id} only: how far the search index has read the current version.
+    index_status: Literal["pending", "indexed", "failed", "skipped"] | None = None
 
 
 class DocumentPatch(BaseModel):

@@ -13,9 +13,10 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from docstore import jobs
 from docstore.audit.service import Action, record
 from docstore.context import Actor
-from docstore.db import utcnow
+from docstore.db import after_commit, utcnow
 from docstore.db.fastpath import first_row, insert_returning, inserted
 from docstore.documents import blobs
 from docstore.documents.dav_state import check_unlocked
@@ -26,7 +27,9 @@ from docstore.folders import repository as folder_repo
 from docstore.folders.models import Folder
 from docstore.folders.service import ensure_free_name, resolve_id
 from docstore.names import clean_name, unique_name
+from docstore.search.models import SearchText, index_status
 from docstore.security import token_digest
+from docstore.services import for_session as services_for
 from docstore.sharing import url_grants
 from docstore.sharing.permissions import (
     Level,
@@ -252,6 +255,9 @@ def add_version(
     if restored_from is not None:
         details["restored_from_version"] = restored_from.version_number
     record(db, actor, action, document_id=doc.id, owner_id=doc.owner_id, details=details)
+    svc = services_for(db)
+    if svc is not None:  # the search index reads the new current version's text
+        after_commit(db, lambda: jobs.wake(svc, "search.index"))
     return version
 
 
@@ -271,12 +277,15 @@ _DOCUMENT_COLUMNS = (
     Document.is_deleted,
     Folder.path,
     *(getattr(DocumentVersion, f).label(f"v_{f}") for f in _VERSION_FIELDS),
+    SearchText.version_id.label("indexed_version_id"),
+    SearchText.status.label("index_status"),
 )
 # Built once. For an actor already known (a link's holder):
 _VIEW = (
     select(*_DOCUMENT_COLUMNS)
     .join(Folder, Folder.id == Document.folder_id)
     .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+    .outerjoin(SearchText, SearchText.document_id == Document.id)
     .where(Document.id == bindparam("document_id"))
 )
 # For a request with a token: the token and its user (users.repository.TOKEN_COLUMNS) in
@@ -289,6 +298,7 @@ _VIEW_WITH_TOKEN = (
     .outerjoin(Document, Document.id == bindparam("document_id"))
     .outerjoin(Folder, Folder.id == Document.folder_id)
     .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+    .outerjoin(SearchText, SearchText.document_id == Document.id)
     .where(ApiToken.token_hash == bindparam("digest"))
 )
 
@@ -321,7 +331,11 @@ def _view(db: Session, actor: Actor, row: Row[Any] | None) -> DocumentOut:
     if row.current_version_id is not None:
         m = row._mapping
         current = VersionOut(**{f: m[f"v_{f}"] for f in _VERSION_FIELDS}, is_current=True)
-    return _document_out(row, current, level)
+    out = _document_out(row, current, level)
+    out.index_status = index_status(
+        row.current_version_id, row.indexed_version_id, row.index_status
+    ).value
+    return out
 
 
 def update(
