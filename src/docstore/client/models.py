@@ -275,3 +275,19 @@ class Node(ApiModel):
     parent_id: Id | None = None
     size_bytes: int | None = None
     current_version_id: Id | None = None
+
+
+class SearchHit(ApiModel):
+    """One search result; `snippet` is HTML (matched words in <mark>)."""
+
+    kind: Literal["folder", "document"]
+    id: Id
+    name: str
+    path: str
+    mime_type: str | None = None
+    size_bytes: int | None = None
+    updated_at: datetime
+    owner_id: Id
+    permission: str
+    snippet: str = ""
+    score: float = 0.0

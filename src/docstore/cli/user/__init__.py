@@ -11,7 +11,7 @@ from docstore.cli.user.common import EPILOG, commands
 def register(app: typer.Typer) -> None:
     """Add the user commands to `app`; errors then exit with the documented codes."""
     # Importing a group registers its commands on `commands`, in the order help shows them.
-    from docstore.cli.user import account, files, sharing, tokens, trash  # noqa: F401 - registers
+    from docstore.cli.user import account, files, search, sharing, tokens, trash  # noqa: F401
 
     app.add_typer(commands)
     app.info.cls = exit_codes.ExitCodeGroup
