@@ -452,6 +452,9 @@ ALLOWED: dict[str, str] = {
     "GET /trash": "web page shell; its data comes from GET /api/v1/trash",
     "GET /groups": "web page shell; its data comes from GET /api/v1/groups",
     "GET /activity": "web page shell; its data comes from GET /api/v1/audit",
+    "GET /search": "web page shell; its data comes from GET /api/v1/search",
+    "GET /api/v1/search": "a read of many items filtered by permissions.readable in its "
+    "statement (stranger, sharee, revocation, trash: tests/search/test_search.py)",
     "GET /l/{token}": "web page shell for anyone; its data comes from GET /api/v1/links/{token}",
     "GET /static": "static assets of the web UI",
     "GET /dav": "the WebDAV mount: every method authenticates inside docstore.dav and reaches "

@@ -2,9 +2,9 @@
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
 BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_SYNC_FILES=10000,
-BENCH_ONLY=big,s3,small,list,dav,get,cluster,feed,sync (a subset, for iterating), BENCH_PROFILE=1
-(py-spy flame graphs of the docstore servers) or =calls (yappi call counts and CPU per
-function, bench/perf/yappi_serve.py).
+BENCH_ONLY=big,s3,small,list,dav,get,cluster,feed,sync,search (a subset, for iterating),
+BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers) or =calls (yappi call
+counts and CPU per function, bench/perf/yappi_serve.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +34,9 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 ONLY = set(
     filter(
         None,
-        os.environ.get("BENCH_ONLY", "big,s3,small,list,dav,get,cluster,feed,sync").split(","),
+        os.environ.get("BENCH_ONLY", "big,s3,small,list,dav,get,cluster,feed,sync,search").split(
+            ","
+        ),
     )
 )
 SYNC_FILES = int(os.environ.get("BENCH_SYNC_FILES", "10000"))
@@ -460,9 +463,45 @@ def body(run: Run) -> None:
         ("get", "shared GET", get),
         ("cluster", "cluster scale", scale),
         ("sync", "docstore sync", sync),
+        ("search", "search", lambda: search_rows(run)),
     ):
         if key in ONLY:
             section(name, fn)
+
+
+def search_rows(run: Run) -> None:
+    """bench/search.py (its own scratch databases), as rows of this table: p95 of a search
+    over 100,000 documents on SQLite and PostgreSQL, indexing rate, grep -rl's time."""
+    log("search: 100,000 documents on SQLite and PostgreSQL (bench/search.py)")
+    subprocess.run([sys.executable, "-m", "bench.search"], check=True)
+    res = json.loads((RESULTS / "search.json").read_text())
+    grep_ms = res["grep"]["p95_ms"]
+    for backend in ("SQLite", "PostgreSQL"):
+        if f"{backend}_reader" not in res:
+            continue
+        p95 = res[f"{backend}_reader"]["p95_ms"]
+        run.rows.append(
+            Row(
+                f"search_{backend.lower()}",
+                f"search p95, 100k docs, reader sees 30 % via 1k shares, {backend}",
+                "ms",
+                {"median": p95, "min": p95, "max": p95},
+                {"grep -rli (no index)": {"median": grep_ms, "min": grep_ms, "max": grep_ms}},
+                lower_is_better=True,
+                target_abs=("<", 50.0),
+                extra={"p50_ms": res[f"{backend}_reader"]["p50_ms"]},
+            )
+        )
+        rate = res[f"{backend}_index_docs_per_s"]
+        run.rows.append(
+            Row(
+                f"search_index_{backend.lower()}",
+                f"search indexing, 2 KiB text versions, {backend}",
+                "docs/s",
+                {"median": rate, "min": rate, "max": rate},
+                target_abs=(">", 200.0),
+            )
+        )
 
 
 def local_db_url(work: Path, name: str) -> str:

@@ -42,6 +42,7 @@ from docstore.limits import BodyLimits
 from docstore.ops.metrics import install as install_metrics
 from docstore.retention.endpoints import router as retention_router
 from docstore.schemas import problem_response
+from docstore.search.endpoints import router as search_router
 from docstore.server import draining
 from docstore.services import Services
 from docstore.sharing import url_grants
@@ -326,6 +327,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(changes_router, prefix=API_PREFIX)
     app.include_router(webhooks_router, prefix=API_PREFIX)
+    app.include_router(search_router, prefix=API_PREFIX)
     app.include_router(storage_router)
     app.include_router(web_accounts_router)
     install_web(app, settings)

@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     # addresses/networks (e.g. ["127.0.0.1", "10.0.0.0/8"]); with neither it is 404.
     metrics_token: str | None = None
     metrics_allow: list[str] = Field(default_factory=list)
+    # Search (docstore.search): the text kept per document version (the rest is not
+    # indexed), the largest file read for its text, and how far a zip format (DOCX, ODT)
+    # may expand before it counts as a zip bomb (index_status failed).
+    search_text_max_mib: float = Field(1.0, gt=0, le=64)
+    search_file_max_mib: float = Field(100.0, gt=0)
+    search_unzipped_max_mib: float = Field(200.0, gt=0)
 
     host: str = "127.0.0.1"
     port: int = 8000

@@ -10,6 +10,7 @@ from docstore.folders.models import Folder
 from docstore.groups.models import Group, GroupMember
 from docstore.mail.models import OutboxMail
 from docstore.retention.models import JobLease, JobRunRecord
+from docstore.search.models import SearchText
 from docstore.sharing.models import Share
 from docstore.uploads.models import UploadSession
 from docstore.users.models import AccountToken, ApiToken, Plan, User
@@ -35,6 +36,7 @@ __all__ = [
     "JobRunRecord",
     "OutboxMail",
     "Plan",
+    "SearchText",
     "Share",
     "UploadSession",
     "User",

@@ -15,6 +15,7 @@ from docstore.cli.audit import app as audit_app
 from docstore.cli.mail import app as mail_app
 from docstore.cli.maintenance import register as register_maintenance
 from docstore.cli.ops import register as register_ops
+from docstore.cli.reindex import register as register_reindex
 from docstore.cli.user import register as register_user_commands
 from docstore.config import Settings, get_settings
 
@@ -28,6 +29,7 @@ register_ops(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(admin_app, name="admin")
 app.add_typer(mail_app, name="mail")
+register_reindex(app)
 console = Console()
 
 

@@ -33,6 +33,7 @@ from docstore.client.models import (
     Plan,
     RetentionResult,
     SaveResult,
+    SearchHit,
     SessionInfo,
     Share,
     SharedItem,
@@ -739,6 +740,22 @@ class DocstoreClient:
         return bool(body.get("changes"))
 
     # -- audit, plans, maintenance ----------------------------------------------------------
+
+    def search(
+        self,
+        q: str,
+        *,
+        folder_id: Id | None = None,
+        kind: str | None = None,
+        mime: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+    ) -> Iterator[SearchHit]:
+        """Every item the caller can see matching `q` (GET /search), best first, page by
+        page as they are consumed."""
+        params = {"q": q, "folder_id": folder_id, "kind": kind, "mime": mime, "owner": owner}
+        given = {k: v for k, v in params.items() if v is not None}
+        return self._iter("/search", SearchHit, limit=limit, **given)
 
     def audit(
         self,

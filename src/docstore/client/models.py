@@ -291,3 +291,19 @@ class ChangesPage(ApiModel):
     changes: list[Change]
     cursor: str
     has_more: bool = False
+
+
+class SearchHit(ApiModel):
+    """One search result; `snippet` is HTML (matched words in <mark>)."""
+
+    kind: Literal["folder", "document"]
+    id: Id
+    name: str
+    path: str
+    mime_type: str | None = None
+    size_bytes: int | None = None
+    updated_at: datetime
+    owner_id: Id
+    permission: str
+    snippet: str = ""
+    score: float = 0.0

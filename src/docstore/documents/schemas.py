@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +33,8 @@ class DocumentOut(BaseModel):
     permission: str
     # Filled by GET /documents/{id}; null elsewhere (a locked document refuses API writes).
     lock: DocumentLockOut | None = None
+    # GET /documents/{id} only: how far the search index has read the current version.
+    index_status: Literal["pending", "indexed", "failed", "skipped"] | None = None
 
 
 class DocumentPatch(BaseModel):

@@ -13,7 +13,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from docstore import metrics
+from docstore import jobs, metrics
 from docstore.audit.service import Action, record
 from docstore.changes import service as changes
 from docstore.context import Actor
@@ -28,7 +28,9 @@ from docstore.folders import repository as folder_repo
 from docstore.folders.models import Folder
 from docstore.folders.service import ensure_free_name, resolve_id
 from docstore.names import clean_name, unique_name
+from docstore.search.models import SearchText, index_status
 from docstore.security import token_digest
+from docstore.services import for_session as services_for
 from docstore.sharing import url_grants
 from docstore.sharing.permissions import (
     Level,
@@ -259,6 +261,9 @@ def add_version(
     record(db, actor, action, document_id=doc.id, owner_id=doc.owner_id, details=details)
     op = changes.Op.CREATED if version.version_number == 1 else changes.Op.UPDATED
     changes.item_changed(db, actor, changes.document_item(db, doc), op)
+    svc = services_for(db)
+    if svc is not None:  # the search index reads the new current version's text
+        after_commit(db, lambda: jobs.wake(svc, "search.index"))
     return version
 
 
@@ -278,12 +283,15 @@ _DOCUMENT_COLUMNS = (
     Document.is_deleted,
     Folder.path,
     *(getattr(DocumentVersion, f).label(f"v_{f}") for f in _VERSION_FIELDS),
+    SearchText.version_id.label("indexed_version_id"),
+    SearchText.status.label("index_status"),
 )
 # Built once. For an actor already known (a link's holder):
 _VIEW = (
     select(*_DOCUMENT_COLUMNS)
     .join(Folder, Folder.id == Document.folder_id)
     .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+    .outerjoin(SearchText, SearchText.document_id == Document.id)
     .where(Document.id == bindparam("document_id"))
 )
 # For a request with a token: the token and its user (users.repository.TOKEN_COLUMNS) in
@@ -296,6 +304,7 @@ _VIEW_WITH_TOKEN = (
     .outerjoin(Document, Document.id == bindparam("document_id"))
     .outerjoin(Folder, Folder.id == Document.folder_id)
     .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+    .outerjoin(SearchText, SearchText.document_id == Document.id)
     .where(ApiToken.token_hash == bindparam("digest"))
 )
 
@@ -332,6 +341,9 @@ def _view(db: Session, actor: Actor, row: Row[Any] | None) -> DocumentOut:
     holder = live_lock(db, row.id, row.path)
     if holder is not None:
         out.lock = DocumentLockOut(owner=holder.owner, expires_at=holder.expires_at)
+    out.index_status = index_status(
+        row.current_version_id, row.indexed_version_id, row.index_status
+    ).value
     return out
 
 

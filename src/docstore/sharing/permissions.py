@@ -37,7 +37,9 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.functions import FunctionElement
 
 from docstore.context import Actor
 from docstore.db import UTCDateTime, utcnow
@@ -383,33 +385,64 @@ def readable(
     return and_(or_(*allowed), live)
 
 
+class in_ancestors(FunctionElement[bool]):  # an SQL function's name
+    """`folder_id IN <the folder ids of a materialized path>` ('/1/5/9/' -> 1, 5, 9): a
+    share check then probes the (user, folder) share index once per ancestor instead of
+    comparing the item's path with the path of every folder the user has a share on (one
+    LIKE per share and item: 250 ms for a search over 4,000 candidates by a user with 200
+    shares). On PostgreSQL `= ANY(array)`: with `IN (SELECT unnest(...))` the planner
+    hashed all of the user's shares for every item instead (6.9 s for 20,000 items)."""
+
+    name = "in_ancestors"
+    inherit_cache = True
+
+
+@compiles(in_ancestors)  # SQLite, and str() of a statement
+def _in_ancestors_sqlite(element: in_ancestors, compiler: Any, **kw: Any) -> str:
+    column, path = (compiler.process(c, **kw) for c in element.clauses)
+    # Compiled column expressions, never input: S608 does not apply.
+    ids = f"json_each('[' || replace(trim({path}, '/'), '/', ',') || ']')"
+    return f"{column} IN (SELECT value FROM {ids})"  # noqa: S608
+
+
+@compiles(in_ancestors, "postgresql")
+def _in_ancestors_postgresql(element: in_ancestors, compiler: Any, **kw: Any) -> str:
+    column, path = (compiler.process(c, **kw) for c in element.clauses)
+    return f"{column} = ANY (string_to_array(trim(both '/' from {path}), '/')::bigint[])"
+
+
 def _shared_with(
     user_id: int, model: type[Document] | type[Folder], needed: Level
 ) -> ColumnElement[bool]:
-    """An active share of at least `needed` for the user on the item or an ancestor."""
-    on = aliased(Folder)
-    grants = (
-        select(Share.id)
-        .join(on, on.id == Share.folder_id)
-        .where(grantee(user_id), Share.permission >= int(needed), active_share(utcnow()))
-    )
+    """An active share of at least `needed` for the user (or a group they are in) on the
+    item or an ancestor."""
     if model is Folder:
-        return exists(grants.where(Folder.path.startswith(on.path, autoescape=False)))
-    parent = aliased(Folder)  # the document's folder, in this subquery: correlated by id
-    on_folder = exists(
-        grants.join(parent, parent.id == Document.folder_id).where(
-            parent.path.startswith(on.path, autoescape=False)
+        path: Any = Folder.path
+    else:
+        parent = aliased(Folder)  # the document's folder: correlated by id
+        path = (
+            select(parent.path)
+            .where(parent.id == Document.folder_id)
+            .correlate(Document)
+            .scalar_subquery()
         )
-    )
-    on_document = exists(
-        select(Share.id).where(
-            grantee(user_id),
-            Share.document_id == Document.id,
-            Share.permission >= int(needed),
-            active_share(utcnow()),
+    ancestors = in_ancestors(Share.folder_id, path)
+    live = (Share.permission >= int(needed), active_share(utcnow()))
+    # Two statements, one per share index ((user, folder) and (group, folder)): one with
+    # an OR over both grantees would read neither index.
+    conds = [
+        exists(select(Share.id).where(Share.shared_with_user_id == user_id, ancestors, *live)),
+        exists(
+            select(Share.id).where(Share.group_id.in_(member_groups(user_id)), ancestors, *live)
+        ),
+    ]
+    if model is Document:
+        conds.append(
+            exists(
+                select(Share.id).where(grantee(user_id), Share.document_id == Document.id, *live)
+            )
         )
-    )
-    return or_(on_document, on_folder)
+    return or_(*conds)
 
 
 def _link_grant_level(link: Share) -> Level:

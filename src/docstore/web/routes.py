@@ -410,6 +410,19 @@ def trash_page(request: Request, db: DB) -> Response:
     return _simple_page(request, db, "trash.html", "trash", "Trash")
 
 
+@router.get("/search")
+def search_page(request: Request, db: DB, q: str = "") -> Response:
+    """Search results for the header's box (the page's script asks GET /api/v1/search)."""
+    session = session_user(request, db)
+    if session is None:
+        return to_login(request)
+    user, token = session
+    return render(
+        request, "search.html", user=user, token=token, title="Search", page="search",
+        search_q=q[:500], data={"q": q[:500]},
+    )  # fmt: skip
+
+
 @router.get("/activity")
 def activity_page(request: Request, db: DB) -> Response:
     """The audit entries for my documents and my own actions."""

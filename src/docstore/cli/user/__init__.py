@@ -15,6 +15,7 @@ def register(app: typer.Typer) -> None:
         account,
         changes,
         files,
+        search,
         sharing,
         sync,
         tokens,

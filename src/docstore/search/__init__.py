@@ -1,0 +1,1 @@
+"""Search: names and extracted text in the database's own full-text index (issue 26)."""
