@@ -421,6 +421,7 @@ ALLOWED: dict[str, str] = {
     "GET /docs/oauth2-redirect": "part of the API documentation page",
     "GET /api/v1/health": "service status, no data (API.md: no auth)",
     "GET /healthz": "service status, no data (API.md: no auth)",
+    "GET /readyz": "readiness for a balancer (draining, migrating, dependencies), no data",
     "POST /api/v1/auth/register": "creates an account; no item involved",
     "POST /api/v1/auth/login": "signs in; tested in tests/users",
     "POST /api/v1/auth/logout": "revokes the caller's own token",

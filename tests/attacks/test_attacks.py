@@ -426,6 +426,21 @@ def test_oversized_json_is_refused_cleanly(api: Api) -> None:
     assert ann.get(f"{API}/folders/root/children").json()["items"] == []
 
 
+def test_a_query_parameter_given_twice_is_refused_not_half_read(api: Api) -> None:
+    """Found by schemathesis: `POST /files?name=a&mime_type=x&mime_type=y` was stored with the
+    last value. Every API parameter is single: a repeated one is 422 and nothing is made."""
+    ann = api.register()
+    r = ann.post(f"{API}/files?name=a.txt&mime_type=text/plain&mime_type=image/png", content=b"x")
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation_error" and "mime_type" in r.json()["detail"]
+    r = ann.get(f"{API}/folders/root/children?limit=5&limit=6")
+    assert r.status_code == 422, r.text
+    assert ann.get(f"{API}/folders/root/children").json()["items"] == []
+    # Distinct parameters, and one given once, are as before.
+    r = ann.post(f"{API}/files?name=a.txt&mime_type=text/plain", content=b"x")
+    assert r.status_code == 201 and r.json()["mime_type"] == "text/plain", r.text
+
+
 def test_nul_characters_in_text_never_cause_a_500(api: Api) -> None:
     """Found by schemathesis on PostgreSQL (its text cannot hold NUL): 422, or kept as data."""
     ann = api.register()

@@ -1,5 +1,6 @@
 """SQL text functions the database evaluates, so hot listings build no Python object per
-value: `api_time` (a timestamp as the API writes it) and `json_object` (a row as JSON)."""
+value: `api_time` (a timestamp as the API writes it) and `json_object` (a row as JSON); and
+`insert_new`, an insert that leaves an existing row alone on either database."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import re
 from typing import Any
 
 from sqlalchemy import String, literal_column
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 
@@ -70,3 +73,11 @@ def _json_object_sqlite(element: _JsonObjectText, compiler: Any, **kw: Any) -> s
 def _json_object_postgresql(element: _JsonObjectText, compiler: Any, **kw: Any) -> str:
     # json, not jsonb: json keeps the keys in the order given.
     return f"json_build_object({compiler.process(element.clauses, **kw)})::text"
+
+
+def insert_new(db: Session, model: Any) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING` for `model` on this session's database: a row
+    that processes starting at once may all try to create (the default plan, a job's lease
+    row) is created by the first and left alone by the others, instead of their failing."""
+    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing()

@@ -26,12 +26,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 import docstore
 from docstore import jobs as registry
 from docstore.db import Database, utcnow
+from docstore.db.sql import insert_new
 from docstore.jobs import Job
 from docstore.retention import runs
 from docstore.retention.models import JobLease
@@ -64,9 +64,8 @@ def db_now(db: Session) -> datetime:
 
 
 def _ensure_rows(db: Session, names: Collection[str]) -> None:
-    insert: Any = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     for name in names:
-        db.execute(insert(JobLease).values(name=name).on_conflict_do_nothing())
+        db.execute(insert_new(db, JobLease).values(name=name))
 
 
 def acquire(

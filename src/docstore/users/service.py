@@ -14,6 +14,7 @@ from docstore.audit.service import Action, record
 from docstore.changes import service as changes
 from docstore.context import Actor
 from docstore.db import READ_ONLY, utcnow
+from docstore.db.sql import insert_new
 from docstore.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from docstore.folders.service import create_root
 from docstore.names import clean_display_name, display_name_for_names
@@ -50,9 +51,11 @@ def ensure_default_plan(db: Session) -> Plan:
     """The `free` plan exists (10 GiB, 100 versions, 30 days) unless an admin changed it."""
     plan = db.get(Plan, DEFAULT_PLAN)
     if plan is None:
-        plan = Plan(name=DEFAULT_PLAN, **DEFAULT_PLAN_LIMITS)
-        db.add(plan)
-        db.flush()
+        # Processes that start together all find none: the first insert creates it, the
+        # others' add nothing (tests/cluster: a worker crashed here on a duplicate key).
+        db.execute(insert_new(db, Plan).values(name=DEFAULT_PLAN, **DEFAULT_PLAN_LIMITS))
+        plan = db.get(Plan, DEFAULT_PLAN)
+        assert plan is not None
     return plan
 
 
