@@ -4,9 +4,7 @@ a database a newer docstore migrated is refused by every command with the reason
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,24 +13,8 @@ from sqlalchemy import inspect, text
 from docstore import migrate
 from docstore.db import make_engine
 from tests.faults.helpers import docstore
-from tests.fixtures.databases import PG_URL_BASE, _counter, _pg_admin
 
 FUTURE = "9999_from_a_newer_docstore"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no schema at all, as a fresh deployment's."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    request.getfixturevalue("pg_template")  # PostgreSQL is there (or the test is skipped)
-    name = f"docstore_empty_{os.getpid()}_{next(_counter)}"
-    with _pg_admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_URL_BASE + name
-    with _pg_admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_processes_starting_together_migrate_once(

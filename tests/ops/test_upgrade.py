@@ -4,12 +4,6 @@ today's models."""
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from alembic import command
 from sqlalchemy import select, text
 
@@ -20,7 +14,6 @@ from docstore.documents.models import Blob, Document, DocumentVersion
 from docstore.folders.models import Folder
 from docstore.sharing.models import Share
 from docstore.users.models import User
-from tests.fixtures.databases import PG_URL_BASE, _pg_admin
 
 FIRST = "0001"
 NOW = "2025-01-02 03:04:05"
@@ -49,22 +42,6 @@ ROWS = [
     "INSERT INTO audit_log (id, user_id, document_id, action, timestamp)"
     f" VALUES (1, 1, 1, 'upload', '{NOW}')",
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (no schema at all)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    name = f"docstore_upgrade_{os.getpid()}_{time.monotonic_ns()}"
-    with _pg_admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL_BASE + name
-    finally:
-        with _pg_admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_a_first_release_database_migrates_to_head_with_its_data(empty_url: str) -> None:
