@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from docstore.client import DocstoreClient
 from tests.fixtures.server import ServerProcess
+from tests.fixtures.services import missing
 from tests.sync.helpers import local_tree, new_client, remote_tree
 
 DOCSTORE = Path(sys.executable).with_name("docstore")
@@ -82,3 +84,48 @@ def test_sync_command_reports_per_path_and_exits_non_zero_on_failure(
     uploads = ds.audit(action="UPLOAD").items
     agents = {e.user_agent for e in uploads}
     assert agents and all(a and a.startswith("docstore-sync/") for a in agents)
+
+
+def test_unreadable_files_and_folders_are_reported_and_the_rest_syncs(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """A file and a folder the sync process may not read: each reported by path, exit 1,
+    everything else synced. The tests run as root, which reads anything, so the sync runs
+    as root without the capabilities that override file permissions (util-linux setpriv)."""
+    if shutil.which("setpriv") is None:
+        missing(
+            "setpriv", "util-linux's setpriv is not installed: no way to drop root's file access"
+        )
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    (a / "locked").mkdir(parents=True)
+    (a / "locked" / "inside.txt").write_bytes(b"in")
+    (a / "ok.txt").write_bytes(b"ok")
+    (a / "secret.txt").write_bytes(b"secret")
+    (a / "secret.txt").chmod(0)
+    (a / "locked").chmod(0)
+    (tmp_path / "home").mkdir()
+    try:
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--bounding-set=-dac_override,-dac_read_search",
+                *(str(DOCSTORE), "sync", str(a), "/Unreadable", "--once", "--json"),
+            ],
+            env=cli_env(tmp_path, ds),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        (a / "secret.txt").chmod(0o644)
+        (a / "locked").chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    errors = {e["path"]: e["error"] for e in events if e["action"] == "error"}
+    assert set(errors) == {"secret.txt", "locked"}, events
+    assert "cannot read" in errors["secret.txt"] and "cannot list" in errors["locked"]
+    # The readable file went up; nothing else did, and nothing local was touched.
+    assert remote_tree(ds, "/Unreadable") == {"ok.txt": b"ok"}
+    assert (a / "secret.txt").read_bytes() == b"secret"
+    assert (a / "locked" / "inside.txt").read_bytes() == b"in"
