@@ -9,10 +9,19 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from docstore.client import DocstoreClient
 from docstore.client.sync.state import STATE_DIR
 from tests.fixtures.server import ServerProcess
-from tests.sync.helpers import local_tree, new_client, remote_tree, same_user, sync
+from tests.sync.helpers import (
+    local_tree,
+    new_client,
+    remote_files,
+    remote_tree,
+    same_user,
+    sync,
+)
 from tests.sync.test_sync_cli import DOCSTORE, cli_env
 
 BIG = 48 * 1024 * 1024  # above the multipart threshold: a transfer that takes a moment
@@ -101,3 +110,61 @@ def test_watch_follows_local_and_remote_changes(sync_server: ServerProcess, tmp_
             proc.kill()
             proc.wait(5)
     assert sync(ds, a, "/W").ok
+
+
+MOVED = 120  # files in the renamed folder: enough server moves for the kill to land among them
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="open bug (issue 25): when the kill lands on a file whose server move had gone "
+    "through but was not yet recorded, a later server-side move of its folder makes that "
+    "client trash the file on the server while keeping it locally (seen: the server tree "
+    "lacks moved/f001.txt, both local trees have it; under xdist load, not alone)",
+)
+def test_killed_during_a_rename_round_moves_everything_on_the_next_run(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """kill -9 while a renamed folder's files are being moved on the server (one client),
+    and while a folder moved on the server is being moved locally (the other): the next
+    run finishes the moves. Every document keeps its id (moved, not uploaded again) and
+    every byte is still in place on both sides and the server."""
+    ds = new_client(sync_server)
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "src").mkdir(parents=True)
+    b.mkdir()
+    files = {f"src/f{i:03}.txt": os.urandom(64) for i in range(MOVED)}
+    for rel, data in files.items():
+        (a / rel).write_bytes(data)
+    assert sync(ds, a, "/R").ok and sync(ds, b, "/R").ok
+    root = ds.resolve("/R").id
+    ids = remote_files(ds, root)
+    assert set(ids) == set(files)
+
+    # 1. A local rename: the process is killed once some, not all, moves reached the server.
+    os.rename(a / "src", a / "dst")
+
+    def some_moved() -> bool:
+        moved = {rel for rel in remote_files(ds, root) if rel.startswith("dst/")}
+        return 0 < len(moved) < MOVED
+
+    caught_local = _kill_when(_start(tmp_path, ds, str(a), "/R", "--quiet"), some_moved)
+    assert _start(tmp_path, ds, str(a), "/R", "--quiet").wait(120) == 0
+    after = remote_files(ds, root)
+    assert after == {rel.replace("src/", "dst/"): i for rel, i in ids.items()}
+
+    # 2. A server-side move: the other client is killed while it moves its files locally.
+    ds.update_folder(ds.resolve("/R/dst").id, name="moved")
+    journal = b / STATE_DIR / "moving" / "journal.json"
+    caught_remote = _kill_when(_start(tmp_path, ds, str(b), "/R", "--quiet"), journal.exists)
+    assert _start(tmp_path, ds, str(b), "/R", "--quiet").wait(120) == 0
+    expected = {rel.replace("src/", "moved/"): data for rel, data in files.items()}
+    assert local_tree(b) == expected
+    assert _start(tmp_path, ds, str(a), "/R", "--quiet").wait(120) == 0
+    here, there = local_tree(a), remote_tree(ds, "/R")
+    assert here == expected, sorted(set(here) ^ set(expected))
+    assert there == expected, sorted(set(there) ^ set(expected))
+    assert remote_files(ds, root) == {rel.replace("src/", "moved/"): i for rel, i in ids.items()}
+    # Where the kill could not be placed (the round was quicker than the watcher), the
+    # test still proves the moves; it says so rather than passing as if it had killed.
+    print(f"killed during the local moves: {caught_local}; the remote ones: {caught_remote}")
