@@ -248,8 +248,8 @@ def test_kill9_during_12_concurrent_multipart_uploads(site: Site) -> None:
     for user_id, client in clients.items():
         mine = [j for j in kept if j.user.user_id == user_id]
         feed = _changes_since(client, cursors[user_id])
-        assert sorted((c["op"], c["id"]) for c in feed) == sorted(
-            ("created", j.completed["id"]) for j in mine if j.completed is not None
+        assert sorted((c["kind"], c["op"], c["id"]) for c in feed) == sorted(
+            ("document", "created", j.completed["id"]) for j in mine if j.completed is not None
         )
     # The janitor expired exactly the abandoned sessions; completing one now finds nothing.
     assert proof.janitor["uploads.expire"]["expired"] == len(abandoned)
