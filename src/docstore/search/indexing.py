@@ -134,8 +134,14 @@ _SET_TSV = text(
 
 
 def _store(db: Session, item: Extracted) -> bool:
-    """Write one document's text if its version is still the current one."""
-    current = db.scalar(select(Document.current_version_id).where(Document.id == item.document_id))
+    """Write one document's text if its version is still the current one. The document's
+    row is locked first, in its own transaction (index_batch): a purge deletes the document
+    and then, by cascade, its text, so taking them in the same order never deadlocks with it
+    (seen in the soak, when one transaction wrote a whole batch), and a document purged
+    meanwhile is simply gone (no foreign-key error for its text)."""
+    current = db.scalar(
+        select(Document.current_version_id).where(Document.id == item.document_id).with_for_update()
+    )
     if current != item.version_id:
         return False
     values = {
@@ -175,16 +181,17 @@ def index_batch(
         except (StorageError, OSError) as exc:
             progress.errors.append(f"document {row[0]}: {exc}")
             break  # the store is unwell: the rest waits for the next pass
-    with svc.database.transaction() as db:
-        for item in results:
-            if not _store(db, item):
-                progress.stale += 1
-            elif item.status is IndexStatus.INDEXED:
-                progress.indexed += 1
-            elif item.status is IndexStatus.FAILED:
-                progress.failed += 1
-            else:
-                progress.skipped += 1
+    for item in results:
+        with svc.database.transaction() as db:
+            stored = _store(db, item)
+        if not stored:
+            progress.stale += 1
+        elif item.status is IndexStatus.INDEXED:
+            progress.indexed += 1
+        elif item.status is IndexStatus.FAILED:
+            progress.failed += 1
+        else:
+            progress.skipped += 1
     if len(results) < len(rows):
         return 0  # stop this pass
     return len(rows)
