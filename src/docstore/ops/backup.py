@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import random
@@ -43,6 +42,7 @@ from rich.progress import (
 )
 
 from docstore.audit.keys import ANCHOR_FILE, KEY_FILE
+from docstore.client.transfer import file_sha256
 from docstore.config import Settings
 from docstore.ops import dbdump, objects
 from docstore.ops.dbdump import ObjectRef
@@ -95,15 +95,6 @@ def progress(quiet: bool) -> Progress:
         disable=quiet,
         transient=True,
     )
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(objects.CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -251,7 +242,7 @@ def _backup(
             shutil.rmtree(tmp, ignore_errors=True)
             raise BackupError(str(exc), exit_code=3) from None
         bars.update(step, description="database snapshot (hashing)")
-        db_sha = sha256_file(snap.path)
+        db_sha = file_sha256(snap.path)
         bars.remove_task(step)
         keys = copy_keys(settings, tmp, warnings)
         copy_to = blobs_to if source.kind != "local" or blobs_to else None
@@ -297,7 +288,7 @@ def _backup(
             "count": len(snap.objects),
             "bytes": sum(ref.size for ref in snap.objects),
             "list": OBJECT_LIST,
-            "list_sha256": sha256_file(tmp / OBJECT_LIST),
+            "list_sha256": file_sha256(tmp / OBJECT_LIST),
             "location": None if copy is None else (POOL if blobs_to is None else copy_to),
             "copied": None if copy is None else copy.copied,
             "hard_linked": None if copy is None else copy.linked,
@@ -399,10 +390,10 @@ def verify(
     manifest = json.loads((snap / MANIFEST).read_text())
     problems = []
     db_file = snap / manifest["database"]["file"]
-    if not db_file.exists() or sha256_file(db_file) != manifest["database"]["sha256"]:
+    if not db_file.exists() or file_sha256(db_file) != manifest["database"]["sha256"]:
         problems.append(f"database copy {db_file.name}: missing or SHA-256 differs")
     listing = snap / OBJECT_LIST
-    if sha256_file(listing) != manifest["objects"]["list_sha256"]:
+    if file_sha256(listing) != manifest["objects"]["list_sha256"]:
         problems.append(f"{OBJECT_LIST}: SHA-256 differs")
         return VerifyResult(snap, 0, problems)
     refs = read_object_list(listing)

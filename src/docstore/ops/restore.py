@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docstore.audit.keys import ANCHOR_FILE, KEY_FILE
+from docstore.client.transfer import file_sha256
 from docstore.config import Settings
 from docstore.ops import backup, dbdump, objects
 
@@ -67,7 +68,7 @@ def restore(
     if manifest.get("format") != backup.FORMAT:
         raise backup.BackupError(f"unknown backup format {manifest.get('format')!r}", 2)
     db_file = snap / manifest["database"]["file"]
-    if backup.sha256_file(db_file) != manifest["database"]["sha256"]:
+    if file_sha256(db_file) != manifest["database"]["sha256"]:
         raise backup.BackupError(f"{db_file}: SHA-256 differs from the manifest", 7)
     url = settings.resolved_database_url
     if dbdump.backend(url) != manifest["database"]["kind"]:
