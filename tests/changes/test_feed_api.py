@@ -108,3 +108,61 @@ def test_failed_write_leaves_no_change_and_bad_cursors(api: Api) -> None:
     assert anonymous.status_code == 401
     page = ann.get(f"{API}/changes", params={"cursor": cursor, "limit": 1001})
     assert page.status_code == 422
+
+
+def test_share_expiry_and_level_change_reach_the_sharee(api: Api) -> None:
+    """An expiry is not a write: the `changes.share_expiry` job announces it (once), a new
+    expiry on the same share grants again, and a level change is an `updated` entry."""
+    from datetime import UTC, datetime, timedelta
+
+    from docstore.changes.tasks import notice_share_expiry
+
+    svc = api.client.app.state.services  # type: ignore[attr-defined]
+    ann, bob, eve = api.register(), api.register(), api.register()
+    team = ann.mkdir("team")
+    inner = ann.mkdir("inner", team["id"])
+    doc = ann.upload("a.txt", b"a", inner["id"]).json()
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    folder_share = ann.post(
+        f"{API}/shares",
+        json={
+            "folder_id": team["id"],
+            "email": bob.email,
+            "permission": "VIEW",
+            "expires_at": soon.isoformat(),
+        },
+    )
+    assert folder_share.status_code == 201, folder_share.text
+    # The document inside stays shared with bob another way, without expiry.
+    r = ann.post(
+        f"{API}/shares", json={"document_id": doc["id"], "email": bob.email, "permission": "VIEW"}
+    )
+    assert r.status_code == 201, r.text
+    cb, ce = _cursor(bob), _cursor(eve)
+
+    assert notice_share_expiry(svc) == {"noticed": 0}  # not expired yet: nothing announced
+    assert _ops(bob, cb) == []
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.2)
+    assert bob.get(f"{API}/folders/{team['id']}").status_code == 404  # gone at once
+    assert notice_share_expiry(svc) == {"noticed": 1}
+    assert notice_share_expiry(svc) == {"noticed": 0}  # announced once
+    assert _ops(bob, cb) == [
+        ("access_lost", "folder", team["id"], None),
+        ("access_gained", "document", doc["id"], "/a.txt"),  # as shared to bob
+    ]
+
+    cb2 = _cursor(bob)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    share_id = folder_share.json()["id"]
+    r = ann.patch(f"{API}/shares/{share_id}", json={"expires_at": later})
+    assert r.status_code == 200, r.text
+    assert _ops(bob, cb2) == [("access_gained", "folder", team["id"], "/team")]
+
+    cb3 = _cursor(bob)
+    r = ann.patch(f"{API}/shares/{share_id}", json={"permission": "EDIT"})
+    assert r.status_code == 200, r.text
+    changes = bob.get(f"{API}/changes", params={"cursor": cb3}).json()["changes"]
+    assert [(c["op"], c["id"], c["entry"]["permission"]) for c in changes] == [
+        ("updated", team["id"], "EDIT")
+    ]
+    assert _ops(eve, ce) == []  # a stranger hears of none of it

@@ -258,6 +258,45 @@ class Visibility:
                     append(db, actor, target, Op.ACCESS_GAINED, [user_id])
 
 
+def _named(db: Session, share: Share) -> set[int]:
+    """The users a user or group share names."""
+    if share.group_id is not None:
+        return {
+            int(u)
+            for u in db.scalars(
+                select(GroupMember.user_id).where(GroupMember.group_id == share.group_id)
+            )
+        }
+    return {share.shared_with_user_id} if share.shared_with_user_id else set()
+
+
+def share_level_changed(db: Session, actor: Actor | None, item: Item, share: Share) -> None:
+    """`updated` for the users a share names who see its item: their entry's permission moved."""
+    append(db, actor, item, Op.UPDATED, _named(db, share) & audience(db, item))
+
+
+def share_expired(db: Session, share: Share) -> None:
+    """`access_lost` for the users an expired user or group share named who no longer see its
+    item, and `access_gained` for what inside it they still see another way.
+
+    An expiry is not a write: permission checks stop honouring the share at `expires_at`, and
+    the `changes.share_expiry` job calls this soon after, so a sync client drops the item too.
+    """
+    if share.document_id is not None:
+        doc = db.get_one(Document, share.document_id)
+        item = None if doc.is_deleted else document_item(db, doc)
+    else:
+        folder = db.get_one(Folder, share.folder_id)
+        item = None if folder.is_deleted else folder_item(folder)
+    if item is None:  # in the trash: only its owner sees it, and nothing changed for them
+        return
+    named = _named(db, share)
+    now = audience(db, item)
+    # "Before" is who sees it now plus whom the share named: `diff` then writes exactly the
+    # losses (and re-grants inside a folder), as a revoke would.
+    Visibility(item, now | named).diff(db, None, item)
+
+
 def shared_items(db: Session, where: Any) -> list[Item]:
     """The live items that the active shares matching `where` are on."""
     live = active_share(utcnow())

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from docstore.changes import service
 from docstore.db import utcnow
 from docstore.jobs import Job, register
 from docstore.services import Services
+from docstore.sharing.models import Share
 
 # Rows are kept a day past the retention, so a cursor still inside it never misses one.
 MARGIN = timedelta(days=1)
@@ -22,3 +25,38 @@ def prune_changes(svc: Services) -> dict[str, Any]:
 
 
 PRUNE_CHANGES = register(Job("changes.prune", 3600.0, prune_changes))
+
+
+# Shares announced per transaction: a burst of expiries is written in bounded steps.
+EXPIRY_BATCH = 200
+
+
+def notice_share_expiry(svc: Services) -> dict[str, Any]:
+    """Write the feed rows for user and group shares that expired since the last pass."""
+    noticed = 0
+    while True:
+        with svc.database.transaction() as db:
+            now = utcnow()
+            shares = list(
+                db.scalars(
+                    select(Share)
+                    .where(
+                        Share.kind.in_(("user", "group")),
+                        Share.is_active.is_(True),
+                        Share.expires_at <= now,
+                        Share.expiry_noticed_at.is_(None),
+                    )
+                    .order_by(Share.expires_at, Share.id)
+                    .limit(EXPIRY_BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            for share in shares:
+                service.share_expired(db, share)
+                share.expiry_noticed_at = now
+        noticed += len(shares)
+        if len(shares) < EXPIRY_BATCH:
+            return {"noticed": noticed}
+
+
+SHARE_EXPIRY = register(Job("changes.share_expiry", 30.0, notice_share_expiry))

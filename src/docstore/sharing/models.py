@@ -44,6 +44,9 @@ class Share(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the change feed announced this share's expiry (`access_lost`): an expiry is not a
+    # write, so the `changes.share_expiry` job finds it; a later PATCH of the expiry clears it.
+    expiry_noticed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         CheckConstraint("(document_id IS NULL) <> (folder_id IS NULL)", name="one_target"),
@@ -61,4 +64,5 @@ class Share(Base):
         Index("ix_shares_group_folder", "group_id", "folder_id"),
         Index("ix_shares_document_id", "document_id"),
         Index("ix_shares_folder_id", "folder_id"),
+        Index("ix_shares_expires_at", "expires_at"),
     )

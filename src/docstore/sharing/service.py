@@ -344,14 +344,31 @@ def update(db: Session, actor: Actor, share_id: int, patch: SharePatch) -> Share
     changed_expiry = "expires_at" in patch.model_fields_set
     if changed_expiry and expires_at is not None and expires_at <= utcnow():
         raise ValidationFailed("expires_at must be in the future; revoke the share instead.")
+    seen = None
     if share.kind in ("user", "group"):
         grants_changed(db, target.owner_id, strict=_narrows(share, permission, expires_at))
+        item = _item(db, target)
+        if not _in_trash(db, item):
+            seen = changes.Visibility.of(db, item)
+    level_changed = permission != share.permission
     share.permission = permission
     share.expires_at = expires_at
+    if changed_expiry:  # a later expiry is announced again by `changes.share_expiry`
+        share.expiry_noticed_at = None
     share.updated_at = utcnow()
     db.flush()
     _audit(db, actor, Action.SHARE, share, target, updated=True)
+    if seen is not None:
+        # An expired share given a new expiry grants again: `access_gained`.
+        seen.diff(db, actor, seen.item)
+        if level_changed:
+            changes.share_level_changed(db, actor, seen.item, share)
     return share_out(share)
+
+
+def _in_trash(db: Session, item: changes.Item) -> bool:
+    row = db.get_one(Document, item.id) if item.document_id else db.get_one(Folder, item.id)
+    return bool(row.is_deleted)
 
 
 def revoke(db: Session, actor: Actor, share_id: int) -> None:
@@ -363,10 +380,7 @@ def revoke(db: Session, actor: Actor, share_id: int) -> None:
     if not share.is_active:
         return
     item = _item(db, target)
-    deleted = (
-        db.get_one(Document, item.id) if item.document_id else db.get_one(Folder, item.id)
-    ).is_deleted
-    seen = None if deleted else changes.Visibility.of(db, item)
+    seen = None if _in_trash(db, item) else changes.Visibility.of(db, item)
     now = utcnow()
     share.is_active = False
     share.revoked_at = now
