@@ -6,6 +6,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.web.conftest import PASSWORD
 
@@ -97,16 +98,25 @@ def drop_files(page: Page, files: list[dict[str, Any]]) -> None:
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": handle})
 
 
-def wait_uploads_done(page: Page, timeout: float = 90_000) -> None:
+def wait_uploads_done(page: Page, timeout: float = 180_000) -> None:
     """Until every file in the upload panel is done (or failed: the test then says which)."""
-    page.wait_for_function(
-        """() => {
-            const items = [...document.querySelectorAll('.upload-item')];
-            return items.length && items.every(
-                (i) => ['done', 'stored', 'failed'].includes(i.dataset.state));
-        }""",
-        timeout=timeout,
-    )
+    try:
+        page.wait_for_function(
+            """() => {
+                const items = [...document.querySelectorAll('.upload-item')];
+                return items.length && items.every(
+                    (i) => ['done', 'stored', 'failed'].includes(i.dataset.state));
+            }""",
+            timeout=timeout,
+        )
+    except PlaywrightTimeout as exc:
+        # Name what was still going: each item's state and text, and the overall line.
+        items = page.eval_on_selector_all(
+            ".upload-item", "els => els.map(e => [e.dataset.name, e.dataset.state, e.innerText])"
+        )
+        overall = page.locator("#overall-text").all_inner_texts()
+        late = f"uploads not done after {timeout / 1000:.0f} s: {items} {overall}"
+        raise AssertionError(late) from exc
     failed = page.locator('.upload-item[data-state="failed"]')
     assert failed.count() == 0, failed.all_inner_texts()
 
