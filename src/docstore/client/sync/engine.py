@@ -19,6 +19,7 @@ import os
 import posixpath
 import secrets
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -80,6 +81,18 @@ def _rel_parent(rel: str) -> str:
     return posixpath.dirname(rel)
 
 
+CRASH_ENV = "DOCSTORE_SYNC_CRASH_AT"
+
+
+def _crash_spec() -> tuple[str, int] | None:
+    """`DOCSTORE_SYNC_CRASH_AT=<point>:<n>` (tests only): see `Syncer._crash_point`."""
+    raw = os.environ.get(CRASH_ENV)
+    if not raw:
+        return None
+    point, _, n = raw.partition(":")
+    return point, int(n or "1")
+
+
 class Syncer:
     """Keeps `local_dir` and the remote folder `remote_path` the same, both ways."""
 
@@ -114,6 +127,7 @@ class Syncer:
         self.trash_dir = self.state.dir / "trash"
         self.label = f"conflict copy {socket.gethostname() or 'sync'}"
         self._lock = threading.RLock()
+        self._crash_at = _crash_spec()
         self._bind()
 
     def close(self) -> None:
@@ -125,6 +139,18 @@ class Syncer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _crash_point(self, point: str) -> None:
+        """Test hook for the kill -9 tests: with `DOCSTORE_SYNC_CRASH_AT=<point>:<n>` set,
+        the process kills itself (SIGKILL: no cleanup, like a power cut) the n-th time it
+        passes `point`, so a test places the kill at one exact step. Unset: nothing."""
+        if self._crash_at is None or self._crash_at[0] != point:
+            return
+        with self._lock:
+            left = self._crash_at[1] - 1
+            self._crash_at = (point, left)
+        if left <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     # -- binding ----------------------------------------------------------------------------
 
@@ -353,7 +379,9 @@ class Syncer:
     def _put(self, entry: Entry, old: str | None = None) -> None:
         with self._lock:
             if old is not None and old != entry.path:
-                self.state.forget(old)
+                # Only if the old path is still this document's: in a swap (a→b, b→a) the
+                # other move may have written its row there already.
+                self.state.forget(old, doc_id=entry.doc_id)
             self.state.put(entry)
 
     def _forget(self, path: str) -> None:
@@ -414,6 +442,7 @@ class Syncer:
                 parked.append((a, park / name))
             except (_Skip, OSError) as exc:
                 self._fail(report, a.path, f"not moved: {exc}")
+        self._crash_point("local_move")  # parked, not yet in place
         for a, spot in parked:
             assert a.dest is not None and a.base is not None
             dest = self._unpark_one(spot, a.dest)
@@ -430,7 +459,9 @@ class Syncer:
         return target.relative_to(self.root).as_posix()
 
     def _recover(self) -> None:
-        """Undo what a killed round left half-done: parked moves, partial downloads."""
+        """Undo what a killed round left half-done: parked moves, partial downloads, and
+        state rows that name a document twice."""
+        self.state.drop_stale_rows()
         journal = self.state.dir / "moving" / "journal.json"
         if journal.exists():
             try:
@@ -493,6 +524,7 @@ class Syncer:
     def _remote_move(self, a: Action) -> None:
         assert a.dest is not None and a.doc_id is not None and a.base is not None
         self._place(a.doc_id, a.dest)
+        self._crash_point("remote_move")  # moved on the server, not yet recorded
         self._put(self._moved(a.base, a.dest), a.base.path)
 
     # one method per action kind (see plan.ActionKind)
@@ -528,7 +560,13 @@ class Syncer:
     def _do_record(self, report: Report, a: Action) -> None:
         assert a.base is not None and a.local is not None
         e, lf = a.base, a.local
-        self._put(Entry(a.path, e.doc_id, e.version_id, lf.size, lf.mtime_ns, lf.inode, e.sha256))
+        # A move both sides already made (e.g. a server move that a kill -9 left unrecorded)
+        # is recorded here: the row leaves its old path, or the next round would read that
+        # row as "deleted here" and trash the document on the server.
+        self._put(
+            Entry(a.path, e.doc_id, e.version_id, lf.size, lf.mtime_ns, lf.inode, e.sha256),
+            e.path,
+        )
 
     def _do_download(self, report: Report, a: Action) -> None:
         assert a.doc_id is not None
