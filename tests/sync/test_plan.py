@@ -95,3 +95,25 @@ def test_conflict_names_and_ignore_rules() -> None:
     assert ignore.file("a.tmp") and ignore.file("x/.DS_Store") and ignore.file("x/run.log")
     assert ignore.dir("build") and ignore.dir(".docstore-sync") and not ignore.dir("x")
     assert not ignore.file("keep.log") and not ignore.file("notes.txt")
+
+
+def test_a_file_and_a_folder_under_one_name_the_newer_steps_aside() -> None:
+    from docstore.client.sync.plan import kind_clashes
+
+    local = LocalTree(
+        files={"new-file": lf("new-file", 1), "kept": lf("kept", 2), "edited": lf("edited", 3)},
+        dirs={"new-dir", "known-dir"},
+    )
+    remote = RemoteTree(
+        files={"new-dir": rf("new-dir", "d1"), "known-dir": rf("known-dir", "d2")},
+        folders={"new-file": "f1", "kept": "f2", "edited": "f3"},
+    )
+    base = {"kept": entry("kept", "k", inode=2), "edited": entry("edited", "e", inode=3)}
+    local.files["edited"] = lf("edited", 3, sha="changed")
+    got = kind_clashes(base, {"known-dir": "f9"}, local, remote)
+    assert [(c.path, c.rename, c.remote_id, c.remote_is_folder) for c in got] == [
+        ("edited", "remote", "f3", True),  # kept here and edited: the new folder steps aside
+        ("known-dir", "remote", "d2", False),  # a synced folder: the new document steps aside
+        ("new-dir", "local", "d1", False),  # both new: ours steps aside
+        ("new-file", "local", "f1", True),
+    ]  # "kept": synced and unchanged here, its document left: no clash, the plan trashes it

@@ -189,3 +189,83 @@ def test_a_local_edit_made_during_the_round_is_not_overwritten_by_the_download(
     assert files.pop("f1.txt") == b"remote v2"
     assert list(files.values()) == [b"typed during the sync"]
     assert local_tree(a) == remote_tree(ds, "/S")
+
+
+def _one_copy(files: dict[str, bytes], prefix: str) -> tuple[str, bytes]:
+    [(name, data)] = [(p, d) for p, d in files.items() if p.startswith(prefix)]
+    return name, data
+
+
+def test_a_new_file_here_and_a_new_folder_there_under_one_name_are_both_kept(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """Both new: the local file (second: the server had the folder) takes the server's
+    conflict-copy name on both sides; the folder and its contents come down as they are."""
+    ds = new_client(sync_server, "Ann")
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    assert sync(ds, a, "/S").ok and sync(same_user(ds), b, "/S").ok
+    folder = ds.makedirs("/S/notes")
+    ds.upload_bytes("in.txt", b"in the folder", folder_id=folder.id)
+    (a / "notes").write_bytes(b"a file called notes")
+    report = sync(ds, a, "/S")
+    assert report.ok, report.errors
+    [clash] = [e for e in report.actions if e["action"] == "conflict"]
+    assert clash["path"] == "notes" and clash["side"] == "local"
+    assert clash["dest"].startswith("notes (conflict copy by Ann ")
+    settle([(ds, a), (same_user(ds), b)], "/S")
+    files = local_tree(a)
+    assert files == local_tree(b) == remote_tree(ds, "/S")
+    assert files.pop("notes/in.txt") == b"in the folder"
+    assert _one_copy(files, "notes (conflict copy by Ann ")[1] == b"a file called notes"
+    assert ds.resolve("/S/notes").id == folder.id  # the folder kept its name and id
+
+
+def test_a_new_folder_here_and_a_new_file_there_under_one_name_are_both_kept(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    ds = new_client(sync_server, "Ann")
+    a = tmp_path / "a"
+    a.mkdir()
+    assert sync(ds, a, "/S").ok
+    doc = ds.upload_bytes("plans", b"a document called plans", folder_id=ds.resolve("/S").id)
+    (a / "plans" / "deep").mkdir(parents=True)
+    (a / "plans" / "deep" / "x.txt").write_bytes(b"x")
+    report = sync(ds, a, "/S")
+    assert report.ok, report.errors
+    files = local_tree(a)
+    assert files == remote_tree(ds, "/S")
+    assert files.pop("plans") == b"a document called plans"
+    [(moved, data)] = files.items()
+    assert moved.startswith("plans (conflict copy by Ann ") and moved.endswith("/deep/x.txt")
+    assert data == b"x"
+    assert ds.resolve("/S/plans").id == doc.id
+    assert sync(ds, a, "/S").ok and not sync(ds, a, "/S").changed
+
+
+def test_a_folder_made_there_where_a_synced_file_was_edited_here_steps_aside(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """The other way round: the local file is the older one (synced, then edited) and the
+    server's folder is new, so the server's folder takes the conflict name; the document,
+    moved on the server meanwhile, gets the local edit at its new place."""
+    ds = new_client(sync_server, "Ann")
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "n.txt").write_bytes(b"v1")
+    assert sync(ds, a, "/S").ok
+    doc = ds.resolve("/S/n.txt")
+    ds.update_document(doc.id, parent_folder_id=ds.makedirs("/S/sub").id)
+    made = ds.makedirs("/S/n.txt")
+    ds.upload_bytes("inside.txt", b"inside", folder_id=made.id)
+    (a / "n.txt").write_bytes(b"v2, edited here")
+    report = sync(ds, a, "/S")
+    assert report.ok, report.errors
+    [clash] = [e for e in report.actions if e["action"] == "conflict"]
+    assert clash["side"] == "remote"
+    files = local_tree(a)
+    assert files == remote_tree(ds, "/S")
+    assert files.pop("sub/n.txt") == b"v2, edited here"
+    [(inside, data)] = files.items()
+    assert inside.startswith("n (conflict copy by Ann ") and inside.endswith(").txt/inside.txt")
+    assert data == b"inside" and ds.resolve("/S/sub/n.txt").id == doc.id

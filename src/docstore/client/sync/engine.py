@@ -36,8 +36,16 @@ from docstore.client.errors import CursorExpired, DocstoreError, NameConflict, N
 from docstore.client.models import ChangesPage, Document, Version
 from docstore.client.sync.feed import Known
 from docstore.client.sync.ignore import Ignore
-from docstore.client.sync.plan import Action, RemoteFile, RemoteTree, conflict_name, plan
-from docstore.client.sync.scan import LocalFile, scan
+from docstore.client.sync.plan import (
+    Action,
+    KindClash,
+    RemoteFile,
+    RemoteTree,
+    conflict_name,
+    kind_clashes,
+    plan,
+)
+from docstore.client.sync.scan import LocalFile, LocalTree, scan
 from docstore.client.sync.state import Entry, State
 from docstore.client.transfer import fetch_verified
 
@@ -128,6 +136,7 @@ class Syncer:
         self.label = f"conflict copy {socket.gethostname() or 'sync'}"
         self._lock = threading.RLock()
         self._crash_at = _crash_spec()
+        self._server_label: str | None = None
         self._bind()
 
     def close(self) -> None:
@@ -208,6 +217,10 @@ class Syncer:
         ignore = Ignore.for_dir(self.root)
         remote, cursor = self._remote(report, base, base_folders, ignore)
         local = scan(self.root, base, ignore)
+        clashes = kind_clashes(base, base_folders, local, remote)
+        if clashes and self._split_clashes(report, clashes, local, remote):
+            local = scan(self.root, base, ignore)  # rare: look again after the renames
+            remote = self._list(ignore)
         for path, reason in local.errors.items():
             self._fail(report, path, reason)
         actions = plan(base, local, remote, label=self.label)
@@ -224,6 +237,55 @@ class Syncer:
         self.state.set("last_sync", datetime.now(UTC).isoformat(timespec="seconds"))
         self.state.set("last_result", "ok" if report.ok else f"{len(report.errors)} failed")
         return report
+
+    def _split_clashes(
+        self, report: Report, clashes: list[KindClash], local: LocalTree, remote: RemoteTree
+    ) -> bool:
+        """A file on one side and a folder on the other under one name: the one that came
+        second takes a conflict name (the server's wording), on its own side; the next
+        steps of the round carry it over. Whether anything was renamed."""
+        renamed: list[str] = []
+        for c in clashes:
+            if any(c.path.startswith(r + "/") for r in renamed):
+                continue  # under a folder that already stepped aside
+            parent = _rel_parent(c.path)
+            there = [p for p in (*remote.files, *remote.folders) if _rel_parent(p) == parent]
+            dest = conflict_name(c.path, [*self._siblings(c.path), *there], self._copy_label())
+            if self.dry_run:
+                self._emit(report, "conflict", c.path, dest=dest, side=c.rename)
+                continue
+            try:
+                if c.rename == "local":
+                    self._move_local(c.path, dest)
+                elif c.remote_is_folder:
+                    self.client.update_folder(c.remote_id, name=posixpath.basename(dest))
+                else:
+                    self.client.update_document(c.remote_id, name=posixpath.basename(dest))
+            except _Skip as exc:
+                self._fail(report, c.path, f"a file and a folder under one name: {exc}")
+                continue
+            except DocstoreError as exc:
+                self._fail(report, c.path, f"a file and a folder under one name: {exc}")
+                continue
+            except OSError as exc:
+                self._fail(report, c.path, f"a file and a folder under one name: {exc.strerror}")
+                continue
+            renamed.append(c.path)
+            self._emit(report, "conflict", c.path, dest=dest, side=c.rename)
+        return bool(renamed)
+
+    def _copy_label(self) -> str:
+        """The server's conflict-copy wording, '<name> (conflict copy by <user> <date>)'."""
+        if self._server_label is None:
+            try:
+                who = self.client.me().name
+            except DocstoreError:
+                who = socket.gethostname()
+            # A name the server takes: no '/' or control characters, the user part short.
+            who = "".join(c for c in who if c.isprintable() and c != "/").strip()
+            who = who.encode()[:64].decode(errors="ignore").strip() or "sync"
+            self._server_label = f"conflict copy by {who} {datetime.now(UTC):%Y-%m-%d}"
+        return self._server_label
 
     # -- the remote side --------------------------------------------------------------------
 
