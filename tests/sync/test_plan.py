@@ -4,7 +4,7 @@ by identity, and names kept apart. No server, no disk."""
 from __future__ import annotations
 
 from docstore.client.sync.ignore import Ignore
-from docstore.client.sync.plan import RemoteFile, RemoteTree, conflict_name, plan
+from docstore.client.sync.plan import RemoteFile, RemoteTree, conflict_name, kind_clashes, plan
 from docstore.client.sync.scan import LocalFile, LocalTree
 from docstore.client.sync.state import Entry
 
@@ -98,8 +98,6 @@ def test_conflict_names_and_ignore_rules() -> None:
 
 
 def test_a_file_and_a_folder_under_one_name_the_newer_steps_aside() -> None:
-    from docstore.client.sync.plan import kind_clashes
-
     local = LocalTree(
         files={"new-file": lf("new-file", 1), "kept": lf("kept", 2), "edited": lf("edited", 3)},
         dirs={"new-dir", "known-dir"},
