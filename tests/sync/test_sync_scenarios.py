@@ -269,3 +269,28 @@ def test_a_folder_made_there_where_a_synced_file_was_edited_here_steps_aside(
     [(inside, data)] = files.items()
     assert inside.startswith("n (conflict copy by Ann ") and inside.endswith(").txt/inside.txt")
     assert data == b"inside" and ds.resolve("/S/sub/n.txt").id == doc.id
+
+
+def test_a_download_is_two_requests_the_link_naming_its_version_and_the_bytes(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """The link names the version (size, SHA-256) the bytes are checked against: no request
+    for the document first."""
+    ds = new_client(sync_server)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for i in range(5):
+        (a / f"f{i}.txt").write_bytes(os.urandom(100))
+    assert sync(ds, a, "/S").ok
+    down = same_user(ds)
+    seen: list[str] = []
+    down.http.event_hooks["request"].append(lambda request: seen.append(request.url.path))
+    report = sync(down, b, "/S")
+    assert report.ok, report.errors
+    assert [e["action"] for e in report.actions] == ["download"] * 5
+    assert local_tree(b) == local_tree(a)
+    links = [p for p in seen if p.endswith("/download")]
+    per_document = [p for p in seen if "/documents/" in p]
+    assert len(links) == 5 and per_document == links  # no GET /documents/{id}
+    not_api = [p for p in seen if not p.startswith("/api/")]
+    assert len(not_api) == 5  # the bytes: one GET each (local storage's signed URLs)

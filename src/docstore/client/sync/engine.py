@@ -417,15 +417,21 @@ class Syncer:
                 if item.stat().st_mtime < limit:
                     shutil.rmtree(item)
 
-    def _download(self, rel: str, doc_id: str, local: LocalFile | None) -> tuple[Document, Entry]:
-        """The document's current bytes at `rel`, via a verified temporary file."""
-        doc = self.client.get_document(doc_id)
-        version = doc.current_version
+    def _download(self, rel: str, doc_id: str, local: LocalFile | None) -> tuple[int, Entry]:
+        """The document's current bytes at `rel`, via a verified temporary file: (size, the
+        state row). Two requests: the download link names the version it serves (id, size,
+        SHA-256) to check the bytes against; an older server's link does not, and the
+        document is asked for first (three)."""
+        link = self.client.download_link(doc_id)
+        version = link.version(doc_id)
         if version is None:
-            raise _Skip("the document has no version")
+            current = self.client.get_document(doc_id).current_version
+            if current is None:
+                raise _Skip("the document has no version")
+            version = current
+            link = self.client.download_link(doc_id, version.id)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp_dir / secrets.token_hex(8)
-        link = self.client.download_link(doc_id, version.id)
         try:
             fetch_verified(self.client.http, link.url, tmp, version, None)
             self._still(rel, local)
@@ -434,7 +440,7 @@ class Syncer:
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
-        return doc, self._entry(rel, doc_id, version)
+        return version.size_bytes, self._entry(rel, doc_id, version)
 
     # -- executing the plan -----------------------------------------------------------------
 
@@ -632,9 +638,9 @@ class Syncer:
 
     def _do_download(self, report: Report, a: Action) -> None:
         assert a.doc_id is not None
-        doc, entry = self._download(a.path, a.doc_id, a.local)
+        size, entry = self._download(a.path, a.doc_id, a.local)
         self._put(entry, a.base.path if a.base else None)
-        self._emit(report, "download", a.path, bytes=doc.size_bytes)
+        self._emit(report, "download", a.path, bytes=size)
 
     def _upload(self, rel: str, local: LocalFile, **target: Any) -> Document:
         result = self.client.upload_file(
@@ -689,15 +695,15 @@ class Syncer:
         self._record_upload(copy, a.local, doc, None)
         self._forget(a.base.path)
         self._emit(report, "conflict", a.path, dest=copy)
-        downloaded, entry = self._download(a.path, a.doc_id, None)
+        size, entry = self._download(a.path, a.doc_id, None)
         self._put(entry)
-        self._emit(report, "download", a.path, bytes=downloaded.size_bytes)
+        self._emit(report, "download", a.path, bytes=size)
 
     def _do_both_changed(self, report: Report, a: Action) -> None:
         assert a.local is not None and a.doc_id is not None and a.base is not None
-        current = self.client.get_document(a.doc_id).current_version
+        doc = self.client.get_document(a.doc_id)
+        current = doc.current_version
         if current is not None and current.checksum_sha256.lower() == a.local.sha256:
-            doc = self.client.get_document(a.doc_id)
             self._record_upload(a.path, a.local, doc, a.base.path)  # the same edit on both
             return
         self._upload_version(report, a)
@@ -720,9 +726,9 @@ class Syncer:
         uploaded = self._upload(copy, a.local, folder_id=folder, name=posixpath.basename(copy))
         self._record_upload(copy, a.local, uploaded, None)
         self._emit(report, "upload", copy, bytes=a.local.size, new=True)
-        downloaded, entry = self._download(a.path, a.doc_id, None)
+        size, entry = self._download(a.path, a.doc_id, None)
         self._put(entry)
-        self._emit(report, "download", a.path, bytes=downloaded.size_bytes)
+        self._emit(report, "download", a.path, bytes=size)
 
     # -- folders ----------------------------------------------------------------------------
 
