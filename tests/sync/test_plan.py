@@ -3,9 +3,13 @@ by identity, and names kept apart. No server, no disk."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 from docstore.client.sync.ignore import Ignore
 from docstore.client.sync.plan import RemoteFile, RemoteTree, conflict_name, kind_clashes, plan
-from docstore.client.sync.scan import LocalFile, LocalTree
+from docstore.client.sync.scan import LocalFile, LocalTree, scan
 from docstore.client.sync.state import Entry
 
 
@@ -115,3 +119,18 @@ def test_a_file_and_a_folder_under_one_name_the_newer_steps_aside() -> None:
         ("new-dir", "local", "d1", False),  # both new: ours steps aside
         ("new-file", "local", "f1", True),
     ]  # "kept": synced and unchanged here, its document left: no clash, the plan trashes it
+
+
+def test_the_scan_reads_only_files_whose_size_or_mtime_moved(tmp_path: Path) -> None:
+    """An unchanged file (size and mtime as recorded) is not read: the state's SHA-256 is
+    taken as is — a row with a made-up hash shows it. A touched one is hashed again."""
+    for name in ("same.txt", "touched.txt"):
+        (tmp_path / name).write_bytes(b"content")
+    base: dict[str, Entry] = {}
+    for name in ("same.txt", "touched.txt"):
+        st = (tmp_path / name).stat()
+        base[name] = Entry(name, "d", "v", st.st_size, st.st_mtime_ns, st.st_ino, "not-read")
+    os.utime(tmp_path / "touched.txt", ns=(1, 1))
+    tree = scan(tmp_path, base, Ignore([]))
+    assert tree.files["same.txt"].sha256 == "not-read"
+    assert tree.files["touched.txt"].sha256 == hashlib.sha256(b"content").hexdigest()

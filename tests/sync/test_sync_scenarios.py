@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from docstore.client.sync import Syncer
@@ -294,3 +295,60 @@ def test_a_download_is_two_requests_the_link_naming_its_version_and_the_bytes(
     assert len(links) == 5 and per_document == links  # no GET /documents/{id}
     not_api = [p for p in seen if not p.startswith("/api/")]
     assert len(not_api) == 5  # the bytes: one GET each (local storage's signed URLs)
+
+
+def test_the_local_trash_keeps_30_days(sync_server: ServerProcess, tmp_path: Path) -> None:
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    trash = a / STATE_DIR / "trash"
+    old, recent = trash / "20000101T000000Z", trash / "20000102T000000Z"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        (folder / "f.txt").write_bytes(b"trashed")
+    day = 86400
+    os.utime(old, (time.time() - 31 * day,) * 2)
+    os.utime(recent, (time.time() - 29 * day,) * 2)
+    assert sync(ds, a, "/S").ok
+    assert not old.exists() and (recent / "f.txt").read_bytes() == b"trashed"
+
+
+def test_a_case_only_rename_is_a_move_both_ways(sync_server: ServerProcess, tmp_path: Path) -> None:
+    """`Report.txt` → `report.txt` here goes to the server as a move of the same document,
+    and the other client follows with a local move (the bytes are not sent again)."""
+    ds = new_client(sync_server)
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "Report.txt").write_bytes(b"r")
+    settle([(ds, a), (same_user(ds), b)], "/S")
+    doc = ds.resolve("/S/Report.txt")
+    os.rename(a / "Report.txt", a / "report.txt")
+    report = sync(ds, a, "/S")
+    assert [e["action"] for e in report.actions] == ["remote_move"]
+    report_b = sync(same_user(ds), b, "/S")
+    assert [e["action"] for e in report_b.actions] == ["local_move"]
+    assert local_tree(a) == local_tree(b) == remote_tree(ds, "/S") == {"report.txt": b"r"}
+    assert ds.resolve("/S/report.txt").id == doc.id
+    ds.update_document(doc.id, name="REPORT.txt")  # and back, from the server
+    assert [e["action"] for e in sync(ds, a, "/S").actions] == ["local_move"]
+    assert local_tree(a) == {"REPORT.txt": b"r"}
+
+
+def test_a_path_too_long_for_this_disk_fails_alone(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """A remote tree deeper than the local PATH_MAX (4,096 bytes on Linux): the paths that
+    cannot exist here are reported, one by one, and everything else syncs."""
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    folder = ds.makedirs("/S")
+    ds.upload_bytes("fine.txt", b"fine", folder_id=folder.id)
+    for i in range(18):  # 18 folders of 231 bytes: past 4,096 with the sync folder's own path
+        folder = ds.ensure_folder(f"{i:02}" + "x" * 229, folder.id)
+    ds.upload_bytes("deep.txt", b"deep", folder_id=folder.id)
+    report = sync(ds, a, "/S")
+    assert not report.ok
+    assert any(path.endswith("/deep.txt") for path in report.errors), report.errors
+    assert all(len(path.encode()) > 3000 for path in report.errors), report.errors
+    assert (a / "fine.txt").read_bytes() == b"fine"
