@@ -446,11 +446,14 @@ class Syncer:
 
     def _put(self, entry: Entry, old: str | None = None) -> None:
         with self._lock:
-            if old is not None and old != entry.path:
+            if old is None or old == entry.path:
+                self.state.put(entry)
+                return
+            with self.state.batch():  # one transaction: a kill leaves the row here or there
+                self.state.put(entry)
                 # Only if the old path is still this document's: in a swap (a→b, b→a) the
                 # other move may have written its row there already.
                 self.state.forget(old, doc_id=entry.doc_id)
-            self.state.put(entry)
 
     def _forget(self, path: str) -> None:
         with self._lock:
