@@ -453,7 +453,9 @@ def body(run: Run) -> None:
 
         log(f"docstore sync: {SYNC_FILES} small files up, down, no-op re-sync")
         (work / "sync").mkdir()
-        run.rows.extend(measure(local.url, owner.token, work / "sync", SYNC_FILES, 1))
+        run.rows.extend(
+            measure(local.url, owner.token, work / "sync", SYNC_FILES, 1, local.cpu_seconds)
+        )
 
     for key, name, fn in (
         ("feed", "change feed", feed),

@@ -12,7 +12,8 @@ round (A, B, A … until a pass changes nothing, bounded):
   content).
 Every write is unique content, so "still somewhere" is exact. Names come from two disjoint
 pools (files vs folders, with a case-folding pair), so a file and a folder never claim one
-name — a clash the client reports per path rather than resolves.
+name here; that clash (the newer one takes a conflict name) has its own tests in
+test_sync_scenarios.py and test_plan.py.
 """
 
 from __future__ import annotations

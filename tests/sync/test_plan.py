@@ -3,9 +3,13 @@ by identity, and names kept apart. No server, no disk."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 from docstore.client.sync.ignore import Ignore
-from docstore.client.sync.plan import RemoteFile, RemoteTree, conflict_name, plan
-from docstore.client.sync.scan import LocalFile, LocalTree
+from docstore.client.sync.plan import RemoteFile, RemoteTree, conflict_name, kind_clashes, plan
+from docstore.client.sync.scan import LocalFile, LocalTree, scan
 from docstore.client.sync.state import Entry
 
 
@@ -95,3 +99,38 @@ def test_conflict_names_and_ignore_rules() -> None:
     assert ignore.file("a.tmp") and ignore.file("x/.DS_Store") and ignore.file("x/run.log")
     assert ignore.dir("build") and ignore.dir(".docstore-sync") and not ignore.dir("x")
     assert not ignore.file("keep.log") and not ignore.file("notes.txt")
+
+
+def test_a_file_and_a_folder_under_one_name_the_newer_steps_aside() -> None:
+    local = LocalTree(
+        files={"new-file": lf("new-file", 1), "kept": lf("kept", 2), "edited": lf("edited", 3)},
+        dirs={"new-dir", "known-dir"},
+    )
+    remote = RemoteTree(
+        files={"new-dir": rf("new-dir", "d1"), "known-dir": rf("known-dir", "d2")},
+        folders={"new-file": "f1", "kept": "f2", "edited": "f3"},
+    )
+    base = {"kept": entry("kept", "k", inode=2), "edited": entry("edited", "e", inode=3)}
+    local.files["edited"] = lf("edited", 3, sha="changed")
+    got = kind_clashes(base, {"known-dir": "f9"}, local, remote)
+    assert [(c.path, c.rename, c.remote_id, c.remote_is_folder) for c in got] == [
+        ("edited", "remote", "f3", True),  # kept here and edited: the new folder steps aside
+        ("known-dir", "remote", "d2", False),  # a synced folder: the new document steps aside
+        ("new-dir", "local", "d1", False),  # both new: ours steps aside
+        ("new-file", "local", "f1", True),
+    ]  # "kept": synced and unchanged here, its document left: no clash, the plan trashes it
+
+
+def test_the_scan_reads_only_files_whose_size_or_mtime_moved(tmp_path: Path) -> None:
+    """An unchanged file (size and mtime as recorded) is not read: the state's SHA-256 is
+    taken as is — a row with a made-up hash shows it. A touched one is hashed again."""
+    for name in ("same.txt", "touched.txt"):
+        (tmp_path / name).write_bytes(b"content")
+    base: dict[str, Entry] = {}
+    for name in ("same.txt", "touched.txt"):
+        st = (tmp_path / name).stat()
+        base[name] = Entry(name, "d", "v", st.st_size, st.st_mtime_ns, st.st_ino, "not-read")
+    os.utime(tmp_path / "touched.txt", ns=(1, 1))
+    tree = scan(tmp_path, base, Ignore([]))
+    assert tree.files["same.txt"].sha256 == "not-read"
+    assert tree.files["touched.txt"].sha256 == hashlib.sha256(b"content").hexdigest()

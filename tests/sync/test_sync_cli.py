@@ -129,3 +129,21 @@ def test_unreadable_files_and_folders_are_reported_and_the_rest_syncs(
     assert remote_tree(ds, "/Unreadable") == {"ok.txt": b"ok"}
     assert (a / "secret.txt").read_bytes() == b"secret"
     assert (a / "locked" / "inside.txt").read_bytes() == b"in"
+
+
+def test_quiet_mode_prints_failures_only(sync_server: ServerProcess, tmp_path: Path) -> None:
+    """`--quiet` (for services): nothing on stdout, each failure on stderr, exit 1 then 0."""
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "fine.txt").write_bytes(b"fine")
+    (a / "bad\x02.txt").write_bytes(b"a name the server refuses")
+    failed = _run(tmp_path, ds, "sync", str(a), "/Quiet", "--quiet")
+    assert failed.returncode == 1
+    assert failed.stdout == ""
+    [line] = failed.stderr.splitlines()
+    assert "bad\x02.txt" in line and "validation_error" in line
+    assert remote_tree(ds, "/Quiet") == {"fine.txt": b"fine"}
+    (a / "bad\x02.txt").unlink()
+    done = _run(tmp_path, ds, "sync", str(a), "/Quiet", "-q")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

@@ -9,9 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from docstore.client import DocstoreClient
+from docstore.client.sync.engine import CRASH_ENV
 from docstore.client.sync.state import STATE_DIR
 from tests.fixtures.server import ServerProcess
 from tests.sync.helpers import (
@@ -27,10 +26,16 @@ from tests.sync.test_sync_cli import DOCSTORE, cli_env
 BIG = 48 * 1024 * 1024  # above the multipart threshold: a transfer that takes a moment
 
 
-def _start(tmp_path: Path, ds: DocstoreClient, *args: str) -> subprocess.Popen[bytes]:
+def _start(
+    tmp_path: Path, ds: DocstoreClient, *args: str, crash_at: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`docstore sync ARGS`; `crash_at` ('<point>:<n>') makes it kill -9 itself at that step."""
+    env = cli_env(tmp_path, ds)
+    if crash_at is not None:
+        env[CRASH_ENV] = crash_at
     return subprocess.Popen(
         [str(DOCSTORE), "sync", *args],
-        env=cli_env(tmp_path, ds),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -115,13 +120,6 @@ def test_watch_follows_local_and_remote_changes(sync_server: ServerProcess, tmp_
 MOVED = 120  # files in the renamed folder: enough server moves for the kill to land among them
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug (issue 25): when the kill lands on a file whose server move had gone "
-    "through but was not yet recorded, a later server-side move of its folder makes that "
-    "client trash the file on the server while keeping it locally (seen: the server tree "
-    "lacks moved/f001.txt, both local trees have it; under xdist load, not alone)",
-)
 def test_killed_during_a_rename_round_moves_everything_on_the_next_run(
     sync_server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -168,3 +166,45 @@ def test_killed_during_a_rename_round_moves_everything_on_the_next_run(
     # Where the kill could not be placed (the round was quicker than the watcher), the
     # test still proves the moves; it says so rather than passing as if it had killed.
     print(f"killed during the local moves: {caught_local}; the remote ones: {caught_remote}")
+
+
+def test_killed_between_a_server_move_and_its_record_the_next_runs_keep_the_document(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """The kill -9 placed exactly: the server has moved the document, the state still names
+    its old path. The next run records the move (no second move, no upload), and the runs
+    after it — here across a server-side move of the folder — neither trash the document
+    on the server nor leave it behind locally (the bug: the recorded move kept its old
+    row, which the next round read as "deleted locally")."""
+    ds = new_client(sync_server)
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "src").mkdir(parents=True)
+    b.mkdir()
+    files = {f"src/f{i}.txt": os.urandom(64) for i in range(3)}
+    for rel, data in files.items():
+        (a / rel).write_bytes(data)
+    assert sync(ds, a, "/X").ok and sync(ds, b, "/X").ok
+    root = ds.resolve("/X").id
+    ids = remote_files(ds, root)
+    os.rename(a / "src", a / "dst")
+
+    killed = _start(tmp_path, ds, str(a), "/X", "--quiet", crash_at="remote_move:2")
+    assert killed.wait(120) == -signal.SIGKILL
+    moved = {rel for rel in remote_files(ds, root) if rel.startswith("dst/")}
+    assert len(moved) == 2  # the second move reached the server, its record did not
+    assert _start(tmp_path, ds, str(a), "/X", "--quiet").wait(120) == 0
+    assert remote_files(ds, root) == {rel.replace("src/", "dst/"): i for rel, i in ids.items()}
+    assert sync(ds, a, "/X").ok  # a round more: nothing to do, nothing trashed
+    assert remote_files(ds, root) == {rel.replace("src/", "dst/"): i for rel, i in ids.items()}
+
+    ds.update_folder(ds.resolve("/X/dst").id, name="moved")
+    killed = _start(tmp_path, ds, str(b), "/X", "--quiet", crash_at="local_move:1")
+    assert killed.wait(120) == -signal.SIGKILL
+    assert (b / STATE_DIR / "moving" / "journal.json").exists()  # parked, not in place
+    expected = {rel.replace("src/", "moved/"): data for rel, data in files.items()}
+    for local in (b, a, b):
+        assert _start(tmp_path, ds, str(local), "/X", "--quiet").wait(120) == 0
+    assert local_tree(a) == local_tree(b) == remote_tree(ds, "/X") == expected
+    assert remote_files(ds, root) == {rel.replace("src/", "moved/"): i for rel, i in ids.items()}
+    # Nothing was trashed on the way but the emptied folder.
+    assert [(t.kind, t.name) for t in ds.list_trash()] == [("folder", "src")]

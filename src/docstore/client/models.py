@@ -137,6 +137,23 @@ class SaveResult(ApiModel):
 class DownloadLink(ApiModel):
     url: str
     expires_at: datetime | None = None
+    # The version the URL serves (servers since the sync client; None from older ones).
+    version_id: Id | None = None
+    version_number: int | None = None
+    size_bytes: int | None = None
+    checksum_sha256: str | None = None
+
+    def version(self, document_id: Id) -> Version | None:
+        """What the bytes behind `url` must be (to verify them), if the server said."""
+        if self.version_id is None or self.size_bytes is None or not self.checksum_sha256:
+            return None
+        return Version(
+            id=self.version_id,
+            document_id=document_id,
+            version_number=self.version_number or 0,
+            size_bytes=self.size_bytes,
+            checksum_sha256=self.checksum_sha256,
+        )
 
 
 class UploadPart(ApiModel):

@@ -51,6 +51,12 @@ class DownloadOut(BaseModel):
 
     url: str
     expires_at: datetime
+    # The version the URL serves (API-ADDITIONS): a client checks the bytes it gets against
+    # it without asking for the document first (sync: two requests per file, not three).
+    version_id: int | None = None
+    version_number: int | None = None
+    size_bytes: int | None = None
+    checksum_sha256: str | None = None
 
 
 class SaveOut(BaseModel):

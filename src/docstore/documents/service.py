@@ -495,4 +495,11 @@ def download(
         owner_id=doc.owner_id,
         details={"version_id": version.id, "version_number": version.version_number},
     )
-    return DownloadOut(url=url, expires_at=utcnow() + timedelta(seconds=ttl_seconds))
+    return DownloadOut(
+        url=url,
+        expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+        version_id=version.id,
+        version_number=version.version_number,
+        size_bytes=version.size_bytes,
+        checksum_sha256=version.checksum_sha256,
+    )

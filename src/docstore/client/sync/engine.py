@@ -19,6 +19,7 @@ import os
 import posixpath
 import secrets
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -35,8 +36,16 @@ from docstore.client.errors import CursorExpired, DocstoreError, NameConflict, N
 from docstore.client.models import ChangesPage, Document, Version
 from docstore.client.sync.feed import Known
 from docstore.client.sync.ignore import Ignore
-from docstore.client.sync.plan import Action, RemoteFile, RemoteTree, conflict_name, plan
-from docstore.client.sync.scan import LocalFile, scan
+from docstore.client.sync.plan import (
+    Action,
+    KindClash,
+    RemoteFile,
+    RemoteTree,
+    conflict_name,
+    kind_clashes,
+    plan,
+)
+from docstore.client.sync.scan import LocalFile, LocalTree, scan
 from docstore.client.sync.state import Entry, State
 from docstore.client.transfer import fetch_verified
 
@@ -80,6 +89,18 @@ def _rel_parent(rel: str) -> str:
     return posixpath.dirname(rel)
 
 
+CRASH_ENV = "DOCSTORE_SYNC_CRASH_AT"
+
+
+def _crash_spec() -> tuple[str, int] | None:
+    """`DOCSTORE_SYNC_CRASH_AT=<point>:<n>` (tests only): see `Syncer._crash_point`."""
+    raw = os.environ.get(CRASH_ENV)
+    if not raw:
+        return None
+    point, _, n = raw.partition(":")
+    return point, int(n or "1")
+
+
 class Syncer:
     """Keeps `local_dir` and the remote folder `remote_path` the same, both ways."""
 
@@ -114,6 +135,8 @@ class Syncer:
         self.trash_dir = self.state.dir / "trash"
         self.label = f"conflict copy {socket.gethostname() or 'sync'}"
         self._lock = threading.RLock()
+        self._crash_at = _crash_spec()
+        self._server_label: str | None = None
         self._bind()
 
     def close(self) -> None:
@@ -125,6 +148,18 @@ class Syncer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _crash_point(self, point: str) -> None:
+        """Test hook for the kill -9 tests: with `DOCSTORE_SYNC_CRASH_AT=<point>:<n>` set,
+        the process kills itself (SIGKILL: no cleanup, like a power cut) the n-th time it
+        passes `point`, so a test places the kill at one exact step. Unset: nothing."""
+        if self._crash_at is None or self._crash_at[0] != point:
+            return
+        with self._lock:
+            left = self._crash_at[1] - 1
+            self._crash_at = (point, left)
+        if left <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     # -- binding ----------------------------------------------------------------------------
 
@@ -182,6 +217,10 @@ class Syncer:
         ignore = Ignore.for_dir(self.root)
         remote, cursor = self._remote(report, base, base_folders, ignore)
         local = scan(self.root, base, ignore)
+        clashes = kind_clashes(base, base_folders, local, remote)
+        if clashes and self._split_clashes(report, clashes, local, remote):
+            local = scan(self.root, base, ignore)  # rare: look again after the renames
+            remote = self._list(ignore)
         for path, reason in local.errors.items():
             self._fail(report, path, reason)
         actions = plan(base, local, remote, label=self.label)
@@ -198,6 +237,55 @@ class Syncer:
         self.state.set("last_sync", datetime.now(UTC).isoformat(timespec="seconds"))
         self.state.set("last_result", "ok" if report.ok else f"{len(report.errors)} failed")
         return report
+
+    def _split_clashes(
+        self, report: Report, clashes: list[KindClash], local: LocalTree, remote: RemoteTree
+    ) -> bool:
+        """A file on one side and a folder on the other under one name: the one that came
+        second takes a conflict name (the server's wording), on its own side; the next
+        steps of the round carry it over. Whether anything was renamed."""
+        renamed: list[str] = []
+        for c in clashes:
+            if any(c.path.startswith(r + "/") for r in renamed):
+                continue  # under a folder that already stepped aside
+            parent = _rel_parent(c.path)
+            there = [p for p in (*remote.files, *remote.folders) if _rel_parent(p) == parent]
+            dest = conflict_name(c.path, [*self._siblings(c.path), *there], self._copy_label())
+            if self.dry_run:
+                self._emit(report, "conflict", c.path, dest=dest, side=c.rename)
+                continue
+            try:
+                if c.rename == "local":
+                    self._move_local(c.path, dest)
+                elif c.remote_is_folder:
+                    self.client.update_folder(c.remote_id, name=posixpath.basename(dest))
+                else:
+                    self.client.update_document(c.remote_id, name=posixpath.basename(dest))
+            except _Skip as exc:
+                self._fail(report, c.path, f"a file and a folder under one name: {exc}")
+                continue
+            except DocstoreError as exc:
+                self._fail(report, c.path, f"a file and a folder under one name: {exc}")
+                continue
+            except OSError as exc:
+                self._fail(report, c.path, f"a file and a folder under one name: {exc.strerror}")
+                continue
+            renamed.append(c.path)
+            self._emit(report, "conflict", c.path, dest=dest, side=c.rename)
+        return bool(renamed)
+
+    def _copy_label(self) -> str:
+        """The server's conflict-copy wording, '<name> (conflict copy by <user> <date>)'."""
+        if self._server_label is None:
+            try:
+                who = self.client.me().name
+            except DocstoreError:
+                who = socket.gethostname()
+            # A name the server takes: no '/' or control characters, the user part short.
+            who = "".join(c for c in who if c.isprintable() and c != "/").strip()
+            who = who.encode()[:64].decode(errors="ignore").strip() or "sync"
+            self._server_label = f"conflict copy by {who} {datetime.now(UTC):%Y-%m-%d}"
+        return self._server_label
 
     # -- the remote side --------------------------------------------------------------------
 
@@ -329,15 +417,21 @@ class Syncer:
                 if item.stat().st_mtime < limit:
                     shutil.rmtree(item)
 
-    def _download(self, rel: str, doc_id: str, local: LocalFile | None) -> tuple[Document, Entry]:
-        """The document's current bytes at `rel`, via a verified temporary file."""
-        doc = self.client.get_document(doc_id)
-        version = doc.current_version
+    def _download(self, rel: str, doc_id: str, local: LocalFile | None) -> tuple[int, Entry]:
+        """The document's current bytes at `rel`, via a verified temporary file: (size, the
+        state row). Two requests: the download link names the version it serves (id, size,
+        SHA-256) to check the bytes against; an older server's link does not, and the
+        document is asked for first (three)."""
+        link = self.client.download_link(doc_id)
+        version = link.version(doc_id)
         if version is None:
-            raise _Skip("the document has no version")
+            current = self.client.get_document(doc_id).current_version
+            if current is None:
+                raise _Skip("the document has no version")
+            version = current
+            link = self.client.download_link(doc_id, version.id)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp_dir / secrets.token_hex(8)
-        link = self.client.download_link(doc_id, version.id)
         try:
             fetch_verified(self.client.http, link.url, tmp, version, None)
             self._still(rel, local)
@@ -346,15 +440,20 @@ class Syncer:
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
-        return doc, self._entry(rel, doc_id, version)
+        return version.size_bytes, self._entry(rel, doc_id, version)
 
     # -- executing the plan -----------------------------------------------------------------
 
     def _put(self, entry: Entry, old: str | None = None) -> None:
         with self._lock:
-            if old is not None and old != entry.path:
-                self.state.forget(old)
-            self.state.put(entry)
+            if old is None or old == entry.path:
+                self.state.put(entry)
+                return
+            with self.state.batch():  # one transaction: a kill leaves the row here or there
+                self.state.put(entry)
+                # Only if the old path is still this document's: in a swap (a→b, b→a) the
+                # other move may have written its row there already.
+                self.state.forget(old, doc_id=entry.doc_id)
 
     def _forget(self, path: str) -> None:
         with self._lock:
@@ -414,6 +513,7 @@ class Syncer:
                 parked.append((a, park / name))
             except (_Skip, OSError) as exc:
                 self._fail(report, a.path, f"not moved: {exc}")
+        self._crash_point("local_move")  # parked, not yet in place
         for a, spot in parked:
             assert a.dest is not None and a.base is not None
             dest = self._unpark_one(spot, a.dest)
@@ -430,7 +530,9 @@ class Syncer:
         return target.relative_to(self.root).as_posix()
 
     def _recover(self) -> None:
-        """Undo what a killed round left half-done: parked moves, partial downloads."""
+        """Undo what a killed round left half-done: parked moves, partial downloads, and
+        state rows that name a document twice."""
+        self.state.drop_stale_rows()
         journal = self.state.dir / "moving" / "journal.json"
         if journal.exists():
             try:
@@ -493,6 +595,7 @@ class Syncer:
     def _remote_move(self, a: Action) -> None:
         assert a.dest is not None and a.doc_id is not None and a.base is not None
         self._place(a.doc_id, a.dest)
+        self._crash_point("remote_move")  # moved on the server, not yet recorded
         self._put(self._moved(a.base, a.dest), a.base.path)
 
     # one method per action kind (see plan.ActionKind)
@@ -528,13 +631,19 @@ class Syncer:
     def _do_record(self, report: Report, a: Action) -> None:
         assert a.base is not None and a.local is not None
         e, lf = a.base, a.local
-        self._put(Entry(a.path, e.doc_id, e.version_id, lf.size, lf.mtime_ns, lf.inode, e.sha256))
+        # A move both sides already made (e.g. a server move that a kill -9 left unrecorded)
+        # is recorded here: the row leaves its old path, or the next round would read that
+        # row as "deleted here" and trash the document on the server.
+        self._put(
+            Entry(a.path, e.doc_id, e.version_id, lf.size, lf.mtime_ns, lf.inode, e.sha256),
+            e.path,
+        )
 
     def _do_download(self, report: Report, a: Action) -> None:
         assert a.doc_id is not None
-        doc, entry = self._download(a.path, a.doc_id, a.local)
+        size, entry = self._download(a.path, a.doc_id, a.local)
         self._put(entry, a.base.path if a.base else None)
-        self._emit(report, "download", a.path, bytes=doc.size_bytes)
+        self._emit(report, "download", a.path, bytes=size)
 
     def _upload(self, rel: str, local: LocalFile, **target: Any) -> Document:
         result = self.client.upload_file(
@@ -589,15 +698,15 @@ class Syncer:
         self._record_upload(copy, a.local, doc, None)
         self._forget(a.base.path)
         self._emit(report, "conflict", a.path, dest=copy)
-        downloaded, entry = self._download(a.path, a.doc_id, None)
+        size, entry = self._download(a.path, a.doc_id, None)
         self._put(entry)
-        self._emit(report, "download", a.path, bytes=downloaded.size_bytes)
+        self._emit(report, "download", a.path, bytes=size)
 
     def _do_both_changed(self, report: Report, a: Action) -> None:
         assert a.local is not None and a.doc_id is not None and a.base is not None
-        current = self.client.get_document(a.doc_id).current_version
+        doc = self.client.get_document(a.doc_id)
+        current = doc.current_version
         if current is not None and current.checksum_sha256.lower() == a.local.sha256:
-            doc = self.client.get_document(a.doc_id)
             self._record_upload(a.path, a.local, doc, a.base.path)  # the same edit on both
             return
         self._upload_version(report, a)
@@ -620,9 +729,9 @@ class Syncer:
         uploaded = self._upload(copy, a.local, folder_id=folder, name=posixpath.basename(copy))
         self._record_upload(copy, a.local, uploaded, None)
         self._emit(report, "upload", copy, bytes=a.local.size, new=True)
-        downloaded, entry = self._download(a.path, a.doc_id, None)
+        size, entry = self._download(a.path, a.doc_id, None)
         self._put(entry)
-        self._emit(report, "download", a.path, bytes=downloaded.size_bytes)
+        self._emit(report, "download", a.path, bytes=size)
 
     # -- folders ----------------------------------------------------------------------------
 

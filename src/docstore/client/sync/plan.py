@@ -86,6 +86,42 @@ def conflict_name(path: str, taken: Iterable[str], label: str) -> str:
     raise ValueError(f"no free conflict name for {path}")  # pragma: no cover
 
 
+@dataclass(frozen=True)
+class KindClash:
+    """A path that is a file on one side and a folder on the other. Both are kept: the one
+    that arrived second (`rename`: 'local' or 'remote') steps aside under a conflict name."""
+
+    path: str
+    rename: Literal["local", "remote"]
+    remote_id: str  # the remote item at `path`: a folder id or a document id
+    remote_is_folder: bool
+
+
+def kind_clashes(
+    base: dict[str, Entry], base_folders: dict[str, str], local: LocalTree, remote: RemoteTree
+) -> list[KindClash]:
+    """Every path that is a file here and a folder there (or the other way round), parents
+    first. Which one arrived second: the one that is new since the last sync; when both
+    are, the local one (the server had the other first) — as for two new files. Not a
+    clash: a synced file the other side has replaced by a folder while it stayed
+    unchanged on this side; the plan moves or trashes it and the folder comes over."""
+    out: list[KindClash] = []
+    for p in set(local.files) & set(remote.folders):
+        e, lf, folder_id = base.get(p), local.files[p], remote.folders[p]
+        if e is not None and lf.sha256 == e.sha256:
+            continue  # synced and unchanged here: its document left `p` there
+        folder_new = base_folders.get(p) != folder_id
+        side: Literal["local", "remote"] = "remote" if e is not None and folder_new else "local"
+        out.append(KindClash(p, side, folder_id, True))
+    for p in local.dirs & set(remote.files):
+        r, e = remote.files[p], base.get(p)
+        if e is not None and (e.doc_id, e.version_id) == (r.doc_id, r.version_id):
+            continue  # replaced here by a folder, unchanged there: the plan trashes it
+        side = "remote" if p in base_folders else "local"
+        out.append(KindClash(p, side, r.doc_id, False))
+    return sorted(out, key=lambda c: (c.path.count("/"), c.path))
+
+
 class _Names:
     """The paths the outcome will hold, exactly and case-folded."""
 

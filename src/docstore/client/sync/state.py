@@ -94,8 +94,23 @@ class State:
             ),
         )
 
-    def forget(self, path: str) -> None:
-        self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+    def forget(self, path: str, *, doc_id: str | None = None) -> None:
+        """Drop the row at `path` (only if it is `doc_id`'s, when given)."""
+        if doc_id is None:
+            self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+        else:
+            self.db.execute("DELETE FROM files WHERE path = ? AND doc_id = ?", (path, doc_id))
+
+    def drop_stale_rows(self) -> int:
+        """One row per document: a document sits at one path on the server, so an older row
+        naming it elsewhere is stale (left by a client before the fix of a move recorded
+        without forgetting its old path). Such a row reads as "deleted locally" and would
+        trash the document on the server; the newest row (highest rowid: INSERT OR REPLACE
+        gives a new one) is the truth."""
+        cur = self.db.execute(
+            "DELETE FROM files WHERE rowid NOT IN (SELECT MAX(rowid) FROM files GROUP BY doc_id)"
+        )
+        return cur.rowcount
 
     # -- folders ----------------------------------------------------------------------------
 
