@@ -161,7 +161,7 @@ def queries(vocab: list[str]) -> list[str]:
 
 
 def latency(
-    svc: Services, user_id: int, qs: list[str], repeat: int
+    svc: Services, user_id: int, qs: list[str], repeat: int, per_query: dict[str, list[float]]
 ) -> tuple[list[float], dict[str, int]]:
     """Milliseconds per search (every query `repeat` times, after one warm-up each)."""
     with svc.database.read_transaction() as db:
@@ -181,6 +181,7 @@ def latency(
                 mine.append((time.perf_counter() - t0) * 1000)
             found[q] = len(page.items)
         times += mine
+        per_query.setdefault(q, []).extend(mine)
         if os.environ.get("BENCH_VERBOSE"):
             print(f"  {q!r}: {statistics.median(mine):.1f} ms, {found[q]} found", file=sys.stderr)
     return times, found
@@ -258,8 +259,9 @@ def run_backend(name: str, url: str, work: Path, args: argparse.Namespace) -> di
         migrate.upgrade(svc.database.engine)
         built = build(svc, args.docs, args.texts, args.shares, 0.30)
         qs = queries(built["vocab"])
-        reader_ms, reader_found = latency(svc, built["ids"]["reader"], qs, args.repeat)
-        owner_ms, owner_found = latency(svc, built["ids"]["owner"], qs, args.repeat)
+        per_query: dict[str, list[float]] = {}
+        reader_ms, reader_found = latency(svc, built["ids"]["reader"], qs, args.repeat, per_query)
+        owner_ms, owner_found = latency(svc, built["ids"]["owner"], qs, args.repeat, per_query)
         rate = indexing_rate(svc, built["ids"]["owner"], built["vocab"], args.index_docs)
         return {
             "build_s": round(built["build_s"], 1),
@@ -268,6 +270,11 @@ def run_backend(name: str, url: str, work: Path, args: argparse.Namespace) -> di
             "found_reader": reader_found,
             "found_owner": owner_found,
             "index_docs_per_s": rate,
+            # p50/p95 of each query (reader and owner together).
+            "per_query": {
+                q: {"p50_ms": round(pct(ms, 50), 1), "p95_ms": round(pct(ms, 95), 1)}
+                for q, ms in per_query.items()
+            },
             "texts": built["texts"],
             "vocab": built["vocab"],
         }
@@ -331,6 +338,7 @@ def main() -> int:
         out[f"{name}_index_docs_per_s"] = r["index_docs_per_s"]
         out[f"{name}_found_reader"] = r["found_reader"]
         out[f"{name}_build_s"] = r["build_s"]
+        out[f"{name}_per_query"] = r["per_query"]
     table.add_row(
         "grep -rli", "files on disk", f"{pct(grep_ms, 50):.1f}", f"{pct(grep_ms, 95):.1f}",
         "", "", "",

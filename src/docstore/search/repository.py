@@ -250,7 +250,7 @@ def _excluded(
         return []
     if postgres:
         neg = _tsq(ql.ts_any(q.negative), "neg")
-        out: list[Any] = [not_(name_vector(model).op("@@")(neg))]
+        out: list[Any] = [not_(name_vector(model).op("@@", is_comparison=True)(neg))]
         if model is Document and content:
             # Correlated: one probe of the document's own text, not every text's @@.
             out.append(
