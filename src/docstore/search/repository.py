@@ -116,12 +116,12 @@ def _window(stmt: Any, id_column: Any) -> Any:
     return stmt.order_by(id_column.desc()).limit(RANK_WINDOW)
 
 
-def _document_conditions(
-    q: ql.Query, actor: Actor, f: Filters, postgres: bool, *, content_excluded: bool = True
-) -> list[Any]:
-    """Everything a matching document must also pass: the permission rule, the filters and
-    the exclusions; evaluated for each match before the window is cut, never after."""
-    conds = [*_common(Document, actor, f), *_excluded(q, Document, postgres, content_excluded)]
+def _document_conditions(actor: Actor, f: Filters) -> list[Any]:
+    """What a matching document must also pass besides the exclusions: the permission rule
+    and the filters; evaluated for each match before the window is cut, never after. Built
+    once a search and shared by its parts (building `readable` for documents costs ~2 ms
+    of Python: its aliases)."""
+    conds = _common(Document, actor, f)
     if f.within is not None:
         parent = aliased(Folder)
         conds.append(
@@ -147,14 +147,14 @@ def _document_hits(q: ql.Query, actor: Actor, f: Filters, postgres: bool) -> Any
     pos = q.positive
     name_only = tuple(t for t in pos if t.name_only)
     content = tuple(t for t in pos if not t.name_only)
+    base = _document_conditions(actor, f)
+    name_conds = [*base, *_excluded(q, Document, postgres)]
     parts: list[Any] = []
     if postgres:
         vec = name_vector(Document)
         tsq = _tsq(ql.tsquery(pos, names=True), "dn")
         names = _window(
-            select(Document.id, Document.name).where(
-                vec.op("@@")(tsq), *_document_conditions(q, actor, f, postgres)
-            ),
+            select(Document.id, Document.name).where(vec.op("@@")(tsq), *name_conds),
             Document.id,
         ).subquery("name_hits")
         name_rank = cast(
@@ -168,7 +168,7 @@ def _document_hits(q: ql.Query, actor: Actor, f: Filters, postgres: bool) -> Any
             if q.negative:
                 match = f"({match}) & !({ql.ts_any(q.negative)})"
             ctsq = _tsq(match, "dc")
-            conds = _document_conditions(q, actor, f, postgres, content_excluded=False)
+            conds = [*base, *_excluded(q, Document, postgres, content=False)]
             if name_only:
                 conds.append(vec.op("@@")(_tsq(ql.tsquery(name_only, names=True), "dno")))
             texts = _window(
@@ -186,12 +186,12 @@ def _document_hits(q: ql.Query, actor: Actor, f: Filters, postgres: bool) -> Any
         names = _window(
             _sqlite_hits("search_document_names", ql.fts_match(pos, names=True), "dn")
             .join(Document, Document.id == literal_column("search_document_names.rowid"))
-            .where(*_document_conditions(q, actor, f, postgres)),
+            .where(*name_conds),
             literal_column("search_document_names.rowid"),
         ).subquery("name_hits")
         parts.append(select(names.c.id, (names.c.rel + NAME_BOOST).label("key")))
         if not q.name_only:
-            conds = _document_conditions(q, actor, f, postgres, content_excluded=False)
+            conds = [*base, *_excluded(q, Document, postgres, content=False)]
             if name_only:
                 only = _sqlite_ids(
                     "search_document_names", ql.fts_match(name_only, names=True), "dno"

@@ -138,7 +138,6 @@ def _describe(
                 Document.created_at,
                 Folder.path,
                 DocumentVersion.size_bytes,
-                *_level_columns(actor, Document),
             )
             .join(Folder, Folder.id == Document.folder_id)
             .outerjoin(DocumentVersion, DocumentVersion.id == Document.current_version_id)
@@ -154,10 +153,13 @@ def _describe(
                 Folder.owner_id,
                 Folder.path,
                 Folder.created_at,
-                *_level_columns(actor, Folder),
             ).where(Folder.id.in_(folder_ids))
         )
     } if folder_ids else {}  # fmt: skip
+    levels = {
+        **_shared_levels(db, actor, Document, [d for d in docs.values()], "document"),
+        **_shared_levels(db, actor, Folder, [f for f in folders.values()], "folder"),
+    }
     names = _visible_ancestors(db, actor, [d.path for d in docs.values()] + [
         f.path for f in folders.values()
     ])  # fmt: skip
@@ -167,7 +169,7 @@ def _describe(
         score = r.key - repo.NAME_BOOST if r.key >= repo.NAME_BOOST / 2 else r.key
         if r.kind == "document":
             d = docs[r.id]
-            level = _level(actor, d)
+            level = levels.get(("document", d.id), _owned(actor, d.owner_id))
             out.append(
                 SearchHit(
                     kind="document",
@@ -185,7 +187,7 @@ def _describe(
             )
         else:
             f = folders[r.id]
-            level = _level(actor, f)
+            level = levels.get(("folder", f.id), _owned(actor, f.owner_id))
             out.append(
                 SearchHit(
                     kind="folder",
@@ -204,23 +206,31 @@ def _describe(
     return out
 
 
-def _level_columns(actor: Actor, model: type[Document] | type[Folder]) -> list[Any]:
-    """Whether the actor may edit / comment on each row, by the permission rule itself
-    (`readable` at those levels): the page's levels in its one query, where `level_for`
-    per item cost a grant query each (20 round trips a page for a sharee)."""
-    return [
-        readable(actor, model, Level.EDIT).label("can_edit"),
-        readable(actor, model, Level.COMMENT).label("can_comment"),
-    ]
+def _owned(actor: Actor, owner_id: int) -> Level:
+    """OWNER for the actor's own rows (`_shared_levels` leaves them out), else VIEW."""
+    return Level.OWNER if owner_id == actor.user_id else Level.VIEW
 
 
-def _level(actor: Actor, row: Any) -> Level:
-    """The actor's level on a found (so at least viewable) row of `_level_columns`."""
-    if actor.user_id is not None and row.owner_id == actor.user_id:
-        return Level.OWNER
-    if row.can_edit:
-        return Level.EDIT
-    return Level.COMMENT if row.can_comment else Level.VIEW
+def _shared_levels(
+    db: Session, actor: Actor, model: type[Document] | type[Folder], rows: list[Any], kind: str
+) -> dict[tuple[str, int], Level]:
+    """(kind, id) -> the actor's level on the page's rows of `model` it does not own, by the
+    permission rule itself (`readable` at EDIT and COMMENT; the rows were found, so they are
+    at least viewable): one query for the page, where `level_for` per item cost a grant
+    query each (20 round trips a page for a sharee). Rows it owns are absent (OWNER)."""
+    others = [r.id for r in rows if actor.user_id is None or r.owner_id != actor.user_id]
+    if not others:
+        return {}
+    stmt = select(
+        model.id,
+        readable(actor, model, Level.EDIT),
+        readable(actor, model, Level.COMMENT),
+    ).where(model.id.in_(others))
+    out: dict[tuple[str, int], Level] = {}
+    for item_id, can_edit, can_comment in db.execute(stmt):
+        level = Level.EDIT if can_edit else Level.COMMENT if can_comment else Level.VIEW
+        out[(kind, item_id)] = level
+    return out
 
 
 def _visible_ancestors(db: Session, actor: Actor, paths: list[str]) -> dict[int, str | None]:
