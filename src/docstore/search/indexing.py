@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -131,6 +133,32 @@ _SET_TSV = text(
     "UPDATE search_texts SET tsv = to_tsvector('docstore_search'::regconfig, left(body, :n)) "
     "WHERE document_id = :id"
 )
+# A text of at most this many characters has a tsvector well under PostgreSQL's 1 MiB
+# (at most 4 bytes a character of lexemes, 2 of position and 4 of entry per word of at
+# least one character and a separator): its tsvector is computed with the batch's.
+SAFE_TSV_CHARS = 100_000
+# PostgreSQL's deadlock_detected and serialization_failure: the batch is written again,
+# one document per transaction.
+RETRYABLE = {"40P01", "40001"}
+
+
+def _values(item: Extracted) -> dict[str, Any]:
+    return {
+        "version_id": item.version_id,
+        "status": item.status.value,
+        "reason": item.reason,
+        "body": item.body,
+        "updated_at": utcnow(),
+    }
+
+
+def _set_tsv(db: Session, document_id: int) -> None:
+    """The tsvector of one long text, or of its first FALLBACK_CHARS past the 1 MiB bound."""
+    try:
+        with db.begin_nested():
+            db.execute(_SET_TSV, {"n": 1 << 30, "id": document_id})
+    except DBAPIError:  # past tsvector's 1 MiB: index the beginning
+        db.execute(_SET_TSV, {"n": FALLBACK_CHARS, "id": document_id})
 
 
 def _store(db: Session, item: Extracted) -> bool:
@@ -144,35 +172,100 @@ def _store(db: Session, item: Extracted) -> bool:
     )
     if current != item.version_id:
         return False
-    values = {
-        "version_id": item.version_id,
-        "status": item.status.value,
-        "reason": item.reason,
-        "body": item.body,
-        "updated_at": utcnow(),
-    }
+    values = _values(item)
     done = db.execute(
         update(SearchText).where(SearchText.document_id == item.document_id).values(**values)
     )
     if done.rowcount == 0:  # type: ignore[attr-defined]
         db.execute(insert(SearchText).values(document_id=item.document_id, **values))
     if db.get_bind().dialect.name == "postgresql":
-        try:
-            with db.begin_nested():
-                db.execute(_SET_TSV, {"n": 1 << 30, "id": item.document_id})
-        except DBAPIError:  # past tsvector's 1 MiB: index the beginning
-            db.execute(_SET_TSV, {"n": FALLBACK_CHARS, "id": item.document_id})
+        _set_tsv(db, item.document_id)
     return True
 
 
+def _store_batch(db: Session, items: list[Extracted]) -> tuple[set[int], int]:
+    """Write the texts of a batch in one transaction (four statements on PostgreSQL instead
+    of seven round trips and a commit per document: 64 documents/s on the bench); the ids
+    written and how many documents another transaction held (or were gone).
+
+    Lock order as in `_store`: every document row first, in id order, in one statement,
+    then the texts. Rows another transaction holds (a purge, a new version) are skipped,
+    never waited for, and stay pending for the next pass: this never waits on a document
+    while holding texts, and never writes the text of a document purged meanwhile."""
+    ids = sorted(i.document_id for i in items)
+    locked = db.execute(
+        select(Document.id, Document.current_version_id)
+        .where(Document.id.in_(ids))
+        .order_by(Document.id)
+        .with_for_update(skip_locked=True)
+    )
+    current = {doc_id: version_id for doc_id, version_id in locked}
+    fresh = sorted(
+        (i for i in items if i.document_id in current and current[i.document_id] == i.version_id),
+        key=lambda i: i.document_id,
+    )
+    held = len(ids) - len(current)
+    if not fresh:
+        return set(), held
+    postgres = db.get_bind().dialect.name == "postgresql"
+    upsert: Any = pg_insert(SearchText) if postgres else sqlite_insert(SearchText)
+    upsert = upsert.values([{"document_id": i.document_id, **_values(i)} for i in fresh])
+    columns = ("version_id", "status", "reason", "body", "updated_at")
+    db.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[SearchText.document_id],
+            set_={c: getattr(upsert.excluded, c) for c in columns},
+        )
+    )
+    if postgres:
+        short = [i.document_id for i in fresh if len(i.body or "") <= SAFE_TSV_CHARS]
+        db.execute(
+            text(
+                "UPDATE search_texts SET tsv = to_tsvector('docstore_search'::regconfig, body) "
+                "WHERE document_id = ANY(:ids)"
+            ),
+            {"ids": short},
+        )
+        for item in fresh:
+            if len(item.body or "") > SAFE_TSV_CHARS:
+                _set_tsv(db, item.document_id)
+    return {i.document_id for i in fresh}, held
+
+
+def _write(svc: Services, results: list[Extracted]) -> tuple[set[int], int]:
+    """Store a batch's texts: in one transaction, or one document per transaction when
+    PostgreSQL aborted it for a deadlock (`docstore reindex --all` updates texts without
+    the documents' locks); the ids written and how many documents were held elsewhere."""
+    try:
+        with svc.database.transaction() as db:
+            return _store_batch(db, results)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
+            raise
+        log.warning("search: a batch of texts was aborted (%s), writing one by one", exc.orig)
+    stored: set[int] = set()
+    for item in results:
+        with svc.database.transaction() as db:
+            if _store(db, item):
+                stored.add(item.document_id)
+    return stored, 0
+
+
 def index_batch(
-    svc: Services, *, user_id: int | None = None, batch: int = BATCH, progress: Progress
-) -> int:
-    """Index up to `batch` pending documents; the number taken (0: nothing was pending)."""
+    svc: Services,
+    *,
+    user_id: int | None = None,
+    batch: int = BATCH,
+    progress: Progress,
+    after: int = 0,
+) -> int | None:
+    """Index up to `batch` pending documents with ids above `after`; the last id taken
+    (None: nothing was pending there, or the pass stops)."""
     with svc.database.read_transaction() as db:
-        rows = list(db.execute(_pending(user_id).order_by(Document.id).limit(batch)))
+        pending = _pending(user_id).where(Document.id > after).order_by(Document.id)
+        rows = list(db.execute(pending.limit(batch)))
     if not rows:
-        return 0
+        return None
     limits = limits_for(svc)
     results: list[Extracted] = []
     for row in rows:
@@ -181,20 +274,19 @@ def index_batch(
         except (StorageError, OSError) as exc:
             progress.errors.append(f"document {row[0]}: {exc}")
             break  # the store is unwell: the rest waits for the next pass
+    stored, held = _write(svc, results) if results else (set(), 0)
     for item in results:
-        with svc.database.transaction() as db:
-            stored = _store(db, item)
-        if not stored:
-            progress.stale += 1
+        if item.document_id not in stored:
+            progress.stale += 1  # a newer version, or held by another writer
         elif item.status is IndexStatus.INDEXED:
             progress.indexed += 1
         elif item.status is IndexStatus.FAILED:
             progress.failed += 1
         else:
             progress.skipped += 1
-    if len(results) < len(rows):
-        return 0  # stop this pass
-    return len(rows)
+    if len(results) < len(rows) or (held and held == len(results)):
+        return None  # stop this pass (all held by other writers: the next pass takes them)
+    return int(rows[-1][0])
 
 
 def index_pending(
@@ -205,12 +297,23 @@ def index_pending(
     on_batch: Callable[[Progress], None] | None = None,
     max_batches: int = 1_000_000,
 ) -> Progress:
-    """Index pending documents batch by batch, until none are left or the budget is spent."""
+    """Index pending documents batch by batch, until none are left or the budget is spent.
+
+    Each batch starts after the last id of the one before: finding pending documents from
+    the first id every time read every document row per batch (240 ms a batch with
+    100,000 documents). Those passed over (a newer version meanwhile, held by another
+    writer) are looked for once more from the start."""
     progress = Progress()
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    after, again = 0, True
     for _ in range(max_batches):
-        if index_batch(svc, user_id=user_id, progress=progress) == 0:
-            break
+        last = index_batch(svc, user_id=user_id, progress=progress, after=after)
+        if last is None:
+            if not (after and again and progress.stale):
+                break
+            after, again = 0, False
+            continue
+        after = last
         if on_batch is not None:
             on_batch(progress)
         if deadline is not None and time.monotonic() > deadline:

@@ -127,6 +127,18 @@ def fts_match(terms: tuple[Term, ...], *, names: bool) -> str:
     return " AND ".join(_fts_term(t, names=names) for t in terms)
 
 
+def fts_words(terms: tuple[Term, ...]) -> str:
+    """`fts_match` with each phrase read as its words (all required, in any order): what
+    bm25 ranks. A phrase's bm25 needs the number of texts holding the phrase, which FTS5
+    counts by checking the phrase in every text of its words (36 ms for two words found
+    in every text); a word's count is stored."""
+    return " AND ".join(
+        _fts_term(Term((w,), t.prefix and i == len(t.words) - 1), names=False)
+        for t in terms
+        for i, w in enumerate(t.words)
+    )
+
+
 def fts_any(terms: tuple[Term, ...]) -> str:
     """An FTS5 MATCH string for any of the terms, as typed (exclusions)."""
     return " OR ".join(_fts_term(t, names=False) for t in terms)
