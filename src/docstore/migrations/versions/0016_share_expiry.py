@@ -5,7 +5,7 @@ user or group share that expired (an expiry is not a write, so nothing else noti
 and an index on `expires_at` for that job's scan.
 
 Revision ID: 0016_share_expiry
-Revises: 0013_search
+Revises: 0015_search_speed
 Create Date: 2026-12-07 10:30:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import docstore.db
 
 revision: str = "0016_share_expiry"
-down_revision: str | None = "0013_search"
+down_revision: str | None = "0015_search_speed"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
