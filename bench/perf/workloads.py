@@ -93,7 +93,7 @@ def big_docstore(
     """Upload (multipart when the API has it, else POST /files) then download, per run."""
     size = path.stat().st_size
     multipart = ds.has_multipart()
-    ups, downs, cpu = [], [], []
+    ups, downs, cpu, cpu_up = [], [], [], []
     for i in range(runs):
         sha = tag_file(path, f"{label}-{i}-{time.time()}")
         name = f"big-{label}-{i}.bin"
@@ -137,9 +137,10 @@ def big_docstore(
         ups.append(size / dt / MB)
         downs.append(size / ddt / MB)
         cpu.append(((c1 - c0) + (c2 - c1)) / (size / GiB))
+        cpu_up.append((c1 - c0) / (size / GiB))
         log(
             f"  {label} run {i}: up {ups[-1]:.0f} MB/s, down {downs[-1]:.0f} MB/s, "
-            f"server CPU {cpu[-1]:.2f} s/GiB"
+            f"server CPU {cpu[-1]:.2f} s/GiB (upload alone {cpu_up[-1]:.2f})"
         )
         r = ds.http.delete(f"/documents/{doc['id']}")
         r.raise_for_status()
@@ -147,6 +148,7 @@ def big_docstore(
         "upload": stats(ups),
         "download": stats(downs),
         "cpu_per_gib": stats(cpu),
+        "upload_cpu_per_gib": stats(cpu_up),
         "method": "multipart POST /uploads" if multipart else "POST /files (simple upload)",
     }
 

@@ -63,6 +63,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.head_bytes = 0
         self.in_head = True
         self.head_timer: asyncio.TimerHandle | None = None
+        self.body_reader: BodyReader | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -90,12 +91,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         fragment = b"#" in self.url
         super().on_headers_complete()
+        self.body_reader = BodyReader(self, self.cycle)
+        cast(dict[str, Any], self.scope)[BODY_READER_KEY] = self.body_reader
         if fragment:
             # A request target never carries a fragment (RFC 9112 section 3.2); httptools
             # drops it, so the app could act on the URL without it (a WebDAV DELETE of
             # "coll/#frag" removing "coll/"). The scope says so (the request has not
             # started yet: its task runs on the next turn of the loop).
             cast(dict[str, Any], self.scope)[FRAGMENT_KEY] = True
+
+    def on_body(self, body: bytes) -> None:
+        if self.body_reader is not None:
+            self.body_reader.parsed += len(body)
+        super().on_body(body)
 
     def on_response_complete(self) -> None:
         self.in_head = True
@@ -114,6 +122,80 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.head_timer = None
         if self.in_head and (self.cycle is None or self.cycle.response_complete):
             self.transport.close()
+
+
+# Set in a request's scope by GuardedHttpToolsProtocol: its `BodyReader`; and by the reader,
+# how many body bytes it read from the socket itself (for the request metrics).
+BODY_READER_KEY = "docstore.body_reader"
+DIRECT_BODY_BYTES_KEY = "docstore.direct_body_bytes"
+
+
+class BodyReader:
+    """Lets a large upload read the rest of its request body from the socket itself.
+
+    Why: uvicorn hands a body to the app as ~256 KB ASGI messages, each read by the event
+    loop, parsed by httptools, copied into new bytes objects and passed up through the
+    middleware: ~1.3 CPU-s per GiB on this machine before a byte is hashed or written,
+    against ~0.2 for `recv_into` a reused buffer (bench/PROFILE.md, session 5). A worker
+    thread that reads the socket directly (`docstore.storage.bodyio.receive_into`) skips
+    all of that and frees the loop meanwhile.
+
+    `take()` (on the event loop, before anything read the body) pauses the transport's
+    reading, sends `100 Continue` if the client waits for it, and returns the body bytes
+    httptools already parsed, a duplicate of the socket and how many bytes are left to
+    read from it. httptools never sees those bytes, so its parser would take the next
+    request's bytes for body: the connection closes after the answer (`keep_alive` off,
+    which uvicorn turns into `Connection: close`). `finish()` marks the body read.
+    Not offered (None) for chunked bodies, TLS, or once part of the body was consumed.
+    """
+
+    def __init__(self, protocol: GuardedHttpToolsProtocol, cycle: Any) -> None:
+        self._protocol = protocol
+        self._cycle = cycle
+        self.parsed = 0  # body bytes httptools has handed to uvicorn for this request
+        self._taken = False
+
+    def take(self) -> tuple[bytes, socket.socket, int] | None:
+        """(bytes already received, the socket, bytes left), or None: read it as ASGI."""
+        p, cycle = self._protocol, self._cycle
+        if self._taken or p.cycle is not cycle or cycle.response_started or cycle.disconnected:
+            return None
+        if not cycle.more_body or self.parsed != len(cycle.body):
+            return None  # all of it is here already, or the app has read some of it
+        if p.transport.get_extra_info("sslcontext") is not None:
+            return None
+        length = None
+        for name, value in cycle.scope["headers"]:
+            if name == b"transfer-encoding":
+                return None
+            if name == b"content-length":
+                length = _as_int(value)
+        if length is None or length <= self.parsed:
+            return None
+        raw = p.transport.get_extra_info("socket")
+        if raw is None:
+            return None
+        sock = socket.socket(fileno=os.dup(raw.fileno()))
+        p.flow.pause_reading()
+        if cycle.waiting_for_100_continue and not p.transport.is_closing():
+            p.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            cycle.waiting_for_100_continue = False
+        first = bytes(cycle.body)
+        cycle.body = bytearray()
+        cycle.keep_alive = False
+        self._taken = True
+        return first, sock, length - self.parsed
+
+    def finish(self, received: int) -> None:
+        """The body is read (or given up after `received` bytes): later `receive()` calls
+        get its end."""
+        self._cycle.scope[DIRECT_BODY_BYTES_KEY] = received
+        self._cycle.more_body = False
+        self._cycle.message_event.set()
+
+
+def _as_int(value: bytes) -> int | None:
+    return int(value) if value.isdigit() else None
 
 
 # Set once this process was asked to stop (SIGTERM/SIGINT): `/readyz` answers 503 from then on.

@@ -30,6 +30,7 @@ from docstore.dav.xmlio import (
     propstat,
     response,
     serialise,
+    status_line,
     text,
 )
 from docstore.documents.dav_state import DavLock, DavProperty
@@ -196,6 +197,46 @@ ALLPROP = (
 )
 
 
+_COLLECTION = "<D:resourcetype><D:collection/></D:resourcetype>"
+_OK = f"<D:status>{status_line(200)}</D:status></D:propstat></D:response>"
+
+
+def _allprop_member(node: Node, ctx: Context, dead: str) -> str | None:
+    """`render`'s allprop answer for an unlocked folder or document, built in one pass (what
+    ALLPROP through `live_prop` gives, in that order, then the `dead` properties); None for
+    anything else. Why: PROPFIND depth 1 renders every member of a
+    folder this way, and nine `live_prop` calls per member were most of its time."""
+    if node.kind not in ("folder", "document") or any(
+        locking.covers(lk, node.rel) for lk in ctx.locks
+    ):
+        return None
+    folder = node.kind == "folder"
+    etag = node.etag
+    return "".join(
+        (
+            "<D:response><D:href>",
+            text(node.href),
+            "</D:href><D:propstat><D:prop>",
+            _COLLECTION if folder else "<D:resourcetype/>",
+            "" if folder else f"<D:getcontentlength>{node.size}</D:getcontentlength>",
+            "" if folder else f"<D:getcontenttype>{text(node.mime)}</D:getcontenttype>",
+            "" if etag is None else f"<D:getetag>{text(etag)}</D:getetag>",
+            ""
+            if node.modified is None
+            else f"<D:getlastmodified>{http_date(node.modified)}</D:getlastmodified>",
+            ""
+            if node.created is None
+            else f"<D:creationdate>{iso_date(node.created)}</D:creationdate>",
+            f"<D:displayname>{text(node.name)}</D:displayname>",
+            SUPPORTED_LOCK,
+            "<D:lockdiscovery></D:lockdiscovery>",
+            dead,
+            "</D:prop>",
+            _OK,
+        )
+    )
+
+
 def render(db: Session, node: Node, mode: str, names: list[tuple[str, str]], ctx: Context) -> str:
     """A node's response element for allprop, propname or the named properties."""
     key = key_of(node)
@@ -205,6 +246,9 @@ def render(db: Session, node: Node, mode: str, names: list[tuple[str, str]], ctx
         found += [empty_element(ns, name) for ns, name, _ in dead]
         return response(node.href, propstat(found, 200))
     if mode == "allprop":
+        fast = _allprop_member(node, ctx, "".join(value for _, _, value in dead))
+        if fast is not None:
+            return fast
         found = [p for n in ALLPROP if (p := live_prop(db, node, n, ctx)) is not None]
         found += [value for _, _, value in dead]
         return response(node.href, propstat(found, 200))
@@ -287,7 +331,10 @@ def folder_members(db: Session, node: Node) -> list[Node]:
     base = node.href
     prefix = f"{node.rel}/" if node.rel else ""
     out: list[Node] = []
-    folders = db.execute(
+    # Core rows from the connection: the session's ORM result layer cost more than the
+    # statement itself for 10,000 members.
+    conn = db.connection()
+    folders = conn.execute(
         select(Folder.id, Folder.name, Folder.owner_id, Folder.created_at, Folder.updated_at).where(
             Folder.parent_id == node.item_id, Folder.is_deleted == false()
         )
@@ -309,7 +356,7 @@ def folder_members(db: Session, node: Node) -> list[Node]:
                 ns_href=node.ns_href,
             )
         )
-    docs = db.execute(
+    docs = conn.execute(
         select(
             Document.id,
             Document.name,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
 from defusedxml import DefusedXmlException
@@ -88,14 +87,25 @@ def status_response(href: str, code: int) -> str:
     return response(href, f"<D:status>{status_line(code)}</D:status>")
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(value: datetime) -> str:
-    """RFC 1123 date, as getlastmodified and Last-Modified want it."""
-    return format_datetime(value.astimezone(UTC), usegmt=True)
+    """RFC 1123 date, as getlastmodified and Last-Modified want it (what
+    `email.utils.format_datetime(usegmt=True)` writes, built directly: a PROPFIND of 10,000
+    entries writes 10,000 of them and those two functions were a fifth of its time)."""
+    v = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return (
+        f"{_DAYS[v.weekday()]}, {v.day:02d} {_MONTHS[v.month]} {v.year:04d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d} GMT"
+    )
 
 
 def iso_date(value: datetime) -> str:
-    """RFC 3339 date for creationdate."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 date for creationdate (as strftime's `%Y-%m-%dT%H:%M:%SZ`)."""
+    v = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return v.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def text(value: str) -> str:

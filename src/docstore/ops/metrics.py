@@ -33,6 +33,7 @@ from docstore.config import Settings
 from docstore.db import utcnow
 from docstore.retention import runs
 from docstore.retention.models import JobRunRecord
+from docstore.server import DIRECT_BODY_BYTES_KEY
 from docstore.services import Services
 from docstore.uploads.models import UploadSession
 
@@ -91,6 +92,8 @@ class RequestMetrics:
             await self.app(scope, counting_receive, counting_send)
         finally:
             route = _template(scope)
+            # A body read from the socket directly (storage.bodyio) passed no receive().
+            received += scope.get(DIRECT_BODY_BYTES_KEY, 0)
             if route != PATH:
                 self._count(scope["method"], route, status, received, sent, started)
 

@@ -14,10 +14,10 @@ from starlette.requests import ClientDisconnect
 
 from docstore.schemas import problem_response
 from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE
+from docstore.storage.bodyio import receive_into
 from docstore.storage.disposition import content_disposition, safe_content_type
 from docstore.storage.local import LocalBlobStore
 from docstore.storage.local.multipart import (
-    BUFFER_SIZE,
     ChecksumMismatch,
     PartBusy,
     PartTooLarge,
@@ -134,23 +134,21 @@ async def put_part(request: Request, upload_id: str, part_number: str) -> Respon
 
 
 async def _receive(request: Request, writer: PartWriter) -> Response | None:
-    """Stream the body into `writer` in ~1 MiB blocks; a problem response if refused."""
-    pending: list[bytes] = []
-    pending_size = 0
+    """Receive the body into `writer` (`receive_into`: the large-body fast path); a
+    problem response if refused. Past the part's place in the file: PartTooLarge, before a
+    byte lands there."""
     try:
-        async for chunk in request.stream():
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= BUFFER_SIZE:
-                # hashlib and the write release the GIL: the loop keeps serving meanwhile.
-                # Past the part's place in the file: PartTooLarge, before a byte lands there.
-                await anyio.to_thread.run_sync(writer.write, b"".join(pending))
-                pending, pending_size = [], 0
+        await receive_into(request, writer.write, read_timeout=_read_timeout(request))
     except ClientDisconnect:
         return Response(status_code=400)
-    if pending:
-        await anyio.to_thread.run_sync(writer.write, b"".join(pending))
     return None
+
+
+def _read_timeout(request: Request) -> float:
+    """How long the body may stall (the app's setting, as BodyLimits applies it)."""
+    services = getattr(request.app.state, "services", None)
+    settings = getattr(services, "settings", None)
+    return float(getattr(settings, "body_read_timeout_seconds", 60.0))
 
 
 @router.api_route("/storage/objects", methods=["GET", "HEAD"])

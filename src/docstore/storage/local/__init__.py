@@ -26,15 +26,46 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from docstore.storage.base import MAX_PRESIGN_SECONDS, ObjectInfo, StorageError
 from docstore.storage.local.files import _fsync_dir, check_key
-from docstore.storage.local.multipart import MultipartEmulation, _Prefix
+from docstore.storage.local.multipart import MultipartEmulation, _Prefix, _pwrite_all
 from docstore.storage.local.signing import UrlSigning
+
+
+class ObjectWriter:
+    """One new object being written to a temp file (see `LocalBlobStore.open_writer`)."""
+
+    def __init__(self, store: LocalBlobStore, key: str, fd: int, tmp: Path) -> None:
+        self._store, self._key, self._fd, self._tmp = store, key, fd, tmp
+        self.size = 0
+
+    def write(self, blocks: Sequence[bytes | memoryview]) -> None:
+        """Append the blocks (pwritev: no join)."""
+        _pwrite_all(self._fd, blocks, self.size)
+        self.size += sum(len(b) for b in blocks)
+
+    def commit(self) -> None:
+        """fsync, then rename into place: the object appears whole or not at all."""
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+            self._store._place(self._tmp, self._key)
+        except OSError as exc:
+            self.discard()
+            raise StorageError(f"could not write the object: {exc.strerror}") from exc
+
+    def discard(self) -> None:
+        """Drop what was written (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._tmp.unlink(missing_ok=True)
 
 
 class LocalBlobStore(MultipartEmulation, UrlSigning):
@@ -110,6 +141,15 @@ class LocalBlobStore(MultipartEmulation, UrlSigning):
             tmp.unlink(missing_ok=True)
             raise
         return size
+
+    def open_writer(self, key: str) -> ObjectWriter:
+        """A new object written in blocks by `ObjectWriter.write`, then `commit()`ed (fsync,
+        rename into place) or `discard()`ed: the receive path of large bodies
+        (`docstore.storage.bodyio.receive_into`). `put_stream` does the same for an
+        iterable."""
+        check_key(key)
+        fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="put-")
+        return ObjectWriter(self, key, fd, Path(name))
 
     def open(self, key: str) -> BinaryIO:
         """The object's bytes; KeyError when it is missing."""

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from docstore.storage.local.files import _fsync_dir, _write_small, check_key
 from docstore.storage.local.signing import _parse_expiry
 
 BUFFER_SIZE = 1024 * 1024
+_IOV_MAX = 1024  # blocks per pwritev call (Linux's IOV_MAX)
 HASH_BLOCK = 4 * 1024 * 1024
 COMPLETE_WAIT_SECONDS = 30
 # Uploads whose prefix SHA-256 one process carries forward at once (oldest dropped first).
@@ -134,20 +135,21 @@ class PartWriter:
         self._sha256 = hashlib.sha256() if sha256 else None
         self.size = 0
 
-    def write(self, data: bytes) -> None:
-        """Write a block at its place, hashing it if the part has a checksum to meet
-        (large blocks: hashlib and pwrite release the GIL)."""
-        if self.size + len(data) > self.limit:
+    def write(self, blocks: bytes | Sequence[bytes | memoryview]) -> None:
+        """Write a block, or blocks in order, at their place, hashing them if the part has a
+        checksum to meet (called in a worker thread with large blocks: hashlib and pwritev
+        release the GIL)."""
+        if isinstance(blocks, bytes | bytearray | memoryview):
+            blocks = [blocks]
+        size = sum(len(b) for b in blocks)
+        if self.size + size > self.limit:
             raise PartTooLarge(f"a part of this upload may hold at most {self.limit} bytes")
         if self._sha256 is not None:
-            self._sha256.update(data)
-        view = memoryview(data)
-        offset = self._offset + self.size
+            for block in blocks:
+                self._sha256.update(block)
         with self._write_lock:
-            while view:
-                written = os.pwrite(self._fd, view, offset)
-                view, offset = view[written:], offset + written
-        self.size += len(data)
+            _pwrite_all(self._fd, blocks, self._offset + self.size)
+        self.size += size
 
     def commit(self, expected_sha256_b64: str | None = None) -> str:
         """Record the part unless it fails its checksum; returns its ETag (a new random
@@ -521,6 +523,20 @@ class MultipartEmulation:
                 initiated = datetime.fromtimestamp(started, UTC)
                 uploads.append(MultipartInfo(key, entry.name, initiated))
         return sorted(uploads, key=lambda u: (u.key, u.upload_id))
+
+
+def _pwrite_all(fd: int, blocks: Sequence[bytes | memoryview], offset: int) -> None:
+    """Write the blocks one after another from `offset` (pwritev, resumed after a short
+    write)."""
+    views = [memoryview(b) for b in blocks if len(b)]
+    while views:
+        written = os.pwritev(fd, views[:_IOV_MAX], offset)
+        offset += written
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
 
 
 def _check_sha256_b64(value: str) -> None:
