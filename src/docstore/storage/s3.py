@@ -14,6 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from docstore import metrics
 from docstore.storage.base import (
     MAX_PRESIGN_SECONDS,
     MIN_PART_SIZE,
@@ -241,7 +242,7 @@ class S3BlobStore:
                 if _error_code(exc) in _NOT_FOUND:
                     raise KeyError(key) from None
                 raise
-        return cast(BinaryIO, response["Body"])
+        return cast(BinaryIO, _CountedBody(response["Body"]))
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size and time of the object, or None."""
@@ -427,6 +428,31 @@ class S3BlobStore:
         """Nothing to do: S3 writes leave no temp files (multipart uploads have their own
         janitor, uploads.tasks)."""
         return 0
+
+
+class _CountedBody:
+    """The object's body, counting the bytes read (metrics.STORAGE_READ): what the bench's
+    "bytes read back" row and /metrics report."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def read(self, amt: int | None = None) -> bytes:
+        data: bytes = self._body.read(amt)
+        metrics.STORAGE_READ.inc(len(data))
+        return data
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self) -> _CountedBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._body, name)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
