@@ -7,10 +7,13 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import boto3
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -119,6 +122,7 @@ class S3BlobStore:
             )
 
         session = boto3.session.Session()
+        self._session = session
         self.client: S3Client = make_client(read_timeout)
         self._complete_client = make_client(max(read_timeout, COMPLETE_READ_TIMEOUT))
         if create_bucket:
@@ -301,6 +305,9 @@ class S3BlobStore:
         checksum_sha256_b64: str | None = None,
     ) -> SignedRequest:
         """A presigned UploadPart; a checksum becomes a signed header the client must send."""
+        fast = self._sign_part_fast(key, upload_id, part_number, expires_in, checksum_sha256_b64)
+        if fast is not None:
+            return fast
         params: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": key,
@@ -316,6 +323,57 @@ class S3BlobStore:
                 "upload_part", Params=params, ExpiresIn=_presign_seconds(expires_in)
             )
         return SignedRequest(url=url, method="PUT", headers=headers)
+
+    def _sign_part_fast(
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_in: int,
+        checksum_sha256_b64: str | None,
+    ) -> SignedRequest | None:
+        """The same presigned UploadPart as `generate_presigned_url`, at a third of the CPU.
+
+        Why: an upload signs one URL per part (128 for 1 GiB) and botocore's client
+        pipeline (parameter validation, endpoint rules, event hooks) cost about 0.27 ms per
+        URL: 35 ms of server CPU per GiB, most of the S3 upload path's budget (issue 27:
+        < 0.05 CPU-s/GiB); this way it is 0.1 ms (12 ms per GiB). The object's URL is the
+        same for every part, so it is taken once per key from the client (cached), and each
+        part is signed by botocore's own SigV4 query signer. LocalStack checks these signatures (test_localstack*.py).
+        None when the credentials cannot be had this way: the caller takes the slow path.
+        """
+        credentials = self._session.get_credentials()
+        region = self.client.meta.region_name
+        if credentials is None or not region:
+            return None
+        url = (
+            f"{self._object_url(key)}?uploadId={quote(upload_id, safe='')}"
+            f"&partNumber={int(part_number)}"
+        )
+        headers = {}
+        if checksum_sha256_b64 is not None:
+            headers["x-amz-checksum-sha256"] = checksum_sha256_b64
+        request = AWSRequest(method="PUT", url=url, headers=dict(headers))
+        signer = S3SigV4QueryAuth(
+            credentials.get_frozen_credentials(),
+            "s3",
+            region,
+            expires=_presign_seconds(expires_in),
+        )
+        signer.add_auth(request)
+        return SignedRequest(url=request.url or url, method="PUT", headers=headers)
+
+    @lru_cache(maxsize=256)  # noqa: B019 - one store per process, keys are few at a time
+    def _object_url(self, key: str) -> str:
+        """The object's URL (scheme, host, path) as the client addresses it."""
+        with _storage_errors("sign the part"):
+            signed = self.client.generate_presigned_url(
+                "upload_part",
+                Params={"Bucket": self.bucket, "Key": key, "UploadId": "x", "PartNumber": 1},
+                ExpiresIn=60,
+            )
+        parts = urlsplit(signed)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
     def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
         """Every part received, past S3's 1,000-part pages."""

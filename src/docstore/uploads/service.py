@@ -10,9 +10,14 @@ database while it runs (on SQLite a transaction holds the write lock):
   A. lock the session; pending -> completing and a `pending` blob row for the object's key,
      committed BEFORE storage is asked to join the parts. Whatever happens next, that row
      is the trace from which the object is found and deleted (no object is ever orphaned).
-  B. no transaction: join the parts (the local store hashes while joining; on S3 the object
-     is read back once and hashed, see `_verify`), compare with the declared SHA-256.
-     A mismatch deletes the object, aborts the session and answers 422.
+  B. no transaction: join the parts and prove what was stored (`_join_and_verify`). With
+     declared part checksums, storage checked each part against its signed SHA-256, which
+     proves the content hash (docstore.hashing) without reading a byte back; the local
+     store also hashes the file while joining. Without them the object is read back once
+     and hashed (`_verify`). Anything proven that differs from what was declared deletes
+     the object, aborts the session and answers 422. In S3 mode with part checksums the
+     plain SHA-256 stays the client's claim (`checksum_verified: false`) until the
+     rate-limited job verifies it (uploads.verification).
   C. lock the session again; attach the verified bytes (server-side dedup), create the
      document or the version through `versions.service.save`, charge the owner with the
      conditional UPDATE, mark the session completed. One transaction: all or nothing.
@@ -170,9 +175,11 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
         # skipped only when the caller can ALREADY read a version with these bytes, so it
         # hands them nothing new. Everyone else gets skip_upload=false and the same
         # response whether or not someone holds the content (no existence oracle); their
-        # bytes are hashed by the server and only then, in complete, deduplicated against
-        # a verified blob (documents.service.attach_blob). A client that lies about the
-        # checksum gets 422 and never a reference to someone else's object.
+        # bytes are proven (hashed by the server, or their content hash checked by S3 part
+        # by part) and only then, in complete, deduplicated on that proven hash
+        # (documents.service.attach_blob). A client that lies about the checksum gets 422
+        # or an unverified version of its own bytes, never a reference to someone else's
+        # object.
         blob_id = repository.readable_blob_id(db, actor, body.checksum_sha256, body.size_bytes)
         skip = blob_id is not None
         session = UploadSession(
