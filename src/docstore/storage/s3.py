@@ -339,8 +339,9 @@ class S3BlobStore:
         URL: 35 ms of server CPU per GiB, most of the S3 upload path's budget (issue 27:
         < 0.05 CPU-s/GiB); this way it is 0.1 ms (12 ms per GiB). The object's URL is the
         same for every part, so it is taken once per key from the client (cached), and each
-        part is signed by botocore's own SigV4 query signer. LocalStack checks these signatures (test_localstack*.py).
-        None when the credentials cannot be had this way: the caller takes the slow path.
+        part is signed by botocore's own SigV4 query signer. LocalStack checks these
+        signatures (test_localstack*.py). None when the credentials cannot be had this way:
+        the caller takes the slow path.
         """
         credentials = self._session.get_credentials()
         region = self.client.meta.region_name
