@@ -286,6 +286,15 @@ def body(run: Run) -> None:
             )
             run.rows.append(
                 Row(
+                    f"s3_upload_cpu_above_idle_{mode}",
+                    f"S3 mode: server CPU-s/GiB above its idle rate, upload path [{label}]",
+                    "CPU-s/GiB",
+                    path[mode]["above_idle"],
+                    lower_is_better=True,
+                )
+            )
+            run.rows.append(
+                Row(
                     f"s3_read_back_{mode}",
                     f"S3 mode: bytes read back from S3 per 1 GiB upload [{label}]",
                     "bytes",

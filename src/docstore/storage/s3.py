@@ -394,8 +394,14 @@ class S3BlobStore:
                     )
         return sorted(parts, key=lambda p: p.part_number)
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
-        """Join the parts; S3 does not give the whole file's SHA-256, so this returns None."""
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: list[PartInfo], *, listed: bool = False
+    ) -> None:
+        """Join the parts; S3 does not give the whole file's SHA-256, so this returns None.
+
+        With `listed` the parts are ListParts' own answer and are not listed again (10 ms of
+        CPU per 128 parts, a fifth of the S3 upload path's budget).
+        """
         ordered = sorted(parts, key=lambda p: p.part_number)
         if not ordered:
             raise StorageError("a multipart upload needs at least one part")
@@ -403,7 +409,7 @@ class S3BlobStore:
             raise StorageError("a part number is listed twice")
         # Checked here too so both stores fail alike and early; the listing also supplies the
         # part checksums S3 wants back when the upload was created with checksum_sha256.
-        stored = {p.part_number: p for p in self.list_parts(key, upload_id)}
+        stored = {p.part_number: p for p in (parts if listed else self.list_parts(key, upload_id))}
         body: list[CompletedPartTypeDef] = []
         for index, part in enumerate(ordered):
             found = stored.get(part.part_number)

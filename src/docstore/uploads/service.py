@@ -444,7 +444,7 @@ def _join_and_verify(svc: Services, snap: _Snapshot, sent: list[CompletedPart] |
     chosen = _choose_parts(listed, sent, snap.size, snap.part_size)
     proven = _proof_from_parts(snap, chosen)
     try:
-        digest = store.complete_multipart(snap.key, snap.storage_id, chosen)
+        digest = store.complete_multipart(snap.key, snap.storage_id, chosen, listed=True)
     except StorageError:
         if store.head(snap.key) is None:  # not joined by a concurrent attempt either
             raise
