@@ -19,6 +19,7 @@ from sqlalchemy import select
 from docstore.config import Settings
 from docstore.documents.models import Blob, DocumentVersion
 from docstore.hashing import BlockHasher, content_hash_bytes
+from docstore.retention import fsck
 from docstore.services import Services
 from docstore.uploads import verification
 from tests.fixtures.app import Api, make_settings
@@ -158,6 +159,12 @@ def test_a_lying_clients_checksum_is_found_by_the_job_and_never_deduplicated(
     assert r.json()["current_version"]["checksum_verified"] is False
     # A second run leaves the mismatch alone (nothing left to read).
     assert verification.verify_blobs(svc).checked == 0
+
+    # fsck --rehash --repair: a false claim is reported, not taken for storage damage.
+    found = fsck.run(svc, repair=True, rehash=True)
+    claims = [f for f in found.findings if f.check == "unverified_checksum"]
+    assert [f.subject for f in claims] == [f"blob {by_sha[claimed].id}"]
+    assert not any(b.damaged for b in blobs(svc))
 
     # After the job: the same false claim again dedups onto nothing (the mismatch is final).
     carol = new_uploader()
