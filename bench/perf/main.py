@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from bench import dav
 from bench.perf import load, servers
 from bench.perf import workloads as w
@@ -253,12 +254,58 @@ def body(run: Run) -> None:
             servers.docstore(
                 work,
                 "docstore-s3",
-                {"DOCSTORE_STORAGE_URL": f"s3://bench?endpoint_url={moto.url}&region=us-east-1"},
+                {
+                    "DOCSTORE_STORAGE_URL": f"s3://bench?endpoint_url={moto.url}&region=us-east-1",
+                    "DOCSTORE_METRICS_TOKEN": "bench",
+                },
             )
         )
         run.rss_mark(s3, "start")
         s3_owner = Docstore.register(s3.url, "s3@bench.example")
-        r = w.big_docstore(s3_owner, s3_owner.mkdir("big"), big_file, RUNS, s3, "s3")
+
+        def read_back() -> float:
+            """The server's docstore_storage_read_bytes_total (bytes read from S3)."""
+            r = httpx.get(f"{s3.url}/metrics", headers={"authorization": "Bearer bench"})
+            r.raise_for_status()
+            for line in r.text.splitlines():
+                if line.startswith("docstore_storage_read_bytes_total"):
+                    return float(line.split()[-1])
+            raise RuntimeError("no docstore_storage_read_bytes_total in /metrics")
+
+        path = w.s3_upload_path(s3_owner, s3_owner.mkdir("s3path"), big_file, RUNS, s3, read_back)
+        for mode, label in (("checksums", "part checksums"), ("read-back", "no part checksums")):
+            run.rows.append(
+                Row(
+                    f"s3_upload_cpu_{mode}",
+                    f"S3 mode: server CPU-s/GiB, upload request path [{label}]",
+                    "CPU-s/GiB",
+                    path[mode]["cpu"],
+                    lower_is_better=True,
+                    target_abs=("<", 0.05) if mode == "checksums" else None,
+                )
+            )
+            run.rows.append(
+                Row(
+                    f"s3_upload_cpu_above_idle_{mode}",
+                    f"S3 mode: server CPU-s/GiB above its idle rate, upload path [{label}]",
+                    "CPU-s/GiB",
+                    path[mode]["above_idle"],
+                    lower_is_better=True,
+                )
+            )
+            run.rows.append(
+                Row(
+                    f"s3_read_back_{mode}",
+                    f"S3 mode: bytes read back from S3 per 1 GiB upload [{label}]",
+                    "bytes",
+                    path[mode]["read"],
+                    lower_is_better=True,
+                    target_abs=("<", 1) if mode == "checksums" else None,
+                )
+            )
+        r = w.big_docstore(
+            s3_owner, s3_owner.mkdir("big"), big_file, RUNS, s3, "s3", part_checksums=True
+        )
         run.rss_mark(s3, "after 1GiB")
         run.rows.append(
             Row(

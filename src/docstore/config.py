@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # Multipart part size; grown for very large files so no upload needs >10,000 parts.
     upload_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
     merge_max_bytes: int = 10 * 1024 * 1024
+    # The blob verification job (uploads.verification) reads at most this many object
+    # bytes per pass (one pass a minute): what it costs in storage reads and server CPU is
+    # bounded however many S3 uploads arrive. 0 turns it off.
+    blob_verify_bytes_per_run: int = Field(2 * 1024**3, ge=0)
     # Every request body (docstore.limits): JSON bodies over this are 413, and a body whose
     # next chunk takes longer than the timeout to arrive is refused (slow-loris).
     json_max_bytes: int = 1024 * 1024

@@ -37,4 +37,10 @@ QUOTA_REJECTIONS = Counter("docstore_quota_rejections", "Requests refused for qu
 PERMISSION_CACHE = Counter(
     "docstore_permission_cache_lookups", "Permission cache lookups by result.", ["result"]
 )
+STORAGE_READ = Counter(
+    "docstore_storage_read_bytes",
+    "Object bytes the server read back from S3 itself (WebDAV, search, merges, the "
+    "verification job, uploads without part checksums); an upload with part checksums "
+    "reads none.",
+)
 STORAGE_ERRORS = Counter("docstore_storage_errors", "Requests failed by a storage error.")

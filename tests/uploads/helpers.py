@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from docstore.hashing import BlockHasher
+
 MiB = 1024 * 1024
 
 
@@ -36,6 +38,26 @@ class Uploader:
             body |= {"size_bytes": len(data), "checksum_sha256": sha256_hex(data)}
         body.update(fields)
         return self.api.post("/api/v1/uploads", json=body, headers=self.headers)
+
+    def initiate_hashed(
+        self, name: str, data: bytes, part_size: int = 5 * MiB, **fields: Any
+    ) -> httpx.Response:
+        """POST /uploads declaring each part's SHA-256 (what the typed client sends)."""
+        hasher = BlockHasher(part_size)
+        hasher.update(data)
+        declared = {"part_size": part_size, "part_checksums_sha256": hasher.block_digests_b64()}
+        return self.initiate(name, data, **(declared | fields))
+
+    def upload_hashed(self, name: str, data: bytes, **fields: Any) -> dict[str, Any]:
+        """The whole flow with part checksums; returns the completed document."""
+        r = self.initiate_hashed(name, data, **fields)
+        assert r.status_code == 201, r.text
+        started = r.json()
+        if not started["skip_upload"]:
+            self.put_parts(started, data)
+        done = self.complete(started["upload_id"])
+        assert done.status_code == 201, done.text
+        return dict(done.json())
 
     def put_parts(self, started: dict[str, Any], data: bytes) -> list[dict[str, Any]]:
         """PUT each part of `data` to its signed request; the parts as reported back."""

@@ -448,8 +448,8 @@ def fail_commit_after_storage_complete(svc: Services) -> Iterator[list[str]]:
     armed: list[str] = []
     real_complete = svc.store.complete_multipart
 
-    def complete(key: str, upload_id: str, parts: Any) -> str | None:
-        digest = real_complete(key, upload_id, parts)
+    def complete(key: str, upload_id: str, parts: Any, **options: Any) -> str | None:
+        digest = real_complete(key, upload_id, parts, **options)
         armed.append(key)
         return digest
 

@@ -468,6 +468,9 @@ def test_upload_goes_straight_to_s3(
         big = next(i for i in items["items"] if i["name"] == "video.bin")
         doc = httpx.get(f"{server.url}/api/v1/documents/{big['id']}", headers=auth).json()
         assert doc["current_version"]["checksum_sha256"] == ui.sha256(ui.pattern(size))
+        # The page declared each part's SHA-256 (WebCrypto): S3 checked the parts and the
+        # server read nothing back, so the file's SHA-256 awaits the verification job.
+        assert doc["current_version"]["checksum_verified"] is False
 
         # The preview reads the bytes back from the bucket too (GET allowed by the rule).
         ui.open_item(page, "a.txt")

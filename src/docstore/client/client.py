@@ -332,8 +332,14 @@ class DocstoreClient:
         document_id: Id | None = None,
         base_version_id: Id | None = None,
         mime_type: str | None = None,
+        part_size: int | None = None,
+        part_checksums_sha256: list[str] | None = None,
     ) -> UploadSession:
-        """Start a multipart upload (POST /uploads): signed part URLs, or `skip_upload`."""
+        """Start a multipart upload (POST /uploads): signed part URLs, or `skip_upload`.
+
+        With `part_size` and each part's SHA-256 (base64), storage checks every part's
+        bytes against it and the server needs to read nothing back (docstore.hashing).
+        """
         body = {
             "filename": filename,
             "size_bytes": size_bytes,
@@ -342,6 +348,8 @@ class DocstoreClient:
             "document_id": document_id,
             "base_version_id": base_version_id,
             "mime_type": mime_type,
+            "part_size": part_size,
+            "part_checksums_sha256": part_checksums_sha256,
         }
         body = {k: v for k, v in body.items() if v is not None}
         return UploadSession.model_validate(self.request("POST", "/uploads", json=body).json())

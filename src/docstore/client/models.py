@@ -105,6 +105,8 @@ class Version(ApiModel):
     version_number: int
     size_bytes: int
     checksum_sha256: str
+    # False while the SHA-256 is the uploader's claim the server has not hashed (S3 mode).
+    checksum_verified: bool | None = None
     created_by: Id | None = None
     created_at: datetime | None = None
     is_current: bool = False

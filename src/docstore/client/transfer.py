@@ -1,7 +1,8 @@
 """Moving bytes: hashed, parallel, retried and resumable uploads; verified downloads.
 
 Files are never held in memory: they are read once to hash them (POST /uploads needs the
-SHA-256 up front) and then streamed part by part, each part re-read from disk on a retry.
+SHA-256 up front, and the SHA-256 of each part, which storage checks the part against) and
+then streamed part by part, each part re-read from disk on a retry.
 An unfinished multipart upload leaves a small state file in the user's cache directory,
 keyed by the file's path, size, mtime and SHA-256, so that running the same upload again
 sends only the parts storage does not have yet.
@@ -36,6 +37,7 @@ from docstore.client.errors import (
     error_from_response,
 )
 from docstore.client.models import Document, Id, UploadPart, UploadSession, Version
+from docstore.hashing import BlockHasher
 
 if TYPE_CHECKING:
     from docstore.client.client import DocstoreClient, OnConflict
@@ -47,6 +49,11 @@ MULTIPART_THRESHOLD = 16 * 1024 * 1024
 PART_ATTEMPTS = 5
 RETRY_DELAY = 0.5  # seconds before the first retry; doubled each time, capped at 8 s
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+# Multipart part size: the server's default, so the content hash (over blocks of the part
+# size) matches other uploads of the same bytes and they deduplicate. Grown in whole MiB
+# for files that would need more than S3's 10,000 parts.
+PART_SIZE = 8 * 1024 * 1024
+MAX_PARTS = 10_000
 
 Progress = Callable[[int], None]
 
@@ -83,6 +90,25 @@ def file_sha256(path: Path, progress: Progress | None = None) -> str:
             if progress:
                 progress(len(chunk))
     return digest.hexdigest()
+
+
+def part_size_for(size: int) -> int:
+    """The part size this client uploads `size` bytes with (as the server plans it)."""
+    grown = max(PART_SIZE, -(-size // MAX_PARTS))
+    return -(-grown // CHUNK) * CHUNK
+
+
+def file_hashes(
+    path: Path, part_size: int, progress: Progress | None = None
+) -> tuple[str, list[str]]:
+    """The file's SHA-256 (hex) and each `part_size` part's SHA-256 (base64), in one read."""
+    hasher = BlockHasher(part_size)
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            hasher.update(chunk)
+            if progress:
+                progress(len(chunk))
+    return hasher.sha256_hex(), hasher.block_digests_b64()
 
 
 def guess_mime(name: str) -> str | None:
@@ -127,8 +153,8 @@ def upload_file(
     name = name or path.name
     mime_type = mime_type or guess_mime(name)
     size = path.stat().st_size
-    sha = checksum_sha256 or file_sha256(path)
     if size < multipart_threshold:
+        sha = checksum_sha256 or file_sha256(path)
         body = _read_range(path, 0, size, progress)
         if document_id is not None:
             saved = client.save_version(
@@ -145,6 +171,10 @@ def upload_file(
                 name, body, folder_id=folder_id, checksum_sha256=sha, mime_type=mime_type, size=size
             )
         return UploadResult(doc, "simple", size, sha, bytes_sent=size, parts_total=1)
+    # One read for both hashes; a caller's SHA-256 is sent as given (the server judges it).
+    part_size = part_size_for(size)
+    computed, part_sums = file_hashes(path, part_size)
+    sha = checksum_sha256 or computed
     target = {
         "filename": name,
         "folder_id": folder_id,
@@ -158,6 +188,8 @@ def upload_file(
         size,
         sha,
         target,
+        part_size=part_size,
+        part_checksums=part_sums,
         on_conflict=on_conflict,
         parallel=parallel,
         state_dir=(state_dir or default_cache_dir() / "uploads") if resume else None,
@@ -178,6 +210,8 @@ class MultipartJob:
         sha: str,
         target: dict[str, Any],
         *,
+        part_size: int | None = None,
+        part_checksums: list[str] | None = None,
         on_conflict: OnConflict | None,
         parallel: int,
         state_dir: Path | None,
@@ -189,6 +223,8 @@ class MultipartJob:
         self.size = size
         self.sha = sha
         self.target = target
+        self.part_size = part_size
+        self.part_checksums = part_checksums
         self.on_conflict = on_conflict
         self.parallel = max(1, parallel)
         self.progress = progress
@@ -269,6 +305,8 @@ class MultipartJob:
             document_id=self.target["document_id"],
             base_version_id=self.target["base_version_id"],
             mime_type=self.target["mime_type"],
+            part_size=self.part_size,
+            part_checksums_sha256=self.part_checksums,
         )
         self.done = {}
         if self.session.skip_upload:

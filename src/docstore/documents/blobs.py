@@ -56,17 +56,33 @@ _ADD_PENDING = (
 )
 
 
-def activate(db: Session, blob_id: int, sha256: str, size: int) -> Blob:
-    """Make a pending blob the verified, live copy of these bytes (one reference).
+def activate(
+    db: Session,
+    blob_id: int,
+    sha256: str,
+    size: int,
+    *,
+    verified: bool = True,
+    content_hash: str | None = None,
+    block_size: int | None = None,
+) -> Blob:
+    """Make a pending blob the live copy of these bytes (one reference).
 
-    One Core UPDATE ... RETURNING instead of loading the row and flushing it: the unit of
-    work cost more than the statement on every upload.
+    `verified`: the server hashed the bytes to `sha256` (False in S3 mode, where `sha256` is
+    the client's claim until the verification job reads the object); `content_hash` /
+    `block_size` only when proven (docstore.hashing). One Core UPDATE ... RETURNING instead
+    of loading the row and flushing it: the unit of work cost more than the statement on
+    every upload.
     """
-    row = (
-        db.connection()
-        .execute(_ACTIVATE, {"blob_id": blob_id, "sha256": sha256, "size_bytes": size})
-        .one()
-    )
+    params = {
+        "blob_id": blob_id,
+        "sha256": sha256,
+        "size_bytes": size,
+        "verified": verified,
+        "content_hash": content_hash,
+        "block_size": block_size,
+    }
+    row = db.connection().execute(_ACTIVATE, params).one()
     return detached(Blob, row._mapping)
 
 
@@ -76,7 +92,9 @@ _ACTIVATE = (
     .values(
         sha256=bindparam("sha256"),
         size_bytes=bindparam("size_bytes"),
-        verified=True,
+        verified=bindparam("verified"),
+        content_hash=bindparam("content_hash"),
+        block_size=bindparam("block_size"),
         state="active",
         ref_count=1,
         unreferenced_at=None,
@@ -118,6 +136,40 @@ def find_dedup_target(db: Session, sha256: str, size: int) -> Blob | None:
     never a reason to hand out someone else's object (the "Dropship" hole).
     """
     return db.scalar(_DEDUP_TARGET, {"sha256": sha256, "size": size})
+
+
+# Built once: S3 uploads look for a copy by the content hash S3 proved.
+_CONTENT_TARGET = (
+    select(Blob)
+    .where(
+        Blob.content_hash == bindparam("content_hash"),
+        Blob.block_size == bindparam("block_size"),
+        Blob.size_bytes == bindparam("size"),
+        # The version keeps showing the uploader's claimed SHA-256: only a blob whose
+        # SHA-256 (verified or claimed alike) is that claim may stand for it.
+        Blob.sha256 == bindparam("sha256"),
+        Blob.checksum_mismatch.is_(False),
+        Blob.damaged.is_(False),
+        Blob.state == "active",
+    )
+    .order_by(Blob.verified.desc(), Blob.id)
+    .limit(1)
+    .with_for_update()
+)
+
+
+def find_content_target(
+    db: Session, content_hash: str, block_size: int, size: int, sha256: str
+) -> Blob | None:
+    """A healthy, live blob with this proven content hash, locked against a concurrent GC.
+
+    The content hash of both blobs was proven from the bytes (by S3 or by the server), so
+    the bytes are the same: deduplicating hands the uploader nothing it did not send. The
+    plain SHA-256 is not used to find the copy (it may be a claim), only to keep the
+    version's reported checksum the uploader's own.
+    """
+    params = {"content_hash": content_hash, "block_size": block_size, "size": size}
+    return db.scalar(_CONTENT_TARGET, {**params, "sha256": sha256})
 
 
 def add_ref(db: Session, blob_id: int) -> None:

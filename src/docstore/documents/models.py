@@ -13,7 +13,9 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,8 +32,17 @@ class Blob(Base):
     storage_key: Mapped[str] = mapped_column(String(512), unique=True)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    # True once the server itself hashed the stored bytes; only verified blobs dedup.
+    # True once the server itself hashed the stored bytes and they matched `sha256`. In S3
+    # mode `sha256` is the client's claim until the verification job reads the object.
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The verification job hashed the bytes and they do NOT match the claimed `sha256`
+    # (the uploader lied or erred): never verified, never a dedup target on any hash.
+    checksum_mismatch: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # docstore.hashing's content hash over `block_size` blocks, proven by storage (S3
+    # checked each part's SHA-256) or by the server hashing the bytes; NULL until known
+    # (blobs from before migration 0014 get it from the verification job).
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    block_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     damaged: Mapped[bool] = mapped_column(Boolean, default=False)
     # pending: written before the storage-side complete; active: usable;
     # deleting: unreferenced and queued for storage delete (retried on failure).
@@ -46,6 +57,7 @@ class Blob(Base):
         CheckConstraint("ref_count >= 0", name="ref_nonneg"),
         CheckConstraint("size_bytes >= 0", name="size_nonneg"),
         Index("ix_blobs_sha256", "sha256"),
+        Index("ix_blobs_content_hash", "content_hash"),
         Index("ix_blobs_state_unref", "state", "unreferenced_at"),
     )
 
@@ -99,6 +111,9 @@ class DocumentVersion(Base):
     blob_id: Mapped[int] = mapped_column(ForeignKey("blobs.id"))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     checksum_sha256: Mapped[str] = mapped_column(String(64))
+    # Whether the server has hashed the bytes and found `checksum_sha256` (its blob's
+    # `verified`, copied here so reads need no join; the verification job sets both).
+    checksum_verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_by: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )

@@ -51,12 +51,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StoredBytes:
-    """Bytes the server wrote and hashed itself, behind a pending blob row."""
+    """Stored bytes behind a pending blob row, with what is proven about them.
+
+    By default the server wrote and hashed them itself. An S3 upload is proven by its
+    content hash instead (`content_hash` over `block_size` blocks, checked by S3 part by
+    part) and its `sha256` is the client's claim (`sha256_verified=False`) until the
+    verification job (documents.tasks) reads the object.
+    """
 
     blob_id: int
     key: str
     size: int
     sha256: str
+    sha256_verified: bool = True
+    content_hash: str | None = None
+    block_size: int | None = None
 
 
 def guess_mime(name: str, given: str | None = None) -> str:
@@ -74,6 +83,7 @@ def version_out(version: DocumentVersion, current_version_id: int | None) -> Ver
         version_number=version.version_number,
         size_bytes=version.size_bytes,
         checksum_sha256=version.checksum_sha256,
+        checksum_verified=version.checksum_verified,
         created_by=version.created_by,
         created_at=version.created_at,
         is_current=version.id == current_version_id,
@@ -138,13 +148,21 @@ def target_folder(
 
 
 def attach_blob(db: Session, stored: StoredBytes) -> Blob:
-    """The blob a new version will point at: an existing verified copy, or this one.
+    """The blob a new version will point at: an existing copy of the same bytes, or this one.
 
-    Cross-user deduplication happens here, after the server hashed the bytes itself,
-    so a client cannot obtain content by claiming its checksum. The duplicate object is
+    Cross-user deduplication happens here, only on a hash proven from the bytes (the
+    SHA-256 the server computed itself, or in S3 mode the content hash S3 checked part by
+    part), so a client cannot obtain content by claiming its checksum. The duplicate object is
     queued for deletion; the caller learns nothing about who else holds the content.
     """
-    target = blobs.find_dedup_target(db, stored.sha256, stored.size)
+    target = None
+    if stored.sha256_verified:
+        target = blobs.find_dedup_target(db, stored.sha256, stored.size)
+    elif stored.content_hash is not None and stored.block_size is not None:
+        # S3 mode: the SHA-256 is a claim; the content hash S3 checked finds the copy.
+        target = blobs.find_content_target(
+            db, stored.content_hash, stored.block_size, stored.size, stored.sha256
+        )
     if target is not None and target.id != stored.blob_id:
         pending = db.get_one(Blob, stored.blob_id)
         pending.state = "deleting"
@@ -155,7 +173,15 @@ def attach_blob(db: Session, stored: StoredBytes) -> Blob:
         db.refresh(target)
         after_commit(db, lambda: metrics.DEDUP_SAVED.inc(stored.size))
         return target
-    return blobs.activate(db, stored.blob_id, stored.sha256, stored.size)
+    return blobs.activate(
+        db,
+        stored.blob_id,
+        stored.sha256,
+        stored.size,
+        verified=stored.sha256_verified,
+        content_hash=stored.content_hash,
+        block_size=stored.block_size,
+    )
 
 
 def create_document(
@@ -209,7 +235,7 @@ _INSERT_VERSION = insert_returning(
     DocumentVersion,
     (
         "document_id", "version_number", "blob_id", "size_bytes", "checksum_sha256",
-        "created_by", "created_at", "restored_from_id",
+        "checksum_verified", "created_by", "created_at", "restored_from_id",
     ),
 )  # fmt: skip
 
@@ -236,6 +262,7 @@ def add_version(
             "blob_id": blob.id,
             "size_bytes": blob.size_bytes,
             "checksum_sha256": blob.sha256,
+            "checksum_verified": blob.verified,
             "created_by": actor.user_id,
             "created_at": utcnow(),
             "restored_from_id": restored_from.id if restored_from else None,

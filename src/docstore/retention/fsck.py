@@ -247,7 +247,14 @@ def check_objects(svc: Services, report: FsckReport, repair: bool, rehash: bool)
     while True:
         with svc.database.transaction() as db:
             blobs = db.execute(
-                select(Blob.id, Blob.storage_key, Blob.size_bytes, Blob.sha256, Blob.damaged)
+                select(
+                    Blob.id,
+                    Blob.storage_key,
+                    Blob.size_bytes,
+                    Blob.sha256,
+                    Blob.damaged,
+                    Blob.verified,
+                )
                 .where(Blob.id > last, referenced.exists())
                 .order_by(Blob.id)
                 .limit(OBJECT_BATCH)
@@ -269,6 +276,19 @@ def check_objects(svc: Services, report: FsckReport, repair: bool, rehash: bool)
                 )
             elif rehash and _sha256(svc, b.storage_key) != b.sha256:
                 problem = ("checksum_mismatch", "the object's SHA-256 differs from the blob's")
+                if not b.verified:
+                    # An S3 upload's SHA-256 the server never confirmed: the uploader's claim
+                    # was false, the bytes are what S3 checked (uploads.verification marks it).
+                    report.findings.append(
+                        Finding(
+                            "unverified_checksum",
+                            f"blob {b.id}",
+                            "the uploader's claimed SHA-256 does not match the object "
+                            "(never verified; not damage)",
+                            severity="info",
+                        )
+                    )
+                    continue
             if problem is None:
                 continue
             if b.damaged:

@@ -127,8 +127,14 @@ class BlobStore(Protocol):
         """The parts received so far, in part-number order (all pages)."""
         ...
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> str | None:
-        """Join the parts into the object; returns its SHA-256 hex when computed on the way."""
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: list[PartInfo], *, listed: bool = False
+    ) -> str | None:
+        """Join the parts into the object; returns its SHA-256 hex when computed on the way.
+
+        `listed`: `parts` are what `list_parts` just answered for this upload, so a store
+        that would list them to check them need not ask again.
+        """
         ...
 
     def abort_multipart(self, key: str, upload_id: str) -> None:

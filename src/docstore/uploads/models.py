@@ -30,6 +30,9 @@ class UploadSession(Base):
     # 0 once it ended (the release and this reset are one transaction, so it happens once).
     reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     checksum_sha256: Mapped[str] = mapped_column(String(64))
+    # The content hash (docstore.hashing) of the part checksums the client declared and
+    # that were signed into its part URLs (part size = block size); NULL when it sent none.
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     part_size: Mapped[int] = mapped_column(BigInteger)
     part_count: Mapped[int] = mapped_column(Integer)
     storage_key: Mapped[str | None] = mapped_column(String(512), nullable=True)

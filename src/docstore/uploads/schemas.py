@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from docstore.documents.receive import SHA256_HEX
 from docstore.documents.schemas import DocumentOut
+from docstore.hashing import b64_digest
 from docstore.schemas import Id
-from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE
+from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE
 from docstore.versions.schemas import OnConflict, Resolution, VersionOut
 
 # The most any multipart upload can hold (10,000 parts of 5 GiB); anything beyond is absurd
@@ -32,6 +33,12 @@ class UploadCreate(BaseModel):
     document_id: Annotated[StrictInt, Id] | None = None
     base_version_id: Annotated[StrictInt, Id] | None = None
     mime_type: str | None = Field(default=None, max_length=255)
+    # The SHA-256 of each part (base64, as x-amz-checksum-sha256) cut at `part_size`: each
+    # is signed into its part's URL, so storage refuses other bytes, and together they are
+    # the blob's content hash (docstore.hashing). Without them the server reads the
+    # object back at complete to hash it.
+    part_size: StrictInt | None = Field(default=None, ge=MIN_PART_SIZE, le=MAX_PART_SIZE)
+    part_checksums_sha256: list[str] | None = Field(default=None, max_length=MAX_PART_NUMBER)
 
     @field_validator("checksum_sha256")
     @classmethod
@@ -40,6 +47,27 @@ class UploadCreate(BaseModel):
         if not SHA256_HEX.match(value):
             raise ValueError("must be 64 hexadecimal digits")
         return value
+
+    @field_validator("part_checksums_sha256")
+    @classmethod
+    def _b64_sha256s(cls, values: list[str] | None) -> list[str] | None:
+        if values is not None:
+            for value in values:
+                b64_digest(value)
+        return values
+
+    @model_validator(mode="after")
+    def _parts_declared_whole(self) -> UploadCreate:
+        if (self.part_size is None) != (self.part_checksums_sha256 is None):
+            raise ValueError("send part_size and part_checksums_sha256 together")
+        if self.part_size is not None and self.part_checksums_sha256 is not None:
+            count = max(1, -(-self.size_bytes // self.part_size))
+            if len(self.part_checksums_sha256) != count:
+                raise ValueError(
+                    f"{self.size_bytes} bytes in parts of {self.part_size} make {count} "
+                    f"parts: send {count} part checksums"
+                )
+        return self
 
 
 class PartRequest(BaseModel):

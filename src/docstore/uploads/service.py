@@ -10,9 +10,14 @@ database while it runs (on SQLite a transaction holds the write lock):
   A. lock the session; pending -> completing and a `pending` blob row for the object's key,
      committed BEFORE storage is asked to join the parts. Whatever happens next, that row
      is the trace from which the object is found and deleted (no object is ever orphaned).
-  B. no transaction: join the parts (the local store hashes while joining; on S3 the object
-     is read back once and hashed, see `_verify`), compare with the declared SHA-256.
-     A mismatch deletes the object, aborts the session and answers 422.
+  B. no transaction: join the parts and prove what was stored (`_join_and_verify`). With
+     declared part checksums, storage checked each part against its signed SHA-256, which
+     proves the content hash (docstore.hashing) without reading a byte back; the local
+     store also hashes the file while joining. Without them the object is read back once
+     and hashed (`_verify`). Anything proven that differs from what was declared deletes
+     the object, aborts the session and answers 422. In S3 mode with part checksums the
+     plain SHA-256 stays the client's claim (`checksum_verified: false`) until the
+     rate-limited job verifies it (uploads.verification).
   C. lock the session again; attach the verified bytes (server-side dedup), create the
      document or the version through `versions.service.save`, charge the owner with the
      conditional UPDATE, mark the session completed. One transaction: all or nothing.
@@ -33,7 +38,6 @@ charge once, however the two calls interleave.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -57,6 +61,7 @@ from docstore.errors import (
     ValidationFailed,
 )
 from docstore.folders import repository as folder_repo
+from docstore.hashing import BlockHasher, b64_digest, content_hash_of_digests
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_document_for
 from docstore.storage.base import (
@@ -140,7 +145,15 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
     settings = svc.settings
     if body.size_bytes > settings.max_file_bytes:
         raise TooLarge(f"Files may be at most {settings.max_file_bytes} bytes.")
-    part_size, part_count = plan_parts(body.size_bytes, settings.upload_part_size)
+    checksums = body.part_checksums_sha256
+    if body.part_size is not None and checksums is not None:
+        # The client hashed each part at its own part size (checked against the count by
+        # the schema); that size is the content hash's block size.
+        part_size, part_count = body.part_size, len(checksums)
+        content_hash = content_hash_of_digests(b64_digest(c) for c in checksums)
+    else:
+        part_size, part_count = plan_parts(body.size_bytes, settings.upload_part_size)
+        content_hash = None
     ttl = min(settings.upload_session_ttl_seconds, svc.store.max_presign_seconds)
     expires_at = utcnow() + timedelta(seconds=ttl)
     with svc.database.transaction() as db:
@@ -162,9 +175,11 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
         # skipped only when the caller can ALREADY read a version with these bytes, so it
         # hands them nothing new. Everyone else gets skip_upload=false and the same
         # response whether or not someone holds the content (no existence oracle); their
-        # bytes are hashed by the server and only then, in complete, deduplicated against
-        # a verified blob (documents.service.attach_blob). A client that lies about the
-        # checksum gets 422 and never a reference to someone else's object.
+        # bytes are proven (hashed by the server, or their content hash checked by S3 part
+        # by part) and only then, in complete, deduplicated on that proven hash
+        # (documents.service.attach_blob). A client that lies about the checksum gets 422
+        # or an unverified version of its own bytes, never a reference to someone else's
+        # object.
         blob_id = repository.readable_blob_id(db, actor, body.checksum_sha256, body.size_bytes)
         skip = blob_id is not None
         session = UploadSession(
@@ -179,6 +194,7 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
             size_bytes=body.size_bytes,
             reserved_bytes=body.size_bytes,
             checksum_sha256=body.checksum_sha256,
+            content_hash=None if skip else content_hash,
             part_size=0 if skip else part_size,
             part_count=0 if skip else part_count,
             # The key is recorded (committed) before the storage upload exists, so the
@@ -204,18 +220,25 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
         )
     storage_id = None
     try:
+        # With declared part checksums, storage demands one with every part and each is
+        # a signed header of its part's URL: storage itself refuses bytes that differ.
         storage_id = svc.store.create_multipart(
-            key, target.mime_type, part_size=part_size, size=body.size_bytes
+            key,
+            target.mime_type,
+            checksum_sha256=checksums is not None,
+            part_size=part_size,
+            size=body.size_bytes,
         )
         parts = [
             PartRequest(
-                part_number=signed_number,
+                part_number=n,
                 url=signed.url,
                 method=signed.method,
                 headers=signed.headers,
             )
-            for signed_number, signed in (
-                (n, svc.store.sign_part(key, storage_id, n, ttl)) for n in range(1, part_count + 1)
+            for n, signed in (
+                (n, svc.store.sign_part(key, storage_id, n, ttl, _part_checksum(checksums, n)))
+                for n in range(1, part_count + 1)
             )
         ]
         with svc.database.transaction() as db:
@@ -235,6 +258,10 @@ def initiate(svc: Services, actor: Actor, body: UploadCreate) -> UploadOut:
         parts=parts,
         expires_at=expires_at,
     )
+
+
+def _part_checksum(checksums: list[str] | None, part_number: int) -> str | None:
+    return None if checksums is None else checksums[part_number - 1]
 
 
 def _abandon(svc: Services, upload_id: str, key: str, storage_id: str | None) -> None:
@@ -261,6 +288,15 @@ class _Snapshot:
     part_size: int
     sha256: str
     blob_id: int
+    content_hash: str | None  # from the part checksums signed into the part URLs
+
+
+@dataclass(frozen=True)
+class _Proof:
+    """What phase B proved about the stored bytes (None: not proven)."""
+
+    sha256: str | None  # the server hashed the object (local store, or a read-back)
+    content_hash: str | None  # over blocks of the part size, proven by storage or the server
 
 
 def complete(svc: Services, actor: Actor, upload_id: str, body: UploadComplete) -> UploadResult:
@@ -271,9 +307,10 @@ def complete(svc: Services, actor: Actor, upload_id: str, body: UploadComplete) 
             return _result(db, actor, session)
         _check_live(session)
         snapshot = None if session.skip_upload else _begin_completing(db, session)
+    proof = None
     if snapshot is not None:  # phase B
-        digest = _join_and_verify(svc, snapshot, body.parts)
-        if digest != snapshot.sha256:
+        proof = _join_and_verify(svc, snapshot, body.parts)
+        if _mismatch(snapshot, proof):
             _discard_mismatch(svc, snapshot)
             raise ChecksumMismatch(
                 "The uploaded bytes do not hash to checksum_sha256; nothing was stored."
@@ -286,7 +323,7 @@ def complete(svc: Services, actor: Actor, upload_id: str, body: UploadComplete) 
             _check_live(session)
             if not session.skip_upload and session.state != "completing":
                 raise NotFound("No such upload.")
-            return _finish(db, svc, actor, session, body.on_conflict)
+            return _finish(db, svc, actor, session, body.on_conflict, proof)
     except QuotaExceeded:
         _discard_refused(svc, upload_id)
         raise
@@ -340,6 +377,7 @@ def _begin_completing(db: Session, session: UploadSession) -> _Snapshot:
         part_size=session.part_size,
         sha256=session.checksum_sha256,
         blob_id=session.blob_id,
+        content_hash=session.content_hash,
     )
 
 
@@ -379,54 +417,83 @@ def _choose_parts(
     return chosen
 
 
-def _join_and_verify(svc: Services, snap: _Snapshot, sent: list[CompletedPart] | None) -> str:
-    """Join the parts in storage and return the SHA-256 of the object as stored."""
+def _mismatch(snap: _Snapshot, proof: _Proof) -> bool:
+    """Whether what phase B proved contradicts what the client declared."""
+    if proof.sha256 is not None and proof.sha256 != snap.sha256:
+        return True
+    return snap.content_hash is not None and proof.content_hash != snap.content_hash
+
+
+def _join_and_verify(svc: Services, snap: _Snapshot, sent: list[CompletedPart] | None) -> _Proof:
+    """Join the parts in storage and prove what the stored object is (`_Proof`).
+
+    With declared part checksums this is `_proof_from_parts`: storage checked every part's
+    SHA-256 and the server reads nothing back. Without them (older clients) the object is
+    read back once and hashed (`_verify`), unless the store hashed it while joining.
+    """
     store = svc.store
     try:
         listed = store.list_parts(snap.key, snap.storage_id)
     except StorageError:
         # No such upload: an earlier attempt joined it (then the object exists), or it is
-        # gone. An outage fails `head` as well and surfaces as 503.
+        # gone. An outage fails `head` as well and surfaces as 503. Rare (a complete that
+        # failed after the join): the object is read back whatever the client declared.
         if store.head(snap.key) is None:
             raise NotFound("The upload's parts are gone; start the upload again.") from None
         return _verify(svc, snap)
     chosen = _choose_parts(listed, sent, snap.size, snap.part_size)
+    proven = _proof_from_parts(snap, chosen)
     try:
-        digest = store.complete_multipart(snap.key, snap.storage_id, chosen)
+        digest = store.complete_multipart(snap.key, snap.storage_id, chosen, listed=True)
     except StorageError:
         if store.head(snap.key) is None:  # not joined by a concurrent attempt either
             raise
-        digest = None
-    return digest if digest is not None else _verify(svc, snap)
+        return _verify(svc, snap)
+    if digest is not None:  # the local store hashed the file while joining
+        return _Proof(digest, proven)
+    return _Proof(None, proven) if proven is not None else _verify(svc, snap)
 
 
-def _verify(svc: Services, snap: _Snapshot) -> str:
-    """Read the stored object once and hash it.
+def _proof_from_parts(snap: _Snapshot, chosen: list[PartInfo]) -> str | None:
+    """The content hash storage proved for these parts, or None without declared checksums.
 
-    Chosen over signing `x-amz-checksum-sha256` into each part URL: S3's multipart
-    SHA-256 is a checksum of the parts' checksums, which the client picks itself, so it
-    cannot prove the file's SHA-256; only hashing the stored bytes can. The cost is one
-    sequential GET of the object from storage per upload (no egress charge inside the
-    bucket's region) and one SHA-256 pass on the server: about 1.4 GB/s of one core for the
-    hash (SHA-NI) plus boto3's reading. bench/upload.py measured 1.15-1.24 server
-    CPU-seconds per GiB at complete, against 0.1 for the parts and 0.02 for the download
-    (which never touch the server), and a complete that lasts one read of the object.
-    In exchange the blob is verified before anyone can deduplicate onto it, and a mismatch
-    is a 422 at complete, never a damaged version found later. (A verification task after
-    complete would make complete instant but would let an unverified version exist.)
+    Every part URL was signed with its declared SHA-256 (`x-amz-checksum-sha256`) and the
+    upload was created demanding one per part, so storage accepted no part whose bytes
+    differ from it: the declared content hash is the stored bytes'. S3 also reports the
+    checksum it checked for each part (ListParts); those are used when present, so a part
+    that somehow carries another checksum shows as a mismatch rather than being trusted.
+    The local store enforces the signed checksum the same way but does not list it.
     """
-    digest = hashlib.sha256()
-    size = 0
+    if snap.content_hash is None:
+        return None
+    if all(p.checksum_sha256 for p in chosen):
+        return content_hash_of_digests(b64_digest(p.checksum_sha256 or "") for p in chosen)
+    if any(p.checksum_sha256 for p in chosen):
+        return ""  # some parts without a checksum: not what was signed, a mismatch
+    return snap.content_hash
+
+
+def _verify(svc: Services, snap: _Snapshot) -> _Proof:
+    """Read the stored object once and hash it: the plain SHA-256 and the content hash.
+
+    The path of clients that declare no part checksums (and of a complete retried after
+    the join). It costs one sequential GET of the object and a hashing pass on the server
+    (bench: 0.83 server CPU-s/GiB in S3 mode); clients that send part checksums let S3
+    prove the content hash instead (`_proof_from_parts`) and their plain SHA-256 is
+    verified later by the rate-limited job (documents.tasks), off the request path.
+    """
+    hasher = BlockHasher(snap.part_size or READ_BLOCK)
     try:
         stream = svc.store.open(snap.key)
     except KeyError:
         raise NotFound("The uploaded object is gone; start the upload again.") from None
     with stream:
         while chunk := stream.read(READ_BLOCK):
-            digest.update(chunk)
-            size += len(chunk)
+            hasher.update(chunk)
     # A size that differs from the declared one can never hash the same: report a mismatch.
-    return digest.hexdigest() if size == snap.size else ""
+    if hasher.size != snap.size:
+        return _Proof("", "")
+    return _Proof(hasher.sha256_hex(), hasher.content_hash())
 
 
 def _discard_mismatch(svc: Services, snap: _Snapshot) -> None:
@@ -454,7 +521,12 @@ def _drop_object(db: Session, svc: Services, blob_id: int, key: str) -> None:
 
 
 def _finish(
-    db: Session, svc: Services, actor: Actor, session: UploadSession, on_conflict: OnConflict
+    db: Session,
+    svc: Services,
+    actor: Actor,
+    session: UploadSession,
+    on_conflict: OnConflict,
+    proof: _Proof | None,
 ) -> UploadResult:
     """Phase C: the document or version, the charge and the session's end, in one transaction."""
     assert session.blob_id is not None
@@ -483,12 +555,17 @@ def _finish(
             raise Conflict("The content is no longer available to you; upload it again.")
         content = blob
     else:
-        assert session.storage_key is not None
+        assert session.storage_key is not None and proof is not None
         content = documents.StoredBytes(
             blob_id=session.blob_id,
             key=session.storage_key,
             size=session.size_bytes,
             sha256=session.checksum_sha256,
+            # Without the server's own hash (S3 with declared part checksums) the SHA-256
+            # is the client's claim: the version says so, and dedup uses the content hash.
+            sha256_verified=proof.sha256 is not None,
+            content_hash=proof.content_hash,
+            block_size=session.part_size if proof.content_hash is not None else None,
         )
     resolution: Resolution
     if new_in is not None:

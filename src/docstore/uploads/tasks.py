@@ -15,7 +15,7 @@ from docstore.db import utcnow
 from docstore.jobs import Job, register
 from docstore.services import Services
 from docstore.storage.base import StorageError
-from docstore.uploads import repository, service
+from docstore.uploads import repository, service, verification
 
 log = logging.getLogger(__name__)
 
@@ -86,4 +86,10 @@ def _sweep_storage_uploads(svc: Services) -> int:
     return aborted
 
 
+def verify_blobs(svc: Services) -> dict[str, Any]:
+    """Hash objects the server has not hashed itself (S3 uploads), rate-limited."""
+    return verification.verify_blobs(svc).as_dict()
+
+
 EXPIRE_SESSIONS = register(Job("uploads.expire", 600.0, expire_sessions))
+VERIFY_BLOBS = register(Job("blobs.verify", 60.0, verify_blobs))

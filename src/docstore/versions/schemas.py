@@ -16,6 +16,9 @@ class VersionOut(BaseModel):
     version_number: int
     size_bytes: int
     checksum_sha256: str
+    # False while checksum_sha256 is only the uploader's claim (S3 mode, until the
+    # background verification has hashed the stored bytes; false for good if they differ).
+    checksum_verified: bool
     created_by: int | None
     created_at: datetime
     is_current: bool

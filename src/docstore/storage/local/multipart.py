@@ -356,7 +356,9 @@ class MultipartEmulation:
                 parts.append(PartInfo(int(name), record[1], record[0]))
         return parts
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> str:
+    def complete_multipart(
+        self, key: str, upload_id: str, parts: list[PartInfo], *, listed: bool = False
+    ) -> str:
         """Check the parts, hash the upload's file and rename it into place.
 
         Returns the whole file's SHA-256 hex. The parts must be 1..n, each but the last

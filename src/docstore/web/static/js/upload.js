@@ -5,6 +5,15 @@ import { api, ApiError, errorFromResponse, FEATURES, formatBytes, h, refreshQuot
 const PARALLEL_PARTS = 3;
 const PART_ATTEMPTS = 4;
 const HASH_WEIGHT = 0.15; // share of a file's progress bar spent hashing
+// Part size: the server's default, so the content hash (over blocks of the part size)
+// matches other uploads of the same bytes; grown in whole MiB past 10,000 parts.
+const MiB = 1024 * 1024;
+const PART_SIZE = 8 * MiB;
+
+export function partSizeFor(size) {
+  const grown = Math.max(PART_SIZE, Math.ceil(size / 10000));
+  return Math.ceil(grown / MiB) * MiB;
+}
 
 let worker = null;
 let nextHashId = 1;
@@ -19,7 +28,7 @@ function hashWorker() {
       if (ev.data.type === "progress") job.onProgress(ev.data.done);
       else {
         hashJobs.delete(ev.data.id);
-        if (ev.data.type === "done") job.resolve(ev.data.hex);
+        if (ev.data.type === "done") job.resolve({ hex: ev.data.hex, parts: ev.data.parts });
         else job.reject(new Error(`The file could not be read: ${ev.data.message}`));
       }
     };
@@ -27,13 +36,19 @@ function hashWorker() {
   return worker;
 }
 
-/** SHA-256 (hex) of a File, computed in the worker. */
-export function sha256File(file, onProgress = () => {}) {
+/** SHA-256 (hex) of a File, and with `partSize` each part's SHA-256 (base64, or null
+ * where WebCrypto is unavailable): `{hex, parts}`, computed in the worker. */
+export function hashFile(file, partSize, onProgress = () => {}) {
   return new Promise((resolve, reject) => {
     const id = nextHashId++;
     hashJobs.set(id, { resolve, reject, onProgress });
-    hashWorker().postMessage({ id, file });
+    hashWorker().postMessage({ id, file, partSize });
   });
+}
+
+/** SHA-256 (hex) of a File, computed in the worker. */
+export async function sha256File(file, onProgress = () => {}) {
+  return (await hashFile(file, 0, onProgress)).hex;
 }
 
 function sleep(ms) {
@@ -143,13 +158,14 @@ class UploadJob {
     this.sent.clear();
     this.show("Checking…", "hashing");
     const size = this.file.size;
-    const checksum = await sha256File(this.file, (done) => {
+    const partSize = FEATURES.uploads ? partSizeFor(size) : 0;
+    const hashes = await hashFile(this.file, partSize, (done) => {
       this.hashed = done;
       this.show(`Checking… ${Math.floor((done / (size || 1)) * 100)}%`);
     });
     this.hashed = size;
     let doc;
-    if (FEATURES.uploads) doc = await this.multipart(checksum);
+    if (FEATURES.uploads) doc = await this.multipart(hashes.hex, hashes.parts, partSize);
     else {
       this.show("Uploading…", "uploading");
       doc = await simpleUpload(this.file, this.queue.folderId, (loaded) => {
@@ -161,16 +177,20 @@ class UploadJob {
     return doc;
   }
 
-  async multipart(checksum) {
-    const init = await api("POST", "uploads", {
-      json: {
-        filename: this.file.name,
-        size_bytes: this.file.size,
-        checksum_sha256: checksum,
-        folder_id: this.queue.folderId,
-        mime_type: this.file.type || undefined,
-      },
-    });
+  async multipart(checksum, partChecksums, partSize) {
+    const json = {
+      filename: this.file.name,
+      size_bytes: this.file.size,
+      checksum_sha256: checksum,
+      folder_id: this.queue.folderId,
+      mime_type: this.file.type || undefined,
+    };
+    if (partChecksums) {
+      // Each part's SHA-256 is signed into its URL: storage checks the bytes against it.
+      json.part_size = partSize;
+      json.part_checksums_sha256 = partChecksums;
+    }
+    const init = await api("POST", "uploads", { json });
     this.uploadId = init.upload_id;
     if (init.skip_upload) {
       const doc = await api("POST", `uploads/${encodeURIComponent(init.upload_id)}/complete`, { json: {} });
