@@ -1,7 +1,7 @@
 """search: GIN indexes without a pending list (issue 26, speed)
 
 Revision ID: 0015_search_speed
-Revises: 0013_search
+Revises: 0014_content_hash
 Create Date: 2026-12-07 10:20:00
 
 PostgreSQL's GIN indexes buffer new entries in an unsorted pending list (`fastupdate`)
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0015_search_speed"
-down_revision: str | None = "0013_search"
+down_revision: str | None = "0014_content_hash"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
