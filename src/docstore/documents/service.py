@@ -158,6 +158,39 @@ def attach_blob(db: Session, stored: StoredBytes) -> Blob:
     return blobs.activate(db, stored.blob_id, stored.sha256, stored.size)
 
 
+def attach_new_bytes(db: Session, store: BlobStore, stored: StoredBytes) -> Blob:
+    """`attach_blob` for bytes stored with no pending row (`blobs.add_active`; the small
+    path, documents.write_group): an existing verified copy, whose new duplicate object
+    is deleted once this commits, or a new live blob row for them."""
+    target = blobs.find_dedup_target(db, stored.sha256, stored.size)
+    if target is not None:
+        blobs.add_ref(db, target.id)
+        db.expire(target, ["ref_count", "unreferenced_at"])
+        key, size = stored.key, stored.size
+        after_commit(db, lambda: store.delete(key))
+        after_commit(db, lambda: metrics.DEDUP_SAVED.inc(size))
+        return target
+    return blobs.add_active(db, stored.key, stored.sha256, stored.size)
+
+
+def create_from_new_bytes(
+    db: Session,
+    store: BlobStore,
+    actor: Actor,
+    folder_id: int | str | None,
+    name: str,
+    mime_type: str | None,
+    stored: StoredBytes,
+) -> DocumentOut:
+    """A new document for bytes stored with no pending row (documents.write_group), in
+    the caller's transaction: permission on the folder again, the blob (deduplicated),
+    the document and version 1 with quota charge, audit entry and change-feed rows."""
+    folder, clean = target_folder(db, actor, folder_id, name)
+    blob = attach_new_bytes(db, store, stored)
+    doc, _ = create_document(db, actor, folder.id, clean, guess_mime(clean, mime_type), blob)
+    return created_out(db, actor, doc)
+
+
 def create_document(
     db: Session,
     actor: Actor,

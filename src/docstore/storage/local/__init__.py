@@ -111,6 +111,51 @@ class LocalBlobStore(MultipartEmulation, UrlSigning):
             raise
         return size
 
+    def put_many(self, objects: list[tuple[str, bytes]]) -> list[StorageError | None]:
+        """Store several small objects durably with one fsync per directory, not per file:
+        each is written to a temp file and fsynced, renamed into place, and then each
+        directory that gained a name is fsynced once (documents.write_group: the uploads of
+        one group commit). Per object, None when it is stored, else its error; an object
+        whose write failed is not left in place."""
+        results: list[StorageError | None] = []
+        placed: list[tuple[Path, Path]] = []
+        dirs: dict[Path, None] = {}
+        objects_dir = self.root / "objects"
+        for key, data in objects:
+            tmp: Path | None = None
+            try:
+                target = self.object_path(key)
+                fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="put-")
+                tmp = Path(name)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                parent = target.parent
+                while parent != objects_dir and not parent.exists():
+                    dirs[parent.parent] = None  # a new directory: its parent gains a name
+                    parent = parent.parent
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, target)
+            except (OSError, ValueError) as exc:
+                if tmp is not None:
+                    tmp.unlink(missing_ok=True)
+                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+                results.append(StorageError(f"could not write the object: {reason}"))
+                continue
+            dirs[target.parent] = None
+            placed.append((tmp, target))
+            results.append(None)
+        try:
+            for directory in dirs:
+                _fsync_dir(directory)
+        except OSError as exc:  # nothing placed is durable: none of them is stored
+            for _, target in placed:
+                target.unlink(missing_ok=True)
+            error = StorageError(f"could not write the object: {exc.strerror}")
+            return [error for _ in objects]
+        return results
+
     def open(self, key: str) -> BinaryIO:
         """The object's bytes; KeyError when it is missing."""
         try:
