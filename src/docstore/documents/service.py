@@ -35,6 +35,7 @@ from docstore.sharing import url_grants
 from docstore.sharing.permissions import (
     Level,
     creator_level,
+    folder_level,
     get_document_for,
     get_folder_for,
     level_for,
@@ -184,10 +185,22 @@ def create_from_new_bytes(
 ) -> DocumentOut:
     """A new document for bytes stored with no pending row (documents.write_group), in
     the caller's transaction: permission on the folder again, the blob (deduplicated),
-    the document and version 1 with quota charge, audit entry and change-feed rows."""
-    folder, clean = target_folder(db, actor, folder_id, name)
+    the document and version 1 with quota charge, audit entry and change-feed rows.
+
+    The folder is read once, with its lock (`create_document` takes it anyway), and the
+    permission checked on that row: one statement fewer than `target_folder` and then
+    the lock. Locks in the order of the other upload paths: the blob, the folder, the
+    owner's row."""
+    clean = clean_name(name)
+    target_id = resolve_id(actor, folder_id)
     blob = attach_new_bytes(db, store, stored)
-    doc, _ = create_document(db, actor, folder.id, clean, guess_mime(clean, mime_type), blob)
+    folder = folder_repo.lock(db, target_id)
+    if folder is None:
+        raise NotFound()
+    require_live(folder_level(db, actor, folder), Level.EDIT, folder.is_deleted)
+    doc, _ = create_document(
+        db, actor, folder.id, clean, guess_mime(clean, mime_type), blob, locked=folder
+    )
     return created_out(db, actor, doc)
 
 
@@ -200,9 +213,12 @@ def create_document(
     blob: Blob,
     *,
     created_by: int | None = None,
+    locked: Folder | None = None,
 ) -> tuple[Document, DocumentVersion]:
-    """A new document with version 1 in one transaction: rows, quota charge, audit."""
-    folder = folder_repo.lock(db, folder_id)
+    """A new document with version 1 in one transaction: rows, quota charge, audit.
+    `locked`: the folder, already locked by the caller (`folder_repo.lock`) in this
+    transaction."""
+    folder = locked if locked is not None else folder_repo.lock(db, folder_id)
     if folder is None or folder.is_deleted:
         raise NotFound()
     ensure_free_name(db, folder.id, name)
