@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from docstore.app import create_app
 from docstore.context import Actor
 from docstore.db import after_commit, on_rollback
 from docstore.documents import blobs, service
@@ -25,7 +28,7 @@ from docstore.documents.write_group import WriteGroup
 from docstore.errors import NameConflict
 from docstore.services import Services
 from docstore.users.models import User
-from tests.fixtures.app import Api
+from tests.fixtures.app import BASE, Api, make_settings
 
 
 def _services(api: Api) -> Services:
@@ -185,3 +188,27 @@ def test_small_post_files_through_the_app(api: Api, size: int) -> None:
     assert anon.status_code == 401
     names = [d["name"] for d in user.get(f"/api/v1/folders/{user.root}/children").json()["items"]]
     assert names == ["a.bin"]
+
+
+def test_a_group_on_s3_puts_each_object_and_commits_once(
+    tmp_path: Path, database_url: str, s3_storage_url: str
+) -> None:
+    """A store without `put_many` (S3 on moto): the group puts each object (several at
+    once), then records them all in one commit."""
+    settings = make_settings(tmp_path, database_url, storage_url=s3_storage_url)
+    with TestClient(create_app(settings), base_url=BASE, follow_redirects=False) as client:
+        api = Api(client)
+        svc = _services(api)
+        assert not hasattr(svc.store, "put_many")
+        user = api.register()
+        actor = _actor(svc, user.id)
+        jobs = [_job(svc, actor, user.root, f"s{i}.txt", f"s3 {i}".encode()) for i in range(5)]
+        commits = _commits(svc)
+        results = asyncio.run(_submit_all(WriteGroup(svc), jobs))
+        assert len(commits) == 1
+        assert all(isinstance(r, DocumentOut) for r in results), results
+        for (key, data, _), out in zip(jobs, results, strict=True):
+            with svc.store.open(key) as f:
+                assert f.read() == data
+            got = user.get(f"/api/v1/documents/{out.id}").json()
+            assert got["current_version"]["checksum_sha256"] == hashlib.sha256(data).hexdigest()

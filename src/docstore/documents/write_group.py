@@ -10,7 +10,7 @@ one commit serve every request that waited; a lone request pays what it paid bef
 A group, on one worker thread:
 1. each object is written to a temp file, fsynced and renamed into place; then each
    directory that gained a name is fsynced once (`LocalBlobStore.put_many`; other stores
-   put the objects one by one);
+   put the objects one by one, several at once);
 2. one transaction runs every request's `work` whose bytes were stored, each in a
    savepoint (when there is more than one), and commits;
 3. each request is answered with its own result or its own error.
@@ -32,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -127,15 +129,16 @@ class WriteGroup:
         objects = [(job.key, job.data) for job in group]
         if put_many is not None:
             errors: list[Exception | None] = list(put_many(objects))
-        else:
-            errors = []
-            for key, data in objects:
+        else:  # one PUT per object (S3), several at once: each waits for a round trip
+
+            def put(key_data: tuple[str, bytes]) -> Exception | None:
                 try:
-                    store.put_stream(key, iter((data,)))
+                    store.put_stream(key_data[0], iter((key_data[1],)))
                 except Exception as exc:
-                    errors.append(exc)
-                else:
-                    errors.append(None)
+                    return exc
+                return None
+
+            errors = [put(objects[0])] if len(objects) == 1 else list(_pool().map(put, objects))
         stored = []
         for job, error in zip(group, errors, strict=True):
             if error is None:
@@ -202,6 +205,19 @@ def write_group(svc: Services) -> WriteGroup:
 
 
 _KEY = "documents.write_group"
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads a group's objects are put on where the store has no `put_many`."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(8, thread_name_prefix="write-group-put")
+        return _POOL
 
 
 def _fail(jobs: list[_Job[Any]], exc: Exception) -> None:
