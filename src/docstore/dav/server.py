@@ -355,8 +355,9 @@ class DavApp(LockMethods):
             raise DavError(400, "Content-Range is not supported on PUT.")
 
         key = blobs.new_key()
-        # A new file with a small body (rclone copy of many small files) takes the small
-        # path: body in memory, bytes and rows through the write group (no pending row).
+        # A small body (rclone copy of many small files) takes the small path: body in
+        # memory, bytes and rows through the write group (a new file needs no pending row;
+        # a new version's is written and activated in the group's transaction).
         small = small_length(request)
         small = small if small is not None and small <= limit else None
 
@@ -387,12 +388,14 @@ class DavApp(LockMethods):
             else:
                 assert target.parent is not None
                 documents.check_new_document(db, actor, target.parent.item_id, target.name, length)
-                if small is not None:
-                    return actor, None  # the small path: no pending row (write_group)
+            if small is not None:
+                return actor, None  # the small path: no pending row here (write_group)
             # The pending blob row commits with these checks (one transaction, not two).
             return actor, blobs.add_pending(db, key, length or 0)
 
-        actor, blob_id = await self.work(request, check)
+        # The small path's checks only read: a read transaction, which on SQLite neither
+        # takes nor waits for the writer lock (the write group's transaction holds it).
+        actor, blob_id = await (self.read if small is not None else self.work)(request, check)
 
         def finish(db: Session, actor: Actor, stored: StoredBytes) -> tuple[bool, str | None]:
             target = resolve(db, actor, segments)
@@ -405,7 +408,7 @@ class DavApp(LockMethods):
                 if node.is_collection:
                     raise DavError(405, "A collection cannot be PUT.")
                 assert node.item_id is not None
-                if blob_id is None:  # made meanwhile: a pending row, activated by the save
+                if blob_id is None:  # the small path: a pending row, activated by the save
                     stored.blob_id = blobs.add_pending(db, stored.key, stored.size)
                 base = node.version_id if "if-match" in request.headers else None
                 saved = versions.save(
