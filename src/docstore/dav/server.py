@@ -59,7 +59,9 @@ from docstore.db import after_commit, on_rollback
 from docstore.documents import blobs
 from docstore.documents import service as documents
 from docstore.documents.models import Blob, DocumentVersion
-from docstore.documents.receive import discard, receive_body
+from docstore.documents.receive import discard, read_small_body, receive_body, small_length
+from docstore.documents.service import StoredBytes
+from docstore.documents.write_group import write_group
 from docstore.errors import (
     DocstoreError,
     Forbidden,
@@ -353,8 +355,13 @@ class DavApp(LockMethods):
             raise DavError(400, "Content-Range is not supported on PUT.")
 
         key = blobs.new_key()
+        # A small body (rclone copy of many small files) takes the small path: body in
+        # memory, bytes and rows through the write group (a new file needs no pending row;
+        # a new version's is written and activated in the group's transaction).
+        small = small_length(request)
+        small = small if small is not None and small <= limit else None
 
-        def check(db: Session, actor: Actor) -> tuple[Actor, int]:
+        def check(db: Session, actor: Actor) -> tuple[Actor, int | None]:
             target = resolve(db, actor, segments)
             self.writable(target)
             if target.node is None and target.parent is None:
@@ -381,14 +388,16 @@ class DavApp(LockMethods):
             else:
                 assert target.parent is not None
                 documents.check_new_document(db, actor, target.parent.item_id, target.name, length)
+            if small is not None:
+                return actor, None  # the small path: no pending row here (write_group)
             # The pending blob row commits with these checks (one transaction, not two).
             return actor, blobs.add_pending(db, key, length or 0)
 
-        actor, blob_id = await self.work(request, check)
-        stored = await receive_body(request, svc, limit, None, pending=(key, blob_id))
+        # The small path's checks only read: a read transaction, which on SQLite neither
+        # takes nor waits for the writer lock (the write group's transaction holds it).
+        actor, blob_id = await (self.read if small is not None else self.work)(request, check)
 
-        def finish(db: Session, actor: Actor) -> tuple[bool, str | None]:
-            on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
+        def finish(db: Session, actor: Actor, stored: StoredBytes) -> tuple[bool, str | None]:
             target = resolve(db, actor, segments)
             if target.node is None and target.parent is None:
                 raise DavError(409, "The parent collection does not exist.")
@@ -399,6 +408,8 @@ class DavApp(LockMethods):
                 if node.is_collection:
                     raise DavError(405, "A collection cannot be PUT.")
                 assert node.item_id is not None
+                if blob_id is None:  # the small path: a pending row, activated by the save
+                    stored.blob_id = blobs.add_pending(db, stored.key, stored.size)
                 base = node.version_id if "if-match" in request.headers else None
                 saved = versions.save(
                     db, svc, actor, node.item_id, stored, base_version_id=base, on_conflict="reject"
@@ -406,14 +417,17 @@ class DavApp(LockMethods):
                 return False, f'"{saved.version.id}"'
             assert target.parent is not None and target.parent.item_id is not None
             folder, name = documents.target_folder(db, actor, target.parent.item_id, target.name)
-            blob = documents.attach_blob(db, stored)
-            if blob.id != stored.blob_id:
-                after_commit(
-                    db,
-                    lambda: blobs.delete_now(
-                        svc.store.delete, svc.database, stored.blob_id, stored.key
-                    ),
-                )
+            if blob_id is None:
+                blob = documents.attach_new_bytes(db, svc.store, stored)
+            else:
+                blob = documents.attach_blob(db, stored)
+                if blob.id != stored.blob_id:
+                    after_commit(
+                        db,
+                        lambda: blobs.delete_now(
+                            svc.store.delete, svc.database, stored.blob_id, stored.key
+                        ),
+                    )
             given = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if given in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
                 given = ""  # what clients send for any file: the name says more
@@ -422,7 +436,20 @@ class DavApp(LockMethods):
             self.adopt_locks(db, target, doc.id, None)
             return True, f'"{version.id}"'
 
-        created, etag = await self.work(request, finish, actor)
+        if blob_id is None:
+            data, digest = await read_small_body(request, limit, None)
+            small_stored = StoredBytes(blob_id=0, key=key, size=len(data), sha256=digest)
+            created, etag = await write_group(svc).submit(
+                key, data, lambda db: finish(db, actor, small_stored), order=str(segments[:-1])
+            )
+        else:
+            stored = await receive_body(request, svc, limit, None, pending=(key, blob_id))
+
+            def finish_large(db: Session, actor: Actor) -> tuple[bool, str | None]:
+                on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
+                return finish(db, actor, stored)
+
+            created, etag = await self.work(request, finish_large, actor)
         headers = {"ETag": etag} if etag else {}
         return Response(status_code=201 if created else 204, headers=headers)
 

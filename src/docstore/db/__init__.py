@@ -33,9 +33,11 @@ __all__ = [
     "TransactionAlreadyOpen",
     "UTCDateTime",
     "after_commit",
+    "hooks_mark",
     "make_engine",
     "make_read_engine",
     "on_rollback",
+    "roll_back_hooks_since",
     "task_scope",
     "utcnow",
 ]
@@ -56,6 +58,29 @@ def on_rollback(session: Session, fn: Callable[[], None]) -> None:
 def after_commit(session: Session, fn: Callable[[], None]) -> None:
     """Run `fn` once this session's transaction has committed."""
     session.info.setdefault(_AFTER_COMMIT, []).append(fn)
+
+
+def hooks_mark(session: Session) -> tuple[int, int]:
+    """Where the session's hook lists stand now, for `roll_back_hooks_since`."""
+    return (
+        len(session.info.setdefault(_ON_ROLLBACK, [])),
+        len(session.info.setdefault(_AFTER_COMMIT, [])),
+    )
+
+
+def roll_back_hooks_since(session: Session, mark: tuple[int, int]) -> None:
+    """A savepoint since `mark` rolled back: run the `on_rollback` hooks registered since
+    then and forget both kinds (its `after_commit` hooks must not run when the enclosing
+    transaction commits). For several units of work sharing one transaction, each in a
+    savepoint (documents.write_group)."""
+    undo: list[Callable[[], None]] = session.info[_ON_ROLLBACK][mark[0] :]
+    del session.info[_ON_ROLLBACK][mark[0] :]
+    del session.info[_AFTER_COMMIT][mark[1] :]
+    for fn in undo:
+        try:
+            fn()
+        except Exception:  # best effort, as _run_hooks
+            log.exception("transaction hook on_rollback failed")
 
 
 # -- the transaction guard -------------------------------------------------------------

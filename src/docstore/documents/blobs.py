@@ -103,6 +103,40 @@ _ACTIVATE = (
 )
 
 
+def add_active(db: Session, key: str, sha256: str, size: int) -> Blob:
+    """A new live blob row for bytes already stored and hashed by the server under `key`
+    (one reference), in the caller's transaction: the small-upload path
+    (documents.write_group), whose crash-time leftovers are objects without a row, which
+    the storage sweep deletes; it needs no pending row first. One Core INSERT ... RETURNING.
+    """
+    row = (
+        db.connection()
+        .execute(
+            _ADD_ACTIVE,
+            {"storage_key": key, "sha256": sha256, "size_bytes": size, "created_at": utcnow()},
+        )
+        .one()
+    )
+    return detached(Blob, row._mapping)
+
+
+_ADD_ACTIVE = (
+    insert(Blob)
+    .values(
+        storage_key=bindparam("storage_key"),
+        sha256=bindparam("sha256"),
+        size_bytes=bindparam("size_bytes"),
+        created_at=bindparam("created_at"),
+        state="active",
+        verified=True,
+        damaged=False,
+        ref_count=1,
+        delete_attempts=0,
+    )
+    .returning(*Blob.__table__.c)
+)
+
+
 def forget_pending(database: Database, blob_id: int) -> None:
     """Drop a pending row whose object was deleted (or never written)."""
     with database.transaction() as db:

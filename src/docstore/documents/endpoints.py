@@ -10,8 +10,16 @@ from docstore.context import Actor
 from docstore.db import after_commit, on_rollback
 from docstore.deps import DB, CurrentActor, Svc, UnitOfWork
 from docstore.documents import blobs, service
-from docstore.documents.receive import declared_length, discard, parse_checksum, receive_body
+from docstore.documents.receive import (
+    declared_length,
+    discard,
+    parse_checksum,
+    read_small_body,
+    receive_body,
+    small_length,
+)
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
+from docstore.documents.write_group import write_group
 from docstore.schemas import RAW_BODY, Id, problems
 from docstore.services import Services
 
@@ -62,6 +70,9 @@ async def upload_file(
     quota as the charge itself).
     """
     limit = svc.settings.simple_upload_max_bytes
+    small = small_length(request)
+    if small is not None and small <= limit:
+        return await _upload_small(request, svc, name, folder_id, mime_type, x_checksum_sha256)
     key = blobs.new_key()
 
     def start(db: Session, actor: Actor) -> tuple[Actor, str | None, int]:
@@ -79,6 +90,39 @@ async def upload_file(
         return _finish_upload(db, svc, actor, folder_id, name, mime_type, stored)
 
     return await uow.run(finish, actor=actor)
+
+
+async def _upload_small(
+    request: Request,
+    svc: Services,
+    name: str,
+    folder_id: str | None,
+    mime_type: str | None,
+    x_checksum_sha256: str | None,
+) -> DocumentOut:
+    """`upload_file` for a body of at most `receive.SMALL_BODY` bytes: the fast path of
+    issue 27. The caller is authenticated in a read-only unit of work (on the event loop
+    on embedded SQLite), so no stranger's bytes reach the disk; the body is read and
+    hashed in memory; then the write group stores the bytes and records the document in
+    a transaction shared with the concurrent small uploads (documents.write_group), and
+    this answers once both are durable. The early checks of the large path (folder,
+    name, quota before the body) are not made: the body is already here, and the record
+    step makes each of them anyway (permission, the name under the folder lock, the
+    quota as the charge), so they would only cost statements on every upload."""
+    limit = svc.settings.simple_upload_max_bytes
+    actor, expected = await UnitOfWork(request).run(
+        lambda db, actor: (actor, parse_checksum(x_checksum_sha256)), read_only=True
+    )
+    data, digest = await read_small_body(request, limit, expected)
+    key = blobs.new_key()
+    stored = service.StoredBytes(blob_id=0, key=key, size=len(data), sha256=digest)
+
+    def record(db: Session) -> DocumentOut:
+        return service.create_from_new_bytes(
+            db, svc.store, actor, folder_id, name, mime_type, stored
+        )
+
+    return await write_group(svc).submit(key, data, record, order=str(folder_id))
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, responses=problems(401, 404))

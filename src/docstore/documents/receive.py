@@ -54,6 +54,35 @@ SMALL_BODY = 256 * 1024
 RECEIVE_BATCH = 1024 * 1024
 
 
+def small_length(request: Request) -> int | None:
+    """Content-Length when it is sent, well formed and at most SMALL_BODY: a body the
+    small path (documents.write_group) takes in memory. None otherwise."""
+    raw = request.headers.get("content-length", "")
+    if not raw.isdigit() or len(raw) > 7:
+        return None
+    length = int(raw)
+    return length if length <= SMALL_BODY else None
+
+
+async def read_small_body(
+    request: Request, limit: int, expected_sha256: str | None
+) -> tuple[bytes, str]:
+    """The whole body of a request whose Content-Length is small (`small_length`) and its
+    SHA-256, read on the event loop: nothing is stored yet, so a failure leaves nothing
+    to clean up. 400 when the client goes away, 413 over `limit`, 422 on a declared
+    checksum that does not match."""
+    try:
+        data = await request.body()
+    except ClientDisconnect as exc:
+        raise BadRequest("The client went away before the body was complete.") from exc
+    if len(data) > limit:
+        raise TooLarge(f"The body is over the {limit}-byte limit of this endpoint.")
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise ChecksumMismatch()
+    return data, digest
+
+
 async def receive_body(
     request: Request,
     svc: Services,

@@ -35,6 +35,7 @@ from docstore.sharing import url_grants
 from docstore.sharing.permissions import (
     Level,
     creator_level,
+    folder_level,
     get_document_for,
     get_folder_for,
     level_for,
@@ -184,6 +185,51 @@ def attach_blob(db: Session, stored: StoredBytes) -> Blob:
     )
 
 
+def attach_new_bytes(db: Session, store: BlobStore, stored: StoredBytes) -> Blob:
+    """`attach_blob` for bytes stored with no pending row (`blobs.add_active`; the small
+    path, documents.write_group): an existing verified copy, whose new duplicate object
+    is deleted once this commits, or a new live blob row for them."""
+    target = blobs.find_dedup_target(db, stored.sha256, stored.size)
+    if target is not None:
+        blobs.add_ref(db, target.id)
+        db.expire(target, ["ref_count", "unreferenced_at"])
+        key, size = stored.key, stored.size
+        after_commit(db, lambda: store.delete(key))
+        after_commit(db, lambda: metrics.DEDUP_SAVED.inc(size))
+        return target
+    return blobs.add_active(db, stored.key, stored.sha256, stored.size)
+
+
+def create_from_new_bytes(
+    db: Session,
+    store: BlobStore,
+    actor: Actor,
+    folder_id: int | str | None,
+    name: str,
+    mime_type: str | None,
+    stored: StoredBytes,
+) -> DocumentOut:
+    """A new document for bytes stored with no pending row (documents.write_group), in
+    the caller's transaction: permission on the folder again, the blob (deduplicated),
+    the document and version 1 with quota charge, audit entry and change-feed rows.
+
+    The folder is read once, with its lock (`create_document` takes it anyway), and the
+    permission checked on that row: one statement fewer than `target_folder` and then
+    the lock. Locks in the order of the other upload paths: the blob, the folder, the
+    owner's row."""
+    clean = clean_name(name)
+    target_id = resolve_id(actor, folder_id)
+    blob = attach_new_bytes(db, store, stored)
+    folder = folder_repo.lock(db, target_id)
+    if folder is None:
+        raise NotFound()
+    require_live(folder_level(db, actor, folder), Level.EDIT, folder.is_deleted)
+    doc, _ = create_document(
+        db, actor, folder.id, clean, guess_mime(clean, mime_type), blob, locked=folder
+    )
+    return created_out(db, actor, doc)
+
+
 def create_document(
     db: Session,
     actor: Actor,
@@ -193,9 +239,12 @@ def create_document(
     blob: Blob,
     *,
     created_by: int | None = None,
+    locked: Folder | None = None,
 ) -> tuple[Document, DocumentVersion]:
-    """A new document with version 1 in one transaction: rows, quota charge, audit."""
-    folder = folder_repo.lock(db, folder_id)
+    """A new document with version 1 in one transaction: rows, quota charge, audit.
+    `locked`: the folder, already locked by the caller (`folder_repo.lock`) in this
+    transaction."""
+    folder = locked if locked is not None else folder_repo.lock(db, folder_id)
     if folder is None or folder.is_deleted:
         raise NotFound()
     ensure_free_name(db, folder.id, name)

@@ -27,6 +27,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +36,9 @@ from docstore.storage.base import MAX_PRESIGN_SECONDS, ObjectInfo, StorageError
 from docstore.storage.local.files import _fsync_dir, check_key
 from docstore.storage.local.multipart import MultipartEmulation, _Prefix, _pwrite_all
 from docstore.storage.local.signing import UrlSigning
+
+# Threads `LocalBlobStore.put_many` writes and fsyncs a group's objects on.
+PUT_MANY_THREADS = 8
 
 
 class ObjectWriter:
@@ -95,6 +99,7 @@ class LocalBlobStore(MultipartEmulation, UrlSigning):
         self._write_locks = [threading.Lock() for _ in range(64)]
         self._prefixes: OrderedDict[str, _Prefix] = OrderedDict()
         self._prefixes_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         for sub in ("objects", "multipart", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
@@ -150,6 +155,65 @@ class LocalBlobStore(MultipartEmulation, UrlSigning):
         check_key(key)
         fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="put-")
         return ObjectWriter(self, key, fd, Path(name))
+    def put_many(self, objects: list[tuple[str, bytes]]) -> list[StorageError | None]:
+        """Store several small objects durably with one fsync per directory, not per file:
+        each is written to a temp file, fsynced and renamed into place (several at once,
+        on a few threads: the disk merges their flushes, which one thread would wait for
+        one by one), then each directory that gained a name is fsynced once
+        (documents.write_group: the uploads of one group commit). Per object, None when
+        it is stored, else its error; an object whose write failed is not left in place."""
+        if len(objects) == 1:
+            written = [self._put_placed(*objects[0])]
+        else:
+            written = list(self._put_pool().map(lambda kd: self._put_placed(*kd), objects))
+        dirs: dict[Path, None] = {}
+        for result in written:
+            if not isinstance(result, StorageError):
+                dirs.update(dict.fromkeys(result))
+        try:
+            for directory in dirs:
+                _fsync_dir(directory)
+        except OSError as exc:  # nothing placed is durable: none of them is stored
+            for (key, _), result in zip(objects, written, strict=True):
+                if not isinstance(result, StorageError):
+                    self.object_path(key).unlink(missing_ok=True)
+            error = StorageError(f"could not write the object: {exc.strerror}")
+            return [error for _ in objects]
+        return [r if isinstance(r, StorageError) else None for r in written]
+
+    def _put_placed(self, key: str, data: bytes) -> list[Path] | StorageError:
+        """`put_many`'s write of one object: temp file, fsync, rename into place. The
+        directories whose entries changed (to fsync), or the error."""
+        tmp: Path | None = None
+        try:
+            target = self.object_path(key)
+            fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="put-")
+            tmp = Path(name)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            objects_dir = self.root / "objects"
+            changed = [target.parent]
+            parent = target.parent
+            while parent != objects_dir and not parent.exists():
+                changed.append(parent.parent)  # a new directory: its parent gains a name
+                parent = parent.parent
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        except (OSError, ValueError) as exc:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            return StorageError(f"could not write the object: {reason}")
+        return changed
+
+    def _put_pool(self) -> ThreadPoolExecutor:
+        """The few threads `put_many` writes on (built on first use)."""
+        with self._prefixes_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(PUT_MANY_THREADS, thread_name_prefix="put-many")
+            return self._pool
 
     def open(self, key: str) -> BinaryIO:
         """The object's bytes; KeyError when it is missing."""

@@ -1,0 +1,236 @@
+"""Group commit for small uploads: concurrent requests share one transaction and one fsync.
+
+Why: a 4 KiB upload's own work is small; what it paid for was being alone — a transaction
+(with its commit), worker-thread hops, and a directory fsync per file (issue 27, "small
+files"). Here a request whose whole body is in memory hands its bytes and its database
+work (`work(db)`) to `WriteGroup.submit`. Requests that arrive while a group is being
+written form the next group, so under load one worker-thread hop, one directory fsync and
+one commit serve every request that waited; a lone request pays what it paid before, less.
+
+A group, on one worker thread:
+1. each object is written to a temp file, fsynced and renamed into place; then each
+   directory that gained a name is fsynced once (`LocalBlobStore.put_many`; other stores
+   put the objects one by one, several at once);
+2. one transaction runs every request's `work` whose bytes were stored, each in a
+   savepoint (when there is more than one), and commits;
+3. each request is answered with its own result or its own error.
+
+Atomicity per request: a request whose work raises has its savepoint rolled back, its
+`on_rollback` hooks run and its `after_commit` hooks dropped (db.roll_back_hooks_since),
+and its object deleted; the others commit. If the transaction as a whole fails, every
+request in it gets that error and every object is deleted; a PostgreSQL deadlock between
+two processes' groups is retried with each request in a transaction of its own.
+
+Durability: nothing is answered before its bytes are fsynced and its rows committed. A
+crash after the objects are placed and before the commit leaves objects no blob row names:
+the storage sweep deletes those after `blob_orphan_grace_seconds` (retention.gc.orphans),
+so the small path needs no pending blob row (and no transaction before the bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from docstore.db import hooks_mark, roll_back_hooks_since
+from docstore.services import Services
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# PostgreSQL: deadlock_detected, serialization_failure.
+_RETRY_ALONE = {"40P01", "40001"}
+# At most this many requests in one group (the rest wait for the next): bounds the time
+# the SQLite write lock (or PostgreSQL's row locks) are held by one transaction.
+MAX_GROUP = 64
+
+
+@dataclass
+class _Job(Generic[T]):
+    key: str
+    data: bytes
+    work: Callable[[Session], T]
+    future: asyncio.Future[T]
+    order: Any = None
+    outcome: tuple[bool, Any] | None = field(default=None)
+
+
+class WriteGroup:
+    """Writes small uploads in groups, one group at a time per process."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._jobs: list[_Job[Any]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(
+        self, key: str, data: bytes, work: Callable[[Session], T], *, order: Any = None
+    ) -> T:
+        """Store `data` under `key` (a new key: blobs.new_key) and run `work(db)` in the
+        group's transaction once the bytes are durable; return its result once committed,
+        or raise its error (or the group's). `order`: jobs of a group run sorted by it
+        (e.g. the folder id), so that groups of two processes take row locks in one order.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # state belongs to one event loop (tests run several)
+            self._loop, self._jobs, self._flusher = loop, [], None
+        job: _Job[T] = _Job(key, data, work, loop.create_future(), order)
+        job.future.add_done_callback(_retrieve)
+        self._jobs.append(job)
+        if self._flusher is None:
+            # A context of its own: the flusher is no part of the request that started it
+            # (the transaction guard keeps one open transaction per request).
+            self._flusher = loop.create_task(self._flush(), context=contextvars.Context())
+        # A caller that goes away (client disconnect) must not cancel the others' group;
+        # its own upload still completes (or not) with the group.
+        return await asyncio.shield(job.future)
+
+    async def _flush(self) -> None:
+        try:
+            while self._jobs:
+                group, self._jobs = self._jobs[:MAX_GROUP], self._jobs[MAX_GROUP:]
+                try:
+                    await run_in_threadpool(self.write, group)
+                except asyncio.CancelledError:
+                    for job in group:
+                        job.future.cancel()
+                    raise
+                except Exception as exc:  # a bug in the group itself: every job gets it
+                    for job in group:
+                        job.future.set_exception(exc)
+                    continue
+                for job in group:
+                    assert job.outcome is not None
+                    ok, value = job.outcome
+                    if ok:
+                        job.future.set_result(value)
+                    else:
+                        job.future.set_exception(value)
+        finally:
+            self._flusher = None
+
+    def write(self, group: list[_Job[Any]]) -> None:
+        """Store the group's bytes, run its work in one transaction; each job's outcome
+        is set on it (on a worker thread)."""
+        store = self.svc.store
+        put_many = getattr(store, "put_many", None)
+        objects = [(job.key, job.data) for job in group]
+        if put_many is not None:
+            errors: list[Exception | None] = list(put_many(objects))
+        else:  # one PUT per object (S3), several at once: each waits for a round trip
+
+            def put(key_data: tuple[str, bytes]) -> Exception | None:
+                try:
+                    store.put_stream(key_data[0], iter((key_data[1],)))
+                except Exception as exc:
+                    return exc
+                return None
+
+            errors = [put(objects[0])] if len(objects) == 1 else list(_pool().map(put, objects))
+        stored = []
+        for job, error in zip(group, errors, strict=True):
+            if error is None:
+                stored.append(job)
+            else:
+                job.outcome = (False, error)
+        stored.sort(key=lambda job: (job.order is None, job.order))
+        try:
+            self._transaction(stored)
+        except DBAPIError as exc:
+            if len(stored) < 2 or _sqlstate(exc) not in _RETRY_ALONE:
+                _fail(stored, exc)
+            else:
+                log.info("write group: %s; each upload of the group again alone", _sqlstate(exc))
+                for job in stored:
+                    try:
+                        self._transaction([job])
+                    except Exception as alone:
+                        _fail([job], alone)
+        except Exception as exc:
+            _fail(stored, exc)
+        for job in stored:
+            assert job.outcome is not None
+            if not job.outcome[0]:  # no committed row names its object
+                self._delete(job.key)
+
+    def _transaction(self, jobs: list[_Job[Any]]) -> None:
+        """One transaction for `jobs`; each job's work in a savepoint when there are
+        several. Sets each job's outcome (a job's own error is its outcome; an error of the
+        transaction itself propagates)."""
+        if not jobs:
+            return
+        with self.svc.database.transaction() as db:
+            if len(jobs) == 1:  # alone: the transaction is the job's own
+                jobs[0].outcome = (True, jobs[0].work(db))
+                return
+            for job in jobs:
+                mark = hooks_mark(db)
+                savepoint = db.begin_nested()
+                try:
+                    result = job.work(db)
+                    savepoint.commit()
+                except Exception as exc:
+                    if savepoint.is_active:
+                        savepoint.rollback()
+                    roll_back_hooks_since(db, mark)
+                    job.outcome = (False, exc)
+                else:
+                    job.outcome = (True, result)
+
+    def _delete(self, key: str) -> None:
+        try:
+            self.svc.store.delete(key)
+        except Exception:  # the storage sweep deletes it later (no blob row names it)
+            log.warning("write group: an unused object could not be deleted; swept later")
+
+
+def write_group(svc: Services) -> WriteGroup:
+    """The process's write group for these services (built on first use)."""
+    group: WriteGroup | None = svc.extensions.get(_KEY)
+    if group is None:
+        group = svc.extensions[_KEY] = WriteGroup(svc)
+    return group
+
+
+_KEY = "documents.write_group"
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads a group's objects are put on where the store has no `put_many`."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(8, thread_name_prefix="write-group-put")
+        return _POOL
+
+
+def _fail(jobs: list[_Job[Any]], exc: Exception) -> None:
+    """Every job of a transaction that did not commit fails with its error."""
+    for job in jobs:
+        job.outcome = (False, exc)
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # Every waiter may have gone: the error was still raised to whoever waited for it.
+    if not future.cancelled():
+        future.exception()

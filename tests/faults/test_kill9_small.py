@@ -1,0 +1,140 @@
+"""`kill -9` of the server while a write group (documents.write_group) of small uploads is in
+the middle of its transaction: no answered upload is lost, and nothing of the unanswered
+ones stays (their objects, placed before the transaction, are the storage sweep's).
+
+A row lock held by the test on one user's row makes the group's transaction wait at that
+user's quota charge, so the kill lands while known uploads are in a group that has stored
+its bytes and not yet committed; uploads that arrive meanwhile queue behind it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy import select
+
+from docstore.documents.models import Blob
+from tests.faults.helpers import Client
+from tests.faults.proof import janitor_and_proof
+from tests.faults.test_kill9 import ADMIN, PART, Site, _locked_waits
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+@pytest.fixture
+def small_site(tmp_path: Path, pg_url: str) -> Iterator[Site]:
+    """PostgreSQL and local storage, served by whichever server process is alive."""
+    env = {
+        "DOCSTORE_STORAGE_URL": f"file://{tmp_path / 'blobs'}",
+        "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
+        "DOCSTORE_UPLOAD_PART_SIZE": str(PART),
+        "DOCSTORE_ADMIN_EMAIL": ADMIN[0],
+        "DOCSTORE_ADMIN_PASSWORD": ADMIN[1],
+    }
+    s = Site(tmp_path, pg_url, env)
+    try:
+        yield s
+    finally:
+        for server in s.started:
+            server.stop()
+
+
+@dataclass
+class Small:
+    user: Client
+    name: str
+    data: bytes
+    status: int | None = None
+    doc_id: int | None = None
+    error: str | None = None
+
+
+def _send(job: Small) -> None:
+    try:
+        r = job.user.put_file(job.name, job.data)
+        job.status = r.status_code
+        if r.status_code == 201:
+            job.doc_id = int(r.json()["id"])
+    except httpx.HTTPError as exc:  # the kill: no answer
+        job.error = repr(exc)
+
+
+def test_kill9_in_the_middle_of_a_write_group_loses_no_answered_upload(small_site: Site) -> None:
+    site = small_site
+    server = site.start()
+    free = [Client.register(server.url, f"free{i}", timeout=60) for i in range(2)]
+    held = Client.register(server.url, "held", timeout=60)
+    users = [*free, held]
+    before = [
+        Small(u, f"before-{k}.txt", f"before {k} {u.user_id}".encode())
+        for k in range(3)
+        for u in users
+    ]
+    for job in before:
+        _send(job)
+        assert job.status == 201, job.error
+    dsn = site.database_url.replace("postgresql+psycopg://", "postgresql://")
+    during = [
+        Small(users[k % 3], f"during-{k}.txt", hashlib.sha256(str(k).encode()).digest() * 64)
+        for k in range(9)
+    ]
+    with psycopg.connect(dsn, connect_timeout=5) as lock, psycopg.connect(dsn) as watch:
+        watch.autocommit = True
+        lock.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (held.user_id,))
+        threads = [threading.Thread(target=_send, args=(job,)) for job in during]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # until a group's transaction waits on the row
+            if _locked_waits(watch):
+                break
+            time.sleep(0.1)
+        assert _locked_waits(watch), [j.error for j in during]
+        # The free users' uploads in groups before the held one have answered by now; the
+        # ones in that group or queued behind it have not.
+        time.sleep(2)
+        site.kill9()
+        lock.rollback()
+    for t in threads:
+        t.join(60)
+    answered = [j for j in before + during if j.status == 201]
+    lost = [j for j in during if j.status is None]
+    assert lost, "the kill must land while uploads wait"
+    assert all(j.error is not None for j in lost)
+    assert all(j.status in (201, None) for j in during), [(j.status, j.error) for j in during]
+    assert any(j.user is held for j in lost)
+
+    # The killed group had stored its bytes before its transaction: objects no blob row
+    # names, which only the storage sweep (in the janitor below) may delete.
+    svc = site.store.services()
+    try:
+        with svc.database.transaction() as db:
+            keys = set(db.scalars(select(Blob.storage_key)))
+        objects = {o.key for o in svc.store.iter_objects("blobs/")}
+    finally:
+        svc.close()
+    assert objects - keys
+
+    server = site.start()
+    clients = {u.user_id: u.on(server.url) for u in users}
+    proof = janitor_and_proof(site.store, clients)
+    # Exactly the answered uploads are documents, each with its bytes; the unanswered ones
+    # left no document, no charge, no blob row and (after the sweep) no object.
+    for user_id in clients:
+        mine = [j for j in answered if j.user.user_id == user_id]
+        assert proof.by_owner(user_id) == {
+            j.name: [hashlib.sha256(j.data).hexdigest()] for j in mine
+        }
+    for job in answered:
+        assert job.doc_id is not None
+        assert clients[job.user.user_id].download(job.doc_id) == job.data
+    for client in clients.values():
+        client.close()
