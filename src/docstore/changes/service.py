@@ -301,6 +301,25 @@ def share_level_changed(db: Session, actor: Actor | None, item: Item, share: Sha
     append(db, actor, item, Op.UPDATED, _named(db, share) & audience(db, item))
 
 
+def unnoticed_expiries(db: Session, now: datetime, limit: int) -> list[Share]:
+    """User and group shares past their `expires_at` whose expiry the feed has not announced
+    (oldest first; rows another pass holds are skipped)."""
+    return list(
+        db.scalars(
+            select(Share)
+            .where(
+                Share.kind.in_(("user", "group")),
+                Share.is_active.is_(True),
+                Share.expires_at <= now,
+                Share.expiry_noticed_at.is_(None),
+            )
+            .order_by(Share.expires_at, Share.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
 def share_expired(db: Session, share: Share) -> None:
     """`access_lost` for the users an expired user or group share named who no longer see its
     item, and `access_gained` for what inside it they still see another way.

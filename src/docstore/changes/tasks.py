@@ -5,13 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from docstore.changes import service
 from docstore.db import utcnow
 from docstore.jobs import Job, register
 from docstore.services import Services
-from docstore.sharing.models import Share
 
 # Rows are kept a day past the retention, so a cursor still inside it never misses one.
 MARGIN = timedelta(days=1)
@@ -37,20 +34,7 @@ def notice_share_expiry(svc: Services) -> dict[str, Any]:
     while True:
         with svc.database.transaction() as db:
             now = utcnow()
-            shares = list(
-                db.scalars(
-                    select(Share)
-                    .where(
-                        Share.kind.in_(("user", "group")),
-                        Share.is_active.is_(True),
-                        Share.expires_at <= now,
-                        Share.expiry_noticed_at.is_(None),
-                    )
-                    .order_by(Share.expires_at, Share.id)
-                    .limit(EXPIRY_BATCH)
-                    .with_for_update(skip_locked=True)
-                )
-            )
+            shares = service.unnoticed_expiries(db, now, EXPIRY_BATCH)
             for share in shares:
                 service.share_expired(db, share)
                 share.expiry_noticed_at = now

@@ -155,6 +155,7 @@ class LocalBlobStore(MultipartEmulation, UrlSigning):
         check_key(key)
         fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="put-")
         return ObjectWriter(self, key, fd, Path(name))
+
     def put_many(self, objects: list[tuple[str, bytes]]) -> list[StorageError | None]:
         """Store several small objects durably with one fsync per directory, not per file:
         each is written to a temp file, fsynced and renamed into place (several at once,
