@@ -34,6 +34,7 @@ from docstore.comments.endpoints import router as comments_router
 from docstore.config import Settings, get_settings
 from docstore.dav.server import install as install_dav
 from docstore.db import task_scope
+from docstore.documents.batch import router as batch_router
 from docstore.documents.endpoints import router as documents_router
 from docstore.errors import DocstoreError
 from docstore.folders.endpoints import router as folders_router
@@ -321,6 +322,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (sharing_router, links_router, comments_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(uploads_router, prefix=API_PREFIX)
+    app.include_router(batch_router, prefix=API_PREFIX)  # POST /files/batch
     app.include_router(user_sessions_router, prefix=API_PREFIX)
     app.include_router(accounts_router, prefix=API_PREFIX)
     for router in (trash_router, retention_router, admin_router, groups_router):

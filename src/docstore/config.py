@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     # Multipart part size; grown for very large files so no upload needs >10,000 parts.
     upload_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
     merge_max_bytes: int = 10 * 1024 * 1024
+    # POST /files/batch (documents.batch): files and bytes one request may carry (413
+    # beyond, the whole request refused), and the largest single file in it (that file alone
+    # fails, 413). A file is held in memory while it arrives: the per-file limit bounds what
+    # one request holds.
+    batch_max_files: int = Field(1000, ge=1)
+    batch_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    batch_max_file_bytes: int = Field(8 * 1024 * 1024, ge=1)
     # Every request body (docstore.limits): JSON bodies over this are 413, and a body whose
     # next chunk takes longer than the timeout to arrive is refused (slow-loris).
     json_max_bytes: int = 1024 * 1024
