@@ -329,3 +329,42 @@ def test_permissions(bapi: Api) -> None:
     assert doc["owner_id"] == ann.id and doc["permission"] == "EDIT"
     assert ann.me()["used_bytes"] == 3 and bob.me()["used_bytes"] == 0
     assert count(bapi, select(func.count()).select_from(Document)) == 1
+
+
+def test_exact_paths_through_the_client(bapi: Api, tmp_path: Path) -> None:
+    """A filename cannot carry every name (HTML5 form encoding: '"' arrives as %22, '%' as
+    itself): the client sends X-Docstore-Path, percent-encoded UTF-8, and names survive."""
+    from docstore.client import BatchFile, DocstoreClient
+
+    ann = bapi.register()
+    local = tmp_path / "on-disk.bin"
+    local.write_bytes(b"from disk")
+    ds = DocstoreClient(BASE, ann.token, http=bapi.client)  # type: ignore[arg-type]
+    items = ds.upload_batch(
+        [
+            BatchFile(path='q"uote/a"b.txt', content=b"1"),
+            BatchFile(path="pct/x%22y.txt", content=b"2"),
+            BatchFile(path="ctl/bad\x01.txt", content=b"3"),
+            BatchFile(
+                path="Cafe\u0301.txt",
+                content=local,
+                checksum_sha256=hashlib.sha256(b"from disk").hexdigest(),
+            ),
+            BatchFile(path="wrong.txt", content=b"4", checksum_sha256="f" * 64),
+        ],
+        max_files=2,  # three requests
+    )
+    assert [(i.path, i.status) for i in items] == [
+        ('q"uote/a"b.txt', 201),
+        ("pct/x%22y.txt", 201),
+        ("ctl/bad\x01.txt", 422),
+        ("Café.txt", 201),
+        ("wrong.txt", 422),
+    ]
+    assert [i.document.name for i in items if i.document] == ['a"b.txt', "x%22y.txt", "Café.txt"]
+    assert items[2].error and items[2].error["code"] == "validation_error"
+    assert items[4].error and items[4].error["code"] == "checksum_mismatch"
+    assert items[3].document and content(bapi, int(items[3].document.id)) == b"from disk"
+    # The header must be percent-encoded UTF-8.
+    r = send(ann, files(("x.txt", b"x", {"X-Docstore-Path": "%ff.txt"})))
+    assert by_path(r)["x.txt"]["status"] == 422

@@ -429,12 +429,16 @@ class DocstoreClient:
         with contextlib.ExitStack() as stack:
             parts: list[tuple[str, Any]] = []
             for f in group:
-                headers = {"X-Checksum-SHA256": f.checksum_sha256} if f.checksum_sha256 else {}
+                path = unicodedata.normalize("NFC", f.path)
+                # The exact path: a filename cannot carry every name (documents.batch).
+                headers = {"X-Docstore-Path": quote(path, safe="/")}
+                if f.checksum_sha256:
+                    headers["X-Checksum-SHA256"] = f.checksum_sha256
                 body: Any = f.content
                 if isinstance(body, Path):
                     body = stack.enter_context(body.open("rb"))
                 mime = f.mime_type or "application/octet-stream"
-                parts.append(("file", (unicodedata.normalize("NFC", f.path), body, mime, headers)))
+                parts.append(("file", (path, body, mime, headers)))
             response = self.request(
                 "POST", "/files/batch", params={"folder_id": folder_id}, files=parts
             )

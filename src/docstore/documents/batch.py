@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request
@@ -194,9 +195,21 @@ class _BodyReader:
             part.fail(ValidationFailed("Each part must be a file (a filename is needed)."))
             return
         part.path = filename.decode("utf-8", "replace")
-        # python-multipart turns a Windows path ('C:\\x\\y') into its last name: refuse
-        # what the raw header shows rather than store it under a name it did not send.
-        if b"\\" in disposition:
+        exact = headers.get(b"x-docstore-path")
+        if exact is not None:
+            # The filename parameter cannot carry every name: HTML5 form encoding (browsers,
+            # httpx) turns '"', CR, LF (httpx: every control character) into %XX and leaves
+            # '%' as it is, so 'a%22b' and 'a"b' arrive alike. This header is the path
+            # percent-encoded as UTF-8 (RFC 3986), unambiguous; the filename is then only
+            # shown.
+            try:
+                part.path = unquote(exact.decode("ascii"), errors="strict")
+            except UnicodeDecodeError:
+                part.fail(ValidationFailed("X-Docstore-Path must be percent-encoded UTF-8."))
+                return
+        elif b"\\" in disposition:
+            # python-multipart turns a Windows path ('C:\\x\\y') into its last name:
+            # refuse what the raw header shows rather than store a name it did not send.
             part.fail(ValidationFailed("The path must separate folders with '/', not '\\'."))
             return
         content_type = headers.get(b"content-type", b"").decode("latin-1").strip()
