@@ -368,3 +368,24 @@ def test_exact_paths_through_the_client(bapi: Api, tmp_path: Path) -> None:
     # The header must be percent-encoded UTF-8.
     r = send(ann, files(("x.txt", b"x", {"X-Docstore-Path": "%ff.txt"})))
     assert by_path(r)["x.txt"]["status"] == 422
+
+
+def test_concurrent_batches_share_the_new_folders(bapi: Api) -> None:
+    """Two batches creating the same folder path at once: the second waits for the first's
+    folder lock, then uses the folder it created (no 409 for a folder that now exists)."""
+    import threading
+
+    ann = bapi.register()
+    results: list[httpx.Response] = []
+
+    def go(tag: str) -> None:
+        results.append(send(ann, files(*[(f"new/dir/{tag}{i}.txt", b"x") for i in range(40)])))
+
+    threads = [threading.Thread(target=go, args=(t,)) for t in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        assert {i["status"] for i in by_path(r).values()} == {201}, r.text[:500]
+    assert count(bapi, select(func.count()).select_from(Folder).where(Folder.name == "dir")) == 1

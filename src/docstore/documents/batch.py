@@ -49,6 +49,7 @@ from docstore.errors import (
     BadRequest,
     ChecksumMismatch,
     DocstoreError,
+    NameConflict,
     TooLarge,
     ValidationFailed,
 )
@@ -353,10 +354,22 @@ class _Tree:
                 if folder_id is not None:
                     get_folder_for(self.db, self.actor, folder_id, Level.EDIT)
                 else:  # EDIT on the parent checked, name free (409 if a document has it)
-                    folder_id = folders.create(self.db, self.actor, name, parent).id
+                    folder_id = self._create(parent, name)
                 created[key] = folder_id
             parent = folder_id
         return parent
+
+    def _create(self, parent: int, name: str) -> int:
+        """A new folder, or the one a concurrent request created meanwhile: `folders.create`
+        waits for the parent's lock, which that request held until it committed."""
+        try:
+            return folders.create(self.db, self.actor, name, parent).id
+        except NameConflict:
+            found = self.db.scalar(_CHILD_FOLDER, {"parent_id": parent, "name": name})
+            if found is None:
+                raise  # a document has the name
+            get_folder_for(self.db, self.actor, found, Level.EDIT)
+            return int(found)
 
 
 def record_parts(
