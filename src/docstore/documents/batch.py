@@ -192,9 +192,9 @@ class _BodyReader:
         _, options = parse_options_header(disposition)
         filename = options.get(b"filename")
         if filename is None:
-            part.path = options.get(b"name", b"").decode("utf-8", "replace")
-            part.fail(ValidationFailed("Each part must be a file (a filename is needed)."))
-            return
+            # A form field is no file with a path: the client is not speaking this API, and
+            # the whole request is refused (nothing of it kept).
+            raise ValidationFailed("Each part must be a file: a filename (its path) is needed.")
         part.path = filename.decode("utf-8", "replace")
         exact = headers.get(b"x-docstore-path")
         if exact is not None:
@@ -442,6 +442,8 @@ def _declared_length(request: Request, limit: int) -> None:
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
+                        # Only file parts: a form field is refused (422).
+                        "additionalProperties": False,
                         "properties": {
                             "files": {
                                 "type": "array",
