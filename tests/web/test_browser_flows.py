@@ -173,7 +173,7 @@ def test_upload_three_files_by_drag_and_drop(web: Web) -> None:
     phone = web.page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     ui.sign_in(phone, web.email("ann"), f"/folders/{projects['id']}")
     ui.row(phone, "dataset.bin").wait_for()
-    phone.get_by_role("button", name="Upload").wait_for()
+    phone.get_by_role("button", name="Upload", exact=True).wait_for()
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide on a 390px screen"
     web.screenshot(phone, "01b-folder-on-a-phone")
