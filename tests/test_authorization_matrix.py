@@ -223,6 +223,7 @@ class Case:
     json: Value = None
     params: Value = None
     content: Value = None
+    headers: Value = None
     auth: str = "bearer"  # bearer | cookie | link
     prepare: Callable[[World, Item], None] | None = None
     check: Callable[[Ctx, httpx.Response], None] | None = None
@@ -234,6 +235,19 @@ class Case:
 
 def _v(value: Value, ctx: Ctx) -> Any:
     return value(ctx) if callable(value) else value
+
+
+_BATCH_HEADERS = {"Content-Type": "multipart/form-data; boundary=matrix"}
+
+
+def _batch_body(ctx: Ctx) -> bytes:
+    """One file at a nested path, for POST /files/batch (a folder is created with it)."""
+    head = f'--matrix\r\nContent-Disposition: form-data; name="f"; filename="{ctx.role}/b.txt"'
+    return f"{head}\r\n\r\nbatch file\r\n--matrix--\r\n".encode()
+
+
+def _batch_created(r: httpx.Response) -> None:
+    assert [i["status"] for i in r.json()["items"]] == [201], r.text
 
 
 def _trash_doc(world: World, item: Item) -> None:
@@ -341,6 +355,9 @@ CASES: list[Case] = [
     # Documents and versions (the old version is not the current one)
     Case("POST", f"{P}/files", needs(Level.EDIT, 201), content=b"new file",
          params=lambda c: {"folder_id": c.item.folder["id"], "name": f"{c.role}.txt"}),
+    Case("POST", f"{P}/files/batch", needs(Level.EDIT, 200), content=lambda c: _batch_body(c),
+         params=lambda c: {"folder_id": c.item.folder["id"]}, headers=_BATCH_HEADERS,
+         check=lambda c, r: _batch_created(r)),
     Case("GET", DOC, needs(Level.VIEW, 200)),
     Case("PATCH", DOC, needs(Level.EDIT, 200), json=lambda c: {"name": f"{c.role}.txt"}),
     Case("DELETE", DOC, needs(Level.OWNER, 204)),
@@ -568,6 +585,7 @@ def _request(ctx: Ctx, case: Case) -> httpx.Response:
         token = item.links["viewer"] if ctx.role == "link" else ctx.user.token
         headers["Authorization"] = f"Bearer {token}"
     kwargs: dict[str, Any] = {"headers": headers}
+    headers.update(_v(case.headers, ctx) or {})
     for name in ("json", "params", "content"):
         value = _v(getattr(case, name), ctx)
         if value is not None:

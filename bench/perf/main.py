@@ -2,7 +2,7 @@
 
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
 BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_SYNC_FILES=10000,
-BENCH_ONLY=big,s3,small,list,dav,get,cluster,feed,sync,search (a subset, for iterating),
+BENCH_ONLY=big,s3,small,tree,list,dav,get,cluster,feed,sync,search (a subset, for iterating),
 BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers) or =calls (yappi call
 counts and CPU per function, bench/perf/yappi_serve.py).
 """
@@ -32,14 +32,8 @@ BIG = int(os.environ.get("BENCH_BIG_MIB", "1024")) * 1024**2
 SMALL = int(os.environ.get("BENCH_SMALL", "1000"))
 LISTN = int(os.environ.get("BENCH_LIST", "10000"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
-ONLY = set(
-    filter(
-        None,
-        os.environ.get("BENCH_ONLY", "big,s3,small,list,dav,get,cluster,feed,sync,search").split(
-            ","
-        ),
-    )
-)
+SECTIONS = "big,s3,small,tree,list,dav,get,cluster,feed,sync,search"
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", SECTIONS).split(",")))
 SYNC_FILES = int(os.environ.get("BENCH_SYNC_FILES", "10000"))
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -377,6 +371,41 @@ def body(run: Run) -> None:
         run.rss_mark(local, "after 4KiB")
         run.rss_mark(cp, "after 4KiB")
 
+    def tree() -> None:
+        """`docstore upload` of a tree of small files (POST /files/batch), beside
+        copyparty's per-file PUT rate in the same run (issue 27: target 1.5x)."""
+        log(f"CLI tree upload: {SMALL} x 4 KiB in 10 folders, and copyparty PUT per file")
+        dsr, cpr = [], []
+        cpu = {"docstore": 0.0, "copyparty": 0.0}
+        for i in range(RUNS):
+            tag = f"tree{i}"
+            local_tree = work / tag
+            w.make_tree(local_tree, SMALL)
+            c0 = local.cpu_seconds()
+            dsr.append(w.cli_tree_upload(local.url, owner.token, local_tree, f"/{tag}"))
+            cpu["docstore"] += local.cpu_seconds() - c0
+            c0 = cp.cpu_seconds()
+            cpr.append(w.small_files(w.put_sender(f"/{tag}"), cp.url, {}, SMALL, 1))
+            cpu["copyparty"] += cp.cpu_seconds() - c0
+            log(f"  run {i}: docstore CLI tree {dsr[-1]:.0f}/s, copyparty PUT {cpr[-1]:.0f}/s")
+        run.rows.append(
+            Row(
+                "tree_cli",
+                f"CLI tree upload {SMALL} x 4 KiB (batch endpoint; copyparty: PUT per file)",
+                "files/s",
+                stats(dsr),
+                {"copyparty": stats(cpr)},
+                None,
+                [("copyparty", 1.5)],
+                extra={
+                    "server_cpu_ms_per_file": {
+                        k: round(1000 * v / (SMALL * RUNS), 3) for k, v in cpu.items()
+                    },
+                    "load_avg": os.getloadavg(),
+                },
+            )
+        )
+
     def listing() -> None:
         log(f"listing {LISTN} entries: populating")
         folder = owner.mkdir("list10k")
@@ -507,6 +536,7 @@ def body(run: Run) -> None:
     for key, name, fn in (
         ("feed", "change feed", feed),
         ("small", "4 KiB files", small),
+        ("tree", "CLI tree upload", tree),
         ("list", "10k listing", listing),
         ("dav", "WebDAV rclone + 1 GiB", webdav),
         ("get", "shared GET", get),

@@ -397,3 +397,36 @@ def rate(
         "p99_ms": stats([r["p99_ms"] for r in results]),
         "server_cpu_ms_per_req": 1000 * cpu / done,
     }
+
+
+# -- tree upload through the CLI (POST /files/batch) ----------------------------------------
+
+
+def make_tree(root: Path, n: int, dirs: int = 10) -> None:
+    """`n` files of 4 KiB of random bytes in `dirs` folders below `root`."""
+    for i in range(n):
+        d = root / f"d{i % dirs}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.txt").write_bytes(os.urandom(4096))
+
+
+def cli_tree_upload(url: str, token: str, tree: Path, dest: str) -> float:
+    """files/s of `docstore upload TREE DEST` end to end (the CLI process started, the tree
+    hashed, the remote folders listed and created, the files sent: small ones batched).
+    Every file must come back uploaded; the server answers only once each one is durable."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DOCSTORE_URL": url, "DOCSTORE_TOKEN": token}
+    cmd = [sys.executable, "-m", "docstore.cli.main", "upload", str(tree), dest, "--json"]
+    n = sum(1 for p in tree.rglob("*") if p.is_file())
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"docstore upload: {proc.returncode} {proc.stderr[:300]}")
+    out = json.loads(proc.stdout)
+    if out["uploaded"] != n:
+        raise RuntimeError(f"docstore upload: {out['uploaded']} of {n} uploaded")
+    return n / dt

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     # bytes per pass (one pass a minute): what it costs in storage reads and server CPU is
     # bounded however many S3 uploads arrive. 0 turns it off.
     blob_verify_bytes_per_run: int = Field(2 * 1024**3, ge=0)
+    # POST /files/batch (documents.batch): files and bytes one request may carry (413
+    # beyond, the whole request refused), and the largest single file in it (that file alone
+    # fails, 413). A file is held in memory while it arrives: the per-file limit bounds what
+    # one request holds.
+    batch_max_files: int = Field(1000, ge=1)
+    batch_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    batch_max_file_bytes: int = Field(8 * 1024 * 1024, ge=1)
     # Every request body (docstore.limits): JSON bodies over this are 413, and a body whose
     # next chunk takes longer than the timeout to arrive is refused (slow-loris).
     json_max_bytes: int = 1024 * 1024

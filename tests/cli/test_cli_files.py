@@ -234,3 +234,33 @@ def test_changes_once_and_follow(user: Cli) -> None:
     finally:
         follow.kill()
         follow.wait(10)
+
+
+def test_tree_upload_sends_small_files_in_batches_each_failing_alone(
+    user: Cli, tmp_path: Path
+) -> None:
+    """New small files go many to a request (POST /files/batch); a file the server refuses
+    (a bidi control in its name) fails alone and is reported, the others are stored."""
+    tree = tmp_path / "small"
+    (tree / "a" / "b").mkdir(parents=True)
+    for n in range(30):
+        (tree / "a" / "b" / f"f{n}.txt").write_bytes(f"file {n}\n".encode())
+    (tree / "top.txt").write_bytes(b"top")
+    (tree / "evil\u202etxt.exe").write_bytes(b"refused")
+    proc = user.run("upload", str(tree), "/batched", "--json")
+    assert proc.returncode == 2, proc.stderr  # exit code of a value the server finds invalid
+    out = json.loads(proc.stdout)
+    assert (out["files"], out["uploaded"], out["failed"]) == (32, 31, 1)
+    failed = next(i for i in out["items"] if i["action"] == "failed")
+    assert failed["remote"].endswith("evil\u202etxt.exe") and "bidirectional" in failed["error"]
+    assert sorted(i["name"] for i in user.json("ls", "/batched/small/a/b")) == sorted(
+        f"f{n}.txt" for n in range(30)
+    )
+    back = tmp_path / "back"
+    user.ok("download", "/batched/small/a/b/f7.txt", "-o", str(back))
+    assert back.read_bytes() == b"file 7\n"
+    # Sent again: nothing changed, nothing sent; one file changed: a new version, one by one.
+    (tree / "top.txt").write_bytes(b"top v2")
+    proc = user.run("upload", str(tree), "/batched", "--batch-threshold", "0", "--json")
+    again = json.loads(proc.stdout)
+    assert (again["unchanged"], again["new_version"], again["failed"]) == (30, 1, 1)

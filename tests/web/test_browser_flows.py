@@ -7,6 +7,7 @@ Content-Security-Policy refusal in the page (see conftest.Web).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -172,7 +173,7 @@ def test_upload_three_files_by_drag_and_drop(web: Web) -> None:
     phone = web.page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     ui.sign_in(phone, web.email("ann"), f"/folders/{projects['id']}")
     ui.row(phone, "dataset.bin").wait_for()
-    phone.get_by_role("button", name="Upload").wait_for()
+    phone.get_by_role("button", name="Upload", exact=True).wait_for()
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide on a 390px screen"
     web.screenshot(phone, "01b-folder-on-a-phone")
@@ -650,3 +651,44 @@ def test_folder_view_refreshes_when_something_changes_elsewhere(web: Web) -> Non
     r = httpx.patch(f"{web.api}/documents/{doc['id']}", json={"name": "renamed.txt"}, headers=auth)
     assert r.status_code == 200, r.text
     ui.row(page, "renamed.txt").wait_for(timeout=15_000)
+
+
+def test_upload_folder_sends_its_files_in_batches(web: Web, tmp_path: Path) -> None:
+    """ "Upload folder" (a directory picker) sends the tree through POST /files/batch: the
+    folders are created, every file lands at its path (a '"' in a name survives), and a file
+    the server refuses fails alone, shown on the batch's row."""
+    require_routes(web, ("POST", "/api/v1/files/batch"))
+    tree = tmp_path / "Photos"
+    (tree / "2024" / "june").mkdir(parents=True)
+    (tree / "2024" / "june" / "beach.txt").write_text("sand\n")
+    (tree / "2024" / 'say "cheese".txt').write_text("smile\n")
+    (tree / "index.md").write_text("# Photos\n")
+    page = web.page()
+    ui.sign_up(page, "Fay Folder", web.email("fay"))
+    batches: list[str] = []
+    page.on(
+        "request",
+        lambda r: batches.append(r.url) if r.method == "POST" and "/files/batch" in r.url else None,
+    )
+    page.locator("#folder-input").set_input_files(tree)
+    ui.wait_uploads_done(page)
+    assert len(batches) == 1, batches
+    assert "1 of 1 files · 100%" in page.locator("#overall-text").inner_text()
+    auth = ui.token_of(web.api, web.email("fay"))
+
+    def children(folder: object) -> dict[str, Any]:
+        r = httpx.get(f"{web.api}/folders/{folder}/children", headers=auth)
+        return {i["name"]: i for i in r.json()["items"]}
+
+    photos = children("root")["Photos"]
+    assert set(children(photos["id"])) == {"2024", "index.md"}
+    year = children(photos["id"])["2024"]
+    assert set(children(year["id"])) == {"june", 'say "cheese".txt'}
+    assert set(children(children(year["id"])["june"]["id"])) == {"beach.txt"}
+    ui.row(page, "Photos").wait_for()  # the listing shows the new folder
+
+    # A second time: every file exists already, each fails alone (409), the row says so.
+    page.locator("#folder-input").set_input_files(tree)
+    page.locator('.upload-item[data-state="failed"]').wait_for()
+    text = page.locator(".upload-item").first.inner_text()
+    assert "3 of 3 not uploaded" in text and "already exists" in text

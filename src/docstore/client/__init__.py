@@ -34,6 +34,8 @@ from docstore.client.errors import (
 from docstore.client.models import (
     Access,
     AuditEntry,
+    BatchFile,
+    BatchItem,
     Child,
     ChildrenPage,
     Comment,
@@ -64,6 +66,8 @@ __all__ = [
     "Access",
     "AuditEntry",
     "BadRequest",
+    "BatchFile",
+    "BatchItem",
     "ChecksumMismatch",
     "Child",
     "ChildrenPage",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +20,8 @@ from docstore.client.models import (
     Access,
     AppPassword,
     AuditEntry,
+    BatchFile,
+    BatchItem,
     Child,
     ChildrenPage,
     Comment,
@@ -48,6 +51,10 @@ M = TypeVar("M", bound=BaseModel)
 Permission = Literal["VIEW", "COMMENT", "EDIT"]
 OnConflict = Literal["reject", "copy", "merge"]
 Body = bytes | IO[bytes] | Iterable[bytes]
+# What one POST /files/batch carries at most, under the server's default limits
+# (DOCSTORE_BATCH_MAX_FILES 1,000, DOCSTORE_BATCH_MAX_BYTES 64 MiB).
+BATCH_MAX_FILES = 500
+BATCH_MAX_BYTES = 16 * 1024 * 1024
 
 
 class _Unset:
@@ -133,6 +140,7 @@ class DocstoreClient:
         params: dict[str, Any] | None = None,
         content: Body | None = None,
         headers: dict[str, str] | None = None,
+        files: list[tuple[str, Any]] | None = None,
         ok: tuple[int, ...] = (200, 201, 204),
     ) -> httpx.Response:
         """One API request (`path` below /api/v1); raises the typed error unless `ok`."""
@@ -146,6 +154,7 @@ class DocstoreClient:
                 params=query,
                 content=content,
                 headers=all_headers,
+                files=files,
             )
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"cannot reach {self.base_url}: {exc}") from exc
@@ -393,6 +402,55 @@ class DocstoreClient:
         params = {"name": name, "folder_id": folder_id, "mime_type": mime_type}
         response = self.request("POST", "/files", params=params, content=content, headers=headers)
         return Document.model_validate(response.json())
+
+    def upload_batch(
+        self,
+        files: Iterable[BatchFile],
+        *,
+        folder_id: Id | None = None,
+        max_files: int = BATCH_MAX_FILES,
+        max_bytes: int = BATCH_MAX_BYTES,
+    ) -> list[BatchItem]:
+        """Upload many small files (POST /files/batch) into `folder_id` (default: the root),
+        each at its relative path; as many requests as `max_files` / `max_bytes` need.
+
+        Each file succeeds or fails alone: look at each item's `status` (201) and `error`;
+        only a refusal of a whole request (401, 404, 413, ...) raises. A path that names an
+        existing document fails with 409 `name_conflict`: send a new version instead.
+        """
+        results: list[BatchItem] = []
+        group: list[BatchFile] = []
+        size = 0
+        for f in files:
+            n = f.size()
+            if group and (len(group) >= max_files or size + n > max_bytes):
+                results += self._send_batch(group, folder_id)
+                group, size = [], 0
+            group.append(f)
+            size += n
+        if group:
+            results += self._send_batch(group, folder_id)
+        return results
+
+    def _send_batch(self, group: list[BatchFile], folder_id: Id | None) -> list[BatchItem]:
+        """One POST /files/batch; local files are streamed from disk, not read whole."""
+        with contextlib.ExitStack() as stack:
+            parts: list[tuple[str, Any]] = []
+            for f in group:
+                path = unicodedata.normalize("NFC", f.path)
+                # The exact path: a filename cannot carry every name (documents.batch).
+                headers = {"X-Docstore-Path": quote(path, safe="/")}
+                if f.checksum_sha256:
+                    headers["X-Checksum-SHA256"] = f.checksum_sha256
+                body: Any = f.content
+                if isinstance(body, Path):
+                    body = stack.enter_context(body.open("rb"))
+                mime = f.mime_type or "application/octet-stream"
+                parts.append(("file", (path, body, mime, headers)))
+            response = self.request(
+                "POST", "/files/batch", params={"folder_id": folder_id}, files=parts
+            )
+        return [BatchItem.model_validate(i) for i in response.json()["items"]]
 
     def upload_file(
         self,

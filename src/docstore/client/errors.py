@@ -196,3 +196,17 @@ def error_from_response(response: httpx.Response) -> DocstoreError:
         title=body.get("title"),
         body=body,
     )
+
+
+def error_from_problem(status: int, body: dict[str, Any]) -> DocstoreError:
+    """The typed exception for a problem object inside an answer (a batch item's `error`)."""
+    code = body.get("code") if isinstance(body.get("code"), str) else None
+    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status, DocstoreError)
+    detail = body.get("detail") or body.get("title") or f"HTTP {status}"
+    return cls(
+        str(detail),
+        status=status,
+        code=code or (cls.code if cls is not DocstoreError else f"http_{status}"),
+        title=body.get("title"),
+        body=body,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -126,6 +127,34 @@ class Document(ApiModel):
     updated_at: datetime | None = None
     is_deleted: bool = False
     permission: str | None = None
+
+
+class BatchFile(ApiModel):
+    """A file for `DocstoreClient.upload_batch`: its path below the target folder ('a/b.txt',
+    folders created as needed), its bytes (or a local file to read them from), and
+    optionally its SHA-256 (the server then refuses other bytes) and MIME type."""
+
+    path: str
+    content: bytes | Path
+    checksum_sha256: str | None = None
+    mime_type: str | None = None
+
+    def size(self) -> int:
+        return self.content.stat().st_size if isinstance(self.content, Path) else len(self.content)
+
+
+class BatchItem(ApiModel):
+    """One file's outcome in a batch: `status` 201 with the new `document`, or the problem
+    (`error`: its `code`, `detail`, ...) that stopped this file alone."""
+
+    path: str
+    status: int
+    document: Document | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 201
 
 
 class SaveResult(ApiModel):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from docstore.context import Actor
 from docstore.db import after_commit, on_rollback
 from docstore.deps import DB, CurrentActor, Svc, UnitOfWork
-from docstore.documents import blobs, service
+from docstore.documents import batch, blobs, service
 from docstore.documents.receive import (
     declared_length,
     discard,
@@ -202,3 +202,61 @@ def download_document(
     if redirect:
         return RedirectResponse(out.url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
     return out
+
+
+@router.post(
+    "/files/batch",
+    response_model=batch.BatchOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        # Only file parts: a form field is refused (422).
+                        "additionalProperties": False,
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+    responses=problems(400, 401, 403, 404, 413, 422, 503),
+)
+async def upload_batch(
+    request: Request,
+    folder_id: str | None = Query(None, max_length=32),
+) -> batch.BatchOut:
+    """Many small files into one folder tree: each part's filename is its path below the
+    folder (folders created as needed), with an optional `X-Checksum-SHA256` part header.
+
+    Each file succeeds (201) or fails alone (its problem in the item); a path that names an
+    existing document fails with 409 `name_conflict` (no silent new version). Too many files
+    or bytes for one request: 413 for the whole request, nothing kept.
+    """
+    uow = UnitOfWork(request)
+    svc = uow.svc
+    settings = svc.settings
+    boundary = batch.boundary(request)
+    batch.declared_length(request, settings.batch_max_bytes)
+
+    def start(db: Session, actor: Actor) -> Actor:
+        batch.target_folder(db, actor, folder_id)
+        return actor
+
+    actor = await uow.run(start)
+    reader = await batch.receive(request, svc, boundary)
+
+    def finish(db: Session, actor: Actor) -> None:
+        stored = [p.stored for p in reader.parts if p.stored is not None]
+        on_rollback(db, lambda: batch.discard_stored(svc, stored))
+        batch.record_parts(db, svc, actor, batch.target_folder(db, actor, folder_id), reader.parts)
+
+    await uow.run(finish, actor=actor)
+    return batch.BatchOut(items=[p.out() for p in reader.parts])

@@ -124,21 +124,7 @@ class WriteGroup:
     def write(self, group: list[_Job[Any]]) -> None:
         """Store the group's bytes, run its work in one transaction; each job's outcome
         is set on it (on a worker thread)."""
-        store = self.svc.store
-        put_many = getattr(store, "put_many", None)
-        objects = [(job.key, job.data) for job in group]
-        if put_many is not None:
-            errors: list[Exception | None] = list(put_many(objects))
-        else:  # one PUT per object (S3), several at once: each waits for a round trip
-
-            def put(key_data: tuple[str, bytes]) -> Exception | None:
-                try:
-                    store.put_stream(key_data[0], iter((key_data[1],)))
-                except Exception as exc:
-                    return exc
-                return None
-
-            errors = [put(objects[0])] if len(objects) == 1 else list(_pool().map(put, objects))
+        errors = put_objects(self.svc, [(job.key, job.data) for job in group])
         stored = []
         for job, error in zip(group, errors, strict=True):
             if error is None:
@@ -218,6 +204,25 @@ def _pool() -> ThreadPoolExecutor:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(8, thread_name_prefix="write-group-put")
         return _POOL
+
+
+def put_objects(svc: Services, objects: list[tuple[str, bytes]]) -> list[Exception | None]:
+    """Store small objects durably, as fast as the store allows; per object None or its
+    error. The local store writes them all and fsyncs each directory once (`put_many`);
+    S3 has one PUT per object, so several go at once (each waits for a round trip)."""
+    store = svc.store
+    put_many = getattr(store, "put_many", None)
+    if put_many is not None:
+        return list(put_many(objects))
+
+    def put(key_data: tuple[str, bytes]) -> Exception | None:
+        try:
+            store.put_stream(key_data[0], iter((key_data[1],)))
+        except Exception as exc:
+            return exc
+        return None
+
+    return [put(objects[0])] if len(objects) == 1 else list(_pool().map(put, objects))
 
 
 def _fail(jobs: list[_Job[Any]], exc: Exception) -> None:

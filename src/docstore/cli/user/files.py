@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -35,7 +37,9 @@ from docstore.cli.user.transfer import (
     _kill_after,
     _plan_upload,
     _remote_files,
+    _run_batch,
     _run_upload_job,
+    batch_groups,
 )
 
 if TYPE_CHECKING:
@@ -118,6 +122,13 @@ def upload(
         int,
         typer.Option(help="Files of at least this many bytes go as resumable multipart uploads."),
     ] = 16 * 1024 * 1024,
+    batch_threshold: Annotated[
+        int,
+        typer.Option(
+            help="New files under this many bytes go many to a request (POST /files/batch); "
+            "0 sends every file on its own."
+        ),
+    ] = 1024 * 1024,
     as_json: JsonOpt = False,
     kill_after_parts: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
@@ -129,6 +140,7 @@ def upload(
 
     Example: docstore upload ./reports /projects/q1
     """
+    from docstore.client.client import BATCH_MAX_BYTES, BATCH_MAX_FILES
     from docstore.client.transfer import file_sha256
 
     if not src.exists():
@@ -143,21 +155,28 @@ def upload(
             progress.remove_task(hashing)
             overall = progress.add_task(f"uploading {files(len(jobs))}", total=total)
             on_part = _kill_after(kill_after_parts) if kill_after_parts else None
-            with ThreadPoolExecutor(max_workers=parallel) as pool:
-                list(
-                    pool.map(
-                        lambda j: _run_upload_job(
-                            ds,
-                            j,
-                            parallel=parallel,
-                            threshold=multipart_threshold,
-                            progress=progress,
-                            overall=overall,
-                            on_part=on_part,
-                        ),
-                        jobs,
-                    )
+            # Small new files go many to a request; the rest (and every group) in parallel.
+            groups = batch_groups(jobs, batch_threshold, BATCH_MAX_FILES, BATCH_MAX_BYTES)
+            batched = {id(j) for g in groups for j in g}
+            singles = [j for j in jobs if id(j) not in batched]
+            tasks: list[Callable[[], None]] = [
+                functools.partial(_run_batch, ds, g, progress, overall) for g in groups
+            ]
+            tasks += [
+                functools.partial(
+                    _run_upload_job,
+                    ds,
+                    j,
+                    parallel=parallel,
+                    threshold=multipart_threshold,
+                    progress=progress,
+                    overall=overall,
+                    on_part=on_part,
                 )
+                for j in singles
+            ]
+            with ThreadPoolExecutor(max_workers=parallel) as pool:
+                list(pool.map(lambda task: task(), tasks))
     counts = {a: sum(1 for j in jobs if j.action == a) for a in _ACTIONS}
     sent = sum(j.bytes_sent for j in jobs)
     failed = [j for j in jobs if j.action == "failed"]

@@ -33,6 +33,9 @@ class _Job:
     folder_id: Id
     size: int
     existing: Child | None
+    # Its path below the upload's top folder (`batch_root`): how a batch names it.
+    rel: str = ""
+    batch_root: Id = 0
     sha256: str = ""
     action: str = "pending"
     document_id: Id | None = None
@@ -98,13 +101,16 @@ def _plan_upload(ds: DocstoreClient, src: Path, dest: str) -> list[_Job]:
         remote = f"{remote_dir}/{name}"
         if existing is not None and existing.kind == "folder":
             raise CliError(f"{remote} exists and is a folder", exit_codes.CONFLICT)
-        return _Job(local, remote, folder_id, local.stat().st_size, existing)
+        rel = remote[len(top_remote) + 1 :]
+        return _Job(local, remote, folder_id, local.stat().st_size, existing, rel, top_id)
 
     if src.is_file():
+        top_remote, top_id = prefix, base.id
         return [job(src, base.id, prefix)]
     jobs: list[_Job] = []
     top_remote = f"{prefix}/{_nfc(src.resolve().name)}"
-    folder_ids: dict[Path, Id] = {src: tree.folder(base.id, src.resolve().name, top_remote)}
+    top_id = tree.folder(base.id, src.resolve().name, top_remote)
+    folder_ids: dict[Path, Id] = {src: top_id}
     remote_dirs: dict[Path, str] = {src: top_remote}
     for dirpath_str, dirnames, filenames in os.walk(src):
         dirpath = Path(dirpath_str)
@@ -184,6 +190,57 @@ def _run_upload_job(
         )
     except OSError as exc:
         job.action, job.error, job.exit_code = "failed", str(exc), exit_codes.ERROR
+
+
+def batch_groups(
+    jobs: list[_Job], threshold: int, max_files: int, max_bytes: int
+) -> list[list[_Job]]:
+    """New files under `threshold` bytes, in groups for POST /files/batch (one request each,
+    by top folder); the rest (large files, new versions) go one by one."""
+    groups: list[list[_Job]] = []
+    by_root: dict[str, list[_Job]] = {}
+    size: dict[str, int] = {}
+    for j in jobs:
+        if j.existing is not None or j.size >= threshold:
+            continue
+        key = str(j.batch_root)
+        group = by_root.get(key)
+        if group is None or len(group) >= max_files or size[key] + j.size > max_bytes:
+            group = by_root[key] = []
+            size[key] = 0
+            groups.append(group)
+        group.append(j)
+        size[key] += j.size
+    return groups
+
+
+def _run_batch(ds: DocstoreClient, group: list[_Job], progress: Progress, overall: TaskID) -> None:
+    """Send a group of new small files in one request; each file succeeds or fails alone."""
+    from docstore.client import BatchFile, DocstoreError
+    from docstore.client.errors import error_from_problem
+
+    files = [BatchFile(path=j.rel, content=j.local, checksum_sha256=j.sha256) for j in group]
+    try:
+        items = ds.upload_batch(files, folder_id=group[0].batch_root, max_files=len(group))
+    except DocstoreError as exc:
+        code = exit_codes.for_code(exc.code, exc.status)
+        for j in group:
+            j.action, j.error, j.exit_code = "failed", str(exc), code
+        return
+    except OSError as exc:
+        for j in group:
+            j.action, j.error, j.exit_code = "failed", str(exc), exit_codes.ERROR
+        return
+    for j, item in zip(group, items, strict=True):
+        progress.advance(overall, j.size)
+        if item.document is not None:
+            doc = item.document
+            j.action, j.document_id, j.bytes_sent = "uploaded", doc.id, j.size
+            j.version_number = doc.current_version.version_number if doc.current_version else None
+            continue
+        err = error_from_problem(item.status, item.error or {})
+        j.action, j.error = "failed", str(err)
+        j.exit_code = exit_codes.for_code(err.code, err.status)
 
 
 def _kill_after(parts: int) -> Callable[[int, int], None]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import posixpath
@@ -32,8 +33,14 @@ from typing import Any
 
 import docstore
 from docstore.client.client import DocstoreClient, split_path
-from docstore.client.errors import CursorExpired, DocstoreError, NameConflict, NotFound
-from docstore.client.models import ChangesPage, Document, Version
+from docstore.client.errors import (
+    CursorExpired,
+    DocstoreError,
+    NameConflict,
+    NotFound,
+    error_from_problem,
+)
+from docstore.client.models import BatchFile, ChangesPage, Document, Version
 from docstore.client.sync.feed import Known
 from docstore.client.sync.ignore import Ignore
 from docstore.client.sync.plan import (
@@ -52,6 +59,10 @@ from docstore.client.transfer import fetch_verified
 USER_AGENT = f"docstore-sync/{docstore.__version__}"
 TRASH_DAYS = 30
 FEED_PAGES = 10_000  # bound on feed pages read in one round
+# New files under this size are uploaded many to a request (POST /files/batch), this many
+# files at most per request.
+BATCH_THRESHOLD = 1024 * 1024
+BATCH_FILES = 500
 Event = dict[str, Any]
 
 
@@ -113,8 +124,10 @@ class Syncer:
         dry_run: bool = False,
         on_event: Callable[[Event], None] | None = None,
         parallel: int = 8,
+        batch_threshold: int = BATCH_THRESHOLD,
     ) -> None:
         self.client = client
+        self.batch_threshold = batch_threshold
         client.http.headers["User-Agent"] = USER_AGENT
         self.root = local_dir.resolve()
         if not self.root.is_dir():
@@ -477,12 +490,20 @@ class Syncer:
         rest = [
             a for a in of("upload", "download", "record") if a.kind != "upload" or a.doc_id is None
         ]
-        if len(rest) > 1 and self.parallel > 1:
+        # New small files go many to a request (POST /files/batch), beside the rest.
+        small = [a for a in rest if self._batchable(a)]
+        tasks: list[Callable[[], None]] = [
+            functools.partial(self._upload_batch, report, small[i : i + BATCH_FILES])
+            for i in range(0, len(small), BATCH_FILES)
+        ]
+        batched = {id(a) for a in small}
+        tasks += [functools.partial(self._run, report, a) for a in rest if id(a) not in batched]
+        if len(tasks) > 1 and self.parallel > 1:
             with ThreadPoolExecutor(self.parallel) as pool:
-                list(pool.map(lambda a: self._run(report, a), rest))
+                list(pool.map(lambda task: task(), tasks))
         else:
-            for a in rest:
-                self._run(report, a)
+            for task in tasks:
+                task()
 
     def _run(self, report: Report, a: Action) -> None:
         try:
@@ -676,6 +697,45 @@ class Syncer:
             self._emit(report, "upload", rel, bytes=a.local.size, new=True)
             return
         self._upload_version(report, a)
+
+    def _batchable(self, a: Action) -> bool:
+        return (
+            a.kind == "upload"
+            and a.doc_id is None
+            and a.local is not None
+            and a.local.size < self.batch_threshold
+        )
+
+    def _upload_batch(self, report: Report, actions: list[Action]) -> None:
+        """New small files in one request, each at its path below the synced folder (the
+        server creates missing folders); each succeeds or fails alone, as `_do_upload`."""
+        files = []
+        for a in actions:
+            assert a.local is not None
+            path, sha256 = self._abs(a.path), a.local.sha256
+            files.append(BatchFile(path=a.path, content=path, checksum_sha256=sha256))
+        try:
+            items = self.client.upload_batch(files, folder_id=self.root_id)
+        except DocstoreError as exc:
+            for a in actions:
+                self._fail(report, a.path, f"{exc} ({exc.code})")
+            return
+        except OSError as exc:
+            for a in actions:
+                self._fail(report, a.path, f"{exc.strerror or exc}")
+            return
+        for a, item in zip(actions, items, strict=True):
+            assert a.local is not None
+            if item.document is None:
+                err = error_from_problem(item.status, item.error or {})
+                self._fail(report, a.path, f"{err} ({err.code})")
+                continue
+            doc, rel = item.document, a.path
+            if doc.name != posixpath.basename(a.path):  # the server normalised the name
+                rel = posixpath.join(_rel_parent(a.path), doc.name)
+                self._move_local(a.path, rel)
+            self._record_upload(rel, a.local, doc, a.base.path if a.base else None)
+            self._emit(report, "upload", rel, bytes=a.local.size, new=True)
 
     def _upload_version(self, report: Report, a: Action) -> None:
         """A new version on the base we started from; a stale base keeps both."""

@@ -211,12 +211,36 @@ async function move(item) {
   }
 }
 
+/** Every file below dropped directory entries, as {file, path} (path from the entry's name). */
+async function readTree(dirs) {
+  const out = [];
+  const files = (entry) => new Promise((resolve, reject) => entry.file(resolve, reject));
+  const readAll = async (dir) => {
+    const reader = dir.createReader();
+    const all = [];
+    for (;;) {
+      const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+      if (!batch.length) return all;
+      all.push(...batch);
+    }
+  };
+  const walk = async (entry, prefix) => {
+    if (entry.isFile) out.push({ file: await files(entry), path: prefix + entry.name });
+    else if (entry.isDirectory) {
+      for (const child of await readAll(entry)) await walk(child, `${prefix}${entry.name}/`);
+    }
+  };
+  for (const dir of dirs) await walk(dir, "");
+  return out;
+}
+
 function setupUploads() {
   const canUpload = levelAtLeast(permission, "EDIT");
   const input = $("file-input");
   const zone = $("dropzone");
   if (!canUpload) {
     $("upload-button").hidden = true;
+    $("upload-folder-button").hidden = true;
     zone.hidden = true;
     return;
   }
@@ -232,6 +256,12 @@ function setupUploads() {
   input.addEventListener("change", () => {
     queue.add(input.files);
     input.value = "";
+  });
+  const folderInput = $("folder-input");
+  $("upload-folder-button").addEventListener("click", () => folderInput.click());
+  folderInput.addEventListener("change", () => {
+    queue.addTree([...folderInput.files].map((file) => ({ file, path: file.webkitRelativePath || file.name })));
+    folderInput.value = "";
   });
   const main = document.getElementById("main");
   let depth = 0;
@@ -255,6 +285,17 @@ function setupUploads() {
     ev.preventDefault();
     depth = 0;
     zone.classList.remove("dragging");
+    // A dropped folder: every file below it, at its path, in batches (POST /files/batch).
+    const entries = [...(ev.dataTransfer.items || [])]
+      .map((item) => (item.webkitGetAsEntry ? item.webkitGetAsEntry() : null));
+    if (entries.some((e) => e && e.isDirectory)) {
+      const loose = [...ev.dataTransfer.files].filter((_, i) => !(entries[i] && entries[i].isDirectory));
+      if (loose.length) queue.add(loose);
+      readTree(entries.filter((e) => e && e.isDirectory))
+        .then((tree) => queue.addTree(tree))
+        .catch(showError);
+      return;
+    }
     queue.add(ev.dataTransfer.files);
   });
 }

@@ -1,0 +1,454 @@
+"""POST /files/batch: many small files in one request, one transaction for all their rows.
+
+A small file sent alone costs a request, two transactions and two fsyncs of the database
+besides its own bytes (documents.endpoints.upload_file). Here a client sends a tree of them
+as one `multipart/form-data` body, each part's filename a path relative to the target
+folder. The costs that do not depend on the file are paid once per request:
+
+- the body is parsed as it streams in (python-multipart's push parser, on the event loop),
+  never held whole: a finished part waits in memory only until a group of them is written;
+- each group of parts crosses to a worker thread once: their pending blob rows are committed
+  in one transaction, then their bytes are hashed and written (each object fsynced, the
+  objects' directory fsynced once per group: `store_group`);
+- every document, version, quota charge, audit entry and change-feed row of the request is
+  written in one final transaction, each file inside its own savepoint, so a file that
+  fails (its name, its folder path, the quota, a name clash) fails alone and leaves nothing.
+
+Starlette's own form parser (`request.form()`) was not used: it reads the whole body before
+returning, each file into a SpooledTemporaryFile that stays in memory up to 1 MiB, so a body
+of 1,000 files of 1 MiB would sit in memory whole (and larger files go through temporary
+files on disk, written twice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+import anyio.to_thread
+from fastapi import Request
+from pydantic import BaseModel
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from sqlalchemy import bindparam, false, select, update
+from sqlalchemy.orm import Session
+from starlette.requests import ClientDisconnect
+
+from docstore.context import Actor
+from docstore.db import after_commit, utcnow
+from docstore.documents import blobs, service, write_group
+from docstore.documents.models import Blob
+from docstore.documents.receive import SHA256_HEX
+from docstore.documents.schemas import DocumentOut
+from docstore.errors import (
+    BadRequest,
+    ChecksumMismatch,
+    DocstoreError,
+    NameConflict,
+    TooLarge,
+    ValidationFailed,
+)
+from docstore.folders import service as folders
+from docstore.folders.models import Folder
+from docstore.names import clean_name
+from docstore.schemas import Problem
+from docstore.services import Services
+from docstore.sharing.permissions import Level, get_folder_for
+
+log = logging.getLogger(__name__)
+
+# Finished parts are written when this many bytes or files wait: bounds what a request
+# holds in memory (besides the part still arriving) and how many crossings to a worker
+# thread it costs.
+GROUP_BYTES = 1024 * 1024
+GROUP_FILES = 256
+# Deepest relative path a part may name (folders created below the target).
+MAX_DEPTH = 64
+# Paths longer than this are refused before they are split (a 255-byte name per segment).
+MAX_PATH_BYTES = 4096
+
+
+class BatchItemOut(BaseModel):
+    """One part's outcome: 201 with the new document, or the problem that stopped it."""
+
+    path: str
+    status: int
+    document: DocumentOut | None = None
+    error: Problem | None = None
+
+
+class BatchOut(BaseModel):
+    """Every part's outcome, in the order the parts were sent."""
+
+    items: list[BatchItemOut]
+
+
+@dataclass
+class _Part:
+    """A file part: its path, what it declared, its bytes while they wait to be written."""
+
+    path: str
+    mime_type: str | None = None
+    expected: str | None = None
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+    segments: list[str] = field(default_factory=list)
+    error: DocstoreError | None = None
+    stored: service.StoredBytes | None = None
+    document: DocumentOut | None = None
+
+    def fail(self, error: DocstoreError) -> None:
+        if self.error is None:
+            self.error = error
+        self.chunks = []
+
+    def out(self) -> BatchItemOut:
+        if self.error is not None:
+            e = self.error
+            problem = Problem(title=e.title, status=e.status, detail=e.detail, code=e.code)
+            return BatchItemOut(path=self.path, status=e.status, error=problem)
+        return BatchItemOut(path=self.path, status=201, document=self.document)
+
+
+def split_path(raw: str) -> list[str]:
+    """A part's relative path as cleaned names (folders..., file name), or 422.
+
+    Each segment passes `clean_name` like any other name; an absolute path, an empty
+    segment ('a//b', a trailing '/'), '.', '..' and a backslash (a Windows separator, which
+    would mean something else here) are refused rather than guessed at.
+    """
+    if not raw:
+        raise ValidationFailed("Each part needs a filename: the file's path in the folder.")
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise ValidationFailed(f"The path must be at most {MAX_PATH_BYTES} bytes.")
+    if raw.startswith("/"):
+        raise ValidationFailed("The path must be relative to the folder (no leading '/').")
+    if "\\" in raw:
+        raise ValidationFailed("The path must separate folders with '/', not '\\'.")
+    segments = raw.split("/")
+    if len(segments) > MAX_DEPTH:
+        raise ValidationFailed(f"The path must be at most {MAX_DEPTH} levels deep.")
+    if any(s == "" for s in segments):
+        raise ValidationFailed("The path must not have empty segments.")
+    return [clean_name(s) for s in segments]
+
+
+class BodyReader:
+    """python-multipart's callbacks: headers and bytes of each part into `_Part`s."""
+
+    def __init__(self, max_files: int, max_file_bytes: int) -> None:
+        self.max_files = max_files
+        self.max_file_bytes = max_file_bytes
+        self.parts: list[_Part] = []
+        self.finished: list[_Part] = []  # ended, not yet written
+        self.finished_bytes = 0
+        self.ended = False
+        self._part: _Part | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._name = b""
+        self._value = b""
+
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        return {
+            "on_part_begin": self._begin,
+            "on_part_data": self._data,
+            "on_part_end": self._end,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_end": self._done,
+        }
+
+    def _begin(self) -> None:
+        if len(self.parts) >= self.max_files:
+            raise TooLarge(f"A batch may hold at most {self.max_files} files.")
+        self._headers = []
+        self._part = _Part(path="")
+        self.parts.append(self._part)
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._name += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers.append((self._name.lower(), self._value))
+        self._name = self._value = b""
+
+    def _headers_finished(self) -> None:
+        part = self._part
+        assert part is not None
+        headers = dict(self._headers)
+        disposition = headers.get(b"content-disposition", b"")
+        _, options = parse_options_header(disposition)
+        filename = options.get(b"filename")
+        if filename is None:
+            # A form field is no file with a path: the client is not speaking this API, and
+            # the whole request is refused (nothing of it kept).
+            raise ValidationFailed("Each part must be a file: a filename (its path) is needed.")
+        part.path = filename.decode("utf-8", "replace")
+        exact = headers.get(b"x-docstore-path")
+        if exact is not None:
+            # The filename parameter cannot carry every name: HTML5 form encoding (browsers,
+            # httpx) turns '"', CR, LF (httpx: every control character) into %XX and leaves
+            # '%' as it is, so 'a%22b' and 'a"b' arrive alike. This header is the path
+            # percent-encoded as UTF-8 (RFC 3986), unambiguous; the filename is then only
+            # shown.
+            try:
+                part.path = unquote(exact.decode("ascii"), errors="strict")
+            except UnicodeDecodeError:
+                part.fail(ValidationFailed("X-Docstore-Path must be percent-encoded UTF-8."))
+                return
+        elif b"\\" in disposition:
+            # python-multipart turns a Windows path ('C:\\x\\y') into its last name:
+            # refuse what the raw header shows rather than store a name it did not send.
+            part.fail(ValidationFailed("The path must separate folders with '/', not '\\'."))
+            return
+        content_type = headers.get(b"content-type", b"").decode("latin-1").strip()
+        if content_type and content_type.split(";")[0] != "application/octet-stream":
+            part.mime_type = content_type[:255]
+        try:
+            part.segments = split_path(part.path)
+            checksum = headers.get(b"x-checksum-sha256")
+            if checksum is not None:
+                value = checksum.decode("latin-1").strip().lower()
+                if not SHA256_HEX.match(value):
+                    raise ValidationFailed("X-Checksum-SHA256 must be 64 hexadecimal digits.")
+                part.expected = value
+        except DocstoreError as exc:
+            part.fail(exc)
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        part = self._part
+        assert part is not None
+        part.size += end - start
+        if part.error is not None:
+            return  # refused already: its bytes are read past, never kept
+        if part.size > self.max_file_bytes:
+            part.fail(TooLarge(f"A file in a batch may be at most {self.max_file_bytes} bytes."))
+            return
+        part.chunks.append(data[start:end])
+
+    def _end(self) -> None:
+        part = self._part
+        assert part is not None
+        self._part = None
+        if part.error is None:
+            self.finished.append(part)
+            self.finished_bytes += part.size
+
+    def _done(self) -> None:
+        self.ended = True
+
+    def take_finished(self) -> list[_Part]:
+        group, self.finished, self.finished_bytes = self.finished, [], 0
+        return group
+
+
+def store_group(svc: Services, group: list[_Part]) -> None:
+    """Hash a group of finished parts, register their pending blob rows (committed, one
+    transaction), then write their bytes durably. Runs on a worker thread.
+
+    A part whose bytes do not match its declared SHA-256 fails here and is never written.
+    """
+    for part in group:
+        data = b"".join(part.chunks)
+        part.chunks = [data]
+        digest = hashlib.sha256(data).hexdigest()
+        if part.expected is not None and digest != part.expected:
+            part.fail(ChecksumMismatch())
+        else:
+            part.stored = service.StoredBytes(
+                blob_id=0, key=blobs.new_key(), size=part.size, sha256=digest
+            )
+    keep = [p for p in group if p.stored is not None]
+    if not keep:
+        return
+    with svc.database.transaction() as db:
+        for part in keep:
+            assert part.stored is not None
+            part.stored.blob_id = blobs.add_pending(db, part.stored.key, part.size)
+    items = [(p.stored.key, p.chunks[0]) for p in keep if p.stored is not None]
+    try:
+        put_objects(svc, items)
+    finally:
+        for part in keep:
+            part.chunks = []
+
+
+def put_objects(svc: Services, items: list[tuple[str, bytes]]) -> None:
+    """Write a group's small objects durably (`write_group.put_objects`: one directory fsync
+    on the local store, parallel PUTs on S3); the first error fails the group."""
+    for error in write_group.put_objects(svc, items):
+        if error is not None:
+            raise error
+
+
+def discard_stored(svc: Services, stored: list[service.StoredBytes]) -> None:
+    """Delete objects no version will reference and retire their pending rows (best effort:
+    the janitor removes what this misses)."""
+    if not stored:
+        return
+    for s in stored:
+        try:
+            svc.store.delete(s.key)
+        except Exception:  # the pending row stays for the janitor
+            log.warning("batch: could not delete %s; the janitor will", s.key, exc_info=True)
+    with svc.database.transaction() as db:
+        db.execute(
+            update(Blob)
+            .where(Blob.id.in_([s.blob_id for s in stored]), Blob.state == "pending")
+            .values(state="deleting", unreferenced_at=utcnow())
+        )
+
+
+# Built once: a live child folder by name (path segments that exist already).
+_CHILD_FOLDER = select(Folder.id).where(
+    Folder.parent_id == bindparam("parent_id"),
+    Folder.name == bindparam("name"),
+    Folder.is_deleted == false(),
+)
+
+
+class _Tree:
+    """The folders below the target, resolved (or created) once per request."""
+
+    def __init__(self, db: Session, actor: Actor, root_id: int) -> None:
+        self.db = db
+        self.actor = actor
+        self.ids: dict[tuple[int, str], int] = {}
+        self.root_id = root_id
+
+    def folder_for(self, segments: list[str], created: dict[tuple[int, str], int]) -> int:
+        """The folder that holds the file `segments[-1]`, creating missing folders; those
+        created are noted in `created` (to forget if the file's savepoint rolls back)."""
+        parent = self.root_id
+        for name in segments[:-1]:
+            key = (parent, name)
+            folder_id = self.ids.get(key) or created.get(key)
+            if folder_id is None:
+                folder_id = self.db.scalar(_CHILD_FOLDER, {"parent_id": parent, "name": name})
+                if folder_id is not None:
+                    get_folder_for(self.db, self.actor, folder_id, Level.EDIT)
+                else:  # EDIT on the parent checked, name free (409 if a document has it)
+                    folder_id = self._create(parent, name)
+                created[key] = folder_id
+            parent = folder_id
+        return parent
+
+    def _create(self, parent: int, name: str) -> int:
+        """A new folder, or the one a concurrent request created meanwhile: `folders.create`
+        waits for the parent's lock, which that request held until it committed."""
+        try:
+            return folders.create(self.db, self.actor, name, parent).id
+        except NameConflict:
+            found = self.db.scalar(_CHILD_FOLDER, {"parent_id": parent, "name": name})
+            if found is None:
+                raise  # a document has the name
+            get_folder_for(self.db, self.actor, found, Level.EDIT)
+            return int(found)
+
+
+def record_parts(
+    db: Session, svc: Services, actor: Actor, folder_id: int, parts: list[_Part]
+) -> None:
+    """Every stored part's document in the caller's transaction, each in a savepoint."""
+    target, _ = get_folder_for(db, actor, folder_id, Level.EDIT)
+    tree = _Tree(db, actor, target.id)
+    failed: list[service.StoredBytes] = []
+    duplicates: list[service.StoredBytes] = []
+    for part in parts:
+        stored = part.stored
+        if stored is None:
+            continue
+        created: dict[tuple[int, str], int] = {}
+        try:
+            with db.begin_nested():
+                parent = tree.folder_for(part.segments, created)
+                name = part.segments[-1]
+                blob = service.attach_blob(db, stored)
+                doc, _ = service.create_document(
+                    db, actor, parent, name, service.guess_mime(name, part.mime_type), blob
+                )
+                part.document = service.created_out(db, actor, doc)
+        except DocstoreError as exc:
+            # The savepoint's rows are gone, but the instances `db.fastpath.inserted` put in
+            # the session are not (the session did not see them inserted): a later insert
+            # reusing the id would clash with them. Nothing unflushed is lost: the released
+            # savepoints flushed, and only ids are kept across files.
+            db.expunge_all()
+            part.fail(exc)
+            failed.append(stored)
+            continue
+        tree.ids.update(created)
+        if blob.id != stored.blob_id:
+            duplicates.append(stored)
+    if duplicates:
+        after_commit(db, lambda: _delete_duplicates(svc, duplicates))
+    if failed:
+        after_commit(db, lambda: discard_stored(svc, failed))
+
+
+def _delete_duplicates(svc: Services, duplicates: list[service.StoredBytes]) -> None:
+    for s in duplicates:
+        blobs.delete_now(svc.store.delete, svc.database, s.blob_id, s.key)
+
+
+def boundary(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "")
+    media, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if media != b"multipart/form-data" or not boundary:
+        raise BadRequest("The body must be multipart/form-data with a boundary.")
+    return boundary
+
+
+def declared_length(request: Request, limit: int) -> None:
+    raw = request.headers.get("content-length")
+    if raw is not None and raw.isdigit() and int(raw) > limit:
+        raise TooLarge(f"A batch may be at most {limit} bytes.")
+
+
+def target_folder(db: Session, actor: Actor, folder_id: str | None) -> int:
+    """The id of the folder a batch goes into, which the caller may edit (404 where they
+    cannot see it); checked before the body is read and again when its rows are written."""
+    target = folders.resolve_id(actor, folder_id)
+    get_folder_for(db, actor, target, Level.EDIT)
+    return target
+
+
+async def receive(request: Request, svc: Services, boundary: bytes) -> BodyReader:
+    """Parse the multipart body as it streams in, storing finished files a group at a time
+    (`store_group`); on any error, what was stored is discarded and the error raised."""
+    settings = svc.settings
+    reader = BodyReader(settings.batch_max_files, settings.batch_max_file_bytes)
+    parser = MultipartParser(boundary, reader.callbacks())  # type: ignore[arg-type]
+    received = 0
+    try:
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > settings.batch_max_bytes:
+                    raise TooLarge(f"A batch may be at most {settings.batch_max_bytes} bytes.")
+                parser.write(chunk)
+                if reader.finished_bytes >= GROUP_BYTES or len(reader.finished) >= GROUP_FILES:
+                    await anyio.to_thread.run_sync(store_group, svc, reader.take_finished())
+            parser.finalize()
+        except ClientDisconnect as exc:
+            raise BadRequest("The client went away before the body was complete.") from exc
+        except MultipartParseError as exc:
+            raise BadRequest(f"The multipart body is malformed: {exc}") from exc
+        if not reader.ended:
+            raise BadRequest("The multipart body ended before its closing boundary.")
+        if reader.finished:
+            await anyio.to_thread.run_sync(store_group, svc, reader.take_finished())
+    except BaseException:
+        stored = [p.stored for p in reader.parts if p.stored is not None]
+        await anyio.to_thread.run_sync(discard_stored, svc, stored)
+        raise
+    return reader
