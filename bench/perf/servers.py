@@ -56,12 +56,14 @@ def docstore(work: Path, name: str, env: dict[str, str] | None = None) -> Proc:
         # (summarise with `python -m bench.perf.stacks FILE`).
         out = Path(__file__).resolve().parents[1] / "results" / f"profile-{name}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
+        # =wall: every thread's stack, idle or not (where the waiting is); else GIL holders.
+        sampling = ["--idle"] if profile == "wall" else ["--gil"]
         cmd = [
             str(BIN / "py-spy"),
             "record",
             "--format",
             "raw",
-            "--gil",
+            *sampling,
             "-o",
             str(out),
             "-r",

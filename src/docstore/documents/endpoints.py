@@ -85,11 +85,17 @@ async def upload_file(
 async def get_document(document_id: Id, request: Request, response: Response) -> DocumentOut:
     """A document; the ETag is its current version id (for If-Match on save)."""
     uow = UnitOfWork(request)
-    out = await uow.run(
-        lambda db, actor: service.get_with_token(db, actor, uow.token, document_id),
-        read_only=True,
-        token_in_work=True,
-    )
+    if uow.svc.database.async_reads:  # PostgreSQL: one statement, on the event loop
+        out = await uow.read_one_statement(
+            lambda token: service.get_in_one_statement(token, document_id),
+            service.view_from_statement,
+        )
+    else:
+        out = await uow.run(
+            lambda db, actor: service.get_with_token(db, actor, uow.token, document_id),
+            read_only=True,
+            token_in_work=True,
+        )
     if out.current_version is not None:
         response.headers["ETag"] = f'"{out.current_version.id}"'
     return out
