@@ -9,6 +9,7 @@ shortcuts past the ORM).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -152,7 +153,7 @@ class Database:
         )
         self._session_info: dict[str, Any] = {}
         # PostgreSQL's hot reads (`fetch_first`): an asyncio engine of the running loop.
-        self._async_pool_size = min(int(engine_kwargs.get("pool_size", 10)), 10)
+        self._async_pool_size = int(engine_kwargs.get("pool_size", 10))
         self._async: tuple[asyncio.AbstractEventLoop, AsyncEngine] | None = None
         if guard is None:
             guard = os.environ.get(TRANSACTION_GUARD_ENV, "") not in ("", "0")
@@ -226,6 +227,13 @@ class Database:
             self._async = (loop, make_async_read_engine(self.url, self._async_pool_size))
         return self._async[1]
 
+    def owns(self, engine: Any) -> bool:
+        """Whether `engine` is one of this database's (the asyncio pool's included)."""
+        mine = {self.engine, self.read_engine}
+        if self._async is not None:
+            mine.add(self._async[1].sync_engine)
+        return engine in mine
+
     async def fetch_first(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
         """The first row of a one-statement read on PostgreSQL, on the event loop: no
         worker-thread hop, no transaction around it, one round trip. For the hot reads
@@ -245,6 +253,22 @@ class Database:
                     raise
         raise AssertionError("unreachable")
 
+    async def write_on_loop(self, fn: Callable[[Session], None]) -> None:
+        """`fn(session)` in one transaction over the asyncio pool (PostgreSQL), on the event
+        loop: BEGIN, `fn`'s statements, COMMIT; no worker-thread hop and no pre-ping. For the
+        audit group commit, which writes one batch at a time and whose every waiter is
+        answered only once the COMMIT has returned. Nothing is retried: a write whose COMMIT
+        failed may have committed, and the caller reports the error (503)."""
+        async with self._async_engine().connect() as conn:
+            await conn.exec_driver_sql("BEGIN")  # the pool's connections are in autocommit
+            try:
+                await conn.run_sync(_with_session, fn)
+                await conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.exec_driver_sql("ROLLBACK")
+                raise
+
     async def dispose_async(self) -> None:
         """Close the hot-read pool of the running loop (at the end of the app's lifespan)."""
         found, self._async = self._async, None
@@ -256,6 +280,15 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._async is not None:  # its loop may be gone: let its connections go
+            self._async[1].sync_engine.dispose(close=False)
+            self._async = None
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
+
+
+def _with_session(conn: Any, fn: Callable[[Session], None]) -> None:
+    """`fn` with a session on `conn`'s transaction (which the caller ends)."""
+    with Session(bind=conn) as session:
+        fn(session)
