@@ -344,7 +344,8 @@ def get_in_one_statement(token: str, document_id: int) -> tuple[Any, dict[str, A
     `UnitOfWork.read_one_statement` on the event loop; `view_from_statement` checks the
     row. Why: the read was six round trips (BEGIN, token and document, the grant cache in
     Redis, the lock, COMMIT, plus the pool's ping) and a worker-thread hop, and the
-    server spent the request mostly waiting (bench/PROFILE.md, session 9)."""
+    server spent the request mostly waiting (bench/PROFILE.md, "Reads on PostgreSQL in one
+    statement")."""
     params = {"digest": token_digest(token), "document_id": document_id, "now": utcnow()}
     return _VIEW_IN_ONE_STATEMENT, params
 
