@@ -38,7 +38,8 @@ class UnitOfWork:
     runs `work(db, actor)` inside it in one worker-thread hop. The variants of `run` are its
     parameters: `read_only` (a read transaction, on the event loop itself where that is
     cheaper), `actor` (the caller is known already: the unit of work opens after a streamed
-    body) and `token_in_work` (`work` authenticates `self.token` in its own first statement).
+    body), `token_in_work` (`work` authenticates `self.token` in its own first statement) and
+    `storage` (`work` calls the blob store: a read then never runs on the event loop).
     """
 
     __slots__ = ("request", "svc", "token")
@@ -61,6 +62,7 @@ class UnitOfWork:
         read_only: bool = False,
         actor: Actor | None = None,
         token_in_work: bool = False,
+        storage: bool = False,
     ) -> T:
         """`work(db, actor)` in the unit of work, on one worker thread.
 
@@ -72,7 +74,7 @@ class UnitOfWork:
         in one unit of work before the stream and passes that actor to the next, after it.
         """
         if read_only:
-            return await self._read(work, token_in_work)
+            return await self._read(work, token_in_work, storage)
         request = self.request
 
         def run() -> T:
@@ -81,7 +83,9 @@ class UnitOfWork:
 
         return await run_in_threadpool(run)
 
-    async def _read(self, work: Callable[[Session, Actor], T], token_in_work: bool) -> T:
+    async def _read(
+        self, work: Callable[[Session, Actor], T], token_in_work: bool, storage: bool = False
+    ) -> T:
         """`run` for an endpoint that only reads the database: a read-only transaction,
         whose audit entries the group commit writes before the answer is sent.
 
@@ -115,7 +119,9 @@ class UnitOfWork:
                 require_verified(request, actor)
                 return result, audit.deferred(db), users.deferred_uses(db)
 
-        result, entries, uses = run() if self.svc.inline_reads else await run_in_threadpool(run)
+        # `storage`: work asks the blob store (S3 is a network round trip): never on the loop.
+        inline = self.svc.inline_reads and not storage
+        result, entries, uses = run() if inline else await run_in_threadpool(run)
         # A token's stale last use (at most once a minute) rides on the audit batch.
         await audit_log(request).write(entries, [users.touch_later(uses)] if uses else [])
         return result

@@ -257,17 +257,26 @@ class Database:
         """`fn(session)` in one transaction over the asyncio pool (PostgreSQL), on the event
         loop: BEGIN, `fn`'s statements, COMMIT; no worker-thread hop and no pre-ping. For the
         audit group commit, which writes one batch at a time and whose every waiter is
-        answered only once the COMMIT has returned. Nothing is retried: a write whose COMMIT
-        failed may have committed, and the caller reports the error (503)."""
-        async with self._async_engine().connect() as conn:
-            await conn.exec_driver_sql("BEGIN")  # the pool's connections are in autocommit
-            try:
-                await conn.run_sync(_with_session, fn)
-                await conn.exec_driver_sql("COMMIT")
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await conn.exec_driver_sql("ROLLBACK")
-                raise
+        answered only once the COMMIT has returned. Only a BEGIN that finds its pooled
+        connection dead (the server restarted) is tried again, on a fresh connection:
+        nothing of the transaction can have happened yet. After that nothing is retried: a
+        write whose COMMIT failed may have committed, and the caller reports the error."""
+        for attempt in (1, 2):
+            async with self._async_engine().connect() as conn:
+                try:
+                    await conn.exec_driver_sql("BEGIN")  # the pool's connections autocommit
+                except DBAPIError as exc:
+                    if attempt == 1 and exc.connection_invalidated:
+                        continue
+                    raise
+                try:
+                    await conn.run_sync(_with_session, fn)
+                    await conn.exec_driver_sql("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await conn.exec_driver_sql("ROLLBACK")
+                    raise
+                return
 
     async def dispose_async(self) -> None:
         """Close the hot-read pool of the running loop (at the end of the app's lifespan)."""
