@@ -8,6 +8,9 @@ request rate of `GET /documents/{id}` for a document shared through a folder 25 
 against a real `docstore serve` process on 127.0.0.1 (with wrk when installed, else a small
 Python load generator), with 1 and 2 server processes. Writes bench/results/permissions.json.
 
+The 1 -> 2 process row for the shared GET is also in bench/run's table now (bench/perf/main.py,
+"PostgreSQL + Redis, 1 -> 2 server processes"), measured in the same run as its peers.
+
 Run: .venv/bin/python bench/permissions.py [--seconds 5] [--checks 3000]
 (PostgreSQL from DOCSTORE_TEST_PG_DSN / DOCSTORE_TEST_PG_URL, Redis from
 DOCSTORE_TEST_REDIS_URL, as the tests use them.)

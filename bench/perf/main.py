@@ -481,6 +481,8 @@ def body(run: Run) -> None:
             run.rss_mark(local, "after GET load")
             run.rows.append(get_row("sqlite", sq, ceiling, 0.5))
 
+        one_process: dict[str, Any] = {}
+
         def postgres() -> None:
             pg = pg_server(run)
             if pg is not None:
@@ -489,9 +491,42 @@ def body(run: Run) -> None:
                 res = shared_get(run, proc, url, "postgres")
                 run.rss_mark(proc, "after GET load")
                 run.rows.append(get_row("PostgreSQL + Redis", res, ceiling, 0.4))
+                one_process.update(res, url=url)
+                proc.stop()  # the two-process server below gets the machine to itself
+
+        def postgres_workers() -> None:
+            # Horizontal scaling shown, not assumed (issue 27): the same database, Redis and
+            # load against `serve --workers 2` (was bench/permissions.py's 1 -> 2 rows).
+            if not one_process:
+                return
+            env = {"DOCSTORE_DATABASE_URL": one_process["url"]}
+            env["DOCSTORE_REDIS_URL"] = servers.REDIS_URL
+            proc = run.keep(servers.docstore(run.work, "docstore-pg-2w", env, ("--workers", "2")))
+            res = shared_get(run, proc, one_process["url"], "postgres-2w")
+            run.rows.append(
+                Row(
+                    "get_postgresql_2w",
+                    "GET /documents/{id} shared 10 levels up, PostgreSQL + Redis, "
+                    "1 -> 2 server processes, 32 conns",
+                    "req/s",
+                    res["rps"],
+                    {"1 process": one_process["rps"]},
+                    None,
+                    [("1 process", 1.6)],
+                    extra={
+                        "p50_ms": res["p50_ms"],
+                        "p99_ms": res["p99_ms"],
+                        "server_cpu_ms_per_req": res["server_cpu_ms_per_req"],
+                        "ceiling_cpu_ms_per_req": ceiling["server_cpu_ms_per_req"],
+                        "ceiling_p50_ms": ceiling["p50_ms"],
+                        "ceiling_p99_ms": ceiling["p99_ms"],
+                    },
+                )
+            )
 
         section("shared GET on SQLite", sqlite)
         section("shared GET on PostgreSQL + Redis", postgres)
+        section("shared GET on PostgreSQL + Redis, 2 processes", postgres_workers)
 
     if big_file is not None:
         if "big" in ONLY:

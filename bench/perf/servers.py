@@ -28,8 +28,11 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def docstore(work: Path, name: str, env: dict[str, str] | None = None) -> Proc:
-    """`docstore serve` (one uvicorn process, as shipped) on a fresh data dir."""
+def docstore(
+    work: Path, name: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Proc:
+    """`docstore serve` (one uvicorn process, as shipped) on a fresh data dir; `args` are
+    more options of `serve` (`--workers 2`)."""
     port = free_port()
     data = work / name
     data.mkdir(parents=True, exist_ok=True)
@@ -42,7 +45,7 @@ def docstore(work: Path, name: str, env: dict[str, str] | None = None) -> Proc:
         **AWS_ENV,
     )
     e.update(env or {})
-    cmd = [str(BIN / "docstore"), "serve", "--host", HOST, "--port", str(port)]
+    cmd = [str(BIN / "docstore"), "serve", "--host", HOST, "--port", str(port), *args]
     profile = os.environ.get("BENCH_PROFILE")
     if profile == "calls":
         # yappi in the server process: call counts and CPU per function, written when the
@@ -56,12 +59,14 @@ def docstore(work: Path, name: str, env: dict[str, str] | None = None) -> Proc:
         # (summarise with `python -m bench.perf.stacks FILE`).
         out = Path(__file__).resolve().parents[1] / "results" / f"profile-{name}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
+        # =wall: every thread's stack, idle or not (where the waiting is); else GIL holders.
+        sampling = ["--idle"] if profile == "wall" else ["--gil"]
         cmd = [
             str(BIN / "py-spy"),
             "record",
             "--format",
             "raw",
-            "--gil",
+            *sampling,
             "-o",
             str(out),
             "-r",

@@ -294,6 +294,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             if worker is not None:
                 await run_in_threadpool(worker.stop)
+            await svc.database.dispose_async()
             if services is None:
                 svc.close()
 

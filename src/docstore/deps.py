@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -37,7 +38,8 @@ class UnitOfWork:
     runs `work(db, actor)` inside it in one worker-thread hop. The variants of `run` are its
     parameters: `read_only` (a read transaction, on the event loop itself where that is
     cheaper), `actor` (the caller is known already: the unit of work opens after a streamed
-    body) and `token_in_work` (`work` authenticates `self.token` in its own first statement).
+    body), `token_in_work` (`work` authenticates `self.token` in its own first statement) and
+    `storage` (`work` calls the blob store: a read then never runs on the event loop).
     """
 
     __slots__ = ("request", "svc", "token")
@@ -60,6 +62,7 @@ class UnitOfWork:
         read_only: bool = False,
         actor: Actor | None = None,
         token_in_work: bool = False,
+        storage: bool = False,
     ) -> T:
         """`work(db, actor)` in the unit of work, on one worker thread.
 
@@ -71,7 +74,7 @@ class UnitOfWork:
         in one unit of work before the stream and passes that actor to the next, after it.
         """
         if read_only:
-            return await self._read(work, token_in_work)
+            return await self._read(work, token_in_work, storage)
         request = self.request
 
         def run() -> T:
@@ -80,7 +83,9 @@ class UnitOfWork:
 
         return await run_in_threadpool(run)
 
-    async def _read(self, work: Callable[[Session, Actor], T], token_in_work: bool) -> T:
+    async def _read(
+        self, work: Callable[[Session, Actor], T], token_in_work: bool, storage: bool = False
+    ) -> T:
         """`run` for an endpoint that only reads the database: a read-only transaction,
         whose audit entries the group commit writes before the answer is sent.
 
@@ -114,8 +119,47 @@ class UnitOfWork:
                 require_verified(request, actor)
                 return result, audit.deferred(db), users.deferred_uses(db)
 
-        result, entries, uses = run() if self.svc.inline_reads else await run_in_threadpool(run)
+        # `storage`: work asks the blob store (S3 is a network round trip): never on the loop.
+        inline = self.svc.inline_reads and not storage
+        result, entries, uses = run() if inline else await run_in_threadpool(run)
         # A token's stale last use (at most once a minute) rides on the audit batch.
+        await audit_log(request).write(entries, [users.touch_later(uses)] if uses else [])
+        return result
+
+    async def read_one_statement(
+        self,
+        statement: Callable[[str], tuple[Any, dict[str, Any]]],
+        check: Callable[[Session, Actor, Row[Any] | None], T],
+    ) -> T:
+        """`run(work, read_only=True, token_in_work=True)` for a read that PostgreSQL
+        answers in one statement: `statement(token)` authenticates, checks and fetches
+        (documents.service.get_in_one_statement), `check(db, actor, row)` decides in Python
+        what `work` would have (401, 404, the level, the VIEW entry).
+
+        The statement runs on the event loop over the database's asyncio pool, in
+        autocommit (`Database.fetch_first`): one round trip and no worker-thread hop where
+        `run` took six round trips and a hop. `db` is a read session that never connects:
+        it only carries the audit entries and token uses to the group commit, which writes
+        them before the answer goes out, as for every read.
+        """
+        request = self.request
+        token, from_cookie = presented_token(request)
+        self.token = token
+        row = await self.svc.database.fetch_first(*statement(token))
+        actor = anonymous_actor(request)
+        db = self.svc.database.read_sessionmaker()
+        try:
+            try:
+                result = check(db, actor, row)
+            except DocstoreError:
+                require_verified(request, actor)  # an unverified caller learns nothing more
+                raise
+            if from_cookie:
+                session_cookie.check_csrf(request, token)
+            require_verified(request, actor)
+            entries, uses = audit.deferred(db), users.deferred_uses(db)
+        finally:
+            db.close()
         await audit_log(request).write(entries, [users.touch_later(uses)] if uses else [])
         return result
 

@@ -47,9 +47,13 @@ def test_revoke_downgrade_and_move_through_one_process_bind_the_other(
     direct = share_with(ann, bob_p1, "EDIT", document_id=doc["id"])
     for _ in range(3):
         assert bob.get(f"{API}/documents/{doc['id']}").status_code == 200
+        # A check through `level_for` and the cache (GET /documents/{id} reads the grant in
+        # its own statement on PostgreSQL: documents.service.get_in_one_statement).
+        assert bob.get(f"{API}/documents/{doc['id']}/versions").status_code == 200
     assert _cached_entries(redis_url) > 0  # process 2's cache is warm
     assert ann.delete(f"{API}/shares/{direct['id']}").status_code == 204
     assert code(bob.get(f"{API}/documents/{doc['id']}")) == (404, "not_found")
+    assert code(bob.get(f"{API}/documents/{doc['id']}/versions")) == (404, "not_found")
 
     # Downgrade of a folder share.
     folder_share = share_with(ann, bob_p1, "EDIT", folder_id=team["id"])
@@ -63,10 +67,12 @@ def test_revoke_downgrade_and_move_through_one_process_bind_the_other(
     # Moving the folder out of the shared one: its subtree goes out of reach.
     for _ in range(3):
         assert bob.get(f"{API}/documents/{doc['id']}").status_code == 200
+        assert bob.get(f"{API}/documents/{doc['id']}/versions").status_code == 200
         assert bob.get(f"{API}/folders/{sub['id']}").status_code == 200
     r = ann.patch(f"{API}/folders/{sub['id']}", json={"parent_id": None})
     assert r.status_code == 200
     assert code(bob.get(f"{API}/documents/{doc['id']}")) == (404, "not_found")
+    assert code(bob.get(f"{API}/documents/{doc['id']}/versions")) == (404, "not_found")
     assert code(bob.get(f"{API}/folders/{sub['id']}")) == (404, "not_found")
     assert bob.get(f"{API}/folders/{team['id']}").status_code == 200
 

@@ -8,6 +8,8 @@ shortcuts past the ORM).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -16,11 +18,18 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Row, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from docstore.db.columns import NAMING, Base, IdType, UTCDateTime, utcnow
-from docstore.db.engine import SQLITE_LOCK_TIMEOUT, make_engine, make_read_engine
+from docstore.db.engine import (
+    SQLITE_LOCK_TIMEOUT,
+    make_async_read_engine,
+    make_engine,
+    make_read_engine,
+)
 
 __all__ = [
     "NAMING",
@@ -168,6 +177,9 @@ class Database:
             self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
         )
         self._session_info: dict[str, Any] = {}
+        # PostgreSQL's hot reads (`fetch_first`): an asyncio engine of the running loop.
+        self._async_pool_size = int(engine_kwargs.get("pool_size", 10))
+        self._async: tuple[asyncio.AbstractEventLoop, AsyncEngine] | None = None
         if guard is None:
             guard = os.environ.get(TRANSACTION_GUARD_ENV, "") not in ("", "0")
         if guard:
@@ -226,8 +238,91 @@ class Database:
         finally:
             session.close()
 
+    @property
+    def async_reads(self) -> bool:
+        """Whether one-statement reads run on the event loop (`fetch_first`): PostgreSQL."""
+        return self.is_postgres
+
+    def _async_engine(self) -> AsyncEngine:
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            # Pooled connections belong to the loop that opened them (tests run several).
+            if self._async is not None:
+                self._async[1].sync_engine.dispose(close=False)
+            self._async = (loop, make_async_read_engine(self.url, self._async_pool_size))
+        return self._async[1]
+
+    def owns(self, engine: Any) -> bool:
+        """Whether `engine` is one of this database's (the asyncio pool's included)."""
+        mine = {self.engine, self.read_engine}
+        if self._async is not None:
+            mine.add(self._async[1].sync_engine)
+        return engine in mine
+
+    async def fetch_first(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+        """The first row of a one-statement read on PostgreSQL, on the event loop: no
+        worker-thread hop, no transaction around it, one round trip. For the hot reads
+        that authenticate, check and fetch in a single statement (documents.service
+        `get_in_one_statement`); a read that needs several statements or writes anything
+        takes `transaction` / `read_transaction` as usual.
+
+        A pooled connection found dead (the server restarted) is dropped with the rest of
+        the pool, and the read runs once more on a fresh one."""
+        for attempt in (1, 2):
+            try:
+                async with self._async_engine().connect() as conn:
+                    result = await conn.execute(statement, params)
+                    return result.first()
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def write_on_loop(self, fn: Callable[[Session], None]) -> None:
+        """`fn(session)` in one transaction over the asyncio pool (PostgreSQL), on the event
+        loop: BEGIN, `fn`'s statements, COMMIT; no worker-thread hop and no pre-ping. For the
+        audit group commit, which writes one batch at a time and whose every waiter is
+        answered only once the COMMIT has returned. Only a BEGIN that finds its pooled
+        connection dead (the server restarted) is tried again, on a fresh connection:
+        nothing of the transaction can have happened yet. After that nothing is retried: a
+        write whose COMMIT failed may have committed, and the caller reports the error."""
+        for attempt in (1, 2):
+            async with self._async_engine().connect() as conn:
+                try:
+                    await conn.exec_driver_sql("BEGIN")  # the pool's connections autocommit
+                except DBAPIError as exc:
+                    if attempt == 1 and exc.connection_invalidated:
+                        continue
+                    raise
+                try:
+                    await conn.run_sync(_with_session, fn)
+                    await conn.exec_driver_sql("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await conn.exec_driver_sql("ROLLBACK")
+                    raise
+                return
+
+    async def dispose_async(self) -> None:
+        """Close the hot-read pool of the running loop (at the end of the app's lifespan)."""
+        found, self._async = self._async, None
+        if found is not None:
+            if found[0] is asyncio.get_running_loop():
+                await found[1].dispose()
+            else:
+                found[1].sync_engine.dispose(close=False)
+
     def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._async is not None:  # its loop may be gone: let its connections go
+            self._async[1].sync_engine.dispose(close=False)
+            self._async = None
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
+
+
+def _with_session(conn: Any, fn: Callable[[Session], None]) -> None:
+    """`fn` with a session on `conn`'s transaction (which the caller ends)."""
+    with Session(bind=conn) as session:
+        fn(session)

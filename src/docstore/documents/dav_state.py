@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -21,11 +22,15 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    any_,
     bindparam,
+    cast,
+    func,
     or_,
     select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from docstore.db import Base, IdType, UTCDateTime, utcnow
 from docstore.errors import Locked
@@ -103,6 +108,30 @@ _LONGEST_LOCK = (
     .order_by(DavLock.expires_at.desc())
     .limit(1)
 )
+
+
+def lock_lateral(document: Any, folder: Any, outer: tuple[Any, ...]) -> Any:
+    """`live_lock` for the document of each row of a larger PostgreSQL statement: a
+    LATERAL subquery of at most one row (`lock_owner`, `lock_expires_at`), to outer-join
+    ON true; `document` and `folder` are tables of the enclosing statement, `outer` every
+    table it correlates. Same condition as `_HOLDS_DOCUMENT`, the ancestors from the path."""
+    ids = cast(func.string_to_array(func.btrim(folder.path, "/"), "/"), ARRAY(BigInteger))
+    holder = aliased(User)  # never the enclosing statement's users table
+    return (
+        select(holder.name.label("lock_owner"), DavLock.expires_at.label("lock_expires_at"))
+        .join(holder, holder.id == DavLock.user_id)
+        .where(
+            or_(
+                DavLock.document_id == document.id,
+                DavLock.depth_infinity.is_(True) & (DavLock.folder_id == any_(ids)),
+            ),
+            DavLock.expires_at > bindparam("now", type_=UTCDateTime),
+        )
+        .order_by(DavLock.expires_at.desc())
+        .limit(1)
+        .correlate(*outer)
+        .lateral("dav_lock")
+    )
 
 
 @dataclass(frozen=True)

@@ -129,11 +129,17 @@ async def _upload_small(
 async def get_document(document_id: Id, request: Request, response: Response) -> DocumentOut:
     """A document; the ETag is its current version id (for If-Match on save)."""
     uow = UnitOfWork(request)
-    out = await uow.run(
-        lambda db, actor: service.get_with_token(db, actor, uow.token, document_id),
-        read_only=True,
-        token_in_work=True,
-    )
+    if uow.svc.database.async_reads:  # PostgreSQL: one statement, on the event loop
+        out = await uow.read_one_statement(
+            lambda token: service.get_in_one_statement(token, document_id),
+            service.view_from_statement,
+        )
+    else:
+        out = await uow.run(
+            lambda db, actor: service.get_with_token(db, actor, uow.token, document_id),
+            read_only=True,
+            token_in_work=True,
+        )
     if out.current_version is not None:
         response.headers["ETag"] = f'"{out.current_version.id}"'
     return out
@@ -187,17 +193,24 @@ def restore_document(document_id: Id, actor: CurrentActor, db: DB) -> DocumentOu
         **problems(401, 404, 503),
     },
 )
-def download_document(
+async def download_document(
     document_id: Id,
-    actor: CurrentActor,
-    db: DB,
-    svc: Svc,
+    request: Request,
     version_id: Id | None = None,
     redirect: bool = True,
 ) -> Response | DownloadOut:
-    """307 to a short-lived signed URL for the bytes, or the URL as JSON (`redirect=false`)."""
-    out = service.download(
-        db, actor, svc.store, document_id, version_id, svc.settings.signed_url_ttl_seconds
+    """307 to a short-lived signed URL for the bytes, or the URL as JSON (`redirect=false`).
+
+    A read: its DOWNLOAD entry goes to the audit group commit, as a VIEW's does, and the
+    answer waits for it (one shared commit under load, not one per download)."""
+    uow = UnitOfWork(request)
+    svc = uow.svc
+    out = await uow.run(
+        lambda db, actor: service.download(
+            db, actor, svc.store, document_id, version_id, svc.settings.signed_url_ttl_seconds
+        ),
+        read_only=True,
+        storage=True,
     )
     if redirect:
         return RedirectResponse(out.url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    cast,
     exists,
     false,
     func,
@@ -98,46 +99,88 @@ def _grant_statement(postgres: bool) -> Select[Any, Any]:
     plan scans all of the user's shares instead (100 ms for a user with 20,000 of them).
     """
     user, now = bindparam("user_id", type_=BigInteger), bindparam("now", type_=UTCDateTime)
+    document_id: Any = bindparam("document_id")
+    ids: Any = (
+        bindparam("ancestors", type_=ARRAY(BigInteger))
+        if postgres
+        else bindparam("ancestors", expanding=True)
+    )
+    grants = _grants(postgres, user, document_id, ids, now, outer=())
+    return select(func.max(grants.c.permission), func.min(grants.c.expires_at))
+
+
+def _grants(
+    postgres: bool,
+    user: ColumnElement[Any],
+    document_id: ColumnElement[Any],
+    ids: Any,
+    now: ColumnElement[Any],
+    outer: tuple[Any, ...],
+) -> Any:
+    """The active grants of `user` on `document_id` or the folders `ids` (see
+    `_grant_statement`), as a subquery; `outer` are the tables of an enclosing statement
+    the expressions come from (correlated, never joined in)."""
     cols = (Share.permission, Share.expires_at)
     live = active_share(now)
-    on_document = select(*cols).where(
-        Share.shared_with_user_id == user, Share.document_id == bindparam("document_id"), live
+    on_document = (
+        select(*cols)
+        .where(Share.shared_with_user_id == user, Share.document_id == document_id, live)
+        .correlate(*outer)
     )
     # Group shares: from the user's memberships (one probe of the (user, group) index) to
     # each group's shares on the item or its ancestors (the (group, item) share indexes).
     via_group = select(*cols).join(GroupMember, GroupMember.group_id == Share.group_id)
     group_on_document = via_group.where(
-        GroupMember.user_id == user, Share.document_id == bindparam("document_id"), live
-    )
+        GroupMember.user_id == user, Share.document_id == document_id, live
+    ).correlate(*outer)
     if postgres:
-        ids = bindparam("ancestors", type_=ARRAY(BigInteger))
         ancestor = func.unnest(ids).table_valued("fid").render_derived(name="ancestor")
         per_ancestor = (
             select(*cols)
             .where(Share.shared_with_user_id == user, Share.folder_id == ancestor.c.fid, live)
             .offset(literal_column("0"))  # a fence: the subquery stays one probe per ancestor
+            .correlate(*outer, ancestor)
             .lateral("per_ancestor")
         )
         on_folders = (
             select(per_ancestor.c.permission, per_ancestor.c.expires_at)
             .select_from(ancestor)
             .join(per_ancestor, true())
+            .correlate(*outer)
         )
         group_on_folders = via_group.where(
             GroupMember.user_id == user, Share.folder_id == any_(ids), live
-        )
+        ).correlate(*outer)
     else:
-        ancestors: Any = bindparam("ancestors", expanding=True)
         on_folders = select(*cols).where(
-            Share.shared_with_user_id == user, Share.folder_id.in_(ancestors), live
+            Share.shared_with_user_id == user, Share.folder_id.in_(ids), live
         )
         group_on_folders = via_group.where(
-            GroupMember.user_id == user, Share.folder_id.in_(ancestors), live
+            GroupMember.user_id == user, Share.folder_id.in_(ids), live
         )
-    grants = union_all(on_folders, on_document, group_on_folders, group_on_document).subquery(
+    return union_all(on_folders, on_document, group_on_folders, group_on_document).subquery(
         "grants"
     )
-    return select(func.max(grants.c.permission), func.min(grants.c.expires_at))
+
+
+def grant_lateral(user_id: Any, document: Any, folder: Any, outer: tuple[Any, ...]) -> Any:
+    """`level_for`'s share query for the document of each row of a larger PostgreSQL
+    statement: a LATERAL subquery of one row, (`grant_level`, `grant_until`), to outer-join
+    ON true. `user_id` is the reader's id as a column of the enclosing statement, `document`
+    and `folder` its document and folder tables; `outer` every table those come from. The
+    same rule and index probes as the check, so a hot read can authenticate, check and
+    fetch in one statement (documents.service.get_in_one_statement)."""
+    ids = cast(func.string_to_array(func.btrim(folder.path, "/"), "/"), ARRAY(BigInteger))
+    now = bindparam("now", type_=UTCDateTime)
+    grants = _grants(True, user_id, document.id, ids, now, outer)
+    return (
+        select(
+            func.max(grants.c.permission).label("grant_level"),
+            func.min(grants.c.expires_at).label("grant_until"),
+        )
+        .correlate(*outer)
+        .lateral("share_grant")
+    )
 
 
 _GRANT = {True: _grant_statement(postgres=True), False: _grant_statement(postgres=False)}
@@ -216,14 +259,20 @@ def level_for(
     document_id: int | None,
     *,
     created_at: datetime | None = None,
+    granted: Level | None = None,
 ) -> Level:
-    """The actor's effective level on an item given its owner and (parent) folder path."""
+    """The actor's effective level on an item given its owner and (parent) folder path.
+    `granted`: the user's share grant, read already by the statement that fetched the item
+    (`grant_lateral`), instead of asking the cache and the database for it."""
     if actor.user is not None:
         if actor.user.id == owner_id:
             return Level.OWNER
-        level = share_level(
-            db, actor.user.id, owner_id, folder_path, document_id, created_at=created_at
-        )
+        if granted is not None:
+            level = granted
+        else:
+            level = share_level(
+                db, actor.user.id, owner_id, folder_path, document_id, created_at=created_at
+            )
     else:
         level = Level.NONE
     return max(level, _link_grant(actor, folder_path, document_id))
