@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -352,3 +353,26 @@ def test_a_path_too_long_for_this_disk_fails_alone(
     assert any(path.endswith("/deep.txt") for path in report.errors), report.errors
     assert all(len(path.encode()) > 3000 for path in report.errors), report.errors
     assert (a / "fine.txt").read_bytes() == b"fine"
+
+
+def test_a_state_naming_one_document_at_two_paths_heals_without_trashing_it(
+    sync_server: ServerProcess, tmp_path: Path
+) -> None:
+    """What the kill -9 bug left in a state (a recorded move that kept its old row): the
+    older row is dropped at the start of the next round, not read as "deleted locally"."""
+    ds = new_client(sync_server)
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "new.txt").write_bytes(b"kept")
+    assert sync(ds, a, "/S").ok
+    db = sqlite3.connect(a / STATE_DIR / "state.db")
+    with db:
+        [row] = db.execute("SELECT * FROM files").fetchall()
+        db.execute("DELETE FROM files")
+        db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", ("old.txt", *row[1:]))
+        db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+    db.close()
+    report = sync(ds, a, "/S")
+    assert report.ok and not report.changed, report.actions
+    assert local_tree(a) == remote_tree(ds, "/S") == {"new.txt": b"kept"}
+    assert not ds.list_trash()
