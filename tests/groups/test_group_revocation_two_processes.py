@@ -51,9 +51,13 @@ def test_removing_a_member_or_deleting_the_group_through_one_process_binds_the_o
     for _ in range(3):
         r = bob.get(url)
         assert r.status_code == 200 and r.json()["permission"] == "EDIT"
+        # A check through `level_for` and the cache (GET /documents/{id} reads the grant in
+        # its own statement on PostgreSQL: documents.service.get_in_one_statement).
+        assert bob.get(f"{url}/versions").status_code == 200
     assert _cached_entries(redis_url, bob.id) > 0  # process B's grant is cached in Redis
     assert ann.delete(f"{API}/groups/{g['id']}/members/{bob.id}").status_code == 204
     assert code(bob.get(url)) == (404, "not_found")
+    assert code(bob.get(f"{url}/versions")) == (404, "not_found")
     assert code(bob.get(f"{API}/folders/{sub['id']}")) == (404, "not_found")
 
     # Added back on A: access on B again, at once.

@@ -163,6 +163,7 @@ class WriteGroup:
                 return
             for job in jobs:
                 mark = hooks_mark(db)
+                known = set(db.identity_map.keys())
                 savepoint = db.begin_nested()
                 try:
                     result = job.work(db)
@@ -171,6 +172,14 @@ class WriteGroup:
                     if savepoint.is_active:
                         savepoint.rollback()
                     roll_back_hooks_since(db, mark)
+                    # The savepoint's rows are gone but not the instances
+                    # `db.fastpath.inserted` put in the session (it did not see them
+                    # inserted): SQLite reuses a rolled-back row id, and the next job's
+                    # insert of that id would clash with them (500 on a quota race).
+                    for key in set(db.identity_map.keys()) - known:
+                        stale = db.identity_map.get(key)
+                        if stale is not None:
+                            db.expunge(stale)
                     job.outcome = (False, exc)
                 else:
                     job.outcome = (True, result)
