@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from docstore.config import Settings
+from docstore.services import Services
 from tests.fixtures.app import Api, make_settings
 from tests.uploads.helpers import MiB, Uploader
 
@@ -27,3 +29,17 @@ def new_uploader(api: Api) -> Callable[[], Uploader]:
         return Uploader(api.client, user.token, user_id=user.id)
 
     return make
+
+
+@pytest.fixture
+def svc(api: Api) -> Services:
+    """The in-process app's services."""
+    services: Services = api.client.app.state.services  # type: ignore[attr-defined]
+    return services
+
+
+@pytest.fixture
+def raw() -> Iterator[httpx.Client]:
+    """A plain HTTP client for signed URLs (parts go to the store, not the app)."""
+    with httpx.Client(trust_env=False, timeout=60) as client:
+        yield client

@@ -8,7 +8,7 @@ LocalStack (test_localstack_uploads.py); here the server's side of the contract 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,18 +37,6 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) 
         query = f"endpoint_url={moto}&region=us-east-1&create_bucket=true"
         over["storage_url"] = f"s3://{unique_bucket()}?{query}"
     return make_settings(tmp_path, database_url, **over)
-
-
-@pytest.fixture
-def svc(api: Api) -> Services:
-    services: Services = api.client.app.state.services  # type: ignore[attr-defined]
-    return services
-
-
-@pytest.fixture
-def raw() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False, timeout=60) as client:
-        yield client
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ honest request succeeding. One LocalStack per session (tests.fixtures.localstack
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -44,18 +43,6 @@ def settings(localstack_endpoint: str, tmp_path: Path, database_url: str) -> Set
         upload_part_size=5 * MiB,
         storage_url=f"s3://{unique_bucket()}?{query}",
     )
-
-
-@pytest.fixture
-def svc(api: Api) -> Services:
-    services: Services = api.client.app.state.services  # type: ignore[attr-defined]
-    return services
-
-
-@pytest.fixture
-def raw() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False, timeout=60) as client:
-        yield client
 
 
 def uploader(api: Api, raw: httpx.Client) -> Uploader:
