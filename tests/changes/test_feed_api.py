@@ -166,3 +166,48 @@ def test_share_expiry_and_level_change_reach_the_sharee(api: Api) -> None:
         ("updated", team["id"], "EDIT")
     ]
     assert _ops(eve, ce) == []  # a stranger hears of none of it
+
+
+def test_savepoints_keep_released_rows_drop_rolled_back_ones_and_lock_only_at_commit(
+    api: Api,
+) -> None:
+    """The write group and the batch upload run each upload in a savepoint of one
+    transaction: a released savepoint's rows wait for the real commit (the append lock is
+    not taken at a savepoint: held there, it deadlocked with writers holding a folder row
+    — the soak's 503), and a rolled-back savepoint's rows are dropped, not the others'."""
+    from sqlalchemy import text
+
+    from docstore.changes import service as changes
+    from docstore.folders.models import Folder
+
+    svc = api.client.app.state.services  # type: ignore[attr-defined]
+    ann = api.register()
+    a, b, c = ann.mkdir("a"), ann.mkdir("b"), ann.mkdir("c")
+    cursor = _cursor(ann)
+
+    def item(folder: dict[str, Any]) -> changes.Item:
+        return changes.folder_item(db.get_one(Folder, folder["id"]))
+
+    def advisory_locks(db: Any) -> int:
+        if db.get_bind().dialect.name != "postgresql":
+            return 0
+        sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        return int(db.execute(text(sql)).scalar_one())
+
+    with svc.database.transaction() as db:
+        with db.begin_nested():
+            changes.append(db, None, item(a), changes.Op.UPDATED, [ann.id])
+        assert advisory_locks(db) == 0
+        try:
+            with db.begin_nested():
+                changes.append(db, None, item(b), changes.Op.UPDATED, [ann.id])
+                raise RuntimeError("this upload fails alone")
+        except RuntimeError:
+            pass
+        with db.begin_nested():
+            changes.append(db, None, item(c), changes.Op.UPDATED, [ann.id])
+        assert advisory_locks(db) == 0
+    assert [(op, i) for op, _, i, _ in _ops(ann, cursor)] == [
+        ("updated", a["id"]),
+        ("updated", c["id"]),
+    ]

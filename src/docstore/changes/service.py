@@ -54,7 +54,7 @@ from sqlalchemy import (
     select,
     union,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from docstore.changes.models import Change
 from docstore.changes.notify import notifier_for
@@ -205,6 +205,7 @@ def _shared_inside(db: Session, folder: Item, user_id: int | None = None) -> lis
 # -- appending ---------------------------------------------------------------------------
 
 _PENDING = "docstore.changes.pending"
+_MARKS = "docstore.changes.savepoint_marks"
 _WOKEN = "docstore.changes.woken"
 # pg_advisory_xact_lock key that orders appends by commit ("changes" in ASCII).
 LOCK_KEY = 0x6368616E676573
@@ -377,6 +378,12 @@ _INSERT = cast(Table, Change.__table__).insert()
 
 @event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        # A savepoint's commit (SQLAlchemy sends before_commit for those too): the rows wait
+        # for the real commit. Taken here, the append lock would be held while the rest of
+        # the transaction locks rows (the write group's next upload locks its folder), and
+        # another writer holding such a row while waiting for the lock deadlocks with it.
+        return
     rows: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
     if not rows:
         return
@@ -402,10 +409,30 @@ def _wake(session: Session) -> None:
     notifier_for(svc).publish(users)
 
 
+@event.listens_for(Session, "after_transaction_create")
+def _mark(session: Session, transaction: SessionTransaction) -> None:
+    """A savepoint starts: remember how many rows were pending, to drop only its own if it
+    rolls back (the rows of savepoints released before it stay for the real commit)."""
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[transaction] = len(session.info.get(_PENDING, ()))
+
+
 @event.listens_for(Session, "after_rollback")
 def _drop(session: Session) -> None:
+    marks: dict[SessionTransaction, int] = session.info.get(_MARKS, {})
+    savepoint = session.get_nested_transaction()  # the one rolling back, if a savepoint
+    if savepoint is not None and savepoint in marks:
+        del session.info.get(_PENDING, [])[marks.pop(savepoint) :]
+        return
     session.info.pop(_PENDING, None)
     session.info.pop(_WOKEN, None)
+    session.info.pop(_MARKS, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_mark(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.get(_MARKS, {}).pop(transaction, None)
 
 
 # -- reading -----------------------------------------------------------------------------

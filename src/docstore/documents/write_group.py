@@ -12,7 +12,9 @@ A group, on one worker thread:
    directory that gained a name is fsynced once (`LocalBlobStore.put_many`; other stores
    put the objects one by one, several at once);
 2. one transaction runs every request's `work` whose bytes were stored, each in a
-   savepoint (when there is more than one), and commits;
+   savepoint (when there is more than one), and commits — on SQLite; on PostgreSQL each
+   request's work is a transaction of its own (a shared one locked several users' rows at
+   once and deadlocked with concurrent writers);
 3. each request is answered with its own result or its own error.
 
 Atomicity per request: a request whose work raises has its savepoint rolled back, its
@@ -132,24 +134,36 @@ class WriteGroup:
             else:
                 job.outcome = (False, error)
         stored.sort(key=lambda job: (job.order is None, job.order))
-        try:
-            self._transaction(stored)
-        except DBAPIError as exc:
-            if len(stored) < 2 or _sqlstate(exc) not in _RETRY_ALONE:
+        if self.svc.database.is_postgres:
+            # One transaction per upload on PostgreSQL: a shared one holds the rows of several
+            # users (their quota rows, blobs, folders) at once, and a concurrent multipart
+            # complete or another process's group that locks two of them in the other order
+            # deadlocks with it (the soak: 503 on a complete). The group still saves the
+            # thread hops and the directory fsync; SQLite has one writer, so no such cycle.
+            self._each_alone(stored)
+        else:
+            try:
+                self._transaction(stored)
+            except DBAPIError as exc:
+                if len(stored) < 2 or _sqlstate(exc) not in _RETRY_ALONE:
+                    _fail(stored, exc)
+                else:
+                    log.info("write group: %s; each upload again alone", _sqlstate(exc))
+                    self._each_alone(stored)
+            except Exception as exc:
                 _fail(stored, exc)
-            else:
-                log.info("write group: %s; each upload of the group again alone", _sqlstate(exc))
-                for job in stored:
-                    try:
-                        self._transaction([job])
-                    except Exception as alone:
-                        _fail([job], alone)
-        except Exception as exc:
-            _fail(stored, exc)
         for job in stored:
             assert job.outcome is not None
             if not job.outcome[0]:  # no committed row names its object
                 self._delete(job.key)
+
+    def _each_alone(self, jobs: list[_Job[Any]]) -> None:
+        """Each job's work in a transaction of its own."""
+        for job in jobs:
+            try:
+                self._transaction([job])
+            except Exception as alone:
+                _fail([job], alone)
 
     def _transaction(self, jobs: list[_Job[Any]]) -> None:
         """One transaction for `jobs`; each job's work in a savepoint when there are
