@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,44 @@ def test_a_failing_upload_in_a_group_fails_alone(api: Api) -> None:
         assert db.scalar(select(func.count()).select_from(Blob).where(Blob.storage_key == key)) == 0
     me = user.get("/api/v1/users/me").json()
     assert me["used_bytes"] == len(b"first") + sum(len(d) for _, d, _ in jobs) - len(b"second")
+
+
+def test_on_postgresql_a_committed_upload_is_answered_while_its_group_still_waits(
+    api: Api,
+) -> None:
+    """Each upload of a PostgreSQL group is its own transaction, so it is answered when that
+    commits: the first upload's answer does not wait for the second, whose work is held."""
+    svc = _services(api)
+    if not svc.database.is_postgres:
+        pytest.skip("SQLite commits a group once: its uploads are answered together")
+    user = api.register()
+    actor = _actor(svc, user.id)
+    first, second = (
+        _job(svc, actor, user.root, f"{n}.txt", n.encode()) for n in ("first", "second")
+    )
+    release = threading.Event()
+    key, data, record = second
+
+    def held(db: Session) -> Any:
+        assert release.wait(30), "the test never released the second upload"
+        return record(db)
+
+    async def run() -> tuple[Any, bool, Any]:
+        group = WriteGroup(svc)
+        a = asyncio.ensure_future(group.submit(*first))
+        b = asyncio.ensure_future(group.submit(key, data, held))
+        answered = await asyncio.wait_for(a, 30)
+        waiting = not b.done()
+        release.set()
+        return answered, waiting, await b
+
+    try:
+        answered, second_was_waiting, later = asyncio.run(run())
+    finally:
+        release.set()
+    assert isinstance(answered, DocumentOut) and answered.name == "first.txt"
+    assert second_was_waiting
+    assert isinstance(later, DocumentOut) and later.name == "second.txt"
 
 
 def test_a_group_whose_transaction_fails_fails_every_upload_and_leaves_nothing(api: Api) -> None:

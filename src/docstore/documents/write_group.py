@@ -15,7 +15,9 @@ A group, on one worker thread:
    savepoint (when there is more than one), and commits — on SQLite; on PostgreSQL each
    request's work is a transaction of its own (a shared one locked several users' rows at
    once and deadlocked with concurrent writers);
-3. each request is answered with its own result or its own error.
+3. each request is answered with its own result or its own error — on PostgreSQL as soon
+   as its own transaction has committed (or failed), not when the whole group is done: an
+   upload that waits on a row lock must not hold back answers that are already durable.
 
 Atomicity per request: a request whose work raises has its savepoint rolled back, its
 `on_rollback` hooks run and its `after_commit` hooks dropped (db.roll_back_hooks_since),
@@ -111,15 +113,11 @@ class WriteGroup:
                     raise
                 except Exception as exc:  # a bug in the group itself: every job gets it
                     for job in group:
-                        job.future.set_exception(exc)
+                        if not job.future.done():
+                            job.future.set_exception(exc)
                     continue
                 for job in group:
-                    assert job.outcome is not None
-                    ok, value = job.outcome
-                    if ok:
-                        job.future.set_result(value)
-                    else:
-                        job.future.set_exception(value)
+                    _settle(job)
         finally:
             self._flusher = None
 
@@ -140,7 +138,7 @@ class WriteGroup:
             # complete or another process's group that locks two of them in the other order
             # deadlocks with it (the soak: 503 on a complete). The group still saves the
             # thread hops and the directory fsync; SQLite has one writer, so no such cycle.
-            self._each_alone(stored)
+            self._each_alone(stored, answer=True)
         else:
             try:
                 self._transaction(stored)
@@ -154,16 +152,23 @@ class WriteGroup:
                 _fail(stored, exc)
         for job in stored:
             assert job.outcome is not None
-            if not job.outcome[0]:  # no committed row names its object
+            if not job.outcome[0] and job.key:  # no committed row names its object
                 self._delete(job.key)
 
-    def _each_alone(self, jobs: list[_Job[Any]]) -> None:
-        """Each job's work in a transaction of its own."""
+    def _each_alone(self, jobs: list[_Job[Any]], *, answer: bool = False) -> None:
+        """Each job's work in a transaction of its own; with `answer`, each job is answered
+        as soon as its transaction ends (from this worker thread, through the loop)."""
         for job in jobs:
             try:
                 self._transaction([job])
             except Exception as alone:
                 _fail([job], alone)
+            if answer and self._loop is not None:
+                assert job.outcome is not None
+                if not job.outcome[0]:
+                    self._delete(job.key)
+                    job.key = ""  # deleted: the group's end has nothing left to delete
+                self._loop.call_soon_threadsafe(_settle, job)
 
     def _transaction(self, jobs: list[_Job[Any]]) -> None:
         """One transaction for `jobs`; each job's work in a savepoint when there are
@@ -246,6 +251,17 @@ def put_objects(svc: Services, objects: list[tuple[str, bytes]]) -> list[Excepti
         return None
 
     return [put(objects[0])] if len(objects) == 1 else list(_pool().map(put, objects))
+
+
+def _settle(job: _Job[Any]) -> None:
+    """Answer a job with its outcome (on the event loop; once)."""
+    if job.future.done() or job.outcome is None:
+        return
+    ok, value = job.outcome
+    if ok:
+        job.future.set_result(value)
+    else:
+        job.future.set_exception(value)
 
 
 def _fail(jobs: list[_Job[Any]], exc: Exception) -> None:
