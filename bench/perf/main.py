@@ -85,7 +85,10 @@ def main() -> int:
     finally:
         run.close()
     elapsed = time.monotonic() - t_start
-    table = render(run.rows)
+    try:
+        table = render(run.rows)
+    except Exception as exc:  # the figures must outlive a bug in the table's layout
+        table = f"(the table failed to render: {exc!r}; the rows are in run.json)"
     print(table)
     growth = {
         name: {

@@ -75,9 +75,11 @@ class Row:
         }
 
 
-def fmt(s: Stats | None) -> str:
-    if not s:
+def fmt(s: Stats | float | None) -> str:
+    if s is None or s == {}:
         return "-"
+    if isinstance(s, int | float):  # one figure, not the runs' median [min-max]
+        s = {"median": float(s), "min": float(s), "max": float(s)}
     m, lo, hi = s["median"], s["min"], s["max"]
     digits = 0 if m >= 100 else 1 if m >= 10 else 2 if m >= 0.1 else 3
     if s.get("runs", 1) > 1:
@@ -110,7 +112,7 @@ def render(rows: list[Row]) -> str:
             mark = "n/a" if v["met"] is None else "MET" if v["met"] else "MISSED"
             targets.append(f"{v['vs']} {v['target']}: {mark}")
         title = r.title
-        if "p50_ms" in r.extra:
+        if "ceiling_p50_ms" in r.extra:  # a load row: latency beside the bare app's
             title += (
                 f" (p50 {fmt(r.extra['p50_ms'])} ms, p99 {fmt(r.extra['p99_ms'])} ms;"
                 f" bare p50 {fmt(r.extra['ceiling_p50_ms'])}, "
@@ -118,6 +120,8 @@ def render(rows: list[Row]) -> str:
                 f"{r.extra['server_cpu_ms_per_req']:.2f} ms vs bare "
                 f"{r.extra['ceiling_cpu_ms_per_req']:.2f} ms)"
             )
+        elif "p50_ms" in r.extra:
+            title += f" (p50 {fmt(r.extra['p50_ms'])} ms)"
         if "server_cpu_ms_per_file" in r.extra:
             title += (
                 " (server CPU ms/file: "
