@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import psycopg
@@ -30,66 +26,14 @@ import pytest
 
 from docstore.documents.models import Blob
 from docstore.uploads.models import UploadSession
-from tests.faults.helpers import API, Client, MiB, problem, sha256_hex
+from tests.faults.helpers import API, Client, problem, sha256_hex
 from tests.faults.proof import Store, janitor_and_proof
-from tests.fixtures.s3 import unique_bucket
-from tests.fixtures.server import ServerProcess, start_server
+from tests.faults.sites import ADMIN, PART, Site, locked_waits
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 UPLOADS = 12  # 20 until the suite outgrew its time: the race needs a crowd, not 20
 USERS = 4
-PART = 5 * MiB
-ADMIN = ("admin@example.com", "admin pass word")
-
-
-@dataclass
-class Site:
-    """One database and one storage, served by whichever server process is alive."""
-
-    tmp: Path
-    database_url: str
-    env: dict[str, str]
-    server: ServerProcess | None = None
-    started: list[ServerProcess] = field(default_factory=list)
-
-    def start(self) -> ServerProcess:
-        self.server = start_server(self.tmp, self.database_url, self.env)
-        self.started.append(self.server)
-        return self.server
-
-    def kill9(self) -> None:
-        assert self.server is not None
-        self.server.proc.send_signal(signal.SIGKILL)
-        self.server.proc.wait(30)
-
-    @property
-    def store(self) -> Store:
-        return Store(self.database_url, self.env["DOCSTORE_STORAGE_URL"], self.tmp)
-
-
-@pytest.fixture
-def site(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> Iterator[Site]:
-    mode = getattr(request, "param", "local")
-    if mode == "s3":
-        moto = request.getfixturevalue("moto_endpoint")
-        query = urlencode({"endpoint_url": moto, "region": "us-east-1", "create_bucket": "true"})
-        storage = f"s3://{unique_bucket()}?{query}"
-    else:
-        storage = f"file://{tmp_path / 'blobs'}"
-    env = {
-        "DOCSTORE_STORAGE_URL": storage,
-        "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
-        "DOCSTORE_UPLOAD_PART_SIZE": str(PART),
-        "DOCSTORE_ADMIN_EMAIL": ADMIN[0],
-        "DOCSTORE_ADMIN_PASSWORD": ADMIN[1],
-    }
-    s = Site(tmp_path, pg_url, env)
-    try:
-        yield s
-    finally:
-        for server in s.started:
-            server.stop()
 
 
 @dataclass
@@ -140,15 +84,6 @@ def _leftovers(store: Store, jobs: list[Job]) -> dict[str, tuple[str, str | None
         svc.close()
 
 
-def _locked_waits(conn: psycopg.Connection[Any]) -> list[str]:
-    """The statements of this database's sessions that wait on a lock."""
-    rows = conn.execute(
-        "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-    ).fetchall()
-    return [str(row[0]) for row in rows]
-
-
 @pytest.mark.parametrize("site", ["local", "s3"], indirect=True)
 def test_kill9_during_12_concurrent_multipart_uploads(site: Site) -> None:
     """All 12 completes go at once; one user's row is held locked, so that user's completes
@@ -174,8 +109,7 @@ def test_kill9_during_12_concurrent_multipart_uploads(site: Site) -> None:
     ]
     for t in threads:
         t.start()
-    dsn = site.database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, connect_timeout=5) as lock, psycopg.connect(dsn) as watch:
+    with psycopg.connect(site.dsn, connect_timeout=5) as lock, psycopg.connect(site.dsn) as watch:
         watch.autocommit = True
         # Bounded waits, generous: on a loaded 2-core machine this phase took over a minute.
         deadline = time.monotonic() + 300
@@ -188,7 +122,7 @@ def test_kill9_during_12_concurrent_multipart_uploads(site: Site) -> None:
         barrier.wait(60)  # every complete goes at once
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:  # until the others answered and the held ones wait
-            if len(finished) == UPLOADS - len(stuck) and len(_locked_waits(watch)) == len(stuck):
+            if len(finished) == UPLOADS - len(stuck) and len(locked_waits(watch)) == len(stuck):
                 break
             threads[0].join(0.1)
         errors = {j.name: j.error for j in jobs if j.error}
@@ -197,7 +131,7 @@ def test_kill9_during_12_concurrent_multipart_uploads(site: Site) -> None:
         )
         # The held user's completes wait on its row (the charge), or on its root folder's
         # row (the name check), which the first of them holds while it waits on the user.
-        waits = _locked_waits(watch)
+        waits = locked_waits(watch)
         assert len(waits) == len(stuck), waits
         site.kill9()
         lock.rollback()
@@ -283,14 +217,6 @@ def _admin(url: str) -> Client:
     return Client(url, body["token"], body["user"]["id"], http)
 
 
-def _waiting_on_a_lock(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def test_kill9_during_a_retention_run(site: Site) -> None:
     server = site.start()
     admin = _admin(server.url)
@@ -310,8 +236,7 @@ def test_kill9_during_a_retention_run(site: Site) -> None:
 
     # Hold one owner's row: the run deletes versions and drops blob references, then
     # waits to release that owner's quota, in the middle of its transaction.
-    dsn = site.database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, connect_timeout=5) as lock, psycopg.connect(dsn) as watch:
+    with psycopg.connect(site.dsn, connect_timeout=5) as lock, psycopg.connect(site.dsn) as watch:
         watch.autocommit = True
         lock.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (users[-1].user_id,))
         outcome: list[Any] = []
@@ -325,10 +250,10 @@ def test_kill9_during_a_retention_run(site: Site) -> None:
         runner = threading.Thread(target=run)
         runner.start()
         for _ in range(600):  # bounded: until the run waits on the held row
-            if _waiting_on_a_lock(watch):
+            if locked_waits(watch):
                 break
             runner.join(0.05)
-        assert _waiting_on_a_lock(watch) > 0
+        assert locked_waits(watch)
         site.kill9()
         lock.rollback()
         runner.join(60)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -24,27 +22,9 @@ from sqlalchemy import select
 from docstore.documents.models import Blob
 from tests.faults.helpers import Client
 from tests.faults.proof import janitor_and_proof
-from tests.faults.test_kill9 import ADMIN, PART, Site, _locked_waits
+from tests.faults.sites import Site, locked_waits
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
-
-
-@pytest.fixture
-def small_site(tmp_path: Path, pg_url: str) -> Iterator[Site]:
-    """PostgreSQL and local storage, served by whichever server process is alive."""
-    env = {
-        "DOCSTORE_STORAGE_URL": f"file://{tmp_path / 'blobs'}",
-        "DOCSTORE_RUN_JOBS_IN_SERVER": "false",
-        "DOCSTORE_UPLOAD_PART_SIZE": str(PART),
-        "DOCSTORE_ADMIN_EMAIL": ADMIN[0],
-        "DOCSTORE_ADMIN_PASSWORD": ADMIN[1],
-    }
-    s = Site(tmp_path, pg_url, env)
-    try:
-        yield s
-    finally:
-        for server in s.started:
-            server.stop()
 
 
 @dataclass
@@ -67,8 +47,7 @@ def _send(job: Small) -> None:
         job.error = repr(exc)
 
 
-def test_kill9_in_the_middle_of_a_write_group_loses_no_answered_upload(small_site: Site) -> None:
-    site = small_site
+def test_kill9_in_the_middle_of_a_write_group_loses_no_answered_upload(site: Site) -> None:
     server = site.start()
     free = [Client.register(server.url, f"free{i}", timeout=60) for i in range(2)]
     held = Client.register(server.url, "held", timeout=60)
@@ -81,12 +60,11 @@ def test_kill9_in_the_middle_of_a_write_group_loses_no_answered_upload(small_sit
     for job in before:
         _send(job)
         assert job.status == 201, job.error
-    dsn = site.database_url.replace("postgresql+psycopg://", "postgresql://")
     during = [
         Small(users[k % 3], f"during-{k}.txt", hashlib.sha256(str(k).encode()).digest() * 64)
         for k in range(9)
     ]
-    with psycopg.connect(dsn, connect_timeout=5) as lock, psycopg.connect(dsn) as watch:
+    with psycopg.connect(site.dsn, connect_timeout=5) as lock, psycopg.connect(site.dsn) as watch:
         watch.autocommit = True
         lock.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (held.user_id,))
         threads = [threading.Thread(target=_send, args=(job,)) for job in during]
@@ -94,10 +72,10 @@ def test_kill9_in_the_middle_of_a_write_group_loses_no_answered_upload(small_sit
             t.start()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:  # until a group's transaction waits on the row
-            if _locked_waits(watch):
+            if locked_waits(watch):
                 break
             time.sleep(0.1)
-        assert _locked_waits(watch), [j.error for j in during]
+        assert locked_waits(watch), [j.error for j in during]
         # The free users' uploads in groups before the held one have answered by now; the
         # ones in that group or queued behind it have not.
         time.sleep(2)

@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,18 +40,20 @@ from docstore.client.errors import (
     error_from_problem,
 )
 from docstore.client.models import BatchFile, ChangesPage, Document, Version
+from docstore.client.sync.clashes import split_clashes
 from docstore.client.sync.feed import Known
+from docstore.client.sync.folders import sync_folders
 from docstore.client.sync.ignore import Ignore
 from docstore.client.sync.plan import (
     Action,
-    KindClash,
     RemoteFile,
     RemoteTree,
     conflict_name,
     kind_clashes,
     plan,
 )
-from docstore.client.sync.scan import LocalFile, LocalTree, scan
+from docstore.client.sync.report import Event, Report, Skip, SyncError
+from docstore.client.sync.scan import LocalFile, scan
 from docstore.client.sync.state import Entry, State
 from docstore.client.transfer import fetch_verified
 
@@ -63,37 +64,6 @@ FEED_PAGES = 10_000  # bound on feed pages read in one round
 # files at most per request.
 BATCH_THRESHOLD = 1024 * 1024
 BATCH_FILES = 500
-Event = dict[str, Any]
-
-
-class SyncError(Exception):
-    """The sync cannot start at all (wrong folder, no such remote path…)."""
-
-
-class _Skip(Exception):
-    """This path is left for a later round (it changed under us)."""
-
-
-@dataclass
-class Report:
-    """What a round did: the actions (or, dry run, would do) and the paths that failed."""
-
-    actions: list[Event] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-    listed: bool = False  # the remote tree was listed (False: the feed said nothing changed)
-    feed_calls: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.actions)
-
-
-def _depth(rel: str) -> int:
-    return rel.count("/")
 
 
 def _rel_parent(rel: str) -> str:
@@ -231,7 +201,7 @@ class Syncer:
         remote, cursor = self._remote(report, base, base_folders, ignore)
         local = scan(self.root, base, ignore)
         clashes = kind_clashes(base, base_folders, local, remote)
-        if clashes and self._split_clashes(report, clashes, local, remote):
+        if clashes and split_clashes(self, report, clashes, remote):
             local = scan(self.root, base, ignore)  # rare: look again after the renames
             remote = self._list(ignore)
         for path, reason in local.errors.items():
@@ -243,62 +213,13 @@ class Syncer:
             return report
         self.rfolders = dict(remote.folders)
         self._execute(report, actions)
-        self._sync_folders(report, remote, base_folders, ignore)
+        sync_folders(self, report, base_folders, ignore)
         # After a failure the cursor stays where it was: what failed is seen again next round.
         if cursor is not None and report.ok:
             self.state.set("cursor", cursor)
         self.state.set("last_sync", datetime.now(UTC).isoformat(timespec="seconds"))
         self.state.set("last_result", "ok" if report.ok else f"{len(report.errors)} failed")
         return report
-
-    def _split_clashes(
-        self, report: Report, clashes: list[KindClash], local: LocalTree, remote: RemoteTree
-    ) -> bool:
-        """A file on one side and a folder on the other under one name: the one that came
-        second takes a conflict name (the server's wording), on its own side; the next
-        steps of the round carry it over. Whether anything was renamed."""
-        renamed: list[str] = []
-        for c in clashes:
-            if any(c.path.startswith(r + "/") for r in renamed):
-                continue  # under a folder that already stepped aside
-            parent = _rel_parent(c.path)
-            there = [p for p in (*remote.files, *remote.folders) if _rel_parent(p) == parent]
-            dest = conflict_name(c.path, [*self._siblings(c.path), *there], self._copy_label())
-            if self.dry_run:
-                self._emit(report, "conflict", c.path, dest=dest, side=c.rename)
-                continue
-            try:
-                if c.rename == "local":
-                    self._move_local(c.path, dest)
-                elif c.remote_is_folder:
-                    self.client.update_folder(c.remote_id, name=posixpath.basename(dest))
-                else:
-                    self.client.update_document(c.remote_id, name=posixpath.basename(dest))
-            except _Skip as exc:
-                self._fail(report, c.path, f"a file and a folder under one name: {exc}")
-                continue
-            except DocstoreError as exc:
-                self._fail(report, c.path, f"a file and a folder under one name: {exc}")
-                continue
-            except OSError as exc:
-                self._fail(report, c.path, f"a file and a folder under one name: {exc.strerror}")
-                continue
-            renamed.append(c.path)
-            self._emit(report, "conflict", c.path, dest=dest, side=c.rename)
-        return bool(renamed)
-
-    def _copy_label(self) -> str:
-        """The server's conflict-copy wording, '<name> (conflict copy by <user> <date>)'."""
-        if self._server_label is None:
-            try:
-                who = self.client.me().name
-            except DocstoreError:
-                who = socket.gethostname()
-            # A name the server takes: no '/' or control characters, the user part short.
-            who = "".join(c for c in who if c.isprintable() and c != "/").strip()
-            who = who.encode()[:64].decode(errors="ignore").strip() or "sync"
-            self._server_label = f"conflict copy by {who} {datetime.now(UTC):%Y-%m-%d}"
-        return self._server_label
 
     # -- the remote side --------------------------------------------------------------------
 
@@ -393,23 +314,23 @@ class Syncer:
         )
 
     def _still(self, rel: str, local: LocalFile | None) -> None:
-        """Raise _Skip unless the local file is as the scan saw it (or still absent)."""
+        """Raise Skip unless the local file is as the scan saw it (or still absent)."""
         path = self._abs(rel)
         try:
             st = path.stat()
         except FileNotFoundError:
             if local is None:
                 return
-            raise _Skip("disappeared during the sync") from None
+            raise Skip("disappeared during the sync") from None
         if local is None:
-            raise _Skip("a local file appeared here during the sync")
+            raise Skip("a local file appeared here during the sync")
         if (st.st_size, st.st_mtime_ns) != (local.size, local.mtime_ns):
-            raise _Skip("changed locally during the sync; synced next round")
+            raise Skip("changed locally during the sync; synced next round")
 
     def _move_local(self, src: str, dest: str) -> None:
         target = self._abs(dest)
         if target.exists():
-            raise _Skip(f"cannot move to {dest}: something is already there")
+            raise Skip(f"cannot move to {dest}: something is already there")
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(self._abs(src), target)
 
@@ -440,7 +361,7 @@ class Syncer:
         if version is None:
             current = self.client.get_document(doc_id).current_version
             if current is None:
-                raise _Skip("the document has no version")
+                raise Skip("the document has no version")
             version = current
             link = self.client.download_link(doc_id, version.id)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -508,7 +429,7 @@ class Syncer:
     def _run(self, report: Report, a: Action) -> None:
         try:
             getattr(self, f"_do_{a.kind}")(report, a)
-        except _Skip as exc:
+        except Skip as exc:
             self._fail(report, a.path, str(exc))
         except DocstoreError as exc:
             self._fail(report, a.path, f"{exc} ({exc.code})")
@@ -532,7 +453,7 @@ class Syncer:
                 self._still(a.path, a.local)
                 os.rename(self._abs(a.path), park / name)
                 parked.append((a, park / name))
-            except (_Skip, OSError) as exc:
+            except (Skip, OSError) as exc:
                 self._fail(report, a.path, f"not moved: {exc}")
         self._crash_point("local_move")  # parked, not yet in place
         for a, spot in parked:
@@ -792,87 +713,3 @@ class Syncer:
         size, entry = self._download(a.path, a.doc_id, None)
         self._put(entry)
         self._emit(report, "download", a.path, bytes=size)
-
-    # -- folders ----------------------------------------------------------------------------
-
-    def _local_dirs(self, ignore: Ignore) -> tuple[set[str], set[str]]:
-        """(every folder, the folders holding at least one file somewhere below)."""
-        dirs: set[str] = set()
-        full: set[str] = set()
-        for top, subdirs, files in os.walk(self.root):
-            rel_top = Path(top).relative_to(self.root).as_posix()
-            rel_top = "" if rel_top == "." else rel_top
-            keep = []
-            for d in subdirs:
-                rel = f"{rel_top}/{d}" if rel_top else d
-                if not ignore.dir(rel):
-                    keep.append(d)
-                    dirs.add(rel)
-            subdirs[:] = keep
-            if files and rel_top:
-                parts = rel_top.split("/")
-                full.update("/".join(parts[: i + 1]) for i in range(len(parts)))
-        return dirs, full
-
-    def _remote_has_documents(self, folder_id: str) -> bool:
-        stack = [folder_id]
-        for _ in range(100_000):
-            if not stack:
-                return False
-            for child in self.client.iter_children(stack.pop()):
-                if child.kind == "document":
-                    return True
-                stack.append(str(child.id))
-        return True  # pragma: no cover - too deep to tell: keep it
-
-    def _sync_folders(
-        self, report: Report, remote: RemoteTree, base_folders: dict[str, str], ignore: Ignore
-    ) -> None:
-        """Empty folders too: created on the other side, deleted where the other side did."""
-        local_dirs, holding = self._local_dirs(ignore)
-        remote_dirs = set(self.rfolders)
-        everything = sorted(local_dirs | remote_dirs | set(base_folders), key=_depth)
-        removed_local: list[str] = []
-        removed_remote: list[str] = []
-        for d in everything:
-            here, there, was = d in local_dirs, d in remote_dirs, d in base_folders
-            try:
-                if here and there:
-                    self.state.put_folder(d, self.rfolders[d])
-                elif here and was and d not in holding:  # deleted there, empty here
-                    removed_local.append(d)
-                elif here:
-                    self.state.put_folder(d, self._remote_folder(d))
-                    if not was:
-                        self._emit(report, "remote_mkdir", d)
-                elif there and was:  # deleted here
-                    removed_remote.append(d)
-                elif there:
-                    self._abs(d).mkdir(parents=True, exist_ok=True)
-                    self.state.put_folder(d, self.rfolders[d])
-                    self._emit(report, "local_mkdir", d)
-                else:
-                    self.state.forget_folders([d])
-            except (DocstoreError, OSError) as exc:
-                self._fail(report, d, f"folder: {exc}")
-        for d in sorted(removed_local, key=lambda d: -d.count("/")):
-            with contextlib.suppress(OSError):
-                self._abs(d).rmdir()
-                self.state.forget_folders([d])
-                self._emit(report, "local_rmdir", d)
-        gone: set[str] = set()
-        for d in sorted(removed_remote, key=lambda d: d.count("/")):
-            if any(d.startswith(g + "/") for g in gone):
-                self.state.forget_folders([d])
-                continue
-            try:
-                if self._remote_has_documents(self.rfolders[d]):
-                    self._abs(d).mkdir(parents=True, exist_ok=True)  # kept: it has files there
-                    continue
-                with contextlib.suppress(NotFound):
-                    self.client.delete_folder(self.rfolders[d])
-                gone.add(d)
-                self.state.forget_folders([d])
-                self._emit(report, "remote_rmdir", d)
-            except DocstoreError as exc:
-                self._fail(report, d, f"folder: {exc} ({exc.code})")

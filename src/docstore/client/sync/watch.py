@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 
 from docstore.client.errors import DocstoreError
-from docstore.client.sync.engine import Report, Syncer
+from docstore.client.sync.engine import Syncer
+from docstore.client.sync.report import Report
 from docstore.client.sync.state import STATE_DIR
 
 
