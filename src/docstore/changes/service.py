@@ -243,6 +243,18 @@ def item_changed(db: Session, actor: Actor | None, item: Item, op: Op) -> None:
     append(db, actor, item, op, audience(db, item))
 
 
+def documents_created(db: Session, actor: Actor | None, items: list[Item]) -> None:
+    """`created` rows for new documents (a batch upload), the audience computed once per
+    folder rather than once per document: a document created in this transaction has no
+    share of its own yet, so who sees it is exactly who sees its folder."""
+    seen: dict[str, set[int]] = {}
+    for item in items:
+        users = seen.get(item.path)
+        if users is None:
+            users = seen[item.path] = audience(db, Item("folder", 0, item.owner_id, item.path))
+        append(db, actor, item, Op.CREATED, users)
+
+
 def subtree_changed(db: Session, actor: Actor | None, folder: Item, op: Op) -> None:
     """A folder's `deleted` (call before the subtree is marked) or `restored` (after): its
     audience gets the folder's row; a user who sees only items inside it, theirs."""
