@@ -6,6 +6,8 @@ inside its unit of work, and never commits:
 - `item_changed(db, actor, item, op)`: rows for everyone who can see `item` now (its owner,
   users with a share on it or an ancestor folder, members of a group such a share names).
   `created`, `updated` (new version, rename) and `deleted`/`restored` of a document.
+- `documents_created(db, actor, items)`: `created` for many new documents (a batch upload),
+  the audience computed once per folder.
 - `subtree_changed(db, actor, item, op)`: a folder's `deleted`/`restored`: the folder's
   audience gets one row for the folder (a client drops / relists the subtree), and a user
   who only sees something inside it (a share on a descendant) gets a row for that item.
