@@ -70,6 +70,36 @@ def record(
     third more CPU for a row nothing in the request reads back (audit rows have no foreign
     keys, so writing them before the rest of the flush changes nothing).
     """
+    row = entry(
+        actor,
+        action,
+        document_id=document_id,
+        folder_id=folder_id,
+        share_id=share_id,
+        owner_id=owner_id,
+        user_id=user_id,
+        details=details,
+    )
+    if db.info.get(READ_ONLY):
+        # A read request's entry: its caller writes it with others' in one transaction,
+        # and answers only once that has committed (audit.group_commit).
+        db.info.setdefault(DEFERRED, []).append(row)
+        return
+    db.connection().execute(_INSERT, row)
+
+
+def entry(
+    actor: Actor,
+    action: Action,
+    *,
+    document_id: int | None = None,
+    folder_id: int | None = None,
+    share_id: int | None = None,
+    owner_id: int | None = None,
+    user_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row `record` writes, for writing many at once (`insert_rows`)."""
     if actor.link is not None and actor.user is None:
         share_id = share_id or actor.link.id
         details = {**(details or {}), "via_link": actor.link.id}
@@ -86,12 +116,7 @@ def record(
     }
     if details is not None:  # absent, not None: None would be stored as JSON 'null'
         row["details"] = details
-    if db.info.get(READ_ONLY):
-        # A read request's entry: its caller writes it with others' in one transaction,
-        # and answers only once that has committed (audit.group_commit).
-        db.info.setdefault(DEFERRED, []).append(row)
-        return
-    db.connection().execute(_INSERT, row)
+    return row
 
 
 def record_failed_attempt(
@@ -113,8 +138,8 @@ def deferred(db: Session) -> list[dict[str, Any]]:
 
 
 def insert_rows(db: Session, rows: list[dict[str, Any]]) -> None:
-    """Write entries `record` deferred: one executemany per set of columns given (an entry
-    without details must not get a JSON null)."""
+    """Write entries (`entry`, or those `record` deferred): one executemany per set of
+    columns given (an entry without details must not get a JSON null)."""
     by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
     for row in rows:
         by_columns.setdefault(frozenset(row), []).append(row)

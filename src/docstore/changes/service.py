@@ -6,6 +6,8 @@ inside its unit of work, and never commits:
 - `item_changed(db, actor, item, op)`: rows for everyone who can see `item` now (its owner,
   users with a share on it or an ancestor folder, members of a group such a share names).
   `created`, `updated` (new version, rename) and `deleted`/`restored` of a document.
+- `documents_created(db, actor, items)`: `created` for many new documents (a batch upload),
+  the audience computed once per folder.
 - `subtree_changed(db, actor, item, op)`: a folder's `deleted`/`restored`: the folder's
   audience gets one row for the folder (a client drops / relists the subtree), and a user
   who only sees something inside it (a share on a descendant) gets a row for that item.
@@ -241,6 +243,18 @@ def append(
 def item_changed(db: Session, actor: Actor | None, item: Item, op: Op) -> None:
     """`op` on `item`, for everyone who can see it now."""
     append(db, actor, item, op, audience(db, item))
+
+
+def documents_created(db: Session, actor: Actor | None, items: list[Item]) -> None:
+    """`created` rows for new documents (a batch upload), the audience computed once per
+    folder rather than once per document: a document created in this transaction has no
+    share of its own yet, so who sees it is exactly who sees its folder."""
+    seen: dict[str, set[int]] = {}
+    for item in items:
+        users = seen.get(item.path)
+        if users is None:
+            users = seen[item.path] = audience(db, Item("folder", 0, item.owner_id, item.path))
+        append(db, actor, item, Op.CREATED, users)
 
 
 def subtree_changed(db: Session, actor: Actor | None, folder: Item, op: Op) -> None:

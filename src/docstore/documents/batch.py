@@ -11,8 +11,10 @@ folder. The costs that do not depend on the file are paid once per request:
   in one transaction, then their bytes are hashed and written (each object fsynced, the
   objects' directory fsynced once per group: `store_group`);
 - every document, version, quota charge, audit entry and change-feed row of the request is
-  written in one final transaction, each file inside its own savepoint, so a file that
-  fails (its name, its folder path, the quota, a name clash) fails alone and leaves nothing.
+  written in one final transaction, set-based (`record_parts`): all files are checked first
+  (folder paths, names, the quota), then each kind of row is written for the files kept in
+  one statement, so a file that fails (its name, its folder path, the quota, a name clash)
+  fails alone and leaves nothing, and the statements do not grow with the number of files.
 
 Starlette's own form parser (`request.form()`) was not used: it reads the whole body before
 returning, each file into a SpooledTemporaryFile that stays in memory up to 1 MiB, so a body
@@ -33,7 +35,7 @@ from fastapi import Request
 from pydantic import BaseModel
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from sqlalchemy import bindparam, false, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 
@@ -47,16 +49,18 @@ from docstore.errors import (
     BadRequest,
     ChecksumMismatch,
     DocstoreError,
-    NameConflict,
+    QuotaExceeded,
     TooLarge,
     ValidationFailed,
 )
+from docstore.folders import repository as folder_repo
 from docstore.folders import service as folders
 from docstore.folders.models import Folder
 from docstore.names import clean_name
 from docstore.schemas import Problem
 from docstore.services import Services
 from docstore.sharing.permissions import Level, get_folder_for
+from docstore.users import repository as user_repo
 
 log = logging.getLogger(__name__)
 
@@ -270,9 +274,10 @@ def store_group(svc: Services, group: list[_Part]) -> None:
     if not keep:
         return
     with svc.database.transaction() as db:
-        for part in keep:
-            assert part.stored is not None
-            part.stored.blob_id = blobs.add_pending(db, part.stored.key, part.size)
+        ids = blobs.add_pending_many(db, [(p.stored.key, p.size) for p in keep if p.stored])
+    for part in keep:
+        assert part.stored is not None
+        part.stored.blob_id = ids[part.stored.key]
     items = [(p.stored.key, p.chunks[0]) for p in keep if p.stored is not None]
     try:
         put_objects(svc, items)
@@ -307,87 +312,163 @@ def discard_stored(svc: Services, stored: list[service.StoredBytes]) -> None:
         )
 
 
-# Built once: a live child folder by name (path segments that exist already).
-_CHILD_FOLDER = select(Folder.id).where(
-    Folder.parent_id == bindparam("parent_id"),
-    Folder.name == bindparam("name"),
-    Folder.is_deleted == false(),
-)
+@dataclass
+class _Node:
+    """A folder of the batch's tree: one that exists (`id`), or one to create for the files
+    that end up in it. `names`: the names its files and subfolders take in this batch."""
+
+    parent: _Node | None
+    name: str
+    id: int | None = None
+    path: str = ""
+    error: DocstoreError | None = None  # every file below fails with it
+    folders: dict[str, int] = field(default_factory=dict)  # existing subfolders asked for
+    documents: set[str] = field(default_factory=set)  # existing documents' names asked for
+    names: dict[str, str] = field(default_factory=dict)  # name -> "file" | "folder"
 
 
 class _Tree:
-    """The folders below the target, resolved (or created) once per request."""
+    """The folders below the target a batch's files go into: each existing one locked and
+    asked once which of the batch's names it holds (`children_named`), the missing ones
+    created only for the files that are kept. The folder locks serialise name checks among
+    a folder's children, as `create_document` takes them, so the names seen stay true until
+    the commit; they are taken parents first, in the order of the paths (two batches into
+    one tree take them in the same order)."""
 
-    def __init__(self, db: Session, actor: Actor, root_id: int) -> None:
+    def __init__(self, db: Session, actor: Actor, target: Folder) -> None:
         self.db = db
         self.actor = actor
-        self.ids: dict[tuple[int, str], int] = {}
-        self.root_id = root_id
+        self.root = _Node(None, "", id=target.id, path=target.path)
+        self.nodes: dict[tuple[str, ...], _Node] = {(): self.root}
 
-    def folder_for(self, segments: list[str], created: dict[tuple[int, str], int]) -> int:
-        """The folder that holds the file `segments[-1]`, creating missing folders; those
-        created are noted in `created` (to forget if the file's savepoint rolls back)."""
-        parent = self.root_id
-        for name in segments[:-1]:
-            key = (parent, name)
-            folder_id = self.ids.get(key) or created.get(key)
-            if folder_id is None:
-                folder_id = self.db.scalar(_CHILD_FOLDER, {"parent_id": parent, "name": name})
-                if folder_id is not None:
-                    get_folder_for(self.db, self.actor, folder_id, Level.EDIT)
-                else:  # EDIT on the parent checked, name free (409 if a document has it)
-                    folder_id = self._create(parent, name)
-                created[key] = folder_id
-            parent = folder_id
-        return parent
+    def resolve(self, parts: list[_Part]) -> None:
+        """Find (and lock) every folder the parts name, in one pass down the tree."""
+        wanted: dict[tuple[str, ...], set[str]] = {}
+        for part in parts:
+            segments = part.segments
+            for depth in range(len(segments)):
+                wanted.setdefault(tuple(segments[:depth]), set()).add(segments[depth])
+        for key in sorted(wanted):
+            node = self.nodes.get(key) or self._node(key)
+            if node.id is None or node.error is not None:
+                continue
+            folder_repo.lock(self.db, node.id)
+            node.folders, node.documents = folder_repo.children_named(self.db, node.id, wanted[key])
 
-    def _create(self, parent: int, name: str) -> int:
-        """A new folder, or the one a concurrent request created meanwhile: `folders.create`
-        waits for the parent's lock, which that request held until it committed."""
-        try:
-            return folders.create(self.db, self.actor, name, parent).id
-        except NameConflict:
-            found = self.db.scalar(_CHILD_FOLDER, {"parent_id": parent, "name": name})
-            if found is None:
-                raise  # a document has the name
-            get_folder_for(self.db, self.actor, found, Level.EDIT)
-            return int(found)
+    def _node(self, key: tuple[str, ...]) -> _Node:
+        parent = self.nodes[key[:-1]]
+        node = self.nodes[key] = _Node(parent, key[-1], error=parent.error)
+        if parent.id is None or node.error is not None:
+            return node  # below a folder still to create (or failed): to create (or failed)
+        if node.name in parent.documents:
+            node.error = folders.name_conflict(node.name)  # a document is not a folder
+        elif node.name in parent.folders:
+            node.id = parent.folders[node.name]
+            try:
+                folder, _ = get_folder_for(self.db, self.actor, node.id, Level.EDIT)
+                node.path = folder.path
+            except DocstoreError as exc:
+                node.error = exc
+        return node
+
+    def claims(self, part: _Part) -> list[tuple[_Node, str, str]]:
+        """The names the part would take in the batch (its own, its new folders'), or
+        raise what stops it: a name an existing item or an earlier kept file of the batch
+        has (409), a folder it cannot write to. `take` them once the part is kept."""
+        segments = part.segments
+        claims: list[tuple[_Node, str, str]] = []
+        for depth in range(len(segments) - 1):
+            node = self.nodes[tuple(segments[: depth + 1])]
+            if node.error is not None:
+                raise node.error
+            parent = node.parent
+            assert parent is not None
+            if node.id is None:  # to create: not where an earlier file of the batch is
+                if parent.names.get(node.name, "folder") != "folder":
+                    raise folders.name_conflict(node.name)
+                claims.append((parent, node.name, "folder"))
+        parent = self.nodes[tuple(segments[:-1])]
+        name = segments[-1]
+        if name in parent.documents or name in parent.folders or name in parent.names:
+            raise folders.name_conflict(name)
+        claims.append((parent, name, "file"))
+        return claims
+
+    @staticmethod
+    def take(claims: list[tuple[_Node, str, str]]) -> None:
+        for node, name, kind in claims:
+            node.names[name] = kind
+
+    def folder_of(self, part: _Part) -> _Node:
+        """The part's folder, created now (with the missing ones above it) if it is new."""
+        node = self.nodes[tuple(part.segments[:-1])]
+        self._create(node)
+        return node
+
+    def _create(self, node: _Node) -> None:
+        if node.id is not None:
+            return
+        assert node.parent is not None
+        self._create(node.parent)
+        # Its parent is locked (`resolve`) or was created in this transaction, and the name
+        # was free there: `folders.create` takes the lock again (held already) and checks.
+        folder = folders.create(self.db, self.actor, node.name, node.parent.id)
+        node.id, node.path = folder.id, folder.path
 
 
 def record_parts(
     db: Session, svc: Services, actor: Actor, folder_id: int, parts: list[_Part]
 ) -> None:
-    """Every stored part's document in the caller's transaction, each in a savepoint."""
+    """Every stored part's document in the caller's transaction, set-based
+    (`service.create_documents`): each check made for all files at once, then each kind of
+    row written in one statement. A file that fails (its folder, its name, the quota) fails
+    alone and leaves nothing; its bytes are deleted after the commit.
+
+    Locks in the order of the other upload paths: the dedup targets, the folders, the
+    owner's row."""
     target, _ = get_folder_for(db, actor, folder_id, Level.EDIT)
-    tree = _Tree(db, actor, target.id)
-    failed: list[service.StoredBytes] = []
-    duplicates: list[service.StoredBytes] = []
-    for part in parts:
-        stored = part.stored
-        if stored is None:
-            continue
-        created: dict[tuple[int, str], int] = {}
+    stored = [p for p in parts if p.stored is not None]
+    if not stored:
+        return
+    keys = {
+        (p.stored.sha256, p.stored.size) for p in stored if p.stored and p.stored.sha256_verified
+    }
+    targets = blobs.find_dedup_targets(db, keys)
+    tree = _Tree(db, actor, target)
+    tree.resolve(stored)
+    # In request order, as if each file were recorded alone: its folder path and name,
+    # then the quota (the owner's row locked after the folders, as the other paths do).
+    room = user_repo.room_for_update(db, target.owner_id)
+    charged = 0
+    for part in stored:
         try:
-            with db.begin_nested():
-                parent = tree.folder_for(part.segments, created)
-                name = part.segments[-1]
-                blob = service.attach_blob(db, stored)
-                doc, _ = service.create_document(
-                    db, actor, parent, name, service.guess_mime(name, part.mime_type), blob
-                )
-                part.document = service.created_out(db, actor, doc)
+            claims = tree.claims(part)
+            if part.size and part.size > room:  # as `charge`: an empty file always fits
+                raise QuotaExceeded(user_repo.OVER_QUOTA)
         except DocstoreError as exc:
-            # The savepoint's rows are gone, but the instances `db.fastpath.inserted` put in
-            # the session are not (the session did not see them inserted): a later insert
-            # reusing the id would clash with them. Nothing unflushed is lost: the released
-            # savepoints flushed, and only ids are kept across files.
-            db.expunge_all()
             part.fail(exc)
-            failed.append(stored)
             continue
-        tree.ids.update(created)
-        if blob.id != stored.blob_id:
-            duplicates.append(stored)
+        tree.take(claims)
+        room -= part.size
+        charged += part.size
+    user_repo.charge(db, target.owner_id, charged)
+    kept = [p for p in stored if p.error is None]
+    new: list[service.NewDocument] = []
+    for part in kept:
+        assert part.stored is not None
+        node = tree.folder_of(part)
+        assert node.id is not None
+        name = part.segments[-1]
+        mime = service.guess_mime(name, part.mime_type)
+        new.append(service.NewDocument(node.id, node.path, name, mime, part.stored))
+    created = service.create_documents(db, actor, target.owner_id, new, targets)
+    duplicates: list[service.StoredBytes] = []
+    for part, (document, blob_id) in zip(kept, created, strict=True):
+        assert part.stored is not None
+        part.document = document
+        if blob_id != part.stored.blob_id:
+            duplicates.append(part.stored)
+    failed = [p.stored for p in stored if p.error is not None and p.stored is not None]
     if duplicates:
         after_commit(db, lambda: _delete_duplicates(svc, duplicates))
     if failed:

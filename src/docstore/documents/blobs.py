@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -38,22 +39,27 @@ def add_pending(db: Session, key: str, size: int) -> int:
     return int(row.scalar_one())
 
 
+def add_pending_many(db: Session, items: list[tuple[str, int]]) -> dict[str, int]:
+    """`add_pending` for many (key, size) in one multi-row INSERT: each key's blob id."""
+    now = utcnow()
+    rows = [{"storage_key": k, "sha256": "", "size_bytes": n, "created_at": now} for k, n in items]
+    return {key: int(blob_id) for blob_id, key in db.connection().execute(_ADD_PENDING_MANY, rows)}
+
+
 # Built once: every upload runs it (a Core INSERT: the unit of work cost 3x the statement).
-_ADD_PENDING = (
-    insert(Blob)
-    .values(
-        storage_key=bindparam("storage_key"),
-        sha256=bindparam("sha256"),
-        size_bytes=bindparam("size_bytes"),
-        created_at=bindparam("created_at"),
-        state="pending",
-        verified=False,
-        damaged=False,
-        ref_count=0,
-        delete_attempts=0,
-    )
-    .returning(Blob.id)
+_PENDING_ROW = insert(Blob).values(
+    storage_key=bindparam("storage_key"),
+    sha256=bindparam("sha256"),
+    size_bytes=bindparam("size_bytes"),
+    created_at=bindparam("created_at"),
+    state="pending",
+    verified=False,
+    damaged=False,
+    ref_count=0,
+    delete_attempts=0,
 )
+_ADD_PENDING = _PENDING_ROW.returning(Blob.id)
+_ADD_PENDING_MANY = _PENDING_ROW.returning(Blob.id, Blob.storage_key)
 
 
 def activate(
@@ -86,21 +92,34 @@ def activate(
     return detached(Blob, row._mapping)
 
 
+# What activating sets, besides the reference count (`_ACTIVATE`, `_ACTIVATE_MANY`).
+_ACTIVE_VALUES: dict[str, Any] = {
+    "sha256": bindparam("sha256"),
+    "size_bytes": bindparam("size_bytes"),
+    "verified": bindparam("verified"),
+    "content_hash": bindparam("content_hash"),
+    "block_size": bindparam("block_size"),
+    "state": "active",
+    "unreferenced_at": None,
+}
 _ACTIVATE = (
     update(Blob)
     .where(Blob.id == bindparam("blob_id"))
-    .values(
-        sha256=bindparam("sha256"),
-        size_bytes=bindparam("size_bytes"),
-        verified=bindparam("verified"),
-        content_hash=bindparam("content_hash"),
-        block_size=bindparam("block_size"),
-        state="active",
-        ref_count=1,
-        unreferenced_at=None,
-    )
+    .values(**_ACTIVE_VALUES, ref_count=1)
     .returning(*Blob.__table__.c)
 )
+_ACTIVATE_MANY = (
+    update(Blob)
+    .where(Blob.id == bindparam("blob_id"))
+    .values(**_ACTIVE_VALUES, ref_count=bindparam("ref_count"))
+)
+
+
+def activate_many(db: Session, rows: list[dict[str, object]]) -> None:
+    """`activate` for many pending blobs in one executemany, each with its reference count
+    (`ref_count`: the versions about to point at it): the batch upload's blobs."""
+    if rows:
+        db.connection().execute(_ACTIVATE_MANY, rows)
 
 
 def add_active(db: Session, key: str, sha256: str, size: int) -> Blob:
@@ -147,18 +166,20 @@ def forget_pending(database: Database, blob_id: int) -> None:
         )
 
 
+# The blobs a verified SHA-256 may deduplicate onto: verified, healthy and live.
+_DEDUPABLE = (Blob.verified.is_(True), Blob.damaged.is_(False), Blob.state == "active")
 # Built once: every upload looks for a copy.
 _DEDUP_TARGET = (
     select(Blob)
-    .where(
-        Blob.sha256 == bindparam("sha256"),
-        Blob.size_bytes == bindparam("size"),
-        Blob.verified.is_(True),
-        Blob.damaged.is_(False),
-        Blob.state == "active",
-    )
+    .where(Blob.sha256 == bindparam("sha256"), Blob.size_bytes == bindparam("size"), *_DEDUPABLE)
     .order_by(Blob.id)
     .limit(1)
+    .with_for_update()
+)
+_DEDUP_TARGETS = (
+    select(Blob)
+    .where(Blob.sha256.in_(bindparam("sha256s", expanding=True)), *_DEDUPABLE)
+    .order_by(Blob.id)
     .with_for_update()
 )
 
@@ -170,6 +191,20 @@ def find_dedup_target(db: Session, sha256: str, size: int) -> Blob | None:
     never a reason to hand out someone else's object (the "Dropship" hole).
     """
     return db.scalar(_DEDUP_TARGET, {"sha256": sha256, "size": size})
+
+
+def find_dedup_targets(db: Session, keys: set[tuple[str, int]]) -> dict[tuple[str, int], Blob]:
+    """`find_dedup_target` for many (sha256, size) at once, in one statement: the oldest
+    such blob for each key that has one, all locked against a concurrent GC. The same rule:
+    only for bytes the server hashed itself."""
+    if not keys:
+        return {}
+    found: dict[tuple[str, int], Blob] = {}
+    for blob in db.scalars(_DEDUP_TARGETS, {"sha256s": sorted({sha for sha, _ in keys})}):
+        key = (blob.sha256, blob.size_bytes)
+        if key in keys:
+            found.setdefault(key, blob)
+    return found
 
 
 # Built once: S3 uploads look for a copy by the content hash S3 proved.
@@ -208,12 +243,36 @@ def find_content_target(
 
 def add_ref(db: Session, blob_id: int) -> None:
     """One more version points at the blob."""
-    db.execute(
-        update(Blob)
-        .where(Blob.id == blob_id)
-        .values(ref_count=Blob.ref_count + 1, unreferenced_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    add_refs(db, {blob_id: 1})
+
+
+def add_refs(db: Session, counts: dict[int, int]) -> None:
+    """`count` more versions point at each blob, in one executemany."""
+    if counts:
+        rows = [{"blob_id": blob_id, "n": n} for blob_id, n in counts.items()]
+        db.connection().execute(_ADD_REFS, rows)
+
+
+_ADD_REFS = (
+    update(Blob)
+    .where(Blob.id == bindparam("blob_id"))
+    .values(ref_count=Blob.ref_count + bindparam("n"), unreferenced_at=None)
+)
+
+
+def retire_duplicates(db: Session, duplicates: list[tuple[int, str]]) -> None:
+    """Pending blobs (id, sha256) whose bytes an existing blob already holds: marked for
+    deletion in the caller's transaction (the object goes after the commit, `delete_now`)."""
+    if duplicates:
+        rows = [{"blob_id": b, "sha256": sha, "now": utcnow()} for b, sha in duplicates]
+        db.connection().execute(_RETIRE, rows)
+
+
+_RETIRE = (
+    update(Blob)
+    .where(Blob.id == bindparam("blob_id"))
+    .values(state="deleting", sha256=bindparam("sha256"), unreferenced_at=bindparam("now"))
+)
 
 
 def drop_ref(db: Session, blob_id: int) -> None:

@@ -75,6 +75,40 @@ def _name_taken_statement(except_folder: bool, except_document: bool) -> Select[
     return select(exists(f) | exists(d))
 
 
+def children_named(db: Session, folder_id: int, names: set[str]) -> tuple[dict[str, int], set[str]]:
+    """Which of `names` the live children of `folder_id` have: subfolders (name -> id) and
+    documents, in one statement (`name_taken` for many names at once; a batch upload asks
+    once per folder, under the folder lock)."""
+    found: dict[str, int] = {}
+    documents: set[str] = set()
+    if not names:
+        return found, documents
+    params = {"folder_id": folder_id, "names": sorted(names)}
+    for kind, item_id, name in db.execute(_CHILDREN_NAMED, params):
+        if kind == "f":
+            found[name] = item_id
+        else:
+            documents.add(name)
+    return found, documents
+
+
+_CHILDREN_NAMED: Any = (
+    select(literal_column("'f'"), Folder.id, Folder.name)
+    .where(
+        Folder.parent_id == bindparam("folder_id"),
+        Folder.name.in_(bindparam("names", expanding=True)),
+        Folder.is_deleted == false(),
+    )
+    .union_all(
+        select(literal_column("'d'"), Document.id, Document.name).where(
+            Document.folder_id == bindparam("folder_id"),
+            Document.name.in_(bindparam("names", expanding=True)),
+            Document.is_deleted == false(),
+        )
+    )
+)
+
+
 def lock(db: Session, folder_id: int) -> Folder | None:
     """Take the folder's row lock (PostgreSQL): serialises name checks among its children.
 

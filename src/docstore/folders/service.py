@@ -64,7 +64,12 @@ def ensure_free_name(
     if repo.name_taken(
         db, folder_id, name, except_folder=except_folder, except_document=except_document
     ):
-        raise NameConflict(f"An item named {name!r} already exists in this folder.")
+        raise name_conflict(name)
+
+
+def name_conflict(name: str) -> NameConflict:
+    """409 name_conflict: a live sibling has `name`."""
+    return NameConflict(f"An item named {name!r} already exists in this folder.")
 
 
 def create(db: Session, actor: Actor, name: str, parent_id: int | str | None) -> Folder:

@@ -39,6 +39,7 @@ _RESERVE = (
 _FITS = select(User.used_bytes, User.reserved_bytes, User.quota_bytes).where(
     User.id == bindparam("owner_id")
 )
+_FITS_LOCKED = _FITS.with_for_update(key_share=True)
 
 
 def charge(db: Session, owner_id: int, size: int) -> None:
@@ -53,7 +54,18 @@ def charge(db: Session, owner_id: int, size: int) -> None:
     # statements; bench/PROFILE.md, session 5).
     result = db.connection().execute(_CHARGE, {"owner_id": owner_id, "size": size})
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise QuotaExceeded("This would take the owner's storage past their quota.")
+        raise QuotaExceeded(OVER_QUOTA)
+
+
+OVER_QUOTA = "This would take the owner's storage past their quota."
+
+
+def room_for_update(db: Session, owner_id: int) -> int:
+    """The bytes the owner may still add, their row locked to the end of the transaction
+    (FOR NO KEY UPDATE, as `charge`'s UPDATE takes it): a caller choosing among many files
+    (a batch upload) decides here and then charges the sum once with `charge`."""
+    row = db.execute(_FITS_LOCKED, {"owner_id": owner_id}).one()
+    return int(row.quota_bytes - row.used_bytes - row.reserved_bytes)
 
 
 def release(db: Session, owner_id: int, size: int) -> None:
