@@ -4,7 +4,6 @@ its import: `docstore.db.fastpath.rows`, `first_row`, `inserted`, `detached`."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -90,25 +89,23 @@ def rows(db: Session, statement: Any, params: dict[str, Any], *, first: bool = F
 
 
 class Plan:
-    """A SELECT compiled once for a driver: its SQL, its binds with their processors (in
-    order for a positional paramstyle, by name for pyformat), its result processors and a
-    row type over its column keys: what SQLAlchemy's execution does per call, done once."""
+    """A SELECT compiled once for a driver with positional parameters (sqlite3's `?`,
+    psycopg's raw `$1`): its SQL, its binds in order with their processors, its result
+    processors and a row type over its column keys: what SQLAlchemy's execution does per
+    call, done once."""
 
     def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("a plan takes statements without expanding parameters")
+        if compiled.positiontup is None:
+            raise ValueError("a plan takes a dialect with positional parameters")
         self.statement = statement  # kept alive: the plan is found by id()
         self.compiled = compiled
         self.sql: str = compiled.string
-        self.positional = compiled.positiontup is not None
-        # pyformat (psycopg): the names the SQL holds, as `%(name)s`.
-        names = compiled.positiontup or list(dict.fromkeys(_NAMED.findall(self.sql)))
-        if not self.positional and len(_NAMED.findall(self.sql)) != self.sql.count("%("):
-            raise ValueError("a plan takes bind parameters named as identifiers")
         self.binds = [
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names
+            for name in compiled.positiontup
         ]
         columns = list(statement.selected_columns)
         keys = tuple(statement.selected_columns.keys())
@@ -118,12 +115,10 @@ class Plan:
         self.make = _row_type(keys)
         self.convert = any(self.results)
 
-    def args(self, params: dict[str, Any]) -> Any:
-        """The driver's parameters: a list (positional) or a dict (pyformat)."""
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        """The driver's parameters, in order."""
         values = self.compiled.construct_params(params)
-        if self.positional:
-            return [p(values[n]) if p is not None else values[n] for n, p in self.binds]
-        return {n: p(values[n]) if p is not None else values[n] for n, p in self.binds}
+        return [p(values[n]) if p is not None else values[n] for n, p in self.binds]
 
     def row(self, raw: Any) -> Any:
         """One driver row as SQLAlchemy would return it (readable by position, attribute
@@ -132,8 +127,6 @@ class Plan:
             return self.make(raw)
         return self.make(p(v) if p is not None else v for p, v in zip(self.results, raw))  # noqa: B905 - one processor per column; strict= costs here
 
-
-_NAMED = re.compile(r"%\((\w+)\)s")
 
 # Plans by id() of their statement and the driver's paramstyle (a plan keeps its statement
 # alive, so an id is never reused while its plan is here). The statements are module

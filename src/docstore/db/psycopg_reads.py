@@ -6,7 +6,10 @@ samples in SQLAlchemy's asyncio layer around psycopg (the greenlet hops, the exe
 context, the pool's checkout and reset, the result object) rather than in psycopg itself
 (bench/PROFILE.md, "Reads on PostgreSQL straight on psycopg"). Here the statement is
 compiled once by SQLAlchemy (`db.fastpath.Plan`: the same SQL, bind and result processors
-as SQLAlchemy's own execution), prepared on each connection, and its row converted by hand.
+as SQLAlchemy's own execution) with PostgreSQL's own `$1` placeholders, which psycopg's raw
+cursor sends as they are (psycopg parses a `%(name)s` query of more than 4 KiB, as this
+one is, again at every execution: a tenth of the request in the next profile), prepared on
+each connection, and its row converted by the same processors.
 Everything else on PostgreSQL (writes, the audit group commit, multi-statement reads)
 still goes through SQLAlchemy.
 """
@@ -17,7 +20,7 @@ import asyncio
 from typing import Any
 
 import psycopg
-from psycopg import pq
+from psycopg import AsyncRawCursor, pq
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, StatementError
 
@@ -33,7 +36,9 @@ class PsycopgReads:
     read itself, which is then run once more)."""
 
     def __init__(self, url: str, dialect: Dialect, size: int) -> None:
-        self.dialect = dialect  # SQLAlchemy's psycopg dialect: compiles, converts, connects
+        self.dialect = dialect  # the engine's (psycopg): connects, translates errors
+        # The same dialect with `$1` placeholders: compiles and converts.
+        self.compiler: Dialect = type(dialect)(paramstyle="numeric_dollar")
         self._cargs, self._cparams = dialect.create_connect_args(make_url(url))
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._slots = asyncio.Semaphore(size)
@@ -45,7 +50,7 @@ class PsycopgReads:
         OperationalError is a 503, as everywhere). A connection found dead (the server
         restarted) is dropped with every idle one, and the read runs once more on a fresh
         connection: a read may be retried."""
-        plan = plan_for(statement, self.dialect)
+        plan = plan_for(statement, self.compiler)
         args = plan.args(params)
         for attempt in (1, 2):
             async with self._slots:
@@ -68,7 +73,7 @@ class PsycopgReads:
             return self._idle.pop()
         try:
             return await psycopg.AsyncConnection.connect(
-                *self._cargs, autocommit=True, **self._cparams
+                *self._cargs, autocommit=True, cursor_factory=AsyncRawCursor, **self._cparams
             )
         except psycopg.Error as exc:
             raise _sqlalchemy_error(exc, sql, self.dialect, False) from exc
