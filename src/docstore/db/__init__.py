@@ -178,7 +178,8 @@ class Database:
             self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
         )
         self._session_info: dict[str, Any] = {}
-        # PostgreSQL's hot reads (`fetch_first`): an asyncio engine of the running loop.
+        # PostgreSQL, each of the running loop: the audit group commit's asyncio engine
+        # (`write_on_loop`) and the hot reads' psycopg pool (`fetch_first`), as large.
         self._async_pool_size = int(engine_kwargs.get("pool_size", 10))
         self._async: tuple[asyncio.AbstractEventLoop, AsyncEngine] | None = None
         self._reads: tuple[asyncio.AbstractEventLoop, PsycopgReads] | None = None
