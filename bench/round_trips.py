@@ -31,6 +31,7 @@ def count(requests: int, verbose: bool = False) -> dict[str, float]:
     from docstore.app import create_app
     from docstore.cache import RedisCache
     from docstore.config import Settings
+    from docstore.db.psycopg_reads import PsycopgReads
 
     name = f"docstore_rt_{os.getpid()}"
     url = servers.pg_database(name)
@@ -67,9 +68,21 @@ def count(requests: int, verbose: bool = False) -> dict[str, float]:
                         if verbose:
                             print("   ", " ".join(sql.split())[:110])
 
-                # Every engine: the hot read runs on the asyncio engine (autocommit: no
-                # BEGIN/COMMIT, no pre-ping), which is made on first use.
+                # Every engine: the audit group commit runs on the asyncio engine, which is
+                # made on first use.
                 event.listen(Engine, "before_cursor_execute", statement)
+                # The hot read runs straight on psycopg (db.psycopg_reads: autocommit, no
+                # BEGIN/COMMIT, no pre-ping), past SQLAlchemy's events.
+                real_read = PsycopgReads.fetch_first
+
+                async def hot_read(self: PsycopgReads, stmt: Any, params: Any) -> Any:
+                    if counting:
+                        seen["statement"] += 1
+                        if verbose:
+                            print("   ", "hot read:", " ".join(str(stmt).split())[:100])
+                    return await real_read(self, stmt, params)
+
+                PsycopgReads.fetch_first = hot_read  # type: ignore[method-assign]
                 event.listen(engine, "commit", hook("COMMIT"))
                 event.listen(engine, "rollback", hook("ROLLBACK"))
                 cache = svc.cache

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
+from docstore.context import Actor
+from docstore.documents import service
+from docstore.errors import NotFound
 from docstore.users.models import User
 from tests.audit.helpers import services
 from tests.fixtures.app import Api
+from tests.sharing.helpers import share_with
 from tests.web.test_session_security import sign_in
 
 
@@ -82,3 +87,35 @@ def test_a_bogus_session_cookie_is_401_before_any_csrf_check(api: Api) -> None:
     r = api.client.post("/api/v1/folders", json={"name": "x", "parent_id": None})
     assert r.status_code == 403, r.text
     assert api.client.get(f"/api/v1/documents/{doc_id}").status_code == 200
+
+
+def _orm_read(api: Api, token: str, doc_id: int) -> dict[str, Any]:
+    """What the ORM path (`get_with_token` in a read transaction) answers for `token`."""
+    with services(api).database.read_transaction() as db:
+        out = service.get_with_token(db, Actor(user=None), token, doc_id)
+    return out.model_dump(mode="json")
+
+
+def test_reads_answer_as_the_orm_path_and_a_revoked_share_is_404_at_once(api: Api) -> None:
+    """On PostgreSQL the read runs on psycopg directly (db.psycopg_reads), on SQLite through
+    the ORM's session: for the owner, a reader of a share two folders up, a stranger and
+    a revoked share, both answer what `get_with_token` answers."""
+    owner, reader, stranger = api.register(), api.register(), api.register()
+    top = owner.mkdir("top")
+    inner = owner.mkdir("inner", top["id"])
+    r = owner.upload("deep.txt", b"two levels down\n", inner["id"])
+    assert r.status_code == 201, r.text
+    doc_id = int(r.json()["id"])
+    grant = share_with(owner, reader, "VIEW", folder_id=top["id"])
+    for user, permission in ((owner, "OWNER"), (reader, "VIEW"), (owner, "OWNER")):
+        r = _get(api, doc_id, user.token)
+        assert r.status_code == 200, r.text
+        assert r.json()["permission"] == permission
+        assert r.json() == _orm_read(api, user.token, doc_id)
+    for user in (stranger, reader):
+        if user is reader:  # revoked: the very next read is refused
+            assert owner.delete(f"/api/v1/shares/{grant['id']}").status_code == 204
+        r = _get(api, doc_id, user.token)
+        assert r.status_code == 404 and "deep.txt" not in r.text
+        with pytest.raises(NotFound):
+            _orm_read(api, user.token, doc_id)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Row, event
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -30,6 +30,7 @@ from docstore.db.engine import (
     make_engine,
     make_read_engine,
 )
+from docstore.db.psycopg_reads import PsycopgReads
 
 __all__ = [
     "NAMING",
@@ -177,9 +178,11 @@ class Database:
             self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
         )
         self._session_info: dict[str, Any] = {}
-        # PostgreSQL's hot reads (`fetch_first`): an asyncio engine of the running loop.
+        # PostgreSQL, each of the running loop: the audit group commit's asyncio engine
+        # (`write_on_loop`) and the hot reads' psycopg pool (`fetch_first`), as large.
         self._async_pool_size = int(engine_kwargs.get("pool_size", 10))
         self._async: tuple[asyncio.AbstractEventLoop, AsyncEngine] | None = None
+        self._reads: tuple[asyncio.AbstractEventLoop, PsycopgReads] | None = None
         if guard is None:
             guard = os.environ.get(TRANSACTION_GUARD_ENV, "") not in ("", "0")
         if guard:
@@ -259,24 +262,28 @@ class Database:
             mine.add(self._async[1].sync_engine)
         return engine in mine
 
-    async def fetch_first(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+    async def fetch_first(self, statement: Any, params: dict[str, Any]) -> Any:
         """The first row of a one-statement read on PostgreSQL, on the event loop: no
         worker-thread hop, no transaction around it, one round trip. For the hot reads
         that authenticate, check and fetch in a single statement (documents.service
         `get_in_one_statement`); a read that needs several statements or writes anything
         takes `transaction` / `read_transaction` as usual.
 
-        A pooled connection found dead (the server restarted) is dropped with the rest of
-        the pool, and the read runs once more on a fresh one."""
-        for attempt in (1, 2):
-            try:
-                async with self._async_engine().connect() as conn:
-                    result = await conn.execute(statement, params)
-                    return result.first()
-            except DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")
+        It runs straight on psycopg, past SQLAlchemy's execution (`db.psycopg_reads`: why,
+        there); the row reads as `db.fastpath.rows`'. A pooled connection found dead (the
+        server restarted) is dropped with the idle ones, and the read runs once more on a
+        fresh one."""
+        return await self._psycopg_reads().fetch_first(statement, params)
+
+    def _psycopg_reads(self) -> PsycopgReads:
+        loop = asyncio.get_running_loop()
+        if self._reads is None or self._reads[0] is not loop:
+            # Connections belong to the loop that opened them (tests run several).
+            if self._reads is not None:
+                self._reads[1].close()
+            pool = PsycopgReads(self.url, self.engine.dialect, self._async_pool_size)
+            self._reads = (loop, pool)
+        return self._reads[1]
 
     async def write_on_loop(self, fn: Callable[[Session], None]) -> None:
         """`fn(session)` in one transaction over the asyncio pool (PostgreSQL), on the event
@@ -304,7 +311,10 @@ class Database:
                 return
 
     async def dispose_async(self) -> None:
-        """Close the hot-read pool of the running loop (at the end of the app's lifespan)."""
+        """Close the hot-read pools of the running loop (at the end of the app's lifespan)."""
+        reads, self._reads = self._reads, None
+        if reads is not None:
+            reads[1].close()
         found, self._async = self._async, None
         if found is not None:
             if found[0] is asyncio.get_running_loop():
@@ -314,6 +324,9 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._reads is not None:
+            self._reads[1].close()
+            self._reads = None
         if self._async is not None:  # its loop may be gone: let its connections go
             self._async[1].sync_engine.dispose(close=False)
             self._async = None

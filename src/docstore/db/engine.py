@@ -96,14 +96,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def make_async_read_engine(url: str, pool_size: int) -> AsyncEngine:
-    """For PostgreSQL, an asyncio engine (psycopg's async driver) for the hot reads that
-    are one statement (`Database.fetch_first`): autocommit, so a read is one round trip
-    with no BEGIN/COMMIT (a single statement sees one snapshot either way), and no
-    pre-ping (another round trip per checkout): `fetch_first` retries a read on a
-    connection found dead instead, which a read can do safely. No overflow: a read holds
-    its connection for one round trip, so waiting for one is short, while overflow
-    connections were opened and closed again under load (a connect per read, seen in
-    py-spy)."""
+    """For PostgreSQL, an asyncio engine (psycopg's async driver) for the audit group
+    commit's batches (`Database.write_on_loop`): autocommit, so its transaction is the
+    BEGIN/COMMIT it sends itself, and no pre-ping (another round trip per checkout):
+    `write_on_loop` tries a BEGIN that meets a dead connection once more instead. No
+    overflow: a batch holds its connection for three round trips, so waiting for one is
+    short, while overflow connections were opened and closed again under load (a connect
+    per request, seen in py-spy). The hot one-statement reads have their own pool,
+    straight on psycopg (`db.psycopg_reads`)."""
     return create_async_engine(
         url,
         isolation_level="AUTOCOMMIT",

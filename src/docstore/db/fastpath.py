@@ -78,59 +78,73 @@ def rows(db: Session, statement: Any, params: dict[str, Any], *, first: bool = F
         if first:
             return [] if (row := result.first()) is None else [row]
         return list(result.all())
-    plan = _PLANS.get(id(statement))
-    if plan is None or plan.statement is not statement:
-        plan = _remember(statement, _Plan.build(statement, conn.dialect))
-    values = plan.compiled.construct_params(params)
-    args = [proc(values[name]) if proc is not None else values[name] for name, proc in plan.binds]
+    plan = plan_for(statement, conn.dialect)
     driver: Any = conn.connection.driver_connection  # sqlite3.Connection
-    cursor = driver.execute(plan.sql, args)
+    cursor = driver.execute(plan.sql, plan.args(params))
     raw = cursor.fetchmany(1) if first else cursor.fetchall()
-    make, procs = plan.row, plan.results
-    if not any(procs):
+    make, procs = plan.make, plan.results
+    if not plan.convert:
         return [make(r) for r in raw]
     return [make(p(v) if p is not None else v for p, v in zip(procs, r)) for r in raw]  # noqa: B905 - one processor per column; strict= costs here
 
 
-class _Plan:
-    """A SELECT compiled for SQLite: its SQL, its binds in order with their processors,
-    its result processors and a row type over its column keys."""
+class Plan:
+    """A SELECT compiled once for a driver with positional parameters (sqlite3's `?`,
+    psycopg's raw `$1`): its SQL, its binds in order with their processors, its result
+    processors and a row type over its column keys: what SQLAlchemy's execution does per
+    call, done once."""
 
-    def __init__(self, statement: Any, compiled: Any, binds: Any, results: Any, row: Any) -> None:
-        self.statement = statement  # kept alive: the plan is found by id()
-        self.compiled = compiled
-        self.sql = compiled.string
-        self.binds = binds
-        self.results = results
-        self.row = row
-
-    @classmethod
-    def build(cls, statement: Any, dialect: Dialect) -> _Plan:
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         if compiled.literal_execute_params or compiled.post_compile_params:
-            raise ValueError("rows() takes statements without expanding parameters")
-        binds = [
+            raise ValueError("a plan takes statements without expanding parameters")
+        if compiled.positiontup is None:
+            raise ValueError("a plan takes a dialect with positional parameters")
+        self.statement = statement  # kept alive: the plan is found by id()
+        self.compiled = compiled
+        self.sql: str = compiled.string
+        self.binds = [
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in compiled.positiontup
         ]
         columns = list(statement.selected_columns)
-        keys = list(statement.selected_columns.keys())
-        results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
-        return cls(statement, compiled, binds, results, _row_type(tuple(keys)))
+        keys = tuple(statement.selected_columns.keys())
+        self.results = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        ]
+        self.make = _row_type(keys)
+        self.convert = any(self.results)
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        """The driver's parameters, in order."""
+        values = self.compiled.construct_params(params)
+        return [p(values[n]) if p is not None else values[n] for n, p in self.binds]
+
+    def row(self, raw: Any) -> Any:
+        """One driver row as SQLAlchemy would return it (readable by position, attribute
+        and `_mapping`)."""
+        if not self.convert:
+            return self.make(raw)
+        return self.make(p(v) if p is not None else v for p, v in zip(self.results, raw))  # noqa: B905 - one processor per column; strict= costs here
 
 
-# Plans by id() of their statement (a plan keeps its statement alive, so an id is never
-# reused while its plan is here). The statements are module constants and cached builders'
-# results, a few dozen; the bound keeps a caller that builds one per call from growing it
-# without end (the oldest plan goes first, to be built again if it is still in use).
+# Plans by id() of their statement and the driver's paramstyle (a plan keeps its statement
+# alive, so an id is never reused while its plan is here). The statements are module
+# constants and cached builders' results, a few dozen; the bound keeps a caller that builds
+# one per call from growing it without end (the oldest plan goes first, to be built again
+# if it is still in use).
 MAX_PLANS = 512
-_PLANS: dict[int, _Plan] = {}
+_PLANS: dict[tuple[int, str], Plan] = {}
 
 
-def _remember(statement: Any, plan: _Plan) -> _Plan:
-    while len(_PLANS) >= MAX_PLANS:
-        _PLANS.pop(next(iter(_PLANS)), None)
-    _PLANS[id(statement)] = plan
+def plan_for(statement: Any, dialect: Dialect) -> Plan:
+    """The plan of `statement` for `dialect`'s driver, built on first use."""
+    key = (id(statement), dialect.paramstyle)
+    plan = _PLANS.get(key)
+    if plan is None or plan.statement is not statement:
+        while len(_PLANS) >= MAX_PLANS:
+            _PLANS.pop(next(iter(_PLANS)), None)
+        plan = _PLANS[key] = Plan(statement, dialect)
     return plan
 
 
