@@ -38,7 +38,8 @@ class PsycopgReads:
     def __init__(self, url: str, dialect: Dialect, size: int) -> None:
         self.dialect = dialect  # the engine's (psycopg): connects, translates errors
         # The same dialect with `$1` placeholders: compiles and converts.
-        self.compiler: Dialect = type(dialect)(paramstyle="numeric_dollar")
+        dialect_class: Any = type(dialect)  # a concrete dialect: takes `paramstyle`
+        self.compiler: Dialect = dialect_class(paramstyle="numeric_dollar")
         self._cargs, self._cparams = dialect.create_connect_args(make_url(url))
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._slots = asyncio.Semaphore(size)
