@@ -5,6 +5,7 @@ cost no statement of their own, and a lock made in the transaction is still seen
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from docstore.context import Actor
 from docstore.dav import locking
@@ -91,6 +92,16 @@ def test_a_deep_path_resolves_in_one_statement_as_the_walk_did(api: Api) -> None
     assert t.node is not None and t.node.kind == "document" and t.node.rel == "a/f"
     assert one(["A"]).node is None and one(["a", "B"]).parent is not None
     assert one(["A", "b"]).parent is None
+    # Any name: the walk passes the names as one parameter (JSON on SQLite).
+    odd = 'we"ird\\ [ö] 1'
+    assert dav(ann, "MKCOL", f"{DAV}/{quote(odd)}/").status_code == 201
+    assert dav(ann, "PUT", f"{DAV}/{quote(odd)}/null", content=b"n").status_code == 201
+    t = one([odd, "null"])
+    assert t.node is not None and t.node.rel == f"{odd}/null"
+    if _database(api).engine.dialect.name == "sqlite":  # PostgreSQL's text holds no NUL
+        t = one([f"{odd}\x00"])
+        assert t.node is None and t.parent is not None
+        assert (one([f"{odd}\x00", "null"]).node, one([odd, "null\x00"]).node) == (None, None)
     # Trashed items are invisible.
     assert dav(ann, "DELETE", f"{DAV}/{deep}/g.txt").status_code == 204
     t = one([*DEEP, "g.txt"])
