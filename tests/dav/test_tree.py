@@ -10,7 +10,7 @@ from urllib.parse import quote
 from docstore.context import Actor
 from docstore.dav import locking
 from docstore.dav.tree import Target, resolve
-from docstore.db import Database
+from docstore.db import Database, hooks_mark, roll_back_hooks_since
 from docstore.users.models import User as UserRow
 from tests.dav.test_dav import DAV, dav
 from tests.fixtures.app import Api, User
@@ -142,6 +142,18 @@ def test_lock_checks_without_locks_send_no_statement_and_see_a_new_lock(api: Api
         target = resolve(db, Actor(user=db.get_one(UserRow, ann.id)), ["files", "x"])
         assert target.parent is not None
         assert [lk.path for lk in locking.live_locks(db, target.parent.ns_root)] == ["box"]
+    # A savepoint that deleted the lock, found none, then rolled back (the write group's
+    # shape) leaves the lock seen again.
+    with _database(api).transaction() as db:
+        actor = Actor(user=db.get_one(UserRow, ann.id))
+        mark, savepoint = hooks_mark(db), db.begin_nested()
+        locking.drop_below(db, ann.root, "box")
+        target = resolve(db, actor, ["files", "x"])
+        assert target.parent is not None and target.parent.ns_root == ann.root
+        assert locking.live_locks(db, ann.root) == []
+        savepoint.rollback()
+        roll_back_hooks_since(db, mark)
+        assert [lk.path for lk in locking.live_locks(db, ann.root)] == ["box"]
     # A lock made after the walk found none, in the same transaction, is seen.
     bob = api.register()
     with _database(api).transaction() as db:

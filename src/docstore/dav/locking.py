@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, bindparam, delete, exists, select
 from sqlalchemy.orm import Session
 
 from docstore.dav.xmlio import text
-from docstore.db import UTCDateTime, utcnow
+from docstore.db import UTCDateTime, on_rollback, utcnow
 from docstore.documents.dav_state import DavLock
 from docstore.errors import Locked
 
@@ -53,7 +53,13 @@ def any_live(ns_root: Any) -> ColumnElement[bool]:
 def note_lock_free(db: Session, ns_root: int) -> None:
     """A statement of this transaction found no live lock in `ns_root` (`any_live`):
     `live_locks` answers for it without a query until `create` adds one."""
-    db.info.setdefault(_LOCK_FREE, set()).add(ns_root)
+    notes: set[int] = db.info.setdefault(_LOCK_FREE, set())
+    if ns_root in notes:
+        return
+    notes.add(ns_root)
+    if db.in_nested_transaction():
+        # The savepoint may have deleted a lock that its rollback brings back.
+        on_rollback(db, lambda: notes.discard(ns_root))
 
 
 def live_locks(db: Session, ns_root: int | None) -> list[DavLock]:
