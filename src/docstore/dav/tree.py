@@ -28,8 +28,8 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from docstore.context import Actor
 from docstore.dav import locking
-from docstore.db import utcnow
-from docstore.db.fastpath import detached, rows
+from docstore.db import fastpath, utcnow
+from docstore.db.fastpath import detached
 from docstore.documents.models import Document, DocumentVersion
 from docstore.errors import NotFound, Unauthenticated
 from docstore.folders.models import Folder
@@ -250,7 +250,7 @@ def _walk_rows(db: Session, base_id: int, rest: list[str]) -> list[Any]:
         "last": len(rest) - 1,
         "now": utcnow(),
     }
-    return rows(db, _WALK[postgres], params)
+    return fastpath.rows(db, _WALK[postgres], params)
 
 
 def _walk(
