@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, bindparam, delete, exists, select
 from sqlalchemy.orm import Session
 
 from docstore.dav.xmlio import text
-from docstore.db import utcnow
+from docstore.db import UTCDateTime, on_rollback, utcnow
 from docstore.documents.dav_state import DavLock
 from docstore.errors import Locked
 
@@ -31,9 +32,39 @@ def parse_timeout(value: str | None) -> int:
     return DEFAULT_TIMEOUT
 
 
+# session.info key: the namespaces a statement of this transaction found without live locks
+# (`note_lock_free`). Nearly every WebDAV request checks the locks of the path it resolved;
+# the resolving statement says whether there are any (`any_live`), so without locks that
+# check costs no statement of its own (rclone: three lock queries per file otherwise).
+_LOCK_FREE = "docstore.dav.lock_free"
+
+
+def any_live(ns_root: Any) -> ColumnElement[bool]:
+    """Whether the namespace `ns_root` (an SQL expression) has a live lock, for a larger
+    statement (parameter :now, the current time) to tell `note_lock_free` what it found."""
+    return exists(
+        select(DavLock.token).where(
+            DavLock.root_folder_id == ns_root,
+            DavLock.expires_at > bindparam("now", type_=UTCDateTime),
+        )
+    )
+
+
+def note_lock_free(db: Session, ns_root: int) -> None:
+    """A statement of this transaction found no live lock in `ns_root` (`any_live`):
+    `live_locks` answers for it without a query until `create` adds one."""
+    notes: set[int] = db.info.setdefault(_LOCK_FREE, set())
+    if ns_root in notes:
+        return
+    notes.add(ns_root)
+    if db.in_nested_transaction():
+        # The savepoint may have deleted a lock that its rollback brings back.
+        on_rollback(db, lambda: notes.discard(ns_root))
+
+
 def live_locks(db: Session, ns_root: int | None) -> list[DavLock]:
     """The unexpired locks of a namespace."""
-    if ns_root is None:
+    if ns_root is None or ns_root in db.info.get(_LOCK_FREE, ()):
         return []
     return list(
         db.scalars(
@@ -118,6 +149,7 @@ def create(
     folder_id: int | None,
 ) -> DavLock:
     """A new lock row."""
+    db.info.get(_LOCK_FREE, set()).discard(ns_root)
     now = utcnow()
     db.execute(delete(DavLock).where(DavLock.expires_at <= now))
     lock = DavLock(
