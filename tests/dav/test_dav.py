@@ -4,38 +4,24 @@ permission boundary of tests/sharing held through DAV too."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select, update
 
 from docstore.config import Settings
 from docstore.db import Database
 from docstore.documents.models import Blob
 from docstore.users.models import User as UserRow
+from tests.dav.requests import API, DAV, basic, dav, lockinfo
 from tests.fixtures.app import Api, User
 from tests.web.test_session_security import sign_in
 
-API = "/api/v1"
-DAV = "/dav/files"
 PROPFIND_ETAG = (
     b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/>'
     b"<D:getcontentlength/><D:resourcetype/><D:quota-used-bytes/>"
     b"<D:quota-available-bytes/><X:nope xmlns:X='urn:x'/></D:prop></D:propfind>"
 )
-
-
-def basic(user: User, password: str | None = None) -> dict[str, str]:
-    raw = f"{user.email}:{password or user.token}".encode()
-    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
-
-
-def dav(user: User, method: str, path: str, **kw: Any) -> httpx.Response:
-    """A request as `user` with Basic credentials (email + API token as app password)."""
-    headers = {**basic(user), **kw.pop("headers", {})}
-    return user.api.client.request(method, path, headers=headers, **kw)
 
 
 def doc_id(user: User, name: str, folder: Any = "root") -> int:
@@ -234,10 +220,7 @@ def test_locks_are_honoured_by_the_api(api: Api) -> None:
     ann = api.register()
     assert dav(ann, "PUT", f"{DAV}/locked.txt", content=b"v1").status_code == 201
     doc = doc_id(ann, "locked.txt")
-    body = (
-        b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
-        b"</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>ann</D:owner></D:lockinfo>"
-    )
+    body = lockinfo("ann")
     r = dav(ann, "LOCK", f"{DAV}/locked.txt", content=body, headers={"Timeout": "Second-600"})
     assert r.status_code == 200
     token = r.headers["Lock-Token"]

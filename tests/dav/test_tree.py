@@ -12,7 +12,7 @@ from docstore.dav import locking
 from docstore.dav.tree import Target, resolve
 from docstore.db import Database, hooks_mark, roll_back_hooks_since
 from docstore.users.models import User as UserRow
-from tests.dav.test_dav import DAV, dav
+from tests.dav.requests import DAV, dav, lockinfo
 from tests.fixtures.app import Api, User
 from tests.fixtures.databases import executed
 
@@ -126,10 +126,7 @@ def test_lock_checks_without_locks_send_no_statement_and_see_a_new_lock(api: Api
     assert dav(ann, "PUT", f"{DAV}/box/one.txt", content=b"2").status_code == 204
     assert _lock_queries(sent) == []
     # With a lock in the namespace every check reads the locks, and the lock holds.
-    body = (
-        b'<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
-        b"</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
-    )
+    body = lockinfo()
     r = dav(ann, "LOCK", f"{DAV}/box/", content=body, headers={"Depth": "infinity"})
     assert r.status_code == 200
     token = r.headers["Lock-Token"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
@@ -51,18 +51,18 @@ class Action(StrEnum):
     WEBHOOK_DELETE = "WEBHOOK_DELETE"
 
 
-def record(
-    db: Session,
-    actor: Actor,
-    action: Action,
-    *,
-    document_id: int | None = None,
-    folder_id: int | None = None,
-    share_id: int | None = None,
-    owner_id: int | None = None,
-    user_id: int | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
+class Subject(TypedDict, total=False):
+    """What an entry is about, beside the actor and the action (all optional)."""
+
+    document_id: int | None
+    folder_id: int | None
+    share_id: int | None
+    owner_id: int | None
+    user_id: int | None
+    details: dict[str, Any] | None
+
+
+def record(db: Session, actor: Actor, action: Action, **subject: Unpack[Subject]) -> None:
     """Write an entry in the session's transaction: it commits or rolls back with the action
     it records.
 
@@ -70,16 +70,7 @@ def record(
     third more CPU for a row nothing in the request reads back (audit rows have no foreign
     keys, so writing them before the rest of the flush changes nothing).
     """
-    row = entry(
-        actor,
-        action,
-        document_id=document_id,
-        folder_id=folder_id,
-        share_id=share_id,
-        owner_id=owner_id,
-        user_id=user_id,
-        details=details,
-    )
+    row = entry(actor, action, **subject)
     if db.info.get(READ_ONLY):
         # A read request's entry: its caller writes it with others' in one transaction,
         # and answers only once that has committed (audit.group_commit).
@@ -88,27 +79,20 @@ def record(
     db.connection().execute(_INSERT, row)
 
 
-def entry(
-    actor: Actor,
-    action: Action,
-    *,
-    document_id: int | None = None,
-    folder_id: int | None = None,
-    share_id: int | None = None,
-    owner_id: int | None = None,
-    user_id: int | None = None,
-    details: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def entry(actor: Actor, action: Action, **subject: Unpack[Subject]) -> dict[str, Any]:
     """The row `record` writes, for writing many at once (`insert_rows`)."""
+    share_id = subject.get("share_id")
+    details = subject.get("details")
     if actor.link is not None and actor.user is None:
         share_id = share_id or actor.link.id
         details = {**(details or {}), "via_link": actor.link.id}
+    user_id = subject.get("user_id")
     row: dict[str, Any] = {
         "user_id": user_id if user_id is not None else actor.user_id,
-        "document_id": document_id,
-        "folder_id": folder_id,
+        "document_id": subject.get("document_id"),
+        "folder_id": subject.get("folder_id"),
         "share_id": share_id,
-        "owner_id": owner_id,
+        "owner_id": subject.get("owner_id"),
         "action": action.value,
         "ip_address": actor.ip,
         "user_agent": (actor.user_agent or "")[:512] or None,
@@ -120,7 +104,7 @@ def entry(
 
 
 def record_failed_attempt(
-    db: Session, database: Database, actor: Actor, action: Action, **fields: Any
+    db: Session, database: Database, actor: Actor, action: Action, **subject: Unpack[Subject]
 ) -> None:
     """Audit a failed sign-in or link password although the request fails: end the
     request's unit of work (rolled back; on SQLite it holds the write lock), then write the
@@ -128,7 +112,7 @@ def record_failed_attempt(
     transaction (docs/DEVELOPING.md, "Transactions")."""
     db.rollback()
     with database.transaction() as audit_db:
-        record(audit_db, actor, action, **fields)
+        record(audit_db, actor, action, **subject)
 
 
 def deferred(db: Session) -> list[dict[str, Any]]:

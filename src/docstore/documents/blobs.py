@@ -46,18 +46,24 @@ def add_pending_many(db: Session, items: list[tuple[str, int]]) -> dict[str, int
     return {key: int(blob_id) for blob_id, key in db.connection().execute(_ADD_PENDING_MANY, rows)}
 
 
-# Built once: every upload runs it (a Core INSERT: the unit of work cost 3x the statement).
-_PENDING_ROW = insert(Blob).values(
-    storage_key=bindparam("storage_key"),
-    sha256=bindparam("sha256"),
-    size_bytes=bindparam("size_bytes"),
-    created_at=bindparam("created_at"),
-    state="pending",
-    verified=False,
-    damaged=False,
-    ref_count=0,
-    delete_attempts=0,
-)
+def _new_blob_row(state: str, *, verified: bool, ref_count: int) -> Any:
+    """An INSERT of one new blob row, its key, hash, size and time bound per execution.
+    Built once per kind: every upload runs one (a Core INSERT: the unit of work cost 3x
+    the statement)."""
+    return insert(Blob).values(
+        storage_key=bindparam("storage_key"),
+        sha256=bindparam("sha256"),
+        size_bytes=bindparam("size_bytes"),
+        created_at=bindparam("created_at"),
+        state=state,
+        verified=verified,
+        damaged=False,
+        ref_count=ref_count,
+        delete_attempts=0,
+    )
+
+
+_PENDING_ROW = _new_blob_row("pending", verified=False, ref_count=0)
 _ADD_PENDING = _PENDING_ROW.returning(Blob.id)
 _ADD_PENDING_MANY = _PENDING_ROW.returning(Blob.id, Blob.storage_key)
 
@@ -139,21 +145,7 @@ def add_active(db: Session, key: str, sha256: str, size: int) -> Blob:
     return detached(Blob, row._mapping)
 
 
-_ADD_ACTIVE = (
-    insert(Blob)
-    .values(
-        storage_key=bindparam("storage_key"),
-        sha256=bindparam("sha256"),
-        size_bytes=bindparam("size_bytes"),
-        created_at=bindparam("created_at"),
-        state="active",
-        verified=True,
-        damaged=False,
-        ref_count=1,
-        delete_attempts=0,
-    )
-    .returning(*Blob.__table__.c)
-)
+_ADD_ACTIVE = _new_blob_row("active", verified=True, ref_count=1).returning(*Blob.__table__.c)
 
 
 def forget_pending(database: Database, blob_id: int) -> None:
