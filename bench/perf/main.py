@@ -3,7 +3,8 @@
 Environment knobs (defaults are the real benchmark): BENCH_RUNS=3, BENCH_BIG_MIB=1024,
 BENCH_SMALL=1000, BENCH_LIST=10000, BENCH_SECONDS=8, BENCH_SYNC_FILES=10000,
 BENCH_ONLY=big,s3,small,tree,list,dav,get,cluster,feed,sync,search (a subset, for iterating),
-BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers) or =calls (yappi call
+BENCH_PROFILE=1 (py-spy flame graphs of the docstore servers; =native: every running
+thread with C frames; =wall: idle threads too) or =calls (yappi call
 counts and CPU per function, bench/perf/yappi_serve.py).
 """
 

@@ -59,8 +59,10 @@ def docstore(
         # (summarise with `python -m bench.perf.stacks FILE`).
         out = Path(__file__).resolve().parents[1] / "results" / f"profile-{name}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
-        # =wall: every thread's stack, idle or not (where the waiting is); else GIL holders.
-        sampling = ["--idle"] if profile == "wall" else ["--gil"]
+        # =wall: every thread's stack, idle or not (where the waiting is); =native: every
+        # running thread with its C frames (hashing and writes release the GIL); else GIL
+        # holders.
+        sampling = {"wall": ["--idle"], "native": ["--native"]}.get(profile, ["--gil"])
         cmd = [
             str(BIN / "py-spy"),
             "record",
