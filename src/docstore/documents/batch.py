@@ -41,7 +41,7 @@ from starlette.requests import ClientDisconnect
 
 from docstore.context import Actor
 from docstore.db import after_commit, utcnow
-from docstore.documents import blobs, service, write_group
+from docstore.documents import blobs, recording, service, write_group
 from docstore.documents.models import Blob
 from docstore.documents.receive import SHA256_HEX
 from docstore.documents.schemas import DocumentOut
@@ -420,7 +420,7 @@ def record_parts(
     db: Session, svc: Services, actor: Actor, folder_id: int, parts: list[_Part]
 ) -> None:
     """Every stored part's document in the caller's transaction, set-based
-    (`service.create_documents`): each check made for all files at once, then each kind of
+    (`recording.create_documents`): each check made for all files at once, then each kind of
     row written in one statement. A file that fails (its folder, its name, the quota) fails
     alone and leaves nothing; its bytes are deleted after the commit.
 
@@ -453,15 +453,15 @@ def record_parts(
         charged += part.size
     user_repo.charge(db, target.owner_id, charged)
     kept = [p for p in stored if p.error is None]
-    new: list[service.NewDocument] = []
+    new: list[recording.NewDocument] = []
     for part in kept:
         assert part.stored is not None
         node = tree.folder_of(part)
         assert node.id is not None
         name = part.segments[-1]
         mime = service.guess_mime(name, part.mime_type)
-        new.append(service.NewDocument(node.id, node.path, name, mime, part.stored))
-    created = service.create_documents(db, actor, target.owner_id, new, targets)
+        new.append(recording.NewDocument(node.id, node.path, name, mime, part.stored))
+    created = recording.create_documents(db, actor, target.owner_id, new, targets)
     duplicates: list[service.StoredBytes] = []
     for part, (document, blob_id) in zip(kept, created, strict=True):
         assert part.stored is not None
