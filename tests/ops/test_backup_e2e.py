@@ -27,6 +27,7 @@ from docstore.audit.verification import verify as verify_chain
 from docstore.config import Settings
 from docstore.db import Database
 from docstore.ops import backup as ops
+from docstore.ops import dbdump
 from docstore.ops import restore as restoring
 from tests.fixtures.databases import PG_URL_BASE, _pg_admin, lasting_database
 from tests.fixtures.s3 import unique_bucket
@@ -291,6 +292,39 @@ def test_sqlite_local_backup_restores_into_a_fresh_data_dir(
             fresh = tmp_path / "restored"
             dest = round_trip(tmp_path, site, command_env(fresh, {}))
             killed_backup_leaves_the_previous_one(site, dest)
+        finally:
+            srv.stop()
+
+
+@pytest.mark.xdist_group("ops-backup-sqlite")
+def test_a_seal_between_the_dump_and_the_keys_leaves_a_chain_that_verifies(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sealing job may anchor a new head at any moment of a backup. Landing after the
+    database dump, that head is not in the dump: an anchor copied afterwards named it, and
+    the restored chain failed to verify (seen once in CI, under load). The anchor is copied
+    before the dump, so it only names heads the dump holds."""
+    with lasting_database(request, "sqlite", tmp_path) as url:
+        srv = start_server(tmp_path, url)
+        try:
+            site = Site(srv, command_env(srv.data_dir, {"DOCSTORE_DATABASE_URL": url}))
+            ids = populate(site)
+            assert audit(site.env, seal=True)
+            real_dump = dbdump.dump
+
+            def dump_then_seal(database_url: str, into: Path) -> dbdump.Snapshot:
+                snap = real_dump(database_url, into)
+                upload(site, "alice", ids["folder"], "after-the-dump.txt", b"sealed late")
+                assert audit(site.env, seal=True)  # a new head, anchored, not in the dump
+                return snap
+
+            monkeypatch.setattr(dbdump, "dump", dump_then_seal)
+            dest = tmp_path / "backup"
+            backup_in_process(site, dest)
+            restore_env = command_env(tmp_path / "restored", {})
+            restored = docstore(restore_env, "restore-backup", str(dest), "--json", "--quiet")
+            assert restored.returncode == 0, restored.stdout + restored.stderr
+            assert audit(restore_env)
         finally:
             srv.stop()
 

@@ -8,9 +8,10 @@ A destination directory holds:
                          database references) and backup.json (the manifest)
     pool/objects/...     the objects, shared by all snapshots (each key written once)
 
-A run dumps the database first, then copies the objects that dump references and the pool
-lacks (objects written after the dump wait for the next run), writes the snapshot under a
-temporary name, renames it and only then points `current` at it: killed at any moment, the
+A run copies the keys and the audit anchor, dumps the database, then copies the objects that
+dump references and the pool lacks (objects written after the dump wait for the next run),
+writes the snapshot under a temporary name, renames it and only then points `current` at it
+(the anchor first: it then names only audit heads the dump holds): killed at any moment, the
 destination still has the previous complete backup (or the new one). Older snapshots beyond
 `keep`, and pool objects none of the kept snapshots reference, are removed afterwards.
 """
@@ -234,6 +235,11 @@ def _backup(
     warnings: list[str] = []
     store_url = settings.resolved_storage_url
     source = objects.open_store(store_url)
+    # The keys and the audit anchor before the database: the sealing job may anchor a new
+    # head at any moment, and an anchor copied after the dump could name a head the dump
+    # lacks (the restored chain would not verify). Copied first, it names only heads the
+    # dump holds; a head sealed meanwhile is simply not anchored in this backup.
+    keys = copy_keys(settings, tmp, warnings)
     with progress(quiet) as bars:
         step = bars.add_task("database snapshot", total=None)
         try:
@@ -244,7 +250,6 @@ def _backup(
         bars.update(step, description="database snapshot (hashing)")
         db_sha = file_sha256(snap.path)
         bars.remove_task(step)
-        keys = copy_keys(settings, tmp, warnings)
         copy_to = blobs_to if source.kind != "local" or blobs_to else None
         storage: dict[str, Any] = {"kind": source.kind}
         if source.kind == "s3":
