@@ -75,6 +75,11 @@ def by_path(r: httpx.Response) -> dict[str, dict[str, Any]]:
     return {i["path"]: i for i in r.json()["items"]}
 
 
+def outcomes(r: httpx.Response) -> list[tuple[str, int, str | None]]:
+    """Each file's (path, status, problem code), in the order of the request."""
+    return [(i["path"], i["status"], (i.get("error") or {}).get("code")) for i in r.json()["items"]]
+
+
 def content(api: Api, doc_id: int) -> bytes:
     svc = svc_of(api)
     with svc.database.transaction() as db:
@@ -167,7 +172,7 @@ def test_each_file_fails_alone(bapi: Api) -> None:
         ),
     )
     assert r.status_code == 200, r.text
-    got = [(i["path"], i["status"], (i.get("error") or {}).get("code")) for i in r.json()["items"]]
+    got = outcomes(r)
     assert got == [
         ("ok.txt", 201, None),
         ("taken.txt", 409, "name_conflict"),
@@ -409,7 +414,7 @@ def test_mixed_outcomes_in_one_batch(bapi: Api) -> None:
             ("q.bin", b"q"),  # the name is free again: the first q.bin was not kept
         ),
     )
-    got = [(i["path"], i["status"], (i.get("error") or {}).get("code")) for i in r.json()["items"]]
+    got = outcomes(r)
     assert got == [
         ("ok/a.txt", 201, None),
         ("taken.txt", 409, "name_conflict"),

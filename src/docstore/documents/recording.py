@@ -22,18 +22,18 @@ from docstore.documents import blobs
 from docstore.documents.models import Blob
 from docstore.documents.schemas import DocumentOut
 from docstore.documents.service import (
-    _INSERT_DOCUMENT,
-    _INSERT_VERSION,
-    _POINT_AT_VERSION,
+    INSERT_DOCUMENT,
+    INSERT_VERSION,
+    POINT_AT_VERSION,
     BlobFacts,
     NewBlob,
     StoredBytes,
-    _document_out,
-    _document_params,
-    _version_details,
-    _version_params,
     attach_blob,
+    document_out_of,
+    document_params,
+    version_details,
     version_out,
+    version_params,
 )
 from docstore.services import for_session as services_for
 from docstore.sharing.permissions import creator_level
@@ -129,22 +129,22 @@ def create_documents(
     attached = attach_blobs(db, [n.stored for n in new], targets)
     conn = db.connection()
     rows = [
-        _document_params(actor, owner_id, n.folder_id, n.name, n.mime_type, now=now) for n in new
+        document_params(actor, owner_id, n.folder_id, n.name, n.mime_type, now=now) for n in new
     ]
     # Matched back by place, not by position: (folder, live name) is unique.
-    by_place = {(d.folder_id, d.name): d for d in conn.execute(_INSERT_DOCUMENT, rows)}
+    by_place = {(d.folder_id, d.name): d for d in conn.execute(INSERT_DOCUMENT, rows)}
     docs = [by_place[(n.folder_id, n.name)] for n in new]
-    rows = [_version_params(actor, d.id, 1, b, now) for d, b in zip(docs, attached, strict=True)]
-    by_document = {v.document_id: v for v in conn.execute(_INSERT_VERSION, rows)}
+    rows = [version_params(actor, d.id, 1, b, now) for d, b in zip(docs, attached, strict=True)]
+    by_document = {v.document_id: v for v in conn.execute(INSERT_VERSION, rows)}
     versions = [by_document[d.id] for d in docs]
     moved = [
         {"document_id": v.document_id, "last_version_number": 1, "current_version_id": v.id}
         for v in versions
     ]
-    conn.execute(_POINT_AT_VERSION, [{**m, "updated_at": now} for m in moved])
+    conn.execute(POINT_AT_VERSION, [{**m, "updated_at": now} for m in moved])
     entries = [
         entry(actor, Action.UPLOAD, document_id=v.document_id, owner_id=owner_id,
-              details=_version_details(v))
+              details=version_details(v))
         for v in versions
     ]  # fmt: skip
     insert_rows(db, entries)
@@ -160,6 +160,6 @@ def create_documents(
         after_commit(db, lambda: jobs.wake(svc, "search.index"))
     level = creator_level(actor, owner_id)
     return [
-        (_document_out(d, version_out(v, v.id), level), b.id)
+        (document_out_of(d, version_out(v, v.id), level), b.id)
         for d, v, b in zip(docs, versions, attached, strict=True)
     ]

@@ -98,7 +98,7 @@ def version_out(version: DocumentVersion | Row[Any], current_version_id: int | N
 def document_out(db: Session, doc: Document, level: Level) -> DocumentOut:
     """The API view of a document, with its current version."""
     current = db.get(DocumentVersion, doc.current_version_id) if doc.current_version_id else None
-    return _document_out(
+    return document_out_of(
         doc, version_out(current, doc.current_version_id) if current else None, level
     )
 
@@ -108,7 +108,7 @@ def created_out(db: Session, actor: Actor, doc: Document) -> DocumentOut:
     return document_out(db, doc, creator_level(actor, doc.owner_id))
 
 
-def _document_out(
+def document_out_of(
     doc: Document | Row[Any], current: VersionOut | None, level: Level
 ) -> DocumentOut:
     """`DocumentOut` from a document (an instance, or a row of `_DOCUMENT_COLUMNS`)."""
@@ -246,13 +246,13 @@ def create_document(
     if folder is None or folder.is_deleted:
         raise NotFound()
     ensure_free_name(db, folder.id, name)
-    params = _document_params(actor, folder.owner_id, folder.id, name, mime_type, created_by)
-    doc: Document = inserted(db, _INSERT_DOCUMENT, params)
+    params = document_params(actor, folder.owner_id, folder.id, name, mime_type, created_by)
+    doc: Document = inserted(db, INSERT_DOCUMENT, params)
     version = add_version(db, actor, doc, blob, action=Action.UPLOAD)
     return doc, version
 
 
-def _document_params(
+def document_params(
     actor: Actor,
     owner_id: int,
     folder_id: int,
@@ -261,7 +261,7 @@ def _document_params(
     created_by: int | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """`_INSERT_DOCUMENT`'s parameters for a new document."""
+    """`INSERT_DOCUMENT`'s parameters for a new document."""
     now = now or utcnow()
     return {
         "owner_id": owner_id,
@@ -275,11 +275,11 @@ def _document_params(
 
 
 # Built once; Core INSERTs returning the whole row (db.inserted).
-_INSERT_DOCUMENT = insert_returning(
+INSERT_DOCUMENT = insert_returning(
     Document,
     ("owner_id", "folder_id", "name", "mime_type", "created_by", "created_at", "updated_at"),
 )
-_POINT_AT_VERSION = (
+POINT_AT_VERSION = (
     sql_update(Document)
     .where(Document.id == bindparam("document_id"))
     .values(
@@ -288,7 +288,7 @@ _POINT_AT_VERSION = (
         updated_at=bindparam("updated_at"),
     )
 )
-_INSERT_VERSION = insert_returning(
+INSERT_VERSION = insert_returning(
     DocumentVersion,
     (
         "document_id", "version_number", "blob_id", "size_bytes", "checksum_sha256",
@@ -310,10 +310,10 @@ def add_version(
     user_repo.charge(db, doc.owner_id, blob.size_bytes)
     size = blob.size_bytes
     after_commit(db, lambda: metrics.UPLOADED.inc(size))
-    params = _version_params(actor, doc.id, doc.last_version_number + 1, blob, utcnow())
+    params = version_params(actor, doc.id, doc.last_version_number + 1, blob, utcnow())
     if restored_from is not None:
         params["restored_from_id"] = restored_from.id
-    version: DocumentVersion = inserted(db, _INSERT_VERSION, params)
+    version: DocumentVersion = inserted(db, INSERT_VERSION, params)
     # The document row now, as one Core UPDATE (no unit-of-work flush); the instance is
     # told the values are the row's, so nothing of this is left to flush.
     moved = {
@@ -321,10 +321,10 @@ def add_version(
         "current_version_id": version.id,
         "updated_at": version.created_at,
     }
-    db.connection().execute(_POINT_AT_VERSION, {"document_id": doc.id, **moved})
+    db.connection().execute(POINT_AT_VERSION, {"document_id": doc.id, **moved})
     for key, value in moved.items():
         set_committed_value(doc, key, value)
-    details = _version_details(version)
+    details = version_details(version)
     if restored_from is not None:
         details["restored_from_version"] = restored_from.version_number
     record(db, actor, action, document_id=doc.id, owner_id=doc.owner_id, details=details)
@@ -355,10 +355,10 @@ class NewBlob:
     verified: bool
 
 
-def _version_params(
+def version_params(
     actor: Actor, document_id: int, number: int, blob: BlobFacts, now: datetime
 ) -> dict[str, Any]:
-    """`_INSERT_VERSION`'s parameters for version `number` of a document, on `blob`."""
+    """`INSERT_VERSION`'s parameters for version `number` of a document, on `blob`."""
     return {
         "document_id": document_id,
         "version_number": number,
@@ -372,7 +372,7 @@ def _version_params(
     }
 
 
-def _version_details(version: DocumentVersion | Row[Any]) -> dict[str, Any]:
+def version_details(version: DocumentVersion | Row[Any]) -> dict[str, Any]:
     """The audit entry's details for a new version."""
     return {
         "version_id": version.id,
@@ -502,7 +502,7 @@ def _answer(
     if row.current_version_id is not None:
         m = row._mapping
         current = VersionOut(**{f: m[f"v_{f}"] for f in _VERSION_FIELDS}, is_current=True)
-    out = _document_out(row, current, level)
+    out = document_out_of(row, current, level)
     holder = lock()
     if holder is not None:
         out.lock = DocumentLockOut(owner=holder.owner, expires_at=holder.expires_at)

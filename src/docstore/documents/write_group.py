@@ -139,21 +139,20 @@ class WriteGroup:
             # deadlocks with it (the soak: 503 on a complete). The group still saves the
             # thread hops and the directory fsync; SQLite has one writer, so no such cycle.
             self._each_alone(stored, answer=True)
-        else:
-            try:
-                self._transaction(stored)
-            except DBAPIError as exc:
-                if len(stored) < 2 or _sqlstate(exc) not in _RETRY_ALONE:
-                    _fail(stored, exc)
-                else:
-                    log.info("write group: %s; each upload again alone", _sqlstate(exc))
-                    self._each_alone(stored)
-            except Exception as exc:
+            return
+        try:
+            self._transaction(stored)
+        except DBAPIError as exc:
+            if len(stored) < 2 or _sqlstate(exc) not in _RETRY_ALONE:
                 _fail(stored, exc)
+            else:
+                log.info("write group: %s; each upload again alone", _sqlstate(exc))
+                self._each_alone(stored)
+                return
+        except Exception as exc:
+            _fail(stored, exc)
         for job in stored:
-            assert job.outcome is not None
-            if not job.outcome[0] and job.key:  # no committed row names its object
-                self._delete(job.key)
+            self._drop_if_failed(job)
 
     def _each_alone(self, jobs: list[_Job[Any]], *, answer: bool = False) -> None:
         """Each job's work in a transaction of its own; with `answer`, each job is answered
@@ -163,12 +162,15 @@ class WriteGroup:
                 self._transaction([job])
             except Exception as alone:
                 _fail([job], alone)
+            self._drop_if_failed(job)
             if answer and self._loop is not None:
-                assert job.outcome is not None
-                if not job.outcome[0]:
-                    self._delete(job.key)
-                    job.key = ""  # deleted: the group's end has nothing left to delete
                 self._loop.call_soon_threadsafe(_settle, job)
+
+    def _drop_if_failed(self, job: _Job[Any]) -> None:
+        """A job whose rows did not commit: no row names its object, which goes."""
+        assert job.outcome is not None
+        if not job.outcome[0]:
+            self._delete(job.key)
 
     def _transaction(self, jobs: list[_Job[Any]]) -> None:
         """One transaction for `jobs`; each job's work in a savepoint when there are
