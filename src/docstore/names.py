@@ -55,15 +55,18 @@ def clean_display_name(raw: str) -> str:
     """
     if not isinstance(raw, str):
         raise ValidationFailed("The name must be a string.")
-    name = unicodedata.normalize("NFC", raw).strip()
+    name = unicodedata.normalize("NFC", raw)
+    # Checked before the trim: a trailing newline or tab is refused, not silently cut (the
+    # documented pattern refuses it, and a client that sent it should learn its name is bad).
+    if any(_forbidden(c) or unicodedata.category(c) in ("Zl", "Zp") for c in name):
+        raise ValidationFailed("The name must not contain control or bidi override characters.")
+    name = name.strip()
     if not name:
         raise ValidationFailed("The name must not be empty.")
     if len(name) > MAX_DISPLAY_NAME_CHARS:
         raise ValidationFailed(f"The name must be at most {MAX_DISPLAY_NAME_CHARS} characters.")
     if "/" in name:
         raise ValidationFailed("The name must not contain '/'.")
-    if any(_forbidden(c) or unicodedata.category(c) in ("Zl", "Zp") for c in name):
-        raise ValidationFailed("The name must not contain control or bidi override characters.")
     return name
 
 

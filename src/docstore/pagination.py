@@ -26,9 +26,13 @@ def encode_cursor(data: dict[str, Any]) -> str:
 
 
 def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    """The cursor's data, or 400 bad_request when it was not made by us."""
-    if not cursor:
+    """The cursor's data (None: no cursor, the first page), or 400 bad_request when it was
+    not made by us. An empty `cursor=` is refused too: it is no cursor we ever handed out, and
+    reading it as "the first page" would restart a client's walk without telling it."""
+    if cursor is None:
         return None
+    if not cursor:
+        raise BadRequest("The cursor is empty: leave it out for the first page.")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)

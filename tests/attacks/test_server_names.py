@@ -78,8 +78,26 @@ def conflict_copy(owner: User, editor: User, doc_name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "name",
-    [EVIL_DISPLAY_NAME, "a/b", "Eve\u202eenoyrevE", "Iso\u2066late", "line\u2028break", "tab\tx"],
-    ids=["issue", "slash", "rlo", "isolate", "line_separator", "control"],
+    [
+        EVIL_DISPLAY_NAME,
+        "a/b",
+        "Eve\u202eenoyrevE",
+        "Iso\u2066late",
+        "line\u2028break",
+        "tab\tx",
+        "Alice\n",
+        "\tBob",
+    ],
+    ids=[
+        "issue",
+        "slash",
+        "rlo",
+        "isolate",
+        "line_separator",
+        "control",
+        "trailing_newline",
+        "leading_tab",
+    ],
 )
 def test_a_display_name_with_path_control_or_bidi_characters_is_refused(
     api: Api, name: str

@@ -161,6 +161,10 @@ def test_children_listing_order_and_paging(api: Api) -> None:
     assert sizes["m.txt"] == 5
     r = ann.get("/api/v1/folders/root/children", params={"cursor": "garbage!"})
     assert r.status_code == 400 and r.json()["code"] == "bad_request"
+    # An empty cursor is no cursor the server made: refused, not read as the first page.
+    for path in ("/api/v1/folders/root/children", "/api/v1/shared-with-me", "/api/v1/trash"):
+        r = ann.get(path, params={"cursor": ""})
+        assert r.status_code == 400 and r.json()["code"] == "bad_request", path
     r = ann.get("/api/v1/folders/root/children", params={"limit": 1001})
     assert r.status_code == 422
 

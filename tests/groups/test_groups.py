@@ -40,7 +40,7 @@ def test_creating_a_group_and_its_membership_rules(api: Api) -> None:
     assert g["name"] == "Design" and g["is_manager"] is True
     assert _members(g) == ([ann.id], [ann.id])
     assert g["managers"][0] == {"id": ann.id, "name": "Ann", "email": ann.email}
-    for bad in ("", "   ", "a\x00b", "x\u202eexe", "n" * 201):
+    for bad in ("", "   ", "a\x00b", "x\u202eexe", "n" * 201, "Design\n", "\tDesign"):
         r = ann.post(f"{API}/groups", json={"name": bad})
         assert code(r) == (422, "validation_error"), bad
     assert code(ann.post(f"{API}/groups", json={})) == (422, "validation_error")
