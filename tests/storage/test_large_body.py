@@ -289,3 +289,47 @@ def test_a_chunked_dav_put_takes_the_asgi_path(srv: ServerProcess) -> None:
     assert r.status_code == 201, r.text
     assert r.headers.get("connection") != "close"  # the parser saw the whole body
     assert httpx.get(url, headers=auth, timeout=60).content == data
+
+
+def test_a_dav_put_of_many_blocks_is_whole_and_hashed(srv: ServerProcess) -> None:
+    """Over two receive buffers and past the early-writeback step (storage.local.files): the
+    blocks received while others are hashed and written land in order, and the SHA-256
+    recorded is the body's."""
+    user = User(srv)
+    data = os.urandom(41 * MiB + 5)
+    url = f"{srv.url}/dav/files/many-blocks.bin"
+    auth = {"Authorization": f"Bearer {user.token}"}
+    r = httpx.put(url, content=data, headers=auth, timeout=120)
+    assert r.status_code == 201, r.text
+    assert r.headers.get("connection") == "close"  # read from the socket, not the parser
+    assert httpx.get(url, headers=auth, timeout=60).content == data
+    doc = next(
+        i
+        for i in user.api.get(f"/folders/{user.root}/children").json()["items"]
+        if i["name"] == "many-blocks.bin"
+    )
+    version = user.api.get(f"/documents/{doc['id']}/versions").json()["items"][0]
+    assert version["checksum_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_dav_put_cut_off_while_a_block_is_being_written_stores_nothing(
+    srv: ServerProcess,
+) -> None:
+    """The body ends after the first block went to be written: the receive waits for that
+    write before the object is discarded, and nothing is left."""
+    user = User(srv)
+    before = objects(srv)
+    url = f"{srv.url}/dav/files/cut-mid-block.bin"
+    head = [
+        "PUT {target} HTTP/1.1",
+        f"Authorization: Bearer {user.token}",
+        f"Content-Length: {40 * MiB}",
+    ]
+    answer = raw_request(url, head, os.urandom(10 * MiB), close_early=True)
+    assert answer == b"" or status_of(answer) == 400
+    deadline = time.monotonic() + 30
+    while leftovers(srv) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert leftovers(srv) == []
+    assert objects(srv) == before
+    assert "cut-mid-block.bin" not in user.names()

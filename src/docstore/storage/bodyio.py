@@ -7,8 +7,9 @@ place, e.g. `PartWriter.write`), in a worker thread, in large blocks:
 
 - Under `docstore serve` (uvicorn + httptools, `docstore.server.BodyReader`) a body with a
   Content-Length of at least DIRECT_MIN bytes is read from the socket by a worker thread,
-  `recv_into` a reused buffer of BLOCK bytes, hashed (hashlib releases the GIL) and written
-  from that buffer: no ASGI messages, no bytes objects per chunk, the event loop free.
+  `recv_into` one of two reused buffers of BLOCK bytes, and each block is hashed (hashlib
+  releases the GIL) and written from its buffer on another thread while the next block
+  arrives in the other: no ASGI messages, no bytes objects per chunk, the event loop free.
   Measured (bench/PROFILE.md, session 5): uvicorn delivering 1 GiB to an app that drops it
   cost 1.3 CPU-s, `recv_into` a 1 MiB buffer 0.2.
 - Otherwise (chunked bodies, other servers, the test client) the ASGI messages are gathered
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import anyio
@@ -73,31 +76,70 @@ def _pump(
     got: list[int],
 ) -> int:
     """In a worker thread: the body's first bytes, then `left` more from the socket
-    (`got[0]`: how many were read, whatever happens)."""
+    (`got[0]`: how many were read, whatever happens).
+
+    Two buffers: while one block is hashed and written (`write`, on a WRITERS thread), the
+    next is received into the other, so the socket, SHA-256 and the disk overlap instead of
+    taking turns. Blocks are still written one at a time and in order."""
     total = len(first)
     got[0] = total
     if first:
         write([first])
     sock.settimeout(read_timeout)  # the socket stays non-blocking: poll() with a timeout
-    buf = memoryview(bytearray(min(BLOCK, left)))
-    while left:
-        want = min(len(buf), left)
-        filled = 0
-        while filled < want:
-            try:
-                n = sock.recv_into(buf[filled:want])
-            except TimeoutError:
-                raise BadRequest(f"The request body stalled for over {read_timeout:g} s.") from None
-            except OSError as exc:
-                raise ClientDisconnect() from exc
-            if n == 0:
-                raise ClientDisconnect()
-            filled += n
-            got[0] += n
-        write([buf[:filled]])
-        left -= filled
-        total += filled
+    size = min(BLOCK, left)
+    buffers = [memoryview(bytearray(size)) for _ in range(2 if left > size else 1)]
+    pending: Future[None] | None = None
+    try:
+        while left:
+            buf = buffers[0][: min(size, left)]
+            buffers.reverse()
+            _fill(sock, buf, read_timeout, got)
+            if pending is not None:
+                pending.result()  # the other buffer's block is written: it is free next
+            pending = _writers().submit(write, [buf])
+            left -= len(buf)
+            total += len(buf)
+        if pending is not None:
+            pending.result()
+    finally:
+        # Receiving failed while a block was being written: the caller discards the writer
+        # next, so wait for that write to stop touching it first (its error, if any, is the
+        # lesser one: the receive's propagates).
+        if pending is not None:
+            wait([pending])
     return total
+
+
+def _fill(sock: socket.socket, buf: memoryview, read_timeout: float, got: list[int]) -> None:
+    """Receive exactly len(buf) bytes into `buf`: BadRequest when the body stalls for
+    `read_timeout` seconds, ClientDisconnect when it ends early."""
+    filled = 0
+    while filled < len(buf):
+        try:
+            n = sock.recv_into(buf[filled:])
+        except TimeoutError:
+            raise BadRequest(f"The request body stalled for over {read_timeout:g} s.") from None
+        except OSError as exc:
+            raise ClientDisconnect() from exc
+        if n == 0:
+            raise ClientDisconnect()
+        filled += n
+        got[0] += n
+
+
+_WRITERS: ThreadPoolExecutor | None = None
+_WRITERS_LOCK = threading.Lock()
+# Threads that write received blocks (one block in flight per request: bounded by the
+# requests being received, which anyio's worker threads bound already).
+WRITER_THREADS = 32
+
+
+def _writers() -> ThreadPoolExecutor:
+    global _WRITERS
+    with _WRITERS_LOCK:
+        if _WRITERS is None:
+            _WRITERS = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="body-writer")
+        return _WRITERS
 
 
 async def _receive_messages(stream: AsyncIterator[bytes], write: Callable[[Blocks], None]) -> int:

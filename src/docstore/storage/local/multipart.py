@@ -31,7 +31,7 @@ from docstore.storage.base import (
     StorageError,
     normalize_etag,
 )
-from docstore.storage.local.files import _fsync_dir, _write_small, check_key
+from docstore.storage.local.files import Writeback, _fsync_dir, _write_small, check_key
 from docstore.storage.local.signing import _parse_expiry
 
 BUFFER_SIZE = 1024 * 1024
@@ -133,6 +133,7 @@ class PartWriter:
             self._close()
             raise
         self._sha256 = hashlib.sha256() if sha256 else None
+        self._writeback = Writeback(self._fd, offset)
         self.size = 0
 
     def write(self, blocks: bytes | Sequence[bytes | memoryview]) -> None:
@@ -150,6 +151,7 @@ class PartWriter:
         with self._write_lock:
             _pwrite_all(self._fd, blocks, self._offset + self.size)
         self.size += size
+        self._writeback.wrote(size)
 
     def commit(self, expected_sha256_b64: str | None = None) -> str:
         """Record the part unless it fails its checksum; returns its ETag (a new random
