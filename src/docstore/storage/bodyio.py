@@ -78,7 +78,7 @@ def _pump(
     """In a worker thread: the body's first bytes, then `left` more from the socket
     (`got[0]`: how many were read, whatever happens).
 
-    Two buffers: while one block is hashed and written (`write`, on a WRITERS thread), the
+    Two buffers: while one block is hashed and written (`write`, on a `helpers()` thread), the
     next is received into the other, so the socket, SHA-256 and the disk overlap instead of
     taking turns. Blocks are still written one at a time and in order."""
     total = len(first)
@@ -96,7 +96,7 @@ def _pump(
             _fill(sock, buf, read_timeout, got)
             if pending is not None:
                 pending.result()  # the other buffer's block is written: it is free next
-            pending = _writers().submit(write, [buf])
+            pending = helpers().submit(write, [buf])
             left -= len(buf)
             total += len(buf)
         if pending is not None:
@@ -127,19 +127,21 @@ def _fill(sock: socket.socket, buf: memoryview, read_timeout: float, got: list[i
         got[0] += n
 
 
-_WRITERS: ThreadPoolExecutor | None = None
-_WRITERS_LOCK = threading.Lock()
-# Threads that write received blocks (one block in flight per request: bounded by the
-# requests being received, which anyio's worker threads bound already).
-WRITER_THREADS = 32
+_HELPERS: ThreadPoolExecutor | None = None
+_HELPERS_LOCK = threading.Lock()
+# Threads that write and hash received blocks (at most two tasks in flight per request
+# being received, and anyio's worker threads bound those requests already).
+HELPER_THREADS = 32
 
 
-def _writers() -> ThreadPoolExecutor:
-    global _WRITERS
-    with _WRITERS_LOCK:
-        if _WRITERS is None:
-            _WRITERS = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="body-writer")
-        return _WRITERS
+def helpers() -> ThreadPoolExecutor:
+    """The threads a body's blocks are written and hashed on beside its receiving thread.
+    Their tasks never wait for one another, so a full pool only queues, never deadlocks."""
+    global _HELPERS
+    with _HELPERS_LOCK:
+        if _HELPERS is None:
+            _HELPERS = ThreadPoolExecutor(HELPER_THREADS, thread_name_prefix="body-helper")
+        return _HELPERS
 
 
 async def _receive_messages(stream: AsyncIterator[bytes], write: Callable[[Blocks], None]) -> int:
