@@ -94,7 +94,16 @@ def drop_files(page: Page, files: list[dict[str, Any]]) -> None:
         }""",
         files,
     )
-    page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": handle})
+    # The page's script attaches its drag handlers after the HTML (and the heading a test
+    # waits for) is shown; a drop before that is lost, and nothing is uploaded (seen in CI
+    # under load). Its dragenter handler marks the zone: enter until it does, then drop.
+    for _ in range(300):  # bounded: 30 s
+        page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": handle})
+        if "dragging" in (page.get_attribute("#dropzone", "class") or "").split():
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError("the page never took the dragged files (no drag handler)")
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": handle})
 
 
