@@ -101,12 +101,13 @@ def _pacer_off(binary: str) -> list[str]:
 def _rclone_rates(remote: str, src: Path, config: Path, files: int, runs: int) -> list[float]:
     """files/s of `rclone copy` of src into a fresh directory of `remote`, per run."""
     binary = rclone()
+    pacer_off = _pacer_off(binary)
     rates = []
     for i in range(runs):
         t0 = time.perf_counter()
         subprocess.run(
             [binary, "--config", str(config), "copy", str(src), f"{remote}run{i}-{time.time()}",
-             "--transfers", "8", "--checkers", "8", "--tpslimit", "0", *_pacer_off(binary)],
+             "--transfers", "8", "--checkers", "8", "--tpslimit", "0", *pacer_off],
             capture_output=True, check=True, timeout=900,
         )  # fmt: skip
         rates.append(files / (time.perf_counter() - t0))

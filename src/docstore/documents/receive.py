@@ -16,7 +16,7 @@ from docstore.documents import blobs
 from docstore.documents.service import StoredBytes
 from docstore.errors import BadRequest, ChecksumMismatch, TooLarge, ValidationFailed
 from docstore.services import Services
-from docstore.storage.bodyio import Blocks, helpers, receive_into
+from docstore.storage.bodyio import Blocks, hashers, receive_into
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -178,7 +178,7 @@ async def _receive_large(
             total += sum(len(b) for b in blocks)
             if total > limit:
                 raise TooLarge(f"The body is over the {limit}-byte limit of this endpoint.")
-            hashing = helpers().submit(_update, hasher, blocks)
+            hashing = hashers().submit(_update, hasher, blocks)
             try:
                 writer.write(blocks)
             finally:

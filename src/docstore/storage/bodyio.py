@@ -127,21 +127,32 @@ def _fill(sock: socket.socket, buf: memoryview, read_timeout: float, got: list[i
         got[0] += n
 
 
-_HELPERS: ThreadPoolExecutor | None = None
-_HELPERS_LOCK = threading.Lock()
-# Threads that write and hash received blocks (at most two tasks in flight per request
-# being received, and anyio's worker threads bound those requests already).
+_POOLS: dict[str, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+# Threads per pool (at most one task of each kind in flight per request being received, and
+# anyio's worker threads bound those requests already).
 HELPER_THREADS = 32
 
 
+def _pool(kind: str) -> ThreadPoolExecutor:
+    with _POOLS_LOCK:
+        pool = _POOLS.get(kind)
+        if pool is None:
+            pool = _POOLS[kind] = ThreadPoolExecutor(HELPER_THREADS, thread_name_prefix=kind)
+        return pool
+
+
 def helpers() -> ThreadPoolExecutor:
-    """The threads a body's blocks are written and hashed on beside its receiving thread.
-    Their tasks never wait for one another, so a full pool only queues, never deadlocks."""
-    global _HELPERS
-    with _HELPERS_LOCK:
-        if _HELPERS is None:
-            _HELPERS = ThreadPoolExecutor(HELPER_THREADS, thread_name_prefix="body-helper")
-        return _HELPERS
+    """The threads a body's blocks are written on beside its receiving thread. A write may
+    wait for `hashers()` (never for this pool), so a full pool only queues."""
+    return _pool("body-writer")
+
+
+def hashers() -> ThreadPoolExecutor:
+    """The threads that hash a block while a `helpers()` thread writes it. Their tasks wait
+    for nothing: were they in the writers' pool, 32 writes waiting for their hashes could
+    hold every thread and the hashes would never run."""
+    return _pool("body-hasher")
 
 
 async def _receive_messages(stream: AsyncIterator[bytes], write: Callable[[Blocks], None]) -> int:
