@@ -596,6 +596,9 @@ def test_group_page_and_sharing_a_folder_with_a_group(web: Web) -> None:
     ui.sign_in(page, web.email("gann"))
     page.get_by_role("link", name="Groups").click()
     page.get_by_role("heading", name="Groups", exact=True).wait_for()
+    # The heading is the server's; the form's handler is the script's, attached before its
+    # first listing replaces "Loading…". Submitted earlier, the form would reload the page.
+    page.get_by_text("You are not in any group yet.").wait_for()
     page.get_by_label("New group").fill("Design")
     page.get_by_role("button", name="Create group").click()
     card = page.locator('section[data-name="Design"]')
