@@ -4,14 +4,18 @@ permission boundary of tests/sharing held through DAV too."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+import httpx
+from sqlalchemy import event, func, select, update
 
 from docstore.config import Settings
 from docstore.db import Database
 from docstore.documents.models import Blob
+from docstore.documents.write_group import write_group
 from docstore.users.models import User as UserRow
 from tests.dav.requests import API, DAV, basic, dav, lockinfo
 from tests.fixtures.app import Api, User
@@ -305,3 +309,77 @@ def test_permission_boundaries_hold_through_dav(api: Api) -> None:
     assert dav(bob, "GET", "/dav/shared/team/plan.txt").status_code == 404
     r = dav(bob, "PROPFIND", "/dav/shared/", headers={"Depth": "1"})
     assert "team" not in r.text
+
+
+def test_concurrent_puts_of_new_files_are_recorded_together_and_each_answered(
+    api: Api, settings: Settings
+) -> None:
+    """rclone's pattern: several PUTs of new small files at once. On SQLite the write
+    group records a group's new files in one batch (documents.write_group `Deferred`):
+    here the first PUT's group is held at the database lock until the others have queued
+    behind it, so they form one group. Each is answered as if alone: 201 with its
+    version's ETag; two PUTs of one new path make one document with two versions (the
+    second runs again alone after the batch, onto the first)."""
+    ann = api.register()
+    svc = api.client.app.state.services  # type: ignore[attr-defined]
+    group = write_group(svc)
+    names = [f"n{i}.txt" for i in range(6)] + ["dup.txt", "dup.txt"]
+    bodies = [f"body {i}".encode() for i in range(len(names))]
+    first = dav(ann, "PUT", f"{DAV}/warm.txt", content=b"warm")  # the group's loop is set
+    assert first.status_code == 201
+    inserts: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO DOCUMENTS "):
+            inserts.append(statement)
+
+    release = threading.Event()
+    holding = threading.Event()
+
+    def hold_the_lock() -> None:  # SQLite: one writer; the groups wait behind this one
+        with svc.database.transaction() as db:
+            db.execute(update(UserRow).where(UserRow.id == ann.id).values(name="Ann"))
+            holding.set()
+            release.wait(60)
+
+    answers: list[httpx.Response | None] = [None] * len(names)
+
+    def put(i: int) -> None:
+        answers[i] = dav(ann, "PUT", f"{DAV}/{names[i]}", content=bodies[i])
+
+    event.listen(svc.database.engine, "before_cursor_execute", note)
+    try:
+        holder = threading.Thread(target=hold_the_lock)
+        if not svc.database.is_postgres:
+            holder.start()
+            assert holding.wait(30)
+        threads = [threading.Thread(target=put, args=(i,)) for i in range(len(names))]
+        for t in threads:
+            t.start()
+        for _ in range(300):  # bounded: until every PUT has reached the group (or 30 s)
+            if svc.database.is_postgres or len(group._jobs) >= len(names) - 1:
+                break
+            time.sleep(0.1)
+        release.set()
+        for t in threads:
+            t.join(60)
+        if holder.is_alive() or not svc.database.is_postgres:
+            holder.join(60)
+    finally:
+        release.set()
+        event.remove(svc.database.engine, "before_cursor_execute", note)
+    statuses = [a.status_code if a is not None else None for a in answers]
+    assert statuses[:6] == [201] * 6, statuses
+    assert sorted(statuses[6:]) == [201, 204], statuses
+    if not svc.database.is_postgres:  # one group: one INSERT of its new documents (+ dup's)
+        assert len(inserts) <= 2, len(inserts)
+    for i, name in enumerate(names[:6]):
+        got = dav(ann, "GET", f"{DAV}/{name}")
+        assert got.content == bodies[i]
+        assert got.headers["ETag"] == answers[i].headers["ETag"]  # type: ignore[union-attr]
+    dup = doc_id(ann, "dup.txt")
+    versions = ann.get(f"{API}/documents/{dup}/versions").json()["items"]
+    assert [v["version_number"] for v in versions] == [2, 1]
+    last = dav(ann, "GET", f"{DAV}/dup.txt")
+    assert last.content in (bodies[6], bodies[7])
+    assert ann.me()["used_bytes"] == 4 + sum(len(b) for b in bodies)

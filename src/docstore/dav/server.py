@@ -15,7 +15,7 @@ import os
 import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
@@ -61,8 +61,9 @@ from docstore.documents import blobs
 from docstore.documents import service as documents
 from docstore.documents.models import Blob, DocumentVersion
 from docstore.documents.receive import discard, read_small_body, receive_body, small_length
+from docstore.documents.recording import NewFile, record_new_files
 from docstore.documents.service import StoredBytes
-from docstore.documents.write_group import write_group
+from docstore.documents.write_group import Deferred, batching, write_group
 from docstore.errors import (
     DocstoreError,
     Forbidden,
@@ -411,7 +412,9 @@ class DavApp(LockMethods):
         else:
             actor, blob_id = await self.work(request, check)
 
-        def finish(db: Session, actor: Actor, stored: StoredBytes) -> tuple[bool, str | None]:
+        def finish(
+            db: Session, actor: Actor, stored: StoredBytes
+        ) -> tuple[bool, str | None] | Deferred:
             target = resolve(db, actor, segments)
             checks(db, actor, target)
             node = target.node
@@ -428,6 +431,23 @@ class DavApp(LockMethods):
             # create_document locks the folder and refuses it if it is gone meanwhile.
             assert target.parent is not None and target.parent.item_id is not None
             name = clean_name(target.name)
+            given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if given in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
+                given = ""  # what clients send for any file: the name says more
+            mime = documents.guess_mime(name, given or None)
+            ns, _ = self.ns_of(target)
+            if (
+                blob_id is None
+                and batching(db)
+                and target.parent.owner_id is not None
+                and not locking.live_locks(db, ns)  # none to adopt (`adopt_locks`)
+            ):
+                # Checked: its rows are written with the group's other new files.
+                owner = target.parent.owner_id
+                file = NewFile(target.parent.item_id, name, mime, stored)
+                kind = ("dav-new", owner, actor.user_id, actor.token_id, actor.ip,
+                        actor.user_agent)  # fmt: skip
+                return Deferred(kind, lambda db, files: record_new(db, actor, owner, files), file)
             if blob_id is None:
                 blob = documents.attach_new_bytes(db, svc.store, stored)
             else:
@@ -439,28 +459,39 @@ class DavApp(LockMethods):
                             svc.store.delete, svc.database, stored.blob_id, stored.key
                         ),
                     )
-            given = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if given in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
-                given = ""  # what clients send for any file: the name says more
-            mime = documents.guess_mime(name, given or None)
             doc, version = documents.create_document(
                 db, actor, target.parent.item_id, name, mime, blob
             )
             self.adopt_locks(db, target, doc.id, None)
             return True, f'"{version.id}"'
 
+        def record_new(db: Session, actor: Actor, owner: int, files: list[NewFile]) -> list[object]:
+            """The group's new files of this caller, recorded at once: each one's answer."""
+            done = record_new_files(db, svc, actor, owner, files)
+            return [
+                d if isinstance(d, Exception) else (True, f'"{d[0].current_version.id}"')
+                if d[0].current_version is not None else NotFound()
+                for d in done
+            ]  # fmt: skip
+
         if blob_id is None:
             data, digest = await read_small_body(request, limit, None)
             small_stored = StoredBytes(blob_id=0, key=key, size=len(data), sha256=digest)
-            created, etag = await write_group(svc).submit(
-                key, data, lambda db: finish(db, actor, small_stored), order=str(segments[:-1])
+            # A deferred result comes back as its batch's answer for it (write_group).
+            created, etag = cast(
+                tuple[bool, str | None],
+                await write_group(svc).submit(
+                    key, data, lambda db: finish(db, actor, small_stored), order=str(segments[:-1])
+                ),
             )
         else:
             stored = await receive_body(request, svc, limit, None, pending=(key, blob_id))
 
             def finish_large(db: Session, actor: Actor) -> tuple[bool, str | None]:
                 on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
-                return finish(db, actor, stored)
+                done = finish(db, actor, stored)
+                assert not isinstance(done, Deferred)  # only bytes without a row defer
+                return done
 
             created, etag = await self.work(request, finish_large, actor)
         headers = {"ETag": etag} if etag else {}

@@ -8,6 +8,7 @@ are theirs).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from docstore.audit.service import Action, entry, insert_rows
 from docstore.changes import service as changes
 from docstore.context import Actor
 from docstore.db import after_commit, utcnow
-from docstore.documents import blobs
+from docstore.documents import blobs, write_group
 from docstore.documents.models import Blob
 from docstore.documents.schemas import DocumentOut
 from docstore.documents.service import (
@@ -35,8 +36,15 @@ from docstore.documents.service import (
     version_out,
     version_params,
 )
+from docstore.errors import NotFound, QuotaExceeded
+from docstore.folders import repository as folder_repo
+from docstore.folders import service as folder_service
+from docstore.services import Services
 from docstore.services import for_session as services_for
 from docstore.sharing.permissions import creator_level
+from docstore.users import repository as user_repo
+
+log = logging.getLogger(__name__)
 
 
 def attach_blobs(
@@ -80,7 +88,8 @@ def attach_blobs(
             }
             out.append(NewBlob(s.blob_id, s.size, s.sha256, True))
             continue
-        duplicates.append((s.blob_id, s.sha256))
+        if s.blob_id:  # bytes with a pending row; without one, only the caller's object
+            duplicates.append((s.blob_id, s.sha256))
         saved += s.size
     blobs.activate_many(db, list(first.values()))
     blobs.add_refs(db, refs)
@@ -163,3 +172,95 @@ def create_documents(
         (document_out_of(d, version_out(v, v.id), level), b.id)
         for d, v, b in zip(docs, versions, attached, strict=True)
     ]
+
+
+@dataclass
+class NewFile:
+    """A new file for `record_new_files`: its checked folder and clean name, and its bytes,
+    stored by the write group with no blob row yet."""
+
+    folder_id: int
+    name: str
+    mime_type: str
+    stored: StoredBytes
+
+
+def record_new_files(
+    db: Session, svc: Services, actor: Actor, owner_id: int, files: list[NewFile]
+) -> list[tuple[DocumentOut, int] | Exception]:
+    """The documents of a write group's new small files (WebDAV PUTs of one caller into
+    one owner's folders), set-based: per file, its document and the id of its version's
+    blob, or its error; a file that fails leaves no row. A file whose place an earlier file
+    of the list takes answers `write_group.RunAlone` (alone, after these, it becomes that
+    document's next version, as it would have one request at a time).
+
+    The checks `create_document` makes for each file, for all at once and in its order of
+    locks: the dedup targets, the folders (gone: 404; a live name there: 409), the owner's
+    row (files that no longer fit fail alone, 507, in order)."""
+    out: list[tuple[DocumentOut, int] | Exception | None] = [None] * len(files)
+    verified = {(f.stored.sha256, f.stored.size) for f in files}
+    targets = blobs.find_dedup_targets(db, verified)
+    places: dict[int, set[str]] = {}
+    for f in files:
+        places.setdefault(f.folder_id, set()).add(f.name)
+    paths: dict[int, str] = {}
+    taken: dict[int, set[str]] = {}
+    for folder_id in sorted(places):
+        folder = folder_repo.lock(db, folder_id)
+        if folder is None or folder.is_deleted:
+            continue
+        paths[folder_id] = folder.path
+        found, documents = folder_repo.children_named(db, folder_id, places[folder_id])
+        taken[folder_id] = set(found) | documents
+    room = user_repo.room_for_update(db, owner_id)
+    charged = 0
+    claimed: set[tuple[int, str]] = set()
+    kept: list[int] = []
+    for i, f in enumerate(files):
+        if f.folder_id not in paths:
+            out[i] = NotFound()
+        elif (f.folder_id, f.name) in claimed:
+            out[i] = write_group.RunAlone()
+        elif f.name in taken[f.folder_id]:
+            out[i] = folder_service.name_conflict(f.name)
+        elif f.stored.size and f.stored.size > room:  # as `charge`: an empty file fits
+            out[i] = QuotaExceeded(user_repo.OVER_QUOTA)
+        else:
+            claimed.add((f.folder_id, f.name))
+            room -= f.stored.size
+            charged += f.stored.size
+            kept.append(i)
+    if kept:
+        user_repo.charge(db, owner_id, charged)
+        # A row only for the first copy of content no blob holds yet: the others' objects
+        # are deleted once this commits (`attach_new_bytes` does the same for one file).
+        firsts: dict[tuple[str, int], int] = {}
+        for i in kept:
+            content = (files[i].stored.sha256, files[i].stored.size)
+            if content not in targets:
+                firsts.setdefault(content, i)
+        pending = [(files[i].stored.key, files[i].stored.size) for i in firsts.values()]
+        ids = blobs.add_pending_many(db, pending) if pending else {}
+        new = []
+        for i in kept:
+            f = files[i]
+            f.stored.blob_id = ids.get(f.stored.key, 0)
+            new.append(NewDocument(f.folder_id, paths[f.folder_id], f.name, f.mime_type, f.stored))
+        created = create_documents(db, actor, owner_id, new, targets)
+        unused = []
+        for i, (document, blob_id) in zip(kept, created, strict=True):
+            out[i] = (document, blob_id)
+            if blob_id != files[i].stored.blob_id:
+                unused.append(files[i].stored.key)
+        if unused:
+            after_commit(db, lambda: _delete_objects(svc, unused))
+    return [o if o is not None else NotFound() for o in out]
+
+
+def _delete_objects(svc: Services, keys: list[str]) -> None:
+    """Objects no row names (best effort: the storage sweep deletes what this misses)."""
+    for key in keys:
+        try:
+            svc.store.delete(key)
+        except Exception:
+            log.warning("an unused object could not be deleted; the storage sweep will")
