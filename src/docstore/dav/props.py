@@ -6,9 +6,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import delete, false, select
+from sqlalchemy import Select, bindparam, delete, false, select
 from sqlalchemy.orm import Session
 
 from docstore.context import Actor
@@ -89,36 +90,42 @@ def load_dead(
     out: dict[Key, list[tuple[str, str, str]]] = {}
     doc_ids = [n.item_id for n in nodes if n.kind == "document" and n.item_id is not None]
     folder_ids = [n.item_id for n in nodes if n.kind == "folder" and n.item_id is not None]
-    stmts = []
-    cols = (
-        DavProperty.document_id,
-        DavProperty.folder_id,
-        DavProperty.namespace,
-        DavProperty.name,
-        DavProperty.value_xml,
-    )
+    runs: list[tuple[Select[int | None, int | None, str, str, str], dict[str, Any]]] = []
     if parent_folder is not None:
-        stmts.append(
-            select(*cols)
-            .join(Document, Document.id == DavProperty.document_id)
-            .where(Document.folder_id == parent_folder)
-        )
-        stmts.append(
-            select(*cols)
-            .join(Folder, Folder.id == DavProperty.folder_id)
-            .where(Folder.parent_id == parent_folder)
-        )
+        runs.append((_DEAD_OF_MEMBER_DOCUMENTS, {"folder_id": parent_folder}))
+        runs.append((_DEAD_OF_MEMBER_FOLDERS, {"folder_id": parent_folder}))
         folder_ids = [parent_folder]
         doc_ids = []
     if doc_ids:
-        stmts.append(select(*cols).where(DavProperty.document_id.in_(doc_ids[:1000])))
+        runs.append((_DEAD_OF_DOCUMENTS, {"ids": doc_ids[:1000]}))
     if folder_ids:
-        stmts.append(select(*cols).where(DavProperty.folder_id.in_(folder_ids[:1000])))
-    for stmt in stmts:
-        for doc_id, folder_id, ns, name, value in db.execute(stmt):
+        runs.append((_DEAD_OF_FOLDERS, {"ids": folder_ids[:1000]}))
+    for stmt, params in runs:
+        for doc_id, folder_id, ns, name, value in db.execute(stmt, params):
             key: Key = ("d", doc_id) if doc_id is not None else ("f", folder_id or 0)
             out.setdefault(key, []).append((ns, name, value))
     return out
+
+
+# Built once: rclone's PROPFIND after each upload asks for two non-DAV properties, so
+# every one reads dead properties, and building the statement cost more than running it.
+_DEAD_COLUMNS = select(
+    DavProperty.document_id,
+    DavProperty.folder_id,
+    DavProperty.namespace,
+    DavProperty.name,
+    DavProperty.value_xml,
+)
+_DEAD_OF_MEMBER_DOCUMENTS = _DEAD_COLUMNS.join(
+    Document, Document.id == DavProperty.document_id
+).where(Document.folder_id == bindparam("folder_id"))
+_DEAD_OF_MEMBER_FOLDERS = _DEAD_COLUMNS.join(Folder, Folder.id == DavProperty.folder_id).where(
+    Folder.parent_id == bindparam("folder_id")
+)
+_DEAD_OF_DOCUMENTS = _DEAD_COLUMNS.where(
+    DavProperty.document_id.in_(bindparam("ids", expanding=True))
+)
+_DEAD_OF_FOLDERS = _DEAD_COLUMNS.where(DavProperty.folder_id.in_(bindparam("ids", expanding=True)))
 
 
 def quota_for(db: Session, ctx: Context, owner_id: int) -> tuple[int, int]:
