@@ -15,6 +15,7 @@ from sqlalchemy import event, func, select, update
 from docstore.config import Settings
 from docstore.db import Database
 from docstore.documents.models import Blob
+from docstore.documents.models import Document as DocumentRow
 from docstore.documents.write_group import write_group
 from docstore.users.models import User as UserRow
 from tests.dav.requests import API, DAV, basic, dav, lockinfo
@@ -383,3 +384,33 @@ def test_concurrent_puts_of_new_files_are_recorded_together_and_each_answered(
     last = dav(ann, "GET", f"{DAV}/dup.txt")
     assert last.content in (bodies[6], bodies[7])
     assert ann.me()["used_bytes"] == 4 + sum(len(b) for b in bodies)
+
+
+def test_a_put_right_after_its_token_is_revoked_is_refused_and_leaves_nothing(
+    api: Api,
+) -> None:
+    """A small PUT from credentials that signed in moments ago is authenticated in the
+    write group's transaction, not before its body (dav.base.RecentTokens): a token
+    revoked in between still gets 401, and neither a document nor an object stays. A
+    wrong app password is never taken for a recent one: 401 before anything is stored."""
+    ann = api.register()
+    svc = api.client.app.state.services  # type: ignore[attr-defined]
+    assert dav(ann, "PROPFIND", f"{DAV}/", headers={"Depth": "0"}).status_code == 207
+    assert dav(ann, "PUT", f"{DAV}/kept.txt", content=b"kept").status_code == 201
+    assert ann.post(f"{API}/auth/logout").status_code == 204  # revokes ann's token
+
+    def objects() -> set[str]:
+        return {p.name for p in (svc.store.root / "objects").rglob("*") if p.is_file()}
+
+    before = objects()
+    r = dav(ann, "PUT", f"{DAV}/late.txt", content=b"after the revocation")
+    assert r.status_code == 401, r.text
+    assert "WWW-Authenticate" in r.headers
+    r = api.client.request(
+        "PUT", f"{DAV}/wrong.txt", content=b"x", headers=basic(ann, "not-the-token-at-all")
+    )
+    assert r.status_code == 401
+    assert objects() == before  # the refused bodies' objects are gone
+    with svc.database.transaction() as db:
+        names = set(db.scalars(select(DocumentRow.name).where(DocumentRow.owner_id == ann.id)))
+    assert names == {"kept.txt"}

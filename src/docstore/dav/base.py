@@ -7,8 +7,10 @@ import asyncio
 import base64
 import binascii
 import contextvars
+import hashlib
 import logging
 import threading
+import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +132,45 @@ async def in_thread(fn: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(_THREADS, ctx.run, fn)
 
 
+class RecentTokens:
+    """Authorization headers that signed in with a token (Bearer, or Basic with an app
+    password) in the last `TTL` seconds, by digest: a small WebDAV PUT from such a caller
+    authenticates in its write group's transaction instead of in a transaction and a
+    thread hop of its own before its body (rclone: one PUT per file). Only a hint about
+    when to check: every such PUT is still authenticated in the transaction that records
+    it, and one that no longer passes (a token revoked meanwhile) is answered 401 with
+    nothing kept. A header that never passed is never here, so its body is never written.
+    """
+
+    TTL = 10.0
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, float] = {}
+
+    @staticmethod
+    def _key(header: str) -> bytes:
+        return hashlib.sha256(header.encode("utf-8", "surrogateescape")).digest()
+
+    def note(self, header: str) -> None:
+        if len(self._seen) >= self.MAX:
+            self._seen.clear()
+        self._seen[self._key(header)] = time.monotonic() + self.TTL
+
+    def __contains__(self, header: str) -> bool:
+        until = self._seen.get(self._key(header))
+        return until is not None and until > time.monotonic()
+
+
+_RECENT = RecentTokens()
+
+
+def recently_signed_in(request: Request) -> bool:
+    """Whether this request's credentials signed in with a token moments ago."""
+    header = request.headers.get("authorization")
+    return header is not None and header in _RECENT
+
+
 class _NeedsWrite(Exception):
     """A read met the account password: the login throttle writes, so run as `work`."""
 
@@ -178,10 +219,18 @@ class DavBase:
         return result
 
     def authenticate(
-        self, request: Request, db: Session, svc: Services, *, read_only: bool = False
+        self,
+        request: Request,
+        db: Session,
+        svc: Services,
+        *,
+        read_only: bool = False,
+        token_only: bool = False,
     ) -> Actor:
         """Bearer token; or Basic with the account email and an app password (any API
-        token of that account) or the account password (throttled like a login)."""
+        token of that account) or the account password (throttled like a login; not with
+        `token_only`, which answers 401 instead: a write group's transaction must not
+        hold the throttle's own transaction)."""
         actor = anonymous_actor(request)
         token = bearer_token(request)
         if token is not None:
@@ -204,6 +253,8 @@ class DavBase:
                 user = None
             if user is not None and user.email == email:
                 actor.user, actor.token_id = user, token_id
+            elif token_only:
+                raise Unauthenticated("Wrong email or password.")
             elif read_only:
                 raise _NeedsWrite()
             else:
@@ -216,6 +267,8 @@ class DavBase:
                 except Unauthenticated:
                     raise Unauthenticated("Wrong email or password.") from None
         actor.lock_tokens = ifheader.submitted_tokens(ifheader.parse(request.headers.get("if")))
+        if actor.token_id is not None:
+            _RECENT.note(request.headers.get("authorization", ""))
         return actor
 
     # -- checks -----------------------------------------------------------------------------

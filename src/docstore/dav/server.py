@@ -37,6 +37,7 @@ from docstore.dav.base import (
     DavError,
     depth_header,
     etag_matches,
+    recently_signed_in,
     status_of,
     text_response,
     url_segments,
@@ -407,7 +408,12 @@ class DavApp(LockMethods):
         # with the rows in the write group's transaction: the body is already here, and
         # every check is made there anyway. Before it, only who is asking (a read
         # transaction, which on SQLite neither takes nor waits for the writer lock).
-        if small is not None:
+        # A caller whose token signed in moments ago is authenticated there too, in the
+        # group's transaction (`base.RecentTokens`): no transaction of its own before.
+        actor: Actor | None
+        if small is not None and recently_signed_in(request):
+            actor, blob_id = None, None
+        elif small is not None:
             actor, blob_id = await self.read(request, lambda db, actor: (actor, None))
         else:
             actor, blob_id = await self.work(request, check)
@@ -474,14 +480,20 @@ class DavApp(LockMethods):
                 for d in done
             ]  # fmt: skip
 
+        def signed_in(db: Session) -> Actor:
+            if actor is not None:
+                return actor
+            return self.authenticate(request, db, svc, token_only=True)
+
         if blob_id is None:
             data, digest = await read_small_body(request, limit, None)
+            order = str(segments[:-1])
             small_stored = StoredBytes(blob_id=0, key=key, size=len(data), sha256=digest)
             # A deferred result comes back as its batch's answer for it (write_group).
             created, etag = cast(
                 tuple[bool, str | None],
                 await write_group(svc).submit(
-                    key, data, lambda db: finish(db, actor, small_stored), order=str(segments[:-1])
+                    key, data, lambda db: finish(db, signed_in(db), small_stored), order=order
                 ),
             )
         else:
