@@ -163,6 +163,7 @@ class RecentTokens:
 
 
 _RECENT = RecentTokens()
+_SIGNED_IN = "dav.signed_in"  # session.info: token sign-ins of this transaction, by header
 
 
 def recently_signed_in(request: Request) -> bool:
@@ -232,8 +233,16 @@ class DavBase:
         `token_only`, which answers 401 instead: a write group's transaction must not
         hold the throttle's own transaction)."""
         actor = anonymous_actor(request)
+        header = request.headers.get("authorization", "")
+        # A write group's transaction records several PUTs of one client, each with the
+        # same credentials: a token is looked up once per transaction (its rows are
+        # locked to others' writes until the commit: SQLite's one writer).
+        signed_in: dict[str, tuple[Any, int]] = db.info.setdefault(_SIGNED_IN, {})
+        known = signed_in.get(header) if token_only else None
         token = bearer_token(request)
-        if token is not None:
+        if known is not None:
+            actor.user, actor.token_id = known
+        elif token is not None:
             actor = authenticate_as(actor, db, token)
         else:
             scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -267,8 +276,9 @@ class DavBase:
                 except Unauthenticated:
                     raise Unauthenticated("Wrong email or password.") from None
         actor.lock_tokens = ifheader.submitted_tokens(ifheader.parse(request.headers.get("if")))
-        if actor.token_id is not None:
-            _RECENT.note(request.headers.get("authorization", ""))
+        if actor.token_id is not None and known is None:
+            _RECENT.note(header)
+            signed_in[header] = (actor.user, actor.token_id)
         return actor
 
     # -- checks -----------------------------------------------------------------------------
