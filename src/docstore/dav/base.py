@@ -216,7 +216,8 @@ class DavBase:
             result, entries, uses = await in_thread(run)
         except _NeedsWrite:
             return await self.work(request, fn)
-        await audit_log(request).write(entries, [users.touch_later(uses)] if uses else [])
+        if entries or uses:  # most reads (MKCOL on an existing folder, PROPFIND) have none
+            await audit_log(request).write(entries, [users.touch_later(uses)] if uses else [])
         return result
 
     def authenticate(
