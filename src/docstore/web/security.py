@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docstore.config import Settings
@@ -61,23 +60,30 @@ class SecurityHeaders:
         self.csp = content_security_policy(settings)
         # FastAPI's Swagger page loads its script from a CDN and runs an inline one.
         self.skip_csp_prefixes = skip_csp_prefixes
+        # Encoded once (every response gets them): a response that set one itself keeps
+        # its own (the storage's "sandbox" CSP).
+        self.fixed = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        self.csp_header = (b"content-security-policy", self.csp.encode("latin-1"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        with_csp = not str(scope.get("path", "")).startswith(self.skip_csp_prefixes)
+        wanted = self.fixed
+        if not str(scope.get("path", "")).startswith(self.skip_csp_prefixes):
+            wanted = [self.csp_header, *wanted]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                # A response that set its own (the storage's "sandbox" CSP) keeps it.
-                if with_csp and "content-security-policy" not in headers:
-                    headers["Content-Security-Policy"] = self.csp
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+                raw = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in raw}
+                raw += [pair for pair in wanted if pair[0] not in present]
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
