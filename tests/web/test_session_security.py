@@ -197,3 +197,17 @@ def test_name_lookup_only_answers_for_linked_people(api: Api) -> None:
     assert body["folders"] == {}
     api.client.cookies.clear()
     assert api.client.get("/web/names", params={"users": str(ann.id)}).status_code == 401
+
+
+def test_a_download_keeps_its_own_sandbox_policy_and_no_header_twice(api: Api) -> None:
+    """The local store's signed download sets `Content-Security-Policy: sandbox` and
+    `nosniff` itself (storage.endpoints): the app's security headers add only what a
+    response does not have, so the bytes of a user's HTML never run as the app's page."""
+    user = api.register()
+    r = user.upload("page.html", b"<script>alert(1)</script>", user.root)
+    assert r.status_code == 201, r.text
+    got = user.download(r.json()["id"])
+    assert got.status_code == 200 and got.content == b"<script>alert(1)</script>"
+    assert got.headers.get_list("content-security-policy") == ["sandbox"]
+    assert got.headers.get_list("x-content-type-options") == ["nosniff"]
+    assert got.headers.get_list("x-frame-options") == ["DENY"]
