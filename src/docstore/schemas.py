@@ -16,6 +16,23 @@ T = TypeVar("T")
 Id = Annotated[int, annotated_types.Interval(ge=-(2**63), le=2**63 - 1)]
 
 
+def _not_a_bool(value: Any) -> Any:
+    """Refuse JSON true/false where a number is expected: pydantic's lax mode reads them as
+    1 and 0, and `"parent_id": true` named the row with id 1 (a schemathesis find: POST
+    /folders made a folder there). A JSON number stays what JSON Schema's integer allows
+    (1.0 is 1)."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not true or false")
+    return value
+
+
+# A number in a JSON body; an id in a JSON body (a path or query id is text: `Id`).
+BodyInt = Annotated[int, BeforeValidator(_not_a_bool)]
+BodyId = Annotated[
+    int, annotated_types.Interval(ge=-(2**63), le=2**63 - 1), BeforeValidator(_not_a_bool)
+]
+
+
 def _not_a_number(value: Any) -> Any:
     """Refuse a bare number where a time is expected (pydantic would read it as Unix time)."""
     if isinstance(value, int | float):

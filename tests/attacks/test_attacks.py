@@ -500,3 +500,32 @@ def test_a_parts_list_over_the_json_limit_is_413(api: Api) -> None:
     r = ann.post(f"{API}/uploads/{started['upload_id']}/complete", json={"parts": parts})
     assert r.status_code == 413, r.text
     assert r.json()["code"] == "too_large"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/folders", {"name": "x", "parent_id": True}),
+        ("POST", "/folders", {"name": "x", "parent_id": False}),
+        ("PATCH", "/folders/{folder}", {"parent_id": True}),
+        ("PATCH", "/documents/{doc}", {"parent_folder_id": True}),
+        ("POST", "/uploads", {"filename": "a", "size_bytes": 1, "checksum_sha256": "0" * 64,
+                              "folder_id": True}),
+        ("POST", "/shares", {"folder_id": True, "permission": "VIEW", "link": True}),
+        ("POST", "/shares", {"document_id": True, "permission": "VIEW", "link": True}),
+    ],
+)  # fmt: skip
+def test_a_boolean_is_no_id(api: Api, method: str, path: str, body: dict[str, Any]) -> None:
+    """JSON `true` is not the id 1 (pydantic's lax mode would read it so, and the request
+    would act on whatever row has id 1: schemathesis made a folder with `parent_id: true`).
+    Each such body is a 422 that names the field, and nothing is made."""
+    user = api.register()
+    folder = user.mkdir("f")["id"]
+    doc = user.upload("d.txt", b"d", user.root).json()["id"]
+    before = user.get(f"/api/v1/folders/{user.root}/children").json()["items"]
+    url = "/api/v1" + path.format(folder=folder, doc=doc)
+    r = user.request(method, url, json=body)
+    assert r.status_code == 422, r.text
+    field = next(k for k, v in body.items() if v is True or v is False)
+    assert field in r.text
+    assert user.get(f"/api/v1/folders/{user.root}/children").json()["items"] == before

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docstore.schemas import Id
+from docstore.schemas import BodyId
 
 
 class CommentIn(BaseModel):
@@ -15,7 +15,7 @@ class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     body: str = Field(min_length=1, max_length=10_000)
-    version_id: Id | None = None
+    version_id: BodyId | None = None
 
 
 class CommentOut(BaseModel):

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from docstore.schemas import BodyInt
 from docstore.versions.schemas import Resolution, VersionOut
 
 
@@ -43,7 +44,7 @@ class DocumentPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, max_length=1024)
-    parent_folder_id: int | str | None = None
+    parent_folder_id: BodyInt | str | None = None
 
 
 class DownloadOut(BaseModel):

@@ -7,12 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from docstore.schemas import BodyInt
+
 
 class FolderIn(BaseModel):
     """A new folder; `parent_id: null` means the caller's root."""
 
     name: str = Field(max_length=1024)
-    parent_id: int | str | None = None
+    parent_id: BodyInt | str | None = None
 
 
 class FolderPatch(BaseModel):
@@ -21,7 +23,7 @@ class FolderPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, max_length=1024)
-    parent_id: int | str | None = None
+    parent_id: BodyInt | str | None = None
 
 
 class FolderOut(BaseModel):

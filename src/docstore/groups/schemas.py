@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from docstore.schemas import Id
+from docstore.schemas import BodyId
 
 
 class GroupIn(BaseModel):
@@ -23,7 +23,7 @@ class MemberIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr | None = None
-    user_id: Id | None = None
+    user_id: BodyId | None = None
     manager: bool | None = None
 
 

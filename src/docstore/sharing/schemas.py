@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from docstore.documents.schemas import DocumentOut
 from docstore.folders.schemas import ChildOut, FolderOut
-from docstore.schemas import Id
+from docstore.schemas import BodyId
 
 PermissionName = Literal["VIEW", "COMMENT", "EDIT"]
 
@@ -31,11 +31,11 @@ class ShareIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    document_id: Id | None = None
-    folder_id: Id | None = None
+    document_id: BodyId | None = None
+    folder_id: BodyId | None = None
     permission: PermissionName
     email: EmailStr | None = None
-    group_id: Id | None = None
+    group_id: BodyId | None = None
     link: bool = False
     expires_at: datetime | None = None
     password: str | None = Field(default=None, min_length=1, max_length=1024)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 from docstore.documents.receive import SHA256_HEX
 from docstore.documents.schemas import DocumentOut
 from docstore.hashing import b64_digest
-from docstore.schemas import Id
+from docstore.schemas import BodyInt, Id
 from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE
 from docstore.versions.schemas import OnConflict, Resolution, VersionOut
 
@@ -29,7 +29,7 @@ class UploadCreate(BaseModel):
     filename: str = Field(min_length=1, max_length=1024)
     size_bytes: StrictInt = Field(ge=0, le=ABSURD_SIZE)
     checksum_sha256: str = Field(description="SHA-256 of the whole file, 64 hex digits")
-    folder_id: int | str | None = None
+    folder_id: BodyInt | str | None = None
     document_id: Annotated[StrictInt, Id] | None = None
     base_version_id: Annotated[StrictInt, Id] | None = None
     mime_type: str | None = Field(default=None, max_length=255)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from docstore.schemas import BodyInt
 from docstore.users.passwords import NewPassword
 
 
@@ -58,7 +59,7 @@ class AdminUserIn(BaseModel):
     email: EmailStr
     name: str = Field(min_length=1, max_length=200)
     password: NewPassword
-    quota_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    quota_bytes: BodyInt | None = Field(default=None, ge=0, le=2**63 - 1)
     plan: str | None = Field(default=None, max_length=64)
     is_admin: bool = False
     # The admin vouches for the address: pending shares to it apply at once.
@@ -68,7 +69,7 @@ class AdminUserIn(BaseModel):
 class AdminUserPatch(BaseModel):
     """Fields an administrator may change."""
 
-    quota_bytes: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    quota_bytes: BodyInt | None = Field(default=None, ge=0, le=2**63 - 1)
     plan: str | None = Field(default=None, max_length=64)
     is_admin: bool | None = None
 
@@ -76,9 +77,9 @@ class AdminUserPatch(BaseModel):
 class PlanIn(BaseModel):
     """A plan's limits."""
 
-    quota_bytes: int = Field(ge=0, le=2**63 - 1)
-    max_versions: int = Field(ge=1, le=1_000_000)
-    retention_days: int = Field(ge=0, le=100_000)
+    quota_bytes: BodyInt = Field(ge=0, le=2**63 - 1)
+    max_versions: BodyInt = Field(ge=1, le=1_000_000)
+    retention_days: BodyInt = Field(ge=0, le=100_000)
 
 
 class PlanOut(PlanIn):

@@ -8,7 +8,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from docstore.changes.schemas import OpName
-from docstore.schemas import Id
+from docstore.schemas import BodyId
 
 # A webhook subscribes to some of the change feed's ops (API.md "Changes"), in its order.
 Event = OpName
@@ -29,7 +29,7 @@ class WebhookIn(BaseModel):
 
     url: str = Field(min_length=1, max_length=2000)
     events: list[Event] = Field(min_length=1, max_length=len(EVENTS))
-    folder_id: Id | None = None
+    folder_id: BodyId | None = None
 
     _events = field_validator("events")(_unique)
 
