@@ -198,13 +198,20 @@ class DavBase:
 
         return await in_thread(run)
 
-    async def read(self, request: Request, fn: Callable[[Session, Actor], T]) -> T:
+    async def read(
+        self, request: Request, fn: Callable[[Session, Actor], T], *, small: bool = False
+    ) -> T:
         """`work` for a method that only reads (PROPFIND, GET, HEAD): a read transaction,
         which on SQLite neither takes nor waits for the write lock the PUTs hold (rclone
         sends a PROPFIND after each PUT). Its audit entries and token uses are written by
         the audit group commit before the answer, as the API's reads (`UnitOfWork`).
         Basic with the account password goes through the login throttle, a write: that
-        request runs as `work` instead."""
+        request runs as `work` instead.
+
+        `small`: a read of a few rows (MKCOL's check, PROPFIND depth 0, GET's metadata),
+        which on embedded SQLite runs on the event loop itself, as the API's reads
+        (deps.UnitOfWork, `Services.inline_reads`): there a read waits for no lock and
+        costs less than the thread hop. A depth-1 listing of thousands still hops."""
         svc = self.svc(request)
 
         def run() -> tuple[T, list[dict[str, Any]], list[int]]:
@@ -213,7 +220,7 @@ class DavBase:
                 return result, audit.deferred(db), users.deferred_uses(db)
 
         try:
-            result, entries, uses = await in_thread(run)
+            result, entries, uses = run() if small and svc.inline_reads else await in_thread(run)
         except _NeedsWrite:
             return await self.work(request, fn)
         if entries or uses:  # most reads (MKCOL on an existing folder, PROPFIND) have none

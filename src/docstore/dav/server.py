@@ -184,7 +184,7 @@ class DavApp(LockMethods):
             parts.append(MULTISTATUS_CLOSE)
             return "".join(parts)
 
-        text = await self.read(request, run)
+        text = await self.read(request, run, small=depth == "0")
         return Response(text.encode("utf-8"), status_code=207, media_type=XML)
 
     async def proppatch(self, request: Request, segments: list[str], slash: bool) -> Response:
@@ -264,7 +264,7 @@ class DavApp(LockMethods):
                 )
             return node, blob.storage_key, blob.size_bytes
 
-        node, key, size = await self.read(request, run)
+        node, key, size = await self.read(request, run, small=True)
         if node.is_collection:
             body = b"" if head else f"{node.href}: a WebDAV collection\n".encode()
             return Response(body, media_type="text/plain; charset=utf-8")
@@ -414,7 +414,7 @@ class DavApp(LockMethods):
         if small is not None and recently_signed_in(request):
             actor, blob_id = None, None
         elif small is not None:
-            actor, blob_id = await self.read(request, lambda db, actor: (actor, None))
+            actor, blob_id = await self.read(request, lambda db, actor: (actor, None), small=True)
         else:
             actor, blob_id = await self.work(request, check)
 
@@ -552,7 +552,7 @@ class DavApp(LockMethods):
 
         # rclone makes sure of a file's folder before each upload (405: it exists). That
         # answer needs only a read, which on SQLite waits for no write lock.
-        if await self.read(request, exists):
+        if await self.read(request, exists, small=True):
             raise DavError(405, "Something exists at this URL already.")
 
         def run(db: Session, actor: Actor) -> None:
