@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 from docstore.documents.receive import SHA256_HEX
 from docstore.documents.schemas import DocumentOut
 from docstore.hashing import b64_digest
-from docstore.schemas import BodyInt, Id
+from docstore.schemas import BodyId, BodyInt
 from docstore.storage.base import MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE
 from docstore.versions.schemas import OnConflict, Resolution, VersionOut
 
@@ -30,8 +30,8 @@ class UploadCreate(BaseModel):
     size_bytes: StrictInt = Field(ge=0, le=ABSURD_SIZE)
     checksum_sha256: str = Field(description="SHA-256 of the whole file, 64 hex digits")
     folder_id: BodyInt | str | None = None
-    document_id: Annotated[StrictInt, Id] | None = None
-    base_version_id: Annotated[StrictInt, Id] | None = None
+    document_id: BodyId | None = None
+    base_version_id: BodyId | None = None
     mime_type: str | None = Field(default=None, max_length=255)
     # The SHA-256 of each part (base64, as x-amz-checksum-sha256) cut at `part_size`: each
     # is signed into its part's URL, so storage refuses other bytes, and together they are

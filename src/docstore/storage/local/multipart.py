@@ -356,6 +356,12 @@ class MultipartEmulation:
             record = _read_record(upload_dir, int(name))
             if record is not None:
                 parts.append(PartInfo(int(name), record[1], record[0]))
+        # A concurrent complete renames the directory away once it has joined the parts
+        # (`_remove_upload_dir`): records read after that are missing, and a partial list
+        # read as "the parts hold fewer bytes" (422 to one of eight racing completes). Still
+        # here after the reads, every read was before the rename.
+        if not upload_dir.is_dir():
+            raise StorageError("no such multipart upload")
         return parts
 
     def complete_multipart(
