@@ -264,10 +264,11 @@ class TransactionScope:
 class DocstoreApp(FastAPI):
     """FastAPI, with WebDAV served in a lane of its own ahead of the API's stack.
 
-    A WebDAV request passes only what it needs (`dav.server.lane`: request metrics,
-    security headers, body read timeouts, its transaction scope); FastAPI's exception,
-    telemetry and body-limit layers, the router and the mount were ~0.3 ms of CPU per
-    request, and rclone sends three requests per file (issue 23)."""
+    A WebDAV request passes only what it needs (`dav_lane`, built by `create_app`: the
+    request metrics, security headers, body read timeouts and transaction scope the API's
+    requests pass too); FastAPI's exception, telemetry and body-limit layers, the router
+    and the mount were ~0.3 ms of CPU per request, and rclone sends three requests per
+    file (issue 23)."""
 
     dav_lane: ASGIApp | None = None
     dav_route: Mount | None = None  # the route the metrics name WebDAV requests by
@@ -364,7 +365,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.dav_lane = RequestMetrics(
         SecurityHeaders(
             BodyLimits(
-                app.dav_route.app,
+                TransactionScope(app.dav_route.app),
                 json_max_bytes=settings.json_max_bytes,
                 read_timeout=settings.body_read_timeout_seconds,
             ),

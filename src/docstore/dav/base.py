@@ -245,15 +245,17 @@ class DavBase:
         # A write group's transaction records several PUTs of one client, each with the
         # same credentials: a token is looked up once per transaction (its rows are
         # locked to others' writes until the commit: SQLite's one writer).
-        signed_in: dict[str, tuple[Any, int]] = db.info.setdefault(_SIGNED_IN, {})
-        known = signed_in.get(header) if token_only else None
+        signed_in: dict[str, tuple[Any, int]] = (
+            db.info.setdefault(_SIGNED_IN, {}) if token_only else {}
+        )
+        known = signed_in.get(header)
         token = bearer_token(request)
         if known is not None:
             actor.user, actor.token_id = known
         elif token is not None:
             actor = authenticate_as(actor, db, token)
         else:
-            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            scheme, _, value = header.partition(" ")
             if scheme.lower() != "basic":
                 raise Unauthenticated("Sign in with your email and an app password.")
             try:

@@ -57,7 +57,7 @@ from docstore.dav.xmlio import (
 from docstore.dav.xmlio import (
     response as ms_response,
 )
-from docstore.db import after_commit, on_rollback, task_scope
+from docstore.db import after_commit, on_rollback
 from docstore.documents import blobs
 from docstore.documents import service as documents
 from docstore.documents.models import Blob, DocumentVersion
@@ -106,7 +106,6 @@ class DavApp(LockMethods):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        task_scope()  # the request's own slot for its one open transaction
         request = Request(scope, receive)
         try:
             handler = self.methods.get(request.method)

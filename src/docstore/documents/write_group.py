@@ -202,31 +202,17 @@ class WriteGroup:
 
     def _in_savepoint(self, db: Session, job: _Job[Any]) -> None:
         """The job's work in a savepoint; its outcome set (its error rolls back only it)."""
-        mark = hooks_mark(db)
-        known = set(db.identity_map.keys())
-        savepoint = db.begin_nested()
-        try:
-            result = job.work(db)
-            savepoint.commit()
-        except Exception as exc:
-            _undo(db, savepoint, mark, known)
-            job.outcome = (False, exc)
-        else:
-            job.outcome = (True, result)
+        job.outcome = _in_savepoint(db, lambda: job.work(db))
 
     def _record(self, db: Session, batch: list[tuple[_Job[Any], Deferred]]) -> list[_Job[Any]]:
         """One kind's deferred rows in one call (in a savepoint); the jobs to run again
         alone: those the batch answered `RunAlone`, or all of them if it failed as a whole
         (each then fails, or not, on its own)."""
-        mark = hooks_mark(db)
-        known = set(db.identity_map.keys())
-        savepoint = db.begin_nested()
-        try:
-            outcomes = batch[0][1].record(db, [d.item for _, d in batch])
-            savepoint.commit()
-        except Exception as exc:
-            _undo(db, savepoint, mark, known)
-            log.warning("write group: a batch of %d failed (%s); each again alone", len(batch), exc)
+        ok, outcomes = _in_savepoint(db, lambda: batch[0][1].record(db, [d.item for _, d in batch]))
+        if not ok:
+            log.warning(
+                "write group: a batch of %d failed (%s); each again alone", len(batch), outcomes
+            )
             return [job for job, _ in batch]
         again = []
         for (job, _), out in zip(batch, outcomes, strict=True):
@@ -245,18 +231,29 @@ class WriteGroup:
             log.warning("write group: an unused object could not be deleted; swept later")
 
 
-def _undo(db: Session, savepoint: Any, mark: Any, known: set[Any]) -> None:
-    """Roll back a savepoint, its hooks, and the instances it put in the session."""
-    if savepoint.is_active:
-        savepoint.rollback()
-    roll_back_hooks_since(db, mark)
-    # The savepoint's rows are gone but not the instances `db.fastpath.inserted` put in the
-    # session (it did not see them inserted): SQLite reuses a rolled-back row id, and the
-    # next job's insert of that id would clash with them (500 on a quota race).
-    for key in set(db.identity_map.keys()) - known:
-        stale = db.identity_map.get(key)
-        if stale is not None:
-            db.expunge(stale)
+def _in_savepoint(db: Session, fn: Callable[[], T]) -> tuple[bool, Any]:
+    """(True, fn()) with its writes kept, or (False, its error) with its savepoint, its
+    hooks and the instances it put in the session rolled back."""
+    mark = hooks_mark(db)
+    known = set(db.identity_map.keys())
+    savepoint = db.begin_nested()
+    try:
+        result = fn()
+        savepoint.commit()
+    except Exception as exc:
+        if savepoint.is_active:
+            savepoint.rollback()
+        roll_back_hooks_since(db, mark)
+        # The savepoint's rows are gone but not the instances `db.fastpath.inserted` put
+        # in the session (it did not see them inserted): SQLite reuses a rolled-back row
+        # id, and the next job's insert of that id would clash with them (500 on a quota
+        # race).
+        for key in set(db.identity_map.keys()) - known:
+            stale = db.identity_map.get(key)
+            if stale is not None:
+                db.expunge(stale)
+        return False, exc
+    return True, result
 
 
 # -- set-based recording of a group's rows ----------------------------------------------

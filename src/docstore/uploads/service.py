@@ -309,15 +309,7 @@ def complete(svc: Services, actor: Actor, upload_id: str, body: UploadComplete) 
         snapshot = None if session.skip_upload else _begin_completing(db, session)
     proof = None
     if snapshot is not None:  # phase B
-        try:
-            proof = _join_and_verify(svc, snapshot, body.parts)
-        except (ValidationFailed, NotFound):
-            # A concurrent complete of this session joined the parts first (its phase C
-            # holds the session's lock until it commits): its outcome is this one's too.
-            won = _completed_meanwhile(svc, actor, upload_id)
-            if won is not None:
-                return won
-            raise
+        proof = _join_and_verify(svc, snapshot, body.parts)
         if _mismatch(snapshot, proof):
             _discard_mismatch(svc, snapshot)
             raise ChecksumMismatch(
@@ -335,13 +327,6 @@ def complete(svc: Services, actor: Actor, upload_id: str, body: UploadComplete) 
     except QuotaExceeded:
         _discard_refused(svc, upload_id)
         raise
-
-
-def _completed_meanwhile(svc: Services, actor: Actor, upload_id: str) -> UploadResult | None:
-    """The outcome of a session another request completed while this one joined, or None."""
-    with svc.database.transaction() as db:
-        session = repository.lock_own(db, actor, upload_id)
-        return _result(db, actor, session) if session.state == "completed" else None
 
 
 def _discard_refused(svc: Services, upload_id: str) -> None:
