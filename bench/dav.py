@@ -131,22 +131,25 @@ def rclone_row(
         f"user='{owner.user['email']}',pass='{secret}':"
     )
     # Server CPU per file beside the rates: steadier than a rate on a shared machine.
-    cpu: dict[str, float] = {}
-    c0 = ds.cpu_seconds()
+    cpu: dict[str, tuple[float, float]] = {}
+    c0 = ds.cpu_split()
     ds_r = _rclone_rates(ours, src, config, files, runs)
-    cpu["docstore"] = ds.cpu_seconds() - c0
+    cpu["docstore"] = _spent(c0, ds.cpu_split())
     theirs = {}
     for peer, p in peers.items():
-        c0 = p.cpu_seconds()
+        c0 = p.cpu_split()
         theirs[peer] = stats(_rclone_rates(f":webdav,url='{p.url}/',vendor=other:", src, config,
                                            files, runs))  # fmt: skip
-        cpu[peer] = p.cpu_seconds() - c0
-    per_file = {k: round(1000 * v / (files * runs), 3) for k, v in cpu.items()}
+        cpu[peer] = _spent(c0, p.cpu_split())
+    per_file = {k: round(1000 * sum(v) / (files * runs), 3) for k, v in cpu.items()}
+    # user + system: the kernel's share (file creation, fsync, thread wake-ups) apart
+    split = {k: "{:.2f} + {:.2f}".format(*(1000 * x / (files * runs) for x in v))
+             for k, v in cpu.items()}  # fmt: skip
     version = subprocess.run([rclone(), "version"], capture_output=True, text=True).stdout
     log(f"  {version.splitlines()[0]}; pacer flags: {_pacer_off(rclone())}")
     log(f"  rclone copy: docstore {stats(ds_r)['median']:.0f} files/s, " + ", ".join(
         f"{k} {v['median']:.0f}" for k, v in theirs.items())
-        + f"; server CPU ms/file: {per_file}")  # fmt: skip
+        + f"; server CPU ms/file: {per_file} (user + sys: {split})")  # fmt: skip
     return Row(
         "dav_rclone_copy",
         f"WebDAV: rclone copy of {files} x 4 KiB (--transfers 8)",
@@ -155,8 +158,12 @@ def rclone_row(
         theirs,
         None,
         [("wsgidav", 1.0)],
-        extra={"server_cpu_ms_per_file": per_file},
+        extra={"server_cpu_ms_per_file": per_file, "server_cpu_user_sys": split},
     )
+
+
+def _spent(before: tuple[float, float], after: tuple[float, float]) -> tuple[float, float]:
+    return after[0] - before[0], after[1] - before[1]
 
 
 def put_get_rows(

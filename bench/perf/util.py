@@ -97,7 +97,12 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the process and its live children, seconds."""
-        return sum(_cpu_ticks(p) for p in _tree(self.pid)) / TICKS
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """User and system CPU of the process and its live children, seconds."""
+        ticks = [_cpu_ticks(p) for p in _tree(self.pid)]
+        return sum(t[0] for t in ticks) / TICKS, sum(t[1] for t in ticks) / TICKS
 
     def stop(self) -> None:
         """SIGINT (a profiler writes its output), then SIGTERM to the group, then SIGKILL."""
@@ -139,12 +144,12 @@ def _rss_pages(pid: int) -> int:
         return 0
 
 
-def _cpu_ticks(pid: int) -> int:
+def _cpu_ticks(pid: int) -> tuple[int, int]:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
+        return int(fields[11]), int(fields[12])
     except (OSError, IndexError, ValueError):
-        return 0
+        return 0, 0
 
 
 def stats(values: Sequence[float]) -> dict[str, float]:

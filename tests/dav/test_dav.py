@@ -312,41 +312,33 @@ def test_permission_boundaries_hold_through_dav(api: Api) -> None:
     assert "team" not in r.text
 
 
-def test_concurrent_puts_of_new_files_are_recorded_together_and_each_answered(
-    api: Api, settings: Settings
-) -> None:
-    """rclone's pattern: several PUTs of new small files at once. On SQLite the write
-    group records a group's new files in one batch (documents.write_group `Deferred`):
-    here the first PUT's group is held at the database lock until the others have queued
-    behind it, so they form one group (or two). Each is answered as if alone: 201 with its
-    version's ETag; two PUTs of one new path make one document with two versions (the
-    second runs again alone after the batch, onto the first)."""
-    ann = api.register()
+def _puts_in_a_held_group(
+    api: Api, who: Any, puts: list[tuple[str, bytes, dict[str, str]]]
+) -> tuple[list[httpx.Response | None], list[str]]:
+    """The PUTs `puts` (path below /dav/files/, body, headers) sent at once while, on
+    SQLite, another transaction holds the database lock, so that they queue behind it and
+    form one write group (or two); their answers, and the statements run meanwhile."""
     svc = api.client.app.state.services  # type: ignore[attr-defined]
     group = write_group(svc)
-    names = [f"n{i}.txt" for i in range(6)] + ["dup.txt", "dup.txt"]
-    bodies = [f"body {i}".encode() for i in range(len(names))]
-    first = dav(ann, "PUT", f"{DAV}/warm.txt", content=b"warm")  # the group's loop is set
-    assert first.status_code == 201
-    inserts: list[str] = []
+    statements: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO DOCUMENTS "):
-            inserts.append(statement)
+        statements.append(statement)
 
     release = threading.Event()
     holding = threading.Event()
 
     def hold_the_lock() -> None:  # SQLite: one writer; the groups wait behind this one
         with svc.database.transaction() as db:
-            db.execute(update(UserRow).where(UserRow.id == ann.id).values(name="Ann"))
+            db.execute(update(UserRow).where(UserRow.id == who.id).values(name="Held"))
             holding.set()
             release.wait(60)
 
-    answers: list[httpx.Response | None] = [None] * len(names)
+    answers: list[httpx.Response | None] = [None] * len(puts)
 
     def put(i: int) -> None:
-        answers[i] = dav(ann, "PUT", f"{DAV}/{names[i]}", content=bodies[i])
+        path, body, headers = puts[i]
+        answers[i] = dav(who, "PUT", f"{DAV}/{path}", content=body, headers=headers)
 
     event.listen(svc.database.engine, "before_cursor_execute", note)
     try:
@@ -354,12 +346,12 @@ def test_concurrent_puts_of_new_files_are_recorded_together_and_each_answered(
         if not svc.database.is_postgres:
             holder.start()
             assert holding.wait(30)
-        threads = [threading.Thread(target=put, args=(i,)) for i in range(len(names))]
+        threads = [threading.Thread(target=put, args=(i,)) for i in range(len(puts))]
         for t in threads:
             t.start()
         queued, steady = 0, 0
         for _ in range(200):  # bounded (20 s): until the queue behind the held group settles
-            if svc.database.is_postgres or len(group._jobs) >= len(names) - 1:
+            if svc.database.is_postgres or len(group._jobs) >= len(puts) - 1:
                 break
             steady = steady + 1 if len(group._jobs) == queued and queued else 0
             if steady >= 10:  # the rest went into the held group, or are slow: go on
@@ -374,6 +366,28 @@ def test_concurrent_puts_of_new_files_are_recorded_together_and_each_answered(
     finally:
         release.set()
         event.remove(svc.database.engine, "before_cursor_execute", note)
+    return answers, statements
+
+
+def test_concurrent_puts_of_new_files_are_recorded_together_and_each_answered(
+    api: Api, settings: Settings
+) -> None:
+    """rclone's pattern: several PUTs of new small files at once. On SQLite the write
+    group records a group's new files in one batch (documents.write_group `Deferred`):
+    here the first PUT's group is held at the database lock until the others have queued
+    behind it, so they form one group (or two). Each is answered as if alone: 201 with its
+    version's ETag; two PUTs of one new path make one document with two versions (the
+    second runs again alone after the batch, onto the first)."""
+    ann = api.register()
+    svc = api.client.app.state.services  # type: ignore[attr-defined]
+    names = [f"n{i}.txt" for i in range(6)] + ["dup.txt", "dup.txt"]
+    bodies = [f"body {i}".encode() for i in range(len(names))]
+    first = dav(ann, "PUT", f"{DAV}/warm.txt", content=b"warm")  # the group's loop is set
+    assert first.status_code == 201
+    answers, statements = _puts_in_a_held_group(
+        api, ann, [(n, b, {}) for n, b in zip(names, bodies, strict=True)]
+    )
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO DOCUMENTS ")]
     statuses = [a.status_code if a is not None else None for a in answers]
     assert statuses[:6] == [201] * 6, statuses
     assert sorted(s or 0 for s in statuses[6:]) == [201, 204], statuses
@@ -389,6 +403,55 @@ def test_concurrent_puts_of_new_files_are_recorded_together_and_each_answered(
     last = dav(ann, "GET", f"{DAV}/dup.txt")
     assert last.content in (bodies[6], bodies[7])
     assert ann.me()["used_bytes"] == 4 + sum(len(b) for b in bodies)
+
+
+def test_a_group_of_new_files_overwrites_and_refusals_keeps_each_outcome_apart(
+    api: Api,
+) -> None:
+    """A write group's PUTs only check before they write (`write_group.Then`): their
+    writes alone take a savepoint. In one held group: new files (201), overwrites of
+    existing files, with and without a matching If-Match (204, a new version), and
+    refusals found by the checks (412 on a stale If-Match, 412 on If-None-Match: * over an
+    existing file, 409 under a missing folder). Each answer is its own, every refused body
+    leaves no version and no object, and the quota counts exactly what was kept. On SQLite
+    the group takes no savepoint for a job that only checked."""
+    ann = api.register()
+    svc = api.client.app.state.services  # type: ignore[attr-defined]
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+        assert dav(ann, "PUT", f"{DAV}/{name}", content=b"v1 " + name.encode()).status_code == 201
+    etag_b = dav(ann, "HEAD", f"{DAV}/b.txt").headers["ETag"]
+    puts = [
+        ("new1.txt", b"new one", {}),
+        ("a.txt", b"a, second", {}),
+        ("b.txt", b"b, second", {"If-Match": etag_b}),
+        ("c.txt", b"c, refused", {"If-Match": '"999999"'}),
+        ("d.txt", b"d, refused", {"If-None-Match": "*"}),
+        ("gone/x.txt", b"no folder", {}),
+        ("new2.txt", b"new two", {}),
+    ]
+    objects_before = {p.name for p in (svc.store.root / "objects").rglob("*") if p.is_file()}
+    used_before = ann.me()["used_bytes"]
+    answers, statements = _puts_in_a_held_group(api, ann, puts)
+    statuses = [a.status_code if a is not None else None for a in answers]
+    assert statuses == [201, 204, 204, 412, 412, 409, 201], statuses
+    for (path, body, _), status in zip(puts, statuses, strict=True):
+        got = dav(ann, "GET", f"{DAV}/{path}")
+        if status in (201, 204):
+            assert got.content == body
+        elif path != "gone/x.txt":
+            assert got.content == b"v1 " + path.encode()  # the refused body left no version
+    for name, count in (("a.txt", 2), ("b.txt", 2), ("c.txt", 1), ("d.txt", 1)):
+        items = ann.get(f"{API}/documents/{doc_id(ann, name)}/versions").json()["items"]
+        assert len(items) == count, (name, items)
+    kept = [b for (_, b, _), s in zip(puts, statuses, strict=True) if s in (201, 204)]
+    assert ann.me()["used_bytes"] == used_before + sum(len(b) for b in kept)
+    objects_after = {p.name for p in (svc.store.root / "objects").rglob("*") if p.is_file()}
+    assert len(objects_after - objects_before) == len(kept)  # the refused bodies' are gone
+    if not svc.database.is_postgres:
+        # One savepoint per overwrite (its writes), per batch of new files, and per job
+        # run again alone; the refusals and the new files' checks take none.
+        savepoints = [s for s in statements if s.lstrip().upper().startswith("SAVEPOINT")]
+        assert len(savepoints) <= 2 + 2 + 1, savepoints
 
 
 def test_a_put_right_after_its_token_is_revoked_is_refused_and_leaves_nothing(

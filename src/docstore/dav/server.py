@@ -64,7 +64,7 @@ from docstore.documents.models import Blob, DocumentVersion
 from docstore.documents.receive import discard, read_small_body, receive_body, small_length
 from docstore.documents.recording import NewFile, record_new_files
 from docstore.documents.service import StoredBytes
-from docstore.documents.write_group import Deferred, batching, write_group
+from docstore.documents.write_group import Deferred, Then, batching, write_group
 from docstore.errors import (
     DocstoreError,
     Forbidden,
@@ -419,40 +419,58 @@ class DavApp(LockMethods):
 
         def finish(
             db: Session, actor: Actor, stored: StoredBytes
-        ) -> tuple[bool, str | None] | Deferred:
+        ) -> tuple[bool, str | None] | Deferred | Then:
             target = resolve(db, actor, segments)
             checks(db, actor, target)
             node = target.node
             if node is not None:
-                assert node.item_id is not None
-                if blob_id is None:  # the small path: a pending row, activated by the save
-                    stored.blob_id = blobs.add_pending(db, stored.key, stored.size)
-                base = node.version_id if "if-match" in request.headers else None
-                saved = versions.save(
-                    db, svc, actor, node.item_id, stored, base_version_id=base, on_conflict="reject"
-                )
-                return False, f'"{saved.version.id}"'
-            # EDIT on the parent was checked on the row `resolve` read in this transaction;
-            # create_document locks the folder and refuses it if it is gone meanwhile.
+                write = lambda: save_version(db, actor, node, stored)  # noqa: E731
+            else:
+                # EDIT on the parent was checked on the row `resolve` read in this
+                # transaction; create_document locks the folder and refuses it if it is gone.
+                parent = target.parent
+                assert parent is not None and parent.item_id is not None
+                name = clean_name(target.name)
+                given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if given in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
+                    given = ""  # what clients send for any file: the name says more
+                mime = documents.guess_mime(name, given or None)
+                ns, _ = self.ns_of(target)
+                if (
+                    blob_id is None
+                    and batching(db)
+                    and parent.owner_id is not None
+                    and not locking.live_locks(db, ns)  # none to adopt (`adopt_locks`)
+                ):
+                    # Checked: its rows are written with the group's other new files.
+                    owner = parent.owner_id
+                    file = NewFile(parent.item_id, name, mime, stored)
+                    kind = ("dav-new", owner, actor.user_id, actor.token_id, actor.ip,
+                            actor.user_agent)  # fmt: skip
+                    return Deferred(
+                        kind, lambda db, files: record_new(db, actor, owner, files), file
+                    )
+                write = lambda: create(db, actor, target, name, mime, stored)  # noqa: E731
+            # In a group's shared transaction the writes get a savepoint of their own
+            # (`write_group.Then`); otherwise the transaction is theirs alone.
+            return Then(write) if batching(db) else write()
+
+        def save_version(
+            db: Session, actor: Actor, node: Node, stored: StoredBytes
+        ) -> tuple[bool, str | None]:
+            assert node.item_id is not None
+            if blob_id is None:  # the small path: a pending row, activated by the save
+                stored.blob_id = blobs.add_pending(db, stored.key, stored.size)
+            base = node.version_id if "if-match" in request.headers else None
+            saved = versions.save(
+                db, svc, actor, node.item_id, stored, base_version_id=base, on_conflict="reject"
+            )
+            return False, f'"{saved.version.id}"'
+
+        def create(
+            db: Session, actor: Actor, target: Target, name: str, mime: str, stored: StoredBytes
+        ) -> tuple[bool, str | None]:
             assert target.parent is not None and target.parent.item_id is not None
-            name = clean_name(target.name)
-            given = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if given in ("", "application/octet-stream", "application/x-www-form-urlencoded"):
-                given = ""  # what clients send for any file: the name says more
-            mime = documents.guess_mime(name, given or None)
-            ns, _ = self.ns_of(target)
-            if (
-                blob_id is None
-                and batching(db)
-                and target.parent.owner_id is not None
-                and not locking.live_locks(db, ns)  # none to adopt (`adopt_locks`)
-            ):
-                # Checked: its rows are written with the group's other new files.
-                owner = target.parent.owner_id
-                file = NewFile(target.parent.item_id, name, mime, stored)
-                kind = ("dav-new", owner, actor.user_id, actor.token_id, actor.ip,
-                        actor.user_agent)  # fmt: skip
-                return Deferred(kind, lambda db, files: record_new(db, actor, owner, files), file)
             if blob_id is None:
                 blob = documents.attach_new_bytes(db, svc.store, stored)
             else:
@@ -492,7 +510,11 @@ class DavApp(LockMethods):
             created, etag = cast(
                 tuple[bool, str | None],
                 await write_group(svc).submit(
-                    key, data, lambda db: finish(db, signed_in(db), small_stored), order=order
+                    key,
+                    data,
+                    lambda db: finish(db, signed_in(db), small_stored),
+                    order=order,
+                    checks_first=True,
                 ),
             )
         else:
@@ -501,7 +523,7 @@ class DavApp(LockMethods):
             def finish_large(db: Session, actor: Actor) -> tuple[bool, str | None]:
                 on_rollback(db, lambda: discard(svc, stored.key, stored.blob_id))
                 done = finish(db, actor, stored)
-                assert not isinstance(done, Deferred)  # only bytes without a row defer
+                assert not isinstance(done, (Deferred, Then))  # never in a group's transaction
                 return done
 
             created, etag = await self.work(request, finish_large, actor)
