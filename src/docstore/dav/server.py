@@ -160,8 +160,7 @@ class DavApp(LockMethods):
             raise DavError(400, f"Depth must be 0, 1 or infinity, not {depth!r}.")
         if depth == "infinity":
             raise DavError(403, body=error_body("propfind-finite-depth"))
-        body = await request.body()
-        mode, names = P.parse_propfind(parse(body))
+        mode, names = P.propfind_request(await request.body())
 
         def run(db: Session, actor: Actor) -> str:
             target = resolve(db, actor, segments)
