@@ -247,13 +247,13 @@ class DavApp(LockMethods):
                 return node, None, 0
             version = db.get_one(DocumentVersion, node.version_id)
             blob = db.get_one(Blob, version.blob_id)
-            if not head and node.doc is not None:
+            if not head and node.document_id is not None:
                 record(
                     db,
                     actor,
                     Action.DOWNLOAD,
-                    document_id=node.doc.id,
-                    owner_id=node.doc.owner_id,
+                    document_id=node.document_id,
+                    owner_id=node.owner_id,
                     details={
                         "version_id": version.id,
                         "version_number": version.version_number,
