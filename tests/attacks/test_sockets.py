@@ -4,6 +4,7 @@ arrive too slowly (slow-loris). Every wait is bounded."""
 from __future__ import annotations
 
 import itertools
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import h11
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -339,3 +341,77 @@ def test_the_slow_head_probe_sees_a_server_without_a_header_timeout(
     finally:
         srv.stop()
     assert reply.closed is None and reply.data == b"", reply
+
+
+def test_pipelined_answers_arrive_whole_and_in_order(
+    strict_server: tuple[ServerProcess, str],
+) -> None:
+    """The server holds a response head back to send it with the body in one write
+    (docstore.server.HeadHeldBack). Answers of every shape, pipelined on one connection in
+    one send, still arrive whole, framed and in order: JSON, an empty 204-like OPTIONS,
+    HEAD (a head alone), a WebDAV 405 with a text body, a 207, a 404 problem and a
+    download streamed in blocks. Parsed by h11, a real HTTP/1.1 parser."""
+    srv, token = strict_server
+    auth = {"Authorization": f"Bearer {token}"}
+    me = httpx.get(f"{srv.url}/api/v1/users/me", headers=auth).json()
+    big = bytes(range(256)) * 4096 * 3  # 3 MiB: more than one block of a download
+    put = httpx.put(f"{srv.url}/dav/files/framing.bin", content=big, headers=auth, timeout=60)
+    assert put.status_code == 201, put.text
+    assert httpx.request("MKCOL", f"{srv.url}/dav/files/f/", headers=auth).status_code == 201
+    requests = [
+        ("GET", "/api/v1/users/me", b""),
+        ("OPTIONS", "/dav/files/", b""),
+        ("HEAD", "/dav/files/framing.bin", b""),
+        ("MKCOL", "/dav/files/f/", b""),
+        ("PROPFIND", "/dav/files/f/", b""),
+        ("GET", "/api/v1/documents/999999999", b""),
+        ("GET", "/dav/files/framing.bin", b""),
+        ("GET", "/healthz", b""),
+    ]
+    wire = b""
+    for method, target, body in requests:
+        head = f"{method} {target} HTTP/1.1\r\nHost: x\r\n"
+        head += f"Authorization: {auth['Authorization']}\r\n"
+        if method == "PROPFIND":
+            head += "Depth: 0\r\n"
+        if method not in ("GET", "HEAD"):
+            head += f"Content-Length: {len(body)}\r\n"
+        wire += head.encode() + b"\r\n" + body
+    sock = _connect(srv.url)
+    deadline = time.monotonic() + 60
+    answers: list[tuple[int, dict[bytes, bytes], bytes]] = []
+    reader = h11.Connection(h11.CLIENT)
+    try:
+        sock.sendall(wire)
+        for method, target, _ in requests:
+            headers = [("Host", "x")]
+            reader.send(h11.Request(method=method, target=target, headers=headers))
+            reader.send(h11.EndOfMessage())
+            status, got, data = 0, {}, b""
+            while True:
+                event = reader.next_event()
+                if event is h11.NEED_DATA:
+                    sock.settimeout(max(0.01, deadline - time.monotonic()))
+                    chunk = sock.recv(1 << 20)
+                    assert chunk, f"closed after {len(answers)} answers"
+                    reader.receive_data(chunk)
+                elif isinstance(event, h11.Response):
+                    status, got = event.status_code, dict(event.headers)
+                elif isinstance(event, h11.Data):
+                    data += bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+            answers.append((status, got, data))
+            reader.start_next_cycle()
+    finally:
+        sock.close()
+    statuses = [a[0] for a in answers]
+    assert statuses == [200, 200, 200, 405, 207, 404, 200, 200], statuses
+    assert json.loads(answers[0][2])["id"] == me["id"]
+    assert answers[1][1][b"dav"] == b"1, 2" and answers[1][2] == b""
+    assert answers[2][1][b"content-length"] == str(len(big)).encode() and answers[2][2] == b""
+    assert answers[3][2].startswith(b"Something exists")
+    assert b"multistatus" in answers[4][2] and b"/dav/files/f/" in answers[4][2]
+    assert json.loads(answers[5][2])["status"] == 404
+    assert answers[6][2] == big
+    assert answers[7][2]
