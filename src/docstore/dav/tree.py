@@ -111,10 +111,25 @@ def href_of(segments: list[str], collection: bool) -> str:
     return path
 
 
+class Columns:
+    """One table's columns in a row of several (`_walk_statement`'s, each labelled with a
+    prefix), read by the model's attribute names: a node is built from it as from an
+    instance, without one."""
+
+    __slots__ = ("_prefix", "_row")
+
+    def __init__(self, row: Any, prefix: str) -> None:
+        self._row = row
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, self._prefix + name)
+
+
 def folder_node(
-    folder: Folder, segments: list[str], area: str, level: Level, ns: int, rel: str
+    folder: Folder | Columns, segments: list[str], area: str, level: Level, ns: int, rel: str
 ) -> Node:
-    """A node for a folder."""
+    """A node for a folder (an instance, or its columns in a row)."""
     return Node(
         kind="folder",
         href=href_of(segments, True),
@@ -127,20 +142,21 @@ def folder_node(
         level=level,
         ns_root=ns,
         rel=rel,
-        folder=folder,
+        folder=folder if isinstance(folder, Folder) else None,
     )
 
 
 def document_node(
-    doc: Document,
-    version: DocumentVersion | None,
+    doc: Document | Columns,
+    version: DocumentVersion | Columns | None,
     segments: list[str],
     area: str,
     level: Level,
     ns: int,
     rel: str,
 ) -> Node:
-    """A node for a document (its current version's size and ETag)."""
+    """A node for a document (its current version's size and ETag), from instances or
+    their columns in a row."""
     return Node(
         kind="document",
         href=href_of(segments, False),
@@ -157,7 +173,7 @@ def document_node(
         level=level,
         ns_root=ns,
         rel=rel,
-        doc=doc,
+        doc=doc if isinstance(doc, Document) else None,
         document_id=doc.id,
     )
 
@@ -282,22 +298,11 @@ def _walk(
     ns_href = href_of(base_segments, True)
 
     def node_at(depth: int) -> Node:
-        row = found[depth]
+        columns = Columns(found[depth], "f_")
         rel = "/".join(rest[:depth])
-        return Node(
-            kind="folder",
-            href=href_of(base_segments + rest[:depth], True),
-            name=row.f_name or area,
-            area=area,
-            item_id=row.f_id,
-            owner_id=row.f_owner_id,
-            created=row.f_created_at,
-            modified=row.f_updated_at,
-            level=level,
-            ns_root=base_id,
-            rel=rel,
-            ns_href=ns_href,
-        )
+        node = folder_node(columns, base_segments + rest[:depth], area, level, base_id, rel)
+        node.ns_href = ns_href
+        return node
 
     count, reached = len(rest), found[-1].depth
     if count == 0:
@@ -311,26 +316,11 @@ def _walk(
     last = found[-1]
     if last.d_id is None:
         return Target(segments, None, parent, rest[-1])
-    has_version = last.v_id is not None
-    node = Node(
-        kind="document",
-        href=href_of(segments, False),
-        name=last.d_name,
-        area=area,
-        item_id=last.d_id,
-        owner_id=last.d_owner_id,
-        created=last.d_created_at,
-        modified=last.d_updated_at,
-        size=last.v_size_bytes if has_version else 0,
-        mime=last.d_mime_type,
-        version_id=last.d_current_version_id,
-        checksum=last.v_checksum_sha256 if has_version else None,
-        level=level,
-        ns_root=base_id,
-        rel="/".join(rest),
-        ns_href=ns_href,
-        document_id=last.d_id,
+    version = Columns(last, "v_") if last.v_id is not None else None
+    node = document_node(
+        Columns(last, "d_"), version, segments, area, level, base_id, "/".join(rest)
     )
+    node.ns_href = ns_href
     if area == "shared":  # a document share may give more than its folder's
         shared = level_for(
             db, actor, last.d_owner_id, last.f_path, last.d_id, created_at=last.d_created_at
