@@ -102,3 +102,41 @@ def test_rows_match_sqlalchemys_own_execution(database: Database) -> None:
         assert first_row(db, _SELECT, {**params, "state": "gone"}) is None
         assert first_row(db, _SELECT, params) == ours[0]
         assert not hasattr(ours[0], "no_such_column")
+
+
+def test_dedup_lookups_use_the_hash_index_and_find_only_healthy_active_blobs(
+    database: Database,
+) -> None:
+    """`blobs.find_dedup_targets` (a write group's and a batch upload's dedup): SQLite's
+    planner, without statistics, answered its `IN` from the (state, unreferenced_at) index,
+    reading every active blob per lookup; `db.sql.not_indexed` keeps it on the hash's own
+    index. It still finds only verified, healthy, active blobs, the oldest first."""
+    from docstore.documents.blobs import _DEDUP_TARGETS, find_dedup_targets
+
+    wanted, other = "a" * 64, "b" * 64
+    with database.transaction() as db:
+        ids = []
+        for key, changes in [
+            ("old", {}),
+            ("new", {}),
+            ("damaged", {"damaged": True}),
+            ("pending", {"state": "pending"}),
+            ("unverified", {"verified": False}),
+        ]:
+            blob = inserted(db, _INSERT, {**_values(key), "sha256": wanted, **changes})
+            ids.append(blob.id)
+        inserted(db, _INSERT, {**_values("other"), "sha256": other, "size_bytes": 9})
+    with database.transaction() as db:
+        found = find_dedup_targets(db, {(wanted, 3), (other, 9), ("c" * 64, 1)})
+        assert {k: b.storage_key for k, b in found.items()} == {
+            (wanted, 3): "old",
+            (other, 9): "other",
+        }
+        if database.engine.dialect.name == "sqlite":
+            compiled = _DEDUP_TARGETS.compile(dialect=database.engine.dialect)
+            sql = str(compiled).replace("__[POSTCOMPILE_sha256s]", "?, ?")
+            driver: Any = db.connection().connection.driver_connection
+            plan = driver.execute(f"EXPLAIN QUERY PLAN {sql}", (wanted, other, "active"))
+            details = " | ".join(str(row[-1]) for row in plan.fetchall())
+            assert "ix_blobs_sha256" in details, details
+            assert "ix_blobs_state_unref" not in details, details

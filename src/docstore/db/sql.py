@@ -1,6 +1,7 @@
 """SQL text functions the database evaluates, so hot listings build no Python object per
-value: `api_time` (a timestamp as the API writes it) and `json_object` (a row as JSON); and
-`insert_new`, an insert that leaves an existing row alone on either database."""
+value: `api_time` (a timestamp as the API writes it) and `json_object` (a row as JSON);
+`insert_new`, an insert that leaves an existing row alone on either database; and
+`not_indexed`, a column SQLite's planner must not pick an index for."""
 
 from __future__ import annotations
 
@@ -42,6 +43,31 @@ def _api_time_postgresql(element: _ApiTimeText, compiler: Any, **kw: Any) -> str
     x = compiler.process(next(iter(element.clauses)), **kw)
     text = f"""to_char({x} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')"""
     return f"replace({text}, '.000000', '') || 'Z'"
+
+
+class _NotIndexed(FunctionElement[Any]):
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+def not_indexed(column: Any) -> Any:
+    """`column`, in a term SQLite must not answer from an index on it: its planner has no
+    statistics and may take a poor index (one that reads most of a table) over the one that
+    finds a few rows (SQLite's documented unary "+"). Elsewhere the column itself."""
+    return _NotIndexed(column)
+
+
+@compiles(_NotIndexed)
+def _not_indexed(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(next(iter(element.clauses)), **kw))
+
+
+@compiles(_NotIndexed, "sqlite")
+def _not_indexed_sqlite(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(next(iter(element.clauses)), **kw))
 
 
 class _JsonObjectText(FunctionElement[str]):
