@@ -317,14 +317,22 @@ def test_worker_failover(running: Running) -> None:
             row = conn.execute("SELECT 1 FROM blobs WHERE storage_key = %s", (gone_key,))
             return row.fetchone() is None
 
-    wait_until(deleted, 60, "the other worker finishing the GC")
-    after = cluster.log(survivor).read_text()[logs[survivor] :]
-    assert "'objects_deleted': 1" in after, after[-3000:]
-    assert not s3_object_exists(running, gone_key)
-    assert s3_object_exists(running, kept_key)
-    assert me.download(doc["id"]) == new
-    assert_fsck_clean(running)
-    cluster.start_worker(int(victim.removeprefix("worker")))
+    def gc_logged() -> bool:
+        return "job blobs.gc finished" in cluster.log(survivor).read_text()[logs[survivor] :]
+
+    try:
+        wait_until(deleted, 60, "the other worker finishing the GC")
+        # The row goes with the GC's commit; the job's result is logged a moment after (a
+        # CI run read the log in between).
+        wait_until(gc_logged, 30, "the other worker logging the GC's result")
+        after = cluster.log(survivor).read_text()[logs[survivor] :]
+        assert "'objects_deleted': 1" in after, after[-3000:]
+        assert not s3_object_exists(running, gone_key)
+        assert s3_object_exists(running, kept_key)
+        assert me.download(doc["id"]) == new
+        assert_fsck_clean(running)
+    finally:  # the next tests expect every worker up, whatever this one found
+        cluster.start_worker(int(victim.removeprefix("worker")))
     me.close()
 
 
