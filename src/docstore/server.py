@@ -150,7 +150,9 @@ class HeadHeldBack:
         if self._head is not None:
             data, self._head = self._head + data, None
         elif (
-            self._cycle.response_started and not self._cycle.response_complete and not (self._timer)
+            self._cycle.response_started
+            and not self._cycle.response_complete
+            and self._timer is None
         ):
             # The head: uvicorn writes it right after marking the response started, and
             # nothing of this response has been written yet (the timer is set once).
