@@ -36,7 +36,6 @@ from docstore.sharing.models import Share
 from docstore.sharing.permissions import (
     Level,
     active_share,
-    folder_level,
     get_document_for,
     get_folder_for,
     level_for,
@@ -70,8 +69,7 @@ class Node:
     ns_root: int | None = None
     rel: str = ""
     ns_href: str = ""  # the href of the namespace's root collection
-    folder: Folder | None = None
-    doc: Document | None = None
+    doc: Document | None = None  # a versions collection's document (its versions listed)
     document_id: int | None = None  # the document a document or version node shows
 
     @property
@@ -142,7 +140,6 @@ def folder_node(
         level=level,
         ns_root=ns,
         rel=rel,
-        folder=folder if isinstance(folder, Folder) else None,
     )
 
 
@@ -173,7 +170,6 @@ def document_node(
         level=level,
         ns_root=ns,
         rel=rel,
-        doc=doc if isinstance(doc, Document) else None,
         document_id=doc.id,
     )
 
@@ -271,17 +267,11 @@ def _walk_rows(db: Session, base_id: int, rest: list[str]) -> list[Any]:
 
 
 def _walk(
-    db: Session,
-    actor: Actor,
-    base_id: int,
-    base: Folder | None,
-    base_segments: list[str],
-    rest: list[str],
-    area: str,
+    db: Session, actor: Actor, base_id: int, base_segments: list[str], rest: list[str], area: str
 ) -> Target:
-    """Walk `rest` down from the folder `base_id` (named by `base_segments`; `base` when
-    loaded already) in one statement (`_walk_statement`): rclone asks for a path about
-    four times per file, and a statement per level was half of its server CPU."""
+    """Walk `rest` down from the folder `base_id` (named by `base_segments`) in one
+    statement (`_walk_statement`): rclone asks for a path about four times per file, and a
+    statement per level was half of its server CPU."""
     found = _walk_rows(db, base_id, rest)
     if not found:
         raise NotFound()
@@ -290,11 +280,8 @@ def _walk(
     # found[d] is the folder at depth d (one live folder per name). The nodes are built
     # from the rows themselves: ORM instances of them (no caller reads one) were ~5 % of
     # rclone's requests (py-spy).
-    top = found[0]
-    if base is None:
-        level = level_for(db, actor, top.f_owner_id, top.f_path, None, created_at=top.f_created_at)
-    else:
-        level = folder_level(db, actor, base)
+    top = found[0]  # the folder `base_id` itself (`folder_level` of its row)
+    level = level_for(db, actor, top.f_owner_id, top.f_path, None, created_at=top.f_created_at)
     ns_href = href_of(base_segments, True)
 
     def node_at(depth: int) -> Node:
@@ -370,7 +357,7 @@ def resolve(db: Session, actor: Actor, segments: list[str]) -> Target:
     if area not in AREAS:
         return Target(segments, None, None, segments[-1])
     if area == "files":
-        return _walk(db, actor, user.root_folder_id, None, ["files"], segments[1:], "files")
+        return _walk(db, actor, user.root_folder_id, ["files"], segments[1:], "files")
     if len(segments) == 1:
         node = Node(kind="area", href=href_of(segments, True), name=area, area=area)
         return Target(segments, node, None, area)
@@ -382,7 +369,7 @@ def resolve(db: Session, actor: Actor, segments: list[str]) -> Target:
         try:
             if kind == "folder":
                 folder, _ = get_folder_for(db, actor, item_id, Level.VIEW)
-                return _walk(db, actor, folder.id, folder, segments[:2], segments[2:], "shared")
+                return _walk(db, actor, folder.id, segments[:2], segments[2:], "shared")
             doc, folder, level = get_document_for(db, actor, item_id, Level.VIEW)
         except NotFound:
             return Target(segments, None, None, segments[-1])
@@ -449,7 +436,6 @@ def version_node(doc: Document, version: DocumentVersion, base: list[str]) -> No
         version_id=version.id,
         checksum=version.checksum_sha256,
         level=Level.VIEW,
-        doc=doc,
         document_id=doc.id,
     )
 

@@ -160,7 +160,14 @@ def forget_pending(database: Database, blob_id: int) -> None:
 
 
 # The blobs a verified SHA-256 may deduplicate onto: verified, healthy and live.
-_DEDUPABLE = (Blob.verified.is_(True), Blob.damaged.is_(False), Blob.state == "active")
+# The state term is kept off SQLite's indexes: its planner, without statistics, answered
+# the many-hash lookup's `IN` from the (state, unreferenced_at) index and so read every
+# active blob per lookup (EXPLAIN QUERY PLAN); the hash's own index finds a few rows.
+_DEDUPABLE = (
+    Blob.verified.is_(True),
+    Blob.damaged.is_(False),
+    not_indexed(Blob.state) == "active",
+)
 # Built once: every upload looks for a copy.
 _DEDUP_TARGET = (
     select(Blob)
@@ -171,15 +178,7 @@ _DEDUP_TARGET = (
 )
 _DEDUP_TARGETS = (
     select(Blob)
-    .where(
-        Blob.sha256.in_(bindparam("sha256s", expanding=True)),
-        Blob.verified.is_(True),
-        Blob.damaged.is_(False),
-        # SQLite's planner, without statistics, answered the `IN` from the (state,
-        # unreferenced_at) index and so read every active blob per lookup (EXPLAIN QUERY
-        # PLAN): a write group's or a batch upload's dedup cost grew with the store.
-        not_indexed(Blob.state) == "active",
-    )
+    .where(Blob.sha256.in_(bindparam("sha256s", expanding=True)), *_DEDUPABLE)
     .order_by(Blob.id)
     .with_for_update()
 )
