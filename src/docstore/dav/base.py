@@ -25,7 +25,7 @@ from starlette.types import Scope
 from docstore.audit import service as audit
 from docstore.context import Actor
 from docstore.dav import ifheader, locking
-from docstore.dav.tree import Target, resolve
+from docstore.dav.tree import Node, Target, resolve
 from docstore.deps import anonymous_actor, audit_log, authenticate_as, bearer_token
 from docstore.errors import (
     ChecksumMismatch,
@@ -360,6 +360,39 @@ class DavBase:
             locking.live_locks(db, ns), rel, membership=membership, subtree=subtree
         )
         locking.require_tokens(held, actor.lock_tokens, actor.user_id)
+
+    def adopt_locks(
+        self, db: Session, target: Target, document_id: int | None, folder_id: int | None
+    ) -> None:
+        """Locks taken on an unmapped URL now name the item made there."""
+        ns, rel = self.ns_of(target)
+        for lock in locking.live_locks(db, ns):
+            if lock.path == rel:
+                lock.document_id, lock.folder_id = document_id, folder_id
+        db.flush()
+
+    @staticmethod
+    def length(request: Request, limit: int) -> int | None:
+        raw = request.headers.get("content-length")
+        if raw is None:
+            return None
+        if not raw.strip().isdigit():
+            raise DavError(400, "Content-Length is not a number.")
+        if int(raw) > limit:
+            raise DavError(413, f"The body is over the {limit}-byte limit.")
+        return int(raw)
+
+    @staticmethod
+    def preconditions(request: Request, node: Node | None) -> None:
+        """If-Match / If-None-Match of a write (412)."""
+        h = request.headers
+        etag = node.etag if node is not None else None
+        if "if-match" in h and (node is None or not etag_matches(h["if-match"], etag)):
+            raise DavError(412, "If-Match does not match the current version.")
+        if "if-none-match" in h and node is not None:
+            tags = h["if-none-match"].strip()
+            if tags == "*" or etag_matches(tags, etag):
+                raise DavError(412, "The resource exists (If-None-Match).")
 
     def writable(self, target: Target) -> None:
         """403 where nothing may be written (/dav/ itself, versions, trash)."""

@@ -529,39 +529,6 @@ class DavApp(LockMethods):
         headers = {"ETag": etag} if etag else {}
         return Response(status_code=201 if created else 204, headers=headers)
 
-    def adopt_locks(
-        self, db: Session, target: Target, document_id: int | None, folder_id: int | None
-    ) -> None:
-        """Locks taken on an unmapped URL now name the item made there."""
-        ns, rel = self.ns_of(target)
-        for lock in locking.live_locks(db, ns):
-            if lock.path == rel:
-                lock.document_id, lock.folder_id = document_id, folder_id
-        db.flush()
-
-    @staticmethod
-    def length(request: Request, limit: int) -> int | None:
-        raw = request.headers.get("content-length")
-        if raw is None:
-            return None
-        if not raw.strip().isdigit():
-            raise DavError(400, "Content-Length is not a number.")
-        if int(raw) > limit:
-            raise DavError(413, f"The body is over the {limit}-byte limit.")
-        return int(raw)
-
-    @staticmethod
-    def preconditions(request: Request, node: Node | None) -> None:
-        """If-Match / If-None-Match of a write (412)."""
-        h = request.headers
-        etag = node.etag if node is not None else None
-        if "if-match" in h and (node is None or not etag_matches(h["if-match"], etag)):
-            raise DavError(412, "If-Match does not match the current version.")
-        if "if-none-match" in h and node is not None:
-            tags = h["if-none-match"].strip()
-            if tags == "*" or etag_matches(tags, etag):
-                raise DavError(412, "The resource exists (If-None-Match).")
-
     async def mkcol(self, request: Request, segments: list[str], slash: bool) -> Response:
         body = await request.body()
         if body:
