@@ -51,6 +51,7 @@ from docstore.sharing.endpoints import links_router
 from docstore.sharing.endpoints import router as sharing_router
 from docstore.storage.base import StorageError
 from docstore.storage.endpoints import router as storage_router
+from docstore.storage.inline import write_out
 from docstore.trash.endpoints import router as trash_router
 from docstore.uploads.endpoints import router as uploads_router
 from docstore.users import service as users
@@ -91,6 +92,9 @@ def startup(services: Services) -> None:
     """Migrate the schema, make sure the default plan and the configured admin exist."""
     migrate.upgrade(services.database.engine)
     adopt_legacy(services.database, signer_for(services))
+    # Small files kept in the database by a local installation, now on S3: write them out.
+    if written := write_out(services.database, services.store):
+        log.info("%d small objects kept in the database were written to storage", written)
     settings = services.settings
     with services.database.transaction() as db:
         users.ensure_default_plan(db)

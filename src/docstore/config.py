@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     max_file_bytes: int = 5 * 1024**4
     # A WebDAV PUT streams to storage as one object: the largest body it takes (413 beyond).
     dav_max_put_bytes: int = Field(16 * 1024**3, ge=1)
+    # Files of at most this many bytes that the server receives whole (a WebDAV PUT or a
+    # simple upload of a small body) are kept in the database beside their rows, not as a
+    # file each (storage.inline); local storage only; 0 turns it off.
+    inline_object_max_bytes: int = Field(64 * 1024, ge=0, le=256 * 1024)
     upload_session_ttl_seconds: int = 24 * 3600
     # Open (live, unexpired) upload sessions one user may have; beyond, POST /uploads is 429.
     max_open_uploads: int = Field(100, ge=1)

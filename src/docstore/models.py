@@ -12,6 +12,7 @@ from docstore.mail.models import OutboxMail
 from docstore.retention.models import JobLease, JobRunRecord
 from docstore.search.models import SearchText
 from docstore.sharing.models import Share
+from docstore.storage.inline import InlineObject
 from docstore.uploads.models import UploadSession
 from docstore.users.models import AccountToken, ApiToken, Plan, User
 from docstore.webhooks.models import Webhook, WebhookDelivery
@@ -32,6 +33,7 @@ __all__ = [
     "Folder",
     "Group",
     "GroupMember",
+    "InlineObject",
     "JobLease",
     "JobRunRecord",
     "OutboxMail",

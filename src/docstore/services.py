@@ -12,6 +12,7 @@ from docstore.config import Settings
 from docstore.db import Database
 from docstore.storage.base import BlobStore
 from docstore.storage.factory import make_blob_store
+from docstore.storage.inline import InlineObjects
 
 SERVICES_KEY = "docstore.services"
 
@@ -54,6 +55,8 @@ class Services:
             public_url=settings.resolved_public_url,
             secret_key=settings.resolved_secret_key(),
         )
+        if store.kind == "local" and settings.inline_object_max_bytes:
+            store = InlineObjects(store, database, settings.inline_object_max_bytes)
         return cls(settings, database, store, make_cache(settings.redis_url))
 
     def close(self) -> None:

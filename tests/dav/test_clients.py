@@ -45,7 +45,9 @@ def _litmus(dav_server: DavServer, tmp_path: Path) -> None:
         ["litmus", "-k", url, account.email, account.token],
         env={"TESTS": " ".join(SUITES), "PATH": "/usr/bin:/bin"},
         capture_output=True,
-        text=True,
+        # litmus echoes what servers answer: a stray non-UTF-8 byte must not hide its report.
+        encoding="utf-8",
+        errors="replace",
         cwd=tmp_path,
         timeout=300,
         check=False,

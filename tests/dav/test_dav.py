@@ -429,7 +429,7 @@ def test_a_group_of_new_files_overwrites_and_refusals_keeps_each_outcome_apart(
         ("gone/x.txt", b"no folder", {}),
         ("new2.txt", b"new two", {}),
     ]
-    objects_before = {p.name for p in (svc.store.root / "objects").rglob("*") if p.is_file()}
+    objects_before = {o.key for o in svc.store.iter_objects()}
     used_before = ann.me()["used_bytes"]
     answers, statements = _puts_in_a_held_group(api, ann, puts)
     statuses = [a.status_code if a is not None else None for a in answers]
@@ -445,7 +445,7 @@ def test_a_group_of_new_files_overwrites_and_refusals_keeps_each_outcome_apart(
         assert len(items) == count, (name, items)
     kept = [b for (_, b, _), s in zip(puts, statuses, strict=True) if s in (201, 204)]
     assert ann.me()["used_bytes"] == used_before + sum(len(b) for b in kept)
-    objects_after = {p.name for p in (svc.store.root / "objects").rglob("*") if p.is_file()}
+    objects_after = {o.key for o in svc.store.iter_objects()}
     assert len(objects_after - objects_before) == len(kept)  # the refused bodies' are gone
     if not svc.database.is_postgres:
         # One savepoint per overwrite (its writes), per batch of new files, and per job
@@ -468,7 +468,7 @@ def test_a_put_right_after_its_token_is_revoked_is_refused_and_leaves_nothing(
     assert ann.post(f"{API}/auth/logout").status_code == 204  # revokes ann's token
 
     def objects() -> set[str]:
-        return {p.name for p in (svc.store.root / "objects").rglob("*") if p.is_file()}
+        return {o.key for o in svc.store.iter_objects()}
 
     before = objects()
     r = dav(ann, "PUT", f"{DAV}/late.txt", content=b"after the revocation")

@@ -8,13 +8,15 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from docstore.app import create_app
 from docstore.audit.models import AuditLog
 from docstore.documents.models import Blob, Document, DocumentVersion
+from docstore.storage.inline import InlineObject
 from tests.fixtures.app import BASE, Api, make_settings
 
 
@@ -263,16 +265,21 @@ PUBLIC = {
 }
 
 
-def test_download_of_a_lost_object_is_503_not_a_dead_link(api: Api) -> None:
-    """The server checks storage before signing: a missing object is never a 307."""
+@pytest.mark.parametrize("size", [100, 70_000], ids=["inline", "file"])
+def test_download_of_a_lost_object_is_503_not_a_dead_link(api: Api, size: int) -> None:
+    """The server checks storage before signing: a missing object is never a 307 (a small
+    one kept in the database, storage.inline, as a file)."""
     ann = api.register()
-    doc = ann.upload("lost.txt", b"bytes that will vanish").json()
+    doc = ann.upload("lost.txt", os.urandom(size)).json()
     services = api.client.app.state.services  # type: ignore[attr-defined]
     with services.database.transaction() as db:
         blob = db.scalar(
             select(Blob).join(DocumentVersion).where(DocumentVersion.document_id == doc["id"])
         )
         key = blob.storage_key
+        assert key.startswith("inline/") == (size < 65536)
+        # Lost: the row behind its blob row's back (delete() leaves that to the blob row).
+        db.execute(delete(InlineObject).where(InlineObject.storage_key == key))
     services.store.delete(key)
     r = ann.get(f"/api/v1/documents/{doc['id']}/download")
     assert r.status_code == 503, r.text

@@ -1,6 +1,7 @@
 """`kill -9` of the server while a write group (documents.write_group) of small uploads is in
 the middle of its transaction: no answered upload is lost, and nothing of the unanswered
-ones stays (their objects, placed before the transaction, are the storage sweep's).
+ones stays (small files' bytes are rows of that transaction, storage.inline; a file placed
+before it would be the storage sweep's).
 
 A row lock held by the test on one user's row makes the group's transaction wait at that
 user's quota charge, so the kill lands while known uploads are in a group that has stored
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from docstore.documents.models import Blob
+from docstore.storage.inline import inline_store
 from tests.faults.helpers import Client
 from tests.faults.proof import janitor_and_proof
 from tests.faults.sites import Site, locked_waits
@@ -90,16 +92,26 @@ def test_kill9_in_the_middle_of_a_write_group_loses_no_answered_upload(site: Sit
     assert all(j.status in (201, None) for j in during), [(j.status, j.error) for j in during]
     assert any(j.user is held for j in lost)
 
-    # The killed group had stored its bytes before its transaction: objects no blob row
-    # names, which only the storage sweep (in the janitor below) may delete.
+    # Files: the killed group had stored its bytes before its transaction, objects no blob
+    # row names, which only the storage sweep (in the janitor below) may delete. Kept in
+    # the database (storage.inline: local storage, small files), its bytes were to be rows
+    # of that transaction: nothing of them is left at all.
     svc = site.store.services()
     try:
         with svc.database.transaction() as db:
             keys = set(db.scalars(select(Blob.storage_key)))
-        objects = {o.key for o in svc.store.iter_objects("blobs/")}
+        objects = {o.key for o in svc.store.iter_objects("")}
+        inline = inline_store(svc.store) is not None
     finally:
         svc.close()
-    assert objects - keys
+    if inline:
+        assert all(job.data for job in lost) and max(len(j.data) for j in lost) < 65536
+        assert objects and not objects - keys
+        assert {k for k in objects if k.startswith("inline/")} == {
+            k for k in keys if k.startswith("inline/")
+        }
+    else:
+        assert objects - keys
 
     server = site.start()
     clients = {u.user_id: u.on(server.url) for u in users}

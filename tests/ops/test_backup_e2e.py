@@ -175,7 +175,8 @@ def uploads_while(site: Site, folder_id: int, count: int) -> tuple[threading.Thr
     def run() -> None:
         for i in range(count):
             names.append(name := f"during{i}.bin")
-            upload(site, "alice", folder_id, name, os.urandom(2000 + i))
+            # Over the inline limit (64 KiB): each is an object the backup copies.
+            upload(site, "alice", folder_id, name, os.urandom(70_000 + i))
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -240,8 +241,10 @@ def check_restored(
     assert [i["name"] for i in items] == ["doc3.bin"]
 
 
-def round_trip(tmp: Path, site: Site, restore_env: dict[str, str]) -> Path:
-    """Populate, back up during uploads, restore, serve, check; then an incremental run."""
+def round_trip(tmp: Path, site: Site, restore_env: dict[str, str], files_before: int) -> Path:
+    """Populate, back up during uploads, restore, serve, check; then an incremental run.
+    `files_before`: the objects `populate` leaves in storage (on local storage its small
+    uploads are kept in the database, storage.inline, and travel in the dump)."""
     ids = populate(site)
     assert audit(site.env, seal=True)
     dest = tmp / "backup"
@@ -270,11 +273,9 @@ def round_trip(tmp: Path, site: Site, restore_env: dict[str, str]) -> Path:
         server.stop()
 
     second = backup_in_process(site, dest)  # catches up with the uploads the first snapshot missed
-    assert second["copied"] == len(during) - (
-        int(str(first["objects"])) - 5
-    )  # 5: 4 uploads, 1 version
+    assert second["copied"] == len(during) - (int(str(first["objects"])) - files_before)
     for i in range(3):
-        upload(site, "alice", ids["folder"], f"after{i}.bin", os.urandom(1000 + i))
+        upload(site, "alice", ids["folder"], f"after{i}.bin", os.urandom(70_000 + i))
     third = backup_in_process(site, dest)
     assert third["copied"] == 3
     assert third["already_present"] == second["objects"]
@@ -290,7 +291,8 @@ def test_sqlite_local_backup_restores_into_a_fresh_data_dir(
         try:
             site = Site(srv, command_env(srv.data_dir, {"DOCSTORE_DATABASE_URL": url}))
             fresh = tmp_path / "restored"
-            dest = round_trip(tmp_path, site, command_env(fresh, {}))
+            # 1: the version; the 4 uploads (3 KB each) are inline objects, in the dump.
+            dest = round_trip(tmp_path, site, command_env(fresh, {}), files_before=1)
             killed_backup_leaves_the_previous_one(site, dest)
         finally:
             srv.stop()
@@ -332,7 +334,7 @@ def test_a_seal_between_the_dump_and_the_keys_leaves_a_chain_that_verifies(
 def killed_backup_leaves_the_previous_one(site: Site, dest: Path) -> None:
     """kill -9 after the snapshot and the objects are written, before `current` switches."""
     before = os.readlink(dest / "current")
-    upload(site, "alice", "root", "late.bin", os.urandom(777))
+    upload(site, "alice", "root", "late.bin", os.urandom(70_000))  # a file: over the inline limit
     env = {**site.env, "DOCSTORE_BACKUP_STALL": "before-switch"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "docstore.cli.main", "backup", str(dest), "--quiet"],
@@ -392,7 +394,7 @@ def test_postgres_s3_backup_restores_into_a_fresh_database_and_bucket(
 def _run_s3(tmp: Path, site: Site, restore_env: dict[str, str]) -> None:
     """S3 needs --include-blobs for objects; the report names the bucket's protection."""
     site.backup_options = ("--include-blobs",)
-    round_trip(tmp, site, restore_env)
+    round_trip(tmp, site, restore_env, files_before=5)  # 4 uploads, 1 version
     done = docstore(site.env, "backup", str(tmp / "no-blobs"), "--json", "--quiet")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)

@@ -12,12 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from docstore.config import Settings
 from docstore.db import utcnow
 from docstore.documents.models import Blob
-from docstore.storage.local import LocalBlobStore
+from docstore.storage.inline import InlineObject
 from docstore.users.models import User as UserRow
 from tests.fixtures.app import Api
 from tests.retention.helpers import blob_of, services
@@ -50,13 +50,13 @@ def _errors(out: str) -> dict[tuple[str, str], dict[str, Any]]:
 def test_fsck_finds_injected_faults_and_repairs_them(api: Api, settings: Settings) -> None:
     ann, bob = api.register("ann"), api.register("bob")
     lost = ann.upload("lost.txt", b"this object will vanish").json()
-    rotten = ann.upload("rotten.txt", b"these bytes will rot").json()
+    # Over the inline limit: a file that rots; `lost` is a row of the database that goes.
+    rotten = ann.upload("rotten.txt", b"these bytes will rot" * 4000).json()
     miscounted = ann.upload("count.txt", b"a blob with a wrong ref_count").json()
     bob.upload("fine.txt", b"bob's file")
     gone = ann.upload("gone.txt", b"purged long ago").json()
     svc = services(api)
     store = svc.store
-    assert isinstance(store, LocalBlobStore)
     lost_blob = blob_of(api, lost["current_version"]["id"])
     rotten_blob = blob_of(api, rotten["current_version"]["id"])
     counted_blob = blob_of(api, miscounted["current_version"]["id"])
@@ -65,8 +65,11 @@ def test_fsck_finds_injected_faults_and_repairs_them(api: Api, settings: Setting
     assert ann.delete(f"/api/v1/documents/{gone['id']}").status_code == 204
     assert ann.delete(f"/api/v1/trash/{gone['id']}").status_code == 204
 
-    store.delete(lost_blob.storage_key)
-    store.object_path(rotten_blob.storage_key).write_bytes(b"THESE BYTES WILL ROT")  # same size
+    assert lost_blob.storage_key.startswith("inline/")
+    with svc.database.transaction() as db:
+        db.execute(delete(InlineObject).where(InlineObject.storage_key == lost_blob.storage_key))
+    rot = store.object_path(rotten_blob.storage_key)
+    rot.write_bytes(b"THESE BYTES WILL ROT" * 4000)  # same size
     orphan = "blobs/orphan-left-by-a-crash"
     store.put_stream(orphan, [b"nobody knows me"])
     old = time.time() - 3 * 24 * 3600
@@ -107,5 +110,5 @@ def test_fsck_finds_injected_faults_and_repairs_them(api: Api, settings: Setting
         versions = ann.get(f"/api/v1/documents/{doc['id']}/versions").json()["items"]
         assert versions[0]["is_damaged"] is damaged
     # Damaged bytes are never handed out again through deduplication.
-    again = ann.upload("again.txt", b"these bytes will rot").json()
+    again = ann.upload("again.txt", b"these bytes will rot" * 4000).json()
     assert blob_of(api, again["current_version"]["id"]).id != rotten_blob.id

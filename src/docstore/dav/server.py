@@ -65,6 +65,7 @@ from docstore.documents.receive import discard, read_small_body, receive_body, s
 from docstore.documents.recording import NewFile, record_new_files
 from docstore.documents.service import StoredBytes
 from docstore.documents.write_group import Deferred, Then, batching, write_group
+from docstore.documents.write_group import new_key as write_group_key
 from docstore.errors import (
     DocstoreError,
     Forbidden,
@@ -78,6 +79,7 @@ from docstore.server import FRAGMENT_KEY
 from docstore.services import Services
 from docstore.sharing.permissions import Level
 from docstore.storage.base import StorageError
+from docstore.storage.ranges import UNSATISFIABLE, byte_range
 from docstore.users import repository as user_repo
 from docstore.versions import service as versions
 
@@ -278,8 +280,8 @@ class DavApp(LockMethods):
             return Response(b"", media_type=node.mime, headers=headers)
         svc = self.svc(request)
         object_path = getattr(svc.store, "object_path", None)
-        if object_path is not None:
-            path = object_path(key)
+        path = object_path(key) if object_path is not None else None
+        if path is not None:  # a file (an inline object has none: `stream` reads it)
             st = await run_in_threadpool(os.stat, path)
             if stat.S_ISREG(st.st_mode):
                 resp = FileResponse(path, headers=headers, media_type=node.mime, stat_result=st)
@@ -310,25 +312,17 @@ class DavApp(LockMethods):
         headers: dict[str, str],
         head: bool,
     ) -> Response:
-        """Bytes from a store that serves no files (S3), with one byte range."""
+        """Bytes from a store that serves no files (S3) or of an inline object, with one
+        byte range."""
         start, end = 0, size - 1
         status_code = 200
-        rng = request.headers.get("range", "")
-        if rng.startswith("bytes=") and "," not in rng and size > 0:
-            first, _, last = rng[6:].strip().partition("-")
-            try:
-                if first:
-                    start, end = int(first), int(last) if last else size - 1
-                else:
-                    start, end = max(0, size - int(last)), size - 1
-            except ValueError:
-                start, end = 0, size - 1
-            else:
-                if start >= size or start > end:
-                    return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-                end = min(end, size - 1)
-                status_code = 206
-                headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        wanted = byte_range(request.headers.get("range", ""), size)
+        if wanted == UNSATISFIABLE:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        if isinstance(wanted, tuple):
+            start, end = wanted
+            status_code = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(end - start + 1 if size else 0)
         if head:
             return Response(status_code=status_code, headers=headers, media_type=mime)
@@ -504,12 +498,13 @@ class DavApp(LockMethods):
         if blob_id is None:
             data, digest = await read_small_body(request, limit, None)
             order = str(segments[:-1])
-            small_stored = StoredBytes(blob_id=0, key=key, size=len(data), sha256=digest)
+            small_key = write_group_key(svc, len(data))
+            small_stored = StoredBytes(blob_id=0, key=small_key, size=len(data), sha256=digest)
             # A deferred result comes back as its batch's answer for it (write_group).
             created, etag = cast(
                 tuple[bool, str | None],
                 await write_group(svc).submit(
-                    key,
+                    small_key,
                     data,
                     lambda db: finish(db, signed_in(db), small_stored),
                     order=order,

@@ -19,6 +19,7 @@ from docstore.documents.receive import (
     small_length,
 )
 from docstore.documents.schemas import DocumentOut, DocumentPatch, DownloadOut
+from docstore.documents.write_group import new_key as write_group_key
 from docstore.documents.write_group import write_group
 from docstore.schemas import RAW_BODY, Id, problems
 from docstore.services import Services
@@ -114,7 +115,7 @@ async def _upload_small(
         lambda db, actor: (actor, parse_checksum(x_checksum_sha256)), read_only=True
     )
     data, digest = await read_small_body(request, limit, expected)
-    key = blobs.new_key()
+    key = write_group_key(svc, len(data))
     stored = service.StoredBytes(blob_id=0, key=key, size=len(data), sha256=digest)
 
     def record(db: Session) -> DocumentOut:

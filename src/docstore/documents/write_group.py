@@ -10,7 +10,10 @@ one commit serve every request that waited; a lone request pays what it paid bef
 A group, on one worker thread:
 1. each object is written to a temp file, fsynced and renamed into place; then each
    directory that gained a name is fsynced once (`LocalBlobStore.put_many`; other stores
-   put the objects one by one, several at once);
+   put the objects one by one, several at once). An object small enough to be kept
+   inline (`storage.inline`, keys from `new_key`) is not written here: its row is
+   inserted at the end of step 2, in the transaction of its blob row, for the jobs whose
+   work succeeded;
 2. one transaction runs every request's `work` whose bytes were stored, each in a
    savepoint (when there is more than one); works that only checked and `defer`red their
    rows have them written together, set-based, one batch per kind (WebDAV's new files:
@@ -49,7 +52,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from docstore.db import hooks_mark, roll_back_hooks_since
+from docstore.documents import blobs
 from docstore.services import Services
+from docstore.storage.inline import inline_store, is_inline
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +141,10 @@ class WriteGroup:
     def write(self, group: list[_Job[Any]]) -> None:
         """Store the group's bytes, run its work in one transaction; each job's outcome
         is set on it (on a worker thread)."""
-        errors = put_objects(self.svc, [(job.key, job.data) for job in group])
-        stored = []
-        for job, error in zip(group, errors, strict=True):
+        files = [job for job in group if not is_inline(job.key)]
+        errors = put_objects(self.svc, [(job.key, job.data) for job in files])
+        stored = [job for job in group if is_inline(job.key)]
+        for job, error in zip(files, errors, strict=True):
             if error is None:
                 stored.append(job)
             else:
@@ -194,24 +200,33 @@ class WriteGroup:
         with self.svc.database.transaction() as db:
             if len(jobs) == 1:  # alone: the transaction is the job's own
                 jobs[0].outcome = (True, jobs[0].work(db))
-                return
-            db.info[_BATCHING] = True
-            batches: dict[Any, list[tuple[_Job[Any], Deferred]]] = {}
-            for job in jobs:
-                if job.checks_first:
-                    self._checked(db, job)
-                else:
-                    self._in_savepoint(db, job)
-                assert job.outcome is not None
-                ok, result = job.outcome
-                if ok and isinstance(result, Deferred):
-                    batches.setdefault(result.kind, []).append((job, result))
-            again: list[_Job[Any]] = []
-            for batch in batches.values():
-                again += self._record(db, batch)
-            db.info[_BATCHING] = False
-            for job in again:  # each alone now, after the batch it could not be part of
+            else:
+                self._works(db, jobs)
+            # The inline objects of the jobs that succeeded, in their rows' transaction.
+            inline = inline_store(self.svc.store)
+            if inline is not None:
+                ok = [job for job in jobs if is_inline(job.key) and job.outcome and job.outcome[0]]
+                inline.insert(db, [(job.key, job.data) for job in ok])
+
+    def _works(self, db: Session, jobs: list[_Job[Any]]) -> None:
+        """Several jobs' works in one transaction (see `_transaction`)."""
+        db.info[_BATCHING] = True
+        batches: dict[Any, list[tuple[_Job[Any], Deferred]]] = {}
+        for job in jobs:
+            if job.checks_first:
+                self._checked(db, job)
+            else:
                 self._in_savepoint(db, job)
+            assert job.outcome is not None
+            ok, result = job.outcome
+            if ok and isinstance(result, Deferred):
+                batches.setdefault(result.kind, []).append((job, result))
+        again: list[_Job[Any]] = []
+        for batch in batches.values():
+            again += self._record(db, batch)
+        db.info[_BATCHING] = False
+        for job in again:  # each alone now, after the batch it could not be part of
+            self._in_savepoint(db, job)
 
     def _in_savepoint(self, db: Session, job: _Job[Any]) -> None:
         """The job's work in a savepoint; its outcome set (its error rolls back only it)."""
@@ -323,6 +338,13 @@ class Then:
 def batching(db: Session) -> bool:
     """Whether a work running in this transaction may `defer` its rows."""
     return bool(db.info.get(_BATCHING))
+
+
+def new_key(svc: Services, size: int) -> str:
+    """The key for a body of `size` bytes that goes through the group: an inline one
+    (kept in the database, `storage.inline`) where the store keeps objects that small."""
+    inline = inline_store(svc.store)
+    return inline.new_key() if inline is not None and inline.takes(size) else blobs.new_key()
 
 
 def write_group(svc: Services) -> WriteGroup:

@@ -22,10 +22,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy.engine import make_url
 
 # Every object a version points at: what a restore needs in storage. Objects of blobs no
-# version references (pending uploads, GC's queue) are not needed and are not copied.
+# version references (pending uploads, GC's queue) are not needed and are not copied, and
+# inline objects (storage.inline) are rows of the dump itself.
 REFERENCED = (
     "SELECT storage_key, sha256, size_bytes FROM blobs"
-    " WHERE id IN (SELECT blob_id FROM document_versions) ORDER BY storage_key"
+    " WHERE id IN (SELECT blob_id FROM document_versions)"
+    " AND storage_key NOT LIKE 'inline/%' ORDER BY storage_key"
 )
 COUNTED = ("users", "folders", "documents", "document_versions", "blobs", "shares", "audit_log")
 PACKAGE = "postgresql-client"

@@ -123,6 +123,7 @@ def check(settings: Settings) -> FsckReport:
     from docstore import migrate
     from docstore.retention import fsck
     from docstore.services import Services
+    from docstore.storage.inline import write_out
     from docstore.users.service import ensure_default_plan
 
     svc = Services.from_settings(settings)
@@ -130,6 +131,8 @@ def check(settings: Settings) -> FsckReport:
         migrate.upgrade(svc.database.engine)
         with svc.database.transaction() as db:
             ensure_default_plan(db)
+        # A local installation's small files, kept in its database, restored onto S3.
+        write_out(svc.database, svc.store)
         return fsck.run(svc)
     finally:
         svc.close()
