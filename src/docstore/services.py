@@ -55,7 +55,7 @@ class Services:
             public_url=settings.resolved_public_url,
             secret_key=settings.resolved_secret_key(),
         )
-        if store.kind == "local" and settings.inline_object_max_bytes:
+        if store.kind == "local":  # reads inline objects even once new ones are turned off
             store = InlineObjects(store, database, settings.inline_object_max_bytes)
         return cls(settings, database, store, make_cache(settings.redis_url))
 

@@ -174,15 +174,26 @@ def test_inline_objects_can_be_turned_off(tmp_path: Path, database_url: str) -> 
     from docstore.app import create_app
     from tests.fixtures.app import BASE, make_settings
 
+    """Turned off, a small file is a file again; those kept before are still served."""
+    settings = make_settings(tmp_path, database_url)
+    with TestClient(create_app(settings), base_url=BASE, follow_redirects=False) as client:
+        api = Api(client)
+        alice = api.register("alice")
+        before = os.urandom(100)
+        assert alice.upload("before.bin", before).status_code == 201
+        assert list(rows(api).values()) == [before]
+        token = alice.token
     settings = make_settings(tmp_path, database_url, inline_object_max_bytes=0)
     with TestClient(create_app(settings), base_url=BASE, follow_redirects=False) as client:
         api = Api(client)
-        alice = api.register()
-        data = os.urandom(100)
+        alice = alice_on(api, token)
+        data, empty = os.urandom(100), b""
         assert alice.upload("small.bin", data).status_code == 201
-        assert rows(api) == {}
-        assert [p.read_bytes() for p in files(settings)] == [data]
-        assert alice.download(doc_named(alice, "small.bin")["id"]).content == data
+        assert alice.upload("empty.bin", empty).status_code == 201
+        assert list(rows(api).values()) == [before]
+        assert sorted(p.read_bytes() for p in files(settings)) == [empty, data]
+        for name, body in (("small.bin", data), ("empty.bin", empty), ("before.bin", before)):
+            assert alice.download(doc_named(alice, name)["id"]).content == body
 
 
 def test_a_downgrade_past_inline_objects_refuses_to_lose_them(api: Api, settings: Settings) -> None:

@@ -110,8 +110,9 @@ class InlineObjects:
     # -- writing (in the blob row's transaction) ---------------------------------------
 
     def takes(self, size: int) -> bool:
-        """Whether an object of `size` bytes received whole is kept inline."""
-        return size <= self.max_bytes
+        """Whether an object of `size` bytes received whole is kept inline (none with a
+        limit of 0: inline objects are turned off, those stored before are still read)."""
+        return self.max_bytes > 0 and size <= self.max_bytes
 
     @staticmethod
     def new_key() -> str:
