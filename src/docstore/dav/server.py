@@ -79,7 +79,7 @@ from docstore.server import FRAGMENT_KEY
 from docstore.services import Services
 from docstore.sharing.permissions import Level
 from docstore.storage.base import StorageError
-from docstore.storage.ranges import UNSATISFIABLE, byte_range
+from docstore.storage.ranges import answer_range, unsatisfiable
 from docstore.users import repository as user_repo
 from docstore.versions import service as versions
 
@@ -314,15 +314,10 @@ class DavApp(LockMethods):
     ) -> Response:
         """Bytes from a store that serves no files (S3) or of an inline object, with one
         byte range."""
-        start, end = 0, size - 1
-        status_code = 200
-        wanted = byte_range(request.headers.get("range", ""), size)
-        if wanted == UNSATISFIABLE:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-        if isinstance(wanted, tuple):
-            start, end = wanted
-            status_code = 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        span = answer_range(request.headers.get("range", ""), size, headers)
+        if span is None:
+            return Response(status_code=416, headers=unsatisfiable(size))
+        status_code, start, end = span
         headers["Content-Length"] = str(end - start + 1 if size else 0)
         if head:
             return Response(status_code=status_code, headers=headers, media_type=mime)

@@ -25,7 +25,7 @@ from docstore.storage.local.multipart import (
     PartWriter,
 )
 from docstore.storage.local.signing import SignatureError
-from docstore.storage.ranges import UNSATISFIABLE, byte_range
+from docstore.storage.ranges import answer_range, unsatisfiable
 
 # Read size for local downloads (see get_object).
 DOWNLOAD_CHUNK = 4 * 1024 * 1024
@@ -218,17 +218,12 @@ async def _inline_object(request: Request, key: str, headers: dict[str, str]) ->
             data = f.read()
     except KeyError:
         return _problem(404, "not_found", "The object does not exist.")
-    size = len(data)
     headers["Accept-Ranges"] = "bytes"
-    status_code = 200
-    wanted = byte_range(request.headers.get("range", ""), size)
-    if wanted == UNSATISFIABLE:
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    if isinstance(wanted, tuple):
-        start, end = wanted
-        data = data[start : end + 1]
-        status_code = 206
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    span = answer_range(request.headers.get("range", ""), len(data), headers)
+    if span is None:
+        return Response(status_code=416, headers=unsatisfiable(len(data)))
+    status_code, start, end = span
+    data = data[start : end + 1]
     body = b"" if request.method == "HEAD" else data
     headers["Content-Length"] = str(len(data))
     return Response(body, status_code=status_code, headers=headers)

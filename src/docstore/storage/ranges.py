@@ -23,3 +23,21 @@ def byte_range(header: str, size: int) -> tuple[int, int] | str | None:
     if start < 0 or start >= size or start > end:
         return UNSATISFIABLE
     return start, min(end, size - 1)
+
+
+def answer_range(header: str, size: int, headers: dict[str, str]) -> tuple[int, int, int] | None:
+    """How to answer a `Range` header over `size` bytes: (status, first, last byte), 206
+    with its Content-Range put in `headers`, or 200 over the whole object; None for 416
+    (its Content-Range: `unsatisfiable(size)`)."""
+    wanted = byte_range(header, size)
+    if wanted == UNSATISFIABLE:
+        return None
+    if isinstance(wanted, tuple):
+        headers["Content-Range"] = f"bytes {wanted[0]}-{wanted[1]}/{size}"
+        return 206, wanted[0], wanted[1]
+    return 200, 0, size - 1
+
+
+def unsatisfiable(size: int) -> dict[str, str]:
+    """The headers of a 416 answer over `size` bytes."""
+    return {"Content-Range": f"bytes */{size}"}
