@@ -111,7 +111,7 @@ def test_dedup_lookups_use_the_hash_index_and_find_only_healthy_active_blobs(
     planner, without statistics, answered its `IN` from the (state, unreferenced_at) index,
     reading every active blob per lookup; `db.sql.not_indexed` keeps it on the hash's own
     index. It still finds only verified, healthy, active blobs, the oldest first."""
-    from docstore.documents.blobs import _DEDUP_TARGETS, find_dedup_targets
+    from docstore.documents.blobs import _DEDUP_PROBE, _DEDUP_TARGETS, find_dedup_targets
 
     wanted, other = "a" * 64, "b" * 64
     with database.transaction() as db:
@@ -126,12 +126,23 @@ def test_dedup_lookups_use_the_hash_index_and_find_only_healthy_active_blobs(
             blob = inserted(db, _INSERT, {**_values(key), "sha256": wanted, **changes})
             ids.append(blob.id)
         inserted(db, _INSERT, {**_values("other"), "sha256": other, "size_bytes": 9})
+        sick = "d" * 64  # held by a damaged blob only
+        inserted(db, _INSERT, {**_values("sick"), "sha256": sick, "damaged": True})
     with database.transaction() as db:
         found = find_dedup_targets(db, {(wanted, 3), (other, 9), ("c" * 64, 1)})
         assert {k: b.storage_key for k, b in found.items()} == {
             (wanted, 3): "old",
             (other, 9): "other",
         }
+        assert find_dedup_targets(db, {(sick, 3), ("c" * 64, 1)}) == {}
+        assert find_dedup_targets(db, {(sick, 3), (other, 9)})[(other, 9)].storage_key == "other"
+        if database.engine.dialect.name == "sqlite":
+            # The probe that answers "none" on the fast path searches the same index.
+            probe = str(_DEDUP_PROBE.compile(dialect=database.engine.dialect))
+            driver_: Any = db.connection().connection.driver_connection
+            rows_ = driver_.execute(f"EXPLAIN QUERY PLAN {probe}", ("[]", "active", 1, 0))
+            details_ = " | ".join(str(row[-1]) for row in rows_.fetchall())
+            assert "ix_blobs_sha256" in details_ and "ix_blobs_state_unref" not in details_
         if database.engine.dialect.name == "sqlite":
             compiled = _DEDUP_TARGETS.compile(dialect=database.engine.dialect)
             sql = str(compiled).replace("__[POSTCOMPILE_sha256s]", "?, ?")

@@ -372,6 +372,18 @@ class DavBase:
         db.flush()
 
     @staticmethod
+    async def body(request: Request) -> bytes:
+        """A small request body (XML, or none): without Content-Length or Transfer-Encoding
+        a request has none (RFC 9112, 6.3), and rclone's MKCOL before each upload then
+        waits for no receive at all."""
+        headers = request.headers
+        if headers.get("content-length", "0").strip() == "0" and (
+            "transfer-encoding" not in headers
+        ):
+            return b""
+        return await request.body()
+
+    @staticmethod
     def length(request: Request, limit: int) -> int | None:
         raw = request.headers.get("content-length")
         if raw is None:

@@ -162,7 +162,7 @@ class DavApp(LockMethods):
             raise DavError(400, f"Depth must be 0, 1 or infinity, not {depth!r}.")
         if depth == "infinity":
             raise DavError(403, body=error_body("propfind-finite-depth"))
-        mode, names = P.propfind_request(await request.body())
+        mode, names = P.propfind_request(await self.body(request))
 
         def run(db: Session, actor: Actor) -> str:
             target = resolve(db, actor, segments)
@@ -520,7 +520,7 @@ class DavApp(LockMethods):
         return Response(status_code=201 if created else 204, headers=headers)
 
     async def mkcol(self, request: Request, segments: list[str], slash: bool) -> Response:
-        body = await request.body()
+        body = await self.body(request)
         if body:
             raise DavError(415, "MKCOL takes no body.")
 

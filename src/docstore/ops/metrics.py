@@ -99,17 +99,42 @@ class RequestMetrics:
 
     @staticmethod
     def _count(method: str, route: str, status: int, received: int, sent: int, t0: float) -> None:
-        labels = (method, route, str(status))
-        metrics.REQUESTS.labels(*labels).inc()
-        metrics.LATENCY.labels(*labels).observe(time.perf_counter() - t0)
+        key = (method, route, status)
+        children = _CHILDREN.get(key)
+        if children is None:
+            # prometheus_client's `labels()` validates and locks on every call (4 % of the
+            # server's GIL time under rclone, py-spy): its children are looked up once per
+            # method, route template and status (a bounded set) and kept.
+            labels = (method, route, str(status))
+            children = _CHILDREN[key] = (
+                metrics.REQUESTS.labels(*labels),
+                metrics.LATENCY.labels(*labels),
+            )
+        requests, latency = children
+        requests.inc()
+        latency.observe(time.perf_counter() - t0)
         if received:
-            metrics.RECEIVED.labels(route).inc(received)
+            _by_route(metrics.RECEIVED, route).inc(received)
         if sent:
-            metrics.SENT.labels(route).inc(sent)
+            _by_route(metrics.SENT, route).inc(sent)
             if method == "GET" and (route in _DOWNLOAD_ROUTES or route.startswith("/dav")):
                 metrics.DOWNLOADED.inc(sent)
         if status == 507:
             metrics.QUOTA_REJECTIONS.inc()
+
+
+# RequestMetrics' labelled children by (method, route template, status), and by route.
+_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_ROUTE_CHILDREN: dict[tuple[int, str], Any] = {}
+
+
+def _by_route(counter: Any, route: str) -> Any:
+    """`counter.labels(route)`, looked up once (a series appears when first counted)."""
+    key = (id(counter), route)
+    child = _ROUTE_CHILDREN.get(key)
+    if child is None:
+        child = _ROUTE_CHILDREN[key] = counter.labels(route)
+    return child
 
 
 class StateCollector(Collector):
