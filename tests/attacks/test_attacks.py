@@ -188,7 +188,8 @@ def test_tampered_or_expired_signed_urls_are_refused(api: Api) -> None:
         assert r.status_code in (403, 404), (bad, r.text)
 
     # Expired: the server's clock moves past `expires` (the store's clock, not a sleep).
-    store = api.client.app.state.services.store  # type: ignore[attr-defined]
+    # The local store signs and checks the URLs (svc.store wraps it: storage.inline).
+    store = api.client.app.state.services.store.inner  # type: ignore[attr-defined]
     real_clock = store._clock
     store._clock = lambda: real_clock() + 3 * 24 * 3600
     try:

@@ -1179,7 +1179,8 @@ class Model(RuleBasedStateMachine):
         object, reference counts exact, and the model's versions point at their bytes."""
         svc = self.api.client.app.state.services  # type: ignore[attr-defined]
         gc.collect(svc.database, svc.store, svc.settings, now=utcnow() + timedelta(seconds=1))
-        objects = {o.key for o in svc.store.iter_objects(gc.BLOB_PREFIX)}
+        # Files under blobs/ and the small ones kept in the database (storage.inline).
+        objects = {o.key for o in svc.store.iter_objects("")}
         with svc.database.transaction() as db:
             refs = dict(
                 db.execute(

@@ -105,6 +105,8 @@ def search(
         raise BadRequest("kind must be 'document' or 'folder'.")
     if owner is not None and owner not in OWNERS:
         raise BadRequest("owner must be 'me' or 'others'.")
+    if mime is not None and "\x00" in mime:  # no type has one; PostgreSQL text refuses it
+        raise BadRequest("mime may not contain NUL characters.")
     within = get_folder_for(db, actor, folder_id)[0] if folder_id is not None else None
     filters = repo.Filters(kind, mime or None, modified_after, owner, within)
     postgres = db.get_bind().dialect.name == "postgresql"
