@@ -348,12 +348,13 @@ class DavApp(LockMethods):
         if request.headers.get("content-range"):
             raise DavError(400, "Content-Range is not supported on PUT.")
 
-        key = blobs.new_key()
         # A small body (rclone copy of many small files) takes the small path: body in
         # memory, bytes and rows through the write group (a new file needs no pending row;
-        # a new version's is written and activated in the group's transaction).
+        # a new version's is written and activated in the group's transaction), under a
+        # key that keeps it in the database where the store does (`write_group.new_key`).
         small = small_length(request)
         small = small if small is not None and small <= limit else None
+        key = blobs.new_key() if small is None else write_group_key(svc, small)
 
         def checks(db: Session, actor: Actor, target: Target) -> None:
             """What a PUT must meet, before the body (large) and again with the rows."""
@@ -493,13 +494,12 @@ class DavApp(LockMethods):
         if blob_id is None:
             data, digest = await read_small_body(request, limit, None)
             order = str(segments[:-1])
-            small_key = write_group_key(svc, len(data))
-            small_stored = StoredBytes(blob_id=0, key=small_key, size=len(data), sha256=digest)
+            small_stored = StoredBytes(blob_id=0, key=key, size=len(data), sha256=digest)
             # A deferred result comes back as its batch's answer for it (write_group).
             created, etag = cast(
                 tuple[bool, str | None],
                 await write_group(svc).submit(
-                    small_key,
+                    key,
                     data,
                     lambda db: finish(db, signed_in(db), small_stored),
                     order=order,

@@ -21,13 +21,15 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy.engine import make_url
 
+from docstore.storage.inline import INLINE_PREFIX
+
 # Every object a version points at: what a restore needs in storage. Objects of blobs no
 # version references (pending uploads, GC's queue) are not needed and are not copied, and
 # inline objects (storage.inline) are rows of the dump itself.
 REFERENCED = (
-    "SELECT storage_key, sha256, size_bytes FROM blobs"
+    "SELECT storage_key, sha256, size_bytes FROM blobs"  # noqa: S608 (constants only)
     " WHERE id IN (SELECT blob_id FROM document_versions)"
-    " AND storage_key NOT LIKE 'inline/%' ORDER BY storage_key"
+    f" AND storage_key NOT LIKE '{INLINE_PREFIX}%' ORDER BY storage_key"
 )
 COUNTED = ("users", "folders", "documents", "document_versions", "blobs", "shares", "audit_log")
 PACKAGE = "postgresql-client"

@@ -76,6 +76,8 @@ _LIST = (
     .order_by(InlineObject.storage_key)
     .limit(LIST_PAGE)
 )
+# `write_out`'s pages: keys with their bytes, at most 100 x 256 KiB held at once.
+_WRITE_OUT = select(InlineObject.storage_key, InlineObject.data).limit(100)
 # One statement per group, executemany: an object is stored only if its blob row exists.
 _BLOBS = table("blobs", column("storage_key", String))
 _INSERT_NAMED = insert(cast(Table, InlineObject.__table__)).from_select(
@@ -203,16 +205,14 @@ def write_out(database: Database, store: BlobStore) -> int:
     moved = 0
     while True:
         with database.read_engine.connect() as conn:
-            page = conn.execute(select(InlineObject.storage_key).limit(LIST_PAGE)).scalars().all()
+            page = conn.execute(_WRITE_OUT).all()
         if not page:
             return moved
-        for key in page:
-            with database.read_engine.connect() as conn:
-                data = conn.execute(_DATA, {"key": key}).scalar()
-            if data is not None:
-                store.put_stream(key, iter((data,)))
+        for key, data in page:
+            store.put_stream(key, iter((data,)))
+        keys = [key for key, _ in page]
         with database.transaction() as db:
-            db.execute(delete(InlineObject).where(InlineObject.storage_key.in_(page)))
+            db.execute(delete(InlineObject).where(InlineObject.storage_key.in_(keys)))
         moved += len(page)
 
 
