@@ -210,8 +210,9 @@ class BodyReader:
         self.parsed = 0  # body bytes httptools has handed to uvicorn for this request
         self._taken = False
 
-    def take(self) -> tuple[bytes, socket.socket, int] | None:
-        """(bytes already received, the socket, bytes left), or None: read it as ASGI."""
+    def take(self, min_left: int = 0) -> tuple[bytes, socket.socket, int] | None:
+        """(bytes already received, the socket, bytes left), or None: read it as ASGI, as
+        also when fewer than `min_left` bytes are left (not worth the connection)."""
         p, cycle = self._protocol, self._cycle
         if self._taken or p.cycle is not cycle or cycle.response_started or cycle.disconnected:
             return None
@@ -225,7 +226,7 @@ class BodyReader:
                 return None
             if name == b"content-length":
                 length = _as_int(value)
-        if length is None or length <= self.parsed:
+        if length is None or length - self.parsed < max(min_left, 1):
             return None
         raw = p.transport.get_extra_info("socket")
         if raw is None:
